@@ -1,0 +1,467 @@
+//! The commands. Each loads the config, builds the adapters through `App`, calls into
+//! `sluice_core`, and prints a table or JSON.
+
+use anyhow::{anyhow, bail, Result};
+use clap::Args;
+use serde::Serialize;
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use sluice_core::plan::plan_table;
+use sluice_core::ports::{HistoryStore, RunRecord, RunState};
+use sluice_core::run::{error_chain, ExportRunSummary, Observer, Ports, Quiet, RunOptions, Runner};
+use sluice_core::spec::{Config, ConfigError, ExportSpec, ExportState};
+use sluice_core::Error as CoreError;
+
+use crate::app::App;
+use crate::progress::Progress;
+use crate::{demo, exit, output, Cli, Command};
+
+/// How long a run holds its export's lease without renewing it. A dead process's lease on this
+/// machine is taken over at once; one on another machine waits this long.
+const LEASE_TTL: Duration = Duration::from_secs(3600);
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct RunArgs {
+    /// Run only this export (repeatable). Default: every active export.
+    #[arg(long = "export", short = 'e', value_name = "NAME")]
+    pub exports: Vec<String>,
+    /// Run only this table of the export(s) (repeatable).
+    #[arg(long = "table", short = 't', value_name = "TABLE")]
+    pub tables: Vec<String>,
+    /// Ignore the committed watermark: export every row up to now, then commit the new bound.
+    #[arg(long)]
+    pub full_refresh: bool,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct PlanArgs {
+    /// Plan only this export (repeatable). Default: every export.
+    #[arg(long = "export", short = 'e', value_name = "NAME")]
+    pub exports: Vec<String>,
+    /// Plan as for `run --full-refresh`.
+    #[arg(long)]
+    pub full_refresh: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct HistoryArgs {
+    /// The export.
+    pub export: String,
+    /// How many run records to show.
+    #[arg(long, default_value_t = 20)]
+    pub limit: usize,
+}
+
+pub async fn dispatch(cli: Cli) -> u8 {
+    let result = match &cli.command {
+        Command::Demo(args) => demo::demo(args).await,
+        Command::Validate => validate(&cli),
+        Command::Run(args) => with_app(&cli, |app| run(app, args, cli.json)).await,
+        Command::Plan(args) => with_app(&cli, |app| plan(app, args, cli.json)).await,
+        Command::Status => with_app(&cli, |app| status(app, cli.json)).await,
+        Command::History(args) => with_app(&cli, |app| history(app, args, cli.json)).await,
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", chain(&e));
+            exit_code(&e)
+        }
+    }
+}
+
+/// The whole cause chain, without repeating a cause a message already quotes.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let s = cause.to_string();
+        if out.contains(&s) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&s);
+    }
+    out
+}
+
+fn exit_code(e: &anyhow::Error) -> u8 {
+    if e.downcast_ref::<ConfigError>().is_some() {
+        return exit::USAGE;
+    }
+    match e.downcast_ref::<CoreError>() {
+        Some(CoreError::Config(_)) => exit::USAGE,
+        Some(CoreError::LeaseHeld { .. }) => exit::BUSY,
+        _ => exit::FAILED,
+    }
+}
+
+fn load(cli: &Cli) -> Result<Config> {
+    let config = Config::load(&cli.config)?;
+    for w in &config.warnings {
+        tracing::warn!(key = %w.key, "{}", w);
+    }
+    Ok(config)
+}
+
+async fn with_app<F, Fut>(cli: &Cli, f: F) -> Result<u8>
+where
+    F: FnOnce(App) -> Fut,
+    Fut: std::future::Future<Output = Result<u8>>,
+{
+    let config = load(cli)?;
+    let app = App::open(config, cli.history.clone())?;
+    f(app).await
+}
+
+fn select<'a>(config: &'a Config, names: &[String], only_active: bool) -> Result<Vec<&'a ExportSpec>> {
+    if names.is_empty() {
+        return Ok(config.exports.iter().filter(|e| !only_active || e.state == ExportState::Active).collect());
+    }
+    names.iter().map(|n| config.export(n).map_err(Into::into)).collect()
+}
+
+fn print_json<T: Serialize>(value: &T) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(value)?);
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+
+pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
+    let exports = select(&app.config, &args.exports, true)?;
+    if exports.is_empty() {
+        bail!("no active export to run; set state = \"active\" on one or name it with --export");
+    }
+    for e in &exports {
+        if e.state == ExportState::Draft {
+            bail!("export {:?} is a draft; set state = \"active\" to run it", e.name);
+        }
+        for t in &args.tables {
+            if !e.tables.iter().any(|s| &s.name == t) {
+                bail!(
+                    "export {:?} has no table {t:?}; its tables: {}",
+                    e.name,
+                    e.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
+                );
+            }
+        }
+    }
+    let progress = Progress::new();
+    let observer: &dyn Observer = if !json && std::io::stderr().is_terminal() { &progress } else { &Quiet };
+    let opts = RunOptions {
+        full_refresh: args.full_refresh,
+        tables: (!args.tables.is_empty()).then(|| args.tables.clone()),
+        host: app.host.clone(),
+        pid: std::process::id(),
+        lease_ttl: LEASE_TTL,
+    };
+
+    let mut summaries: Vec<ExportRunSummary> = Vec::new();
+    let mut errors: Vec<CoreError> = Vec::new();
+    for export in exports {
+        let source = app.source(export)?;
+        let store = app.store(export)?;
+        let ports =
+            Ports { source: source.as_ref(), store: store.as_ref(), history: &app.history, events: &app.events };
+        match Runner::new(ports, observer).run(export, &opts).await {
+            Ok(summary) => {
+                if !json {
+                    print!("{}", render_summary(&summary, &store.location()));
+                }
+                summaries.push(summary);
+            }
+            Err(e) => {
+                eprintln!("error: {}", error_chain(&e));
+                errors.push(e);
+            }
+        }
+    }
+    if json {
+        print_json(&summaries)?;
+    }
+    let failed = summaries.iter().any(|s| !s.succeeded) || errors.iter().any(|e| !e.is_lease_held());
+    Ok(if failed {
+        exit::FAILED
+    } else if !errors.is_empty() {
+        exit::BUSY
+    } else {
+        exit::OK
+    })
+}
+
+pub fn render_summary(s: &ExportRunSummary, location: &str) -> String {
+    let rows: Vec<Vec<String>> = s
+        .tables
+        .iter()
+        .map(|t| {
+            vec![
+                t.table.clone(),
+                t.state.as_str().to_string(),
+                t.window.to_string(),
+                output::count(t.rows),
+                t.parts.to_string(),
+                output::bytes(t.bytes),
+                t.manifest_key
+                    .as_ref()
+                    .filter(|_| t.state == RunState::Succeeded)
+                    .cloned()
+                    .unwrap_or_else(|| t.error.clone().unwrap_or_default()),
+            ]
+        })
+        .collect();
+    let mut out = format!(
+        "export {} run {}: {} in {} ({} rows, {} parts, {}) -> {}\n",
+        s.export,
+        s.run_id,
+        if s.succeeded { "succeeded" } else { "FAILED" },
+        output::duration_ms(s.duration_ms),
+        output::count(s.rows),
+        s.parts,
+        output::bytes(s.bytes),
+        location
+    );
+    out.push_str(&indent(&output::table(
+        &["TABLE", "RESULT", "WINDOW", "ROWS", "PARTS", "BYTES", "MANIFEST / ERROR"],
+        &rows,
+    )));
+    out
+}
+
+fn indent(s: &str) -> String {
+    s.lines().map(|l| format!("  {l}\n")).collect()
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct PlanEntry {
+    export: String,
+    table: String,
+    strategy: String,
+    window: sluice_core::value::Window,
+    window_empty: bool,
+    sql: Option<String>,
+    params: Vec<sluice_core::value::Watermark>,
+    rows: u64,
+    null_rows: u64,
+}
+
+pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
+    let mut entries = Vec::new();
+    for export in select(&app.config, &args.exports, false)? {
+        let source = app.source(export)?;
+        for table in &export.tables {
+            let committed = app.history.watermark(&export.name, &table.name).await?.map(|w| w.watermark);
+            let p = plan_table(source.as_ref(), export, table, committed, args.full_refresh).await?;
+            let (sql, params, rows) = match &p.query {
+                Some(q) => {
+                    let r = source.render(q);
+                    let n = source.count(q).await.map_err(|e| {
+                        anyhow!(CoreError::Source { export: export.name.clone(), table: table.name.clone(), source: e })
+                    })?;
+                    (Some(r.sql), r.params, n)
+                }
+                None => (None, Vec::new(), 0),
+            };
+            entries.push(PlanEntry {
+                export: export.name.clone(),
+                table: table.name.clone(),
+                strategy: p.strategy.to_string(),
+                window_empty: p.window.is_empty() && p.strategy != "full",
+                window: p.window,
+                sql,
+                params,
+                rows,
+                null_rows: p.null_rows,
+            });
+        }
+    }
+    if json {
+        print_json(&entries)?;
+        return Ok(exit::OK);
+    }
+    for e in &entries {
+        println!("{}/{} ({})", e.export, e.table, e.strategy);
+        if e.strategy != "full" {
+            println!("  window:    {}{}", e.window, if e.window_empty { "  (empty: nothing to export)" } else { "" });
+        }
+        if let Some(sql) = &e.sql {
+            println!("  sql:       {sql}");
+            for (i, p) in e.params.iter().enumerate() {
+                println!("  param {}:   {}", i + 1, serde_json::to_string(p)?);
+            }
+        }
+        println!("  rows:      {}", output::count(e.rows));
+        if e.null_rows > 0 {
+            println!("  warning:   {} rows have a NULL incremental column and are in no window; set incremental.fallback_column", output::count(e.null_rows));
+        }
+    }
+    Ok(exit::OK)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Serialize)]
+struct TableStatus {
+    table: String,
+    last_run: Option<String>,
+    last_result: Option<String>,
+    last_finished: Option<chrono::DateTime<chrono::Utc>>,
+    rows: u64,
+    watermark: Option<sluice_core::value::Watermark>,
+    last_success: Option<String>,
+    last_error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ExportStatus {
+    export: String,
+    state: String,
+    running: Option<String>,
+    destination: String,
+    schedule: Option<String>,
+    tables: Vec<TableStatus>,
+}
+
+async fn export_status(app: &App, export: &ExportSpec) -> Result<ExportStatus> {
+    let runs: Vec<RunRecord> = app.history.runs(&export.name, 1000).await?;
+    let marks = app.history.watermarks(&export.name).await?;
+    let lease = app.history.lease(&export.name).await?;
+    let tables = export
+        .tables
+        .iter()
+        .map(|t| {
+            let mine: Vec<&RunRecord> = runs.iter().filter(|r| r.table == t.name).collect();
+            let last = mine.first();
+            TableStatus {
+                table: t.name.clone(),
+                last_run: last.map(|r| r.run_id.clone()),
+                last_result: last.map(|r| r.state.as_str().to_string()),
+                last_finished: last.and_then(|r| r.finished_at),
+                rows: last.map_or(0, |r| r.rows),
+                watermark: marks.iter().find(|m| m.table == t.name).map(|m| m.watermark.clone()),
+                last_success: mine.iter().find(|r| r.state == RunState::Succeeded).map(|r| r.run_id.clone()),
+                last_error: mine.iter().find_map(|r| r.error.clone()),
+            }
+        })
+        .collect();
+    Ok(ExportStatus {
+        export: export.name.clone(),
+        state: export.state.as_str().to_string(),
+        running: lease.map(|l| l.owner.to_string()),
+        destination: export.destination.to_string(),
+        schedule: export.schedule.clone(),
+        tables,
+    })
+}
+
+pub async fn status(app: App, json: bool) -> Result<u8> {
+    let mut all = Vec::new();
+    for export in &app.config.exports {
+        all.push(export_status(&app, export).await?);
+    }
+    if json {
+        print_json(&all)?;
+    } else {
+        print!("{}", render_status(&all));
+    }
+    Ok(exit::OK)
+}
+
+fn render_status(all: &[ExportStatus]) -> String {
+    let mut rows = Vec::new();
+    for e in all {
+        for t in &e.tables {
+            rows.push(vec![
+                e.export.clone(),
+                if e.running.is_some() { format!("{} (running)", e.state) } else { e.state.clone() },
+                t.table.clone(),
+                t.last_run.clone().unwrap_or_else(|| "never".into()),
+                t.last_result.clone().unwrap_or_default(),
+                output::count(t.rows),
+                t.watermark.as_ref().map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
+                t.last_error.as_deref().map(|s| truncate(s, 80)).unwrap_or_default(),
+            ]);
+        }
+    }
+    output::table(&["EXPORT", "STATE", "TABLE", "LAST RUN", "RESULT", "ROWS", "WATERMARK", "LAST ERROR"], &rows)
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        format!("{}…", s.chars().take(n).collect::<String>())
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+
+pub async fn history(app: App, args: &HistoryArgs, json: bool) -> Result<u8> {
+    app.config.export(&args.export)?;
+    let runs = app.history.runs(&args.export, args.limit).await?;
+    if json {
+        print_json(&runs)?;
+        return Ok(exit::OK);
+    }
+    if runs.is_empty() {
+        println!("export {} has no runs yet; start one with `sluice run --export {}`", args.export, args.export);
+        return Ok(exit::OK);
+    }
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.run_id.clone(),
+                r.table.clone(),
+                r.state.as_str().to_string(),
+                if r.strategy == "full" { "full".into() } else { r.window.to_string() },
+                output::count(r.rows),
+                r.parts.to_string(),
+                output::bytes(r.bytes),
+                r.finished_at
+                    .map(|f| output::duration_ms((f - r.started_at).num_milliseconds().max(0) as u64))
+                    .unwrap_or_default(),
+                r.error.as_deref().map(|s| truncate(s, 80)).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    print!("{}", output::table(&["RUN", "TABLE", "STATE", "WINDOW", "ROWS", "PARTS", "BYTES", "TOOK", "ERROR"], &rows));
+    Ok(exit::OK)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+fn validate(cli: &Cli) -> Result<u8> {
+    let config = load(cli)?;
+    let tables: usize = config.exports.iter().map(|e| e.tables.len()).sum();
+    println!(
+        "{}: ok ({} sources, {} exports, {} tables)",
+        config.path.display(),
+        config.sources.len(),
+        config.exports.len(),
+        tables
+    );
+    for e in &config.exports {
+        println!(
+            "  {} [{}] {} -> {} ({}): {}",
+            e.name,
+            e.state.as_str(),
+            e.source,
+            e.destination,
+            e.format.extension(),
+            e.tables
+                .iter()
+                .map(|t| format!("{} ({})", t.name, t.incremental.strategy()))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    for w in &config.warnings {
+        println!("  warning: {w}");
+    }
+    Ok(exit::OK)
+}

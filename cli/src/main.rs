@@ -1,0 +1,91 @@
+//! `sluice`: runs exports on one machine with the embedded adapters, and shows their plan,
+//! status and history. Exit codes: 0 success, 1 a run or command failed, 2 the config or the
+//! command line is wrong, 3 the export is already running elsewhere (its lease is held).
+
+mod app;
+mod commands;
+mod demo;
+mod output;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit codes scripts can rely on.
+pub mod exit {
+    pub const OK: u8 = 0;
+    pub const FAILED: u8 = 1;
+    pub const USAGE: u8 = 2;
+    pub const BUSY: u8 = 3;
+}
+
+/// Sluice exports what changed in your database tables, on a schedule, to files in a folder or
+/// S3, with a manifest per run and a history that makes every row land exactly once.
+#[derive(Parser, Debug)]
+#[command(name = "sluice", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// The config file declaring sources and exports.
+    #[arg(long, short, global = true, env = "SLUICE_CONFIG", default_value = "sluice.toml")]
+    config: PathBuf,
+    /// The history file (default: the config's `history`, else .sluice/history.db beside it).
+    #[arg(long, global = true, env = "SLUICE_HISTORY")]
+    history: Option<PathBuf>,
+    /// Print machine-readable JSON on stdout instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Log format on stderr: text on a terminal and JSON lines otherwise, unless set.
+    #[arg(long, global = true, value_parser = ["auto", "text", "json"], default_value = "auto")]
+    log_format: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Export the rows that changed since each table's last committed run.
+    Run(commands::RunArgs),
+    /// Show each table's next window, the exact SQL and how many rows it holds, without exporting.
+    Plan(commands::PlanArgs),
+    /// Show every export: state, last run, rows, watermark and last error.
+    Status,
+    /// Show the runs of one export, newest first.
+    History(commands::HistoryArgs),
+    /// Check the config file and print what it declares.
+    Validate,
+    /// Build a sample database, export it, change a few rows and export again.
+    Demo(demo::DemoArgs),
+}
+
+fn init_logging(format: &str) {
+    use tracing_subscriber::{fmt, EnvFilter};
+    let json = match format {
+        "json" => true,
+        "text" => false,
+        _ => !std::io::stderr().is_terminal(),
+    };
+    // On a terminal people read the tables, so logs say only what needs attention.
+    let default = if json { "info" } else { "warn" };
+    let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).with_current_span(false).init();
+    } else {
+        builder.compact().without_time().with_target(false).init();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::FAILED);
+        }
+    };
+    let code = runtime.block_on(commands::dispatch(cli));
+    ExitCode::from(code)
+}

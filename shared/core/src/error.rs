@@ -1,0 +1,79 @@
+//! The domain's errors. Variants carry the export, table or key they concern and keep their cause
+//! as a `source`, so the CLI and the Lambda edge can print the whole chain and pick an exit code or
+//! an `error_type` from the variant, never from a message.
+
+use crate::spec::ConfigError;
+use crate::value::Watermark;
+
+/// A cause from an adapter (SQLite, the file system, later AWS or Snowflake), kept whole.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+
+    #[error("export {export:?} is already running: its lease is held by {owner} until {expires_at}; wait for that run to finish (or for the lease to expire) and try again")]
+    LeaseHeld { export: String, owner: String, expires_at: String },
+
+    #[error("export {export:?} lost its lease while running (another run took it over after it expired); nothing was committed, the next run exports this window again")]
+    LeaseLost { export: String },
+
+    #[error("export {export:?}, table {table:?}: the watermark moved underneath this run (expected {expected}, found {found}); nothing was committed, the next run starts from the new watermark")]
+    WatermarkMoved { export: String, table: String, expected: String, found: String },
+
+    #[error("export {export:?}, table {table:?}: reading the source failed")]
+    Source {
+        export: String,
+        table: String,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("export {export:?}, table {table:?}: column {column:?} not found; the table has: {available}")]
+    MissingColumn { export: String, table: String, column: String, available: String },
+
+    #[error("export {export:?}, table {table:?}: writing {key} failed")]
+    Store {
+        export: String,
+        table: String,
+        key: String,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("export {export:?}: the history store failed")]
+    History {
+        export: String,
+        #[source]
+        source: BoxError,
+    },
+
+    #[error("export {export:?}, table {table:?}, row {row}, column {column:?}: {problem}")]
+    Encode { export: String, table: String, column: String, row: u64, problem: String },
+
+    #[error("export {export:?}: {count} of its tables failed: {tables}")]
+    TablesFailed { export: String, count: usize, tables: String },
+}
+
+impl Error {
+    /// The lease being held is the one failure a scheduler should treat as "busy, not broken".
+    pub fn is_lease_held(&self) -> bool {
+        matches!(self, Error::LeaseHeld { .. })
+    }
+}
+
+/// What a [`crate::ports::HistoryStore`] can refuse for domain reasons; anything else is `Other`.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    #[error("lease held by {owner} until {expires_at}")]
+    LeaseHeld { owner: String, expires_at: String },
+    #[error("the lease is no longer held by this run")]
+    LeaseLost,
+    #[error("watermark is {found:?}, expected {expected:?}")]
+    WatermarkMoved { expected: Option<Watermark>, found: Option<Watermark> },
+    #[error(transparent)]
+    Other(BoxError),
+}

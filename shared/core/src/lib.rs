@@ -1,0 +1,17 @@
+//! Sluice's domain: export specs, the run planner and its watermark rules, encoders, rolling
+//! parts, the manifest, and the ports (traits) that adapters implement. Nothing here talks to a
+//! database, a file system or a cloud service directly.
+
+pub mod encode;
+pub mod error;
+pub mod format;
+pub mod manifest;
+pub mod part;
+pub mod plan;
+pub mod ports;
+pub mod run;
+pub mod spec;
+pub mod sql;
+pub mod value;
+
+pub use error::{BoxError, Error, HistoryError, Result};

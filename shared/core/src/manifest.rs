@@ -1,0 +1,57 @@
+//! The manifest: written last under a run's folder, it lists every part with its rows, bytes
+//! and checksum. Consumers act on manifests only, never on parts, and its existence is the
+//! commit point of a run (see docs/history.md).
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::format::FormatDescription;
+use crate::value::{Column, Window};
+
+/// The manifest schema version; bumped on any change a consumer could notice.
+pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_FILE: &str = "manifest.json";
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PartInfo {
+    /// The key relative to the store's root.
+    pub key: String,
+    pub rows: u64,
+    pub bytes: u64,
+    /// Hex SHA-256 of the part as stored (after compression).
+    pub sha256: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Totals {
+    pub rows: u64,
+    pub bytes: u64,
+    pub parts: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub version: u32,
+    pub export: String,
+    pub table: String,
+    pub run_id: String,
+    pub strategy: String,
+    pub full_refresh: bool,
+    pub window: Window,
+    pub format: FormatDescription,
+    pub columns: Vec<Column>,
+    pub parts: Vec<PartInfo>,
+    pub totals: Totals,
+    /// Rows left out because their incremental column is NULL (see the table's fallback_column).
+    pub null_rows: u64,
+    pub started_at: DateTime<Utc>,
+    pub written_at: DateTime<Utc>,
+}
+
+impl Manifest {
+    pub fn to_json(&self) -> serde_json::Result<Vec<u8>> {
+        let mut out = serde_json::to_vec_pretty(self)?;
+        out.push(b'\n');
+        Ok(out)
+    }
+}

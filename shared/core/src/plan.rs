@@ -1,0 +1,116 @@
+//! The run planner: which columns a table's run reads and which window of rows, with `high`
+//! captured from the source before anything is read.
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::ports::{Filter, Query, Source, WatermarkExpr};
+use crate::spec::{ExportSpec, Incremental, TableSpec};
+use crate::value::{Column, Watermark, Window};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TablePlan {
+    /// The table as named in the config (it keys the history).
+    pub table: String,
+    pub strategy: &'static str,
+    pub columns: Vec<Column>,
+    pub window: Window,
+    /// The committed watermark the run starts from (kept even on a full refresh, for the
+    /// commit's condition).
+    pub base_watermark: Option<Watermark>,
+    /// `None` when the window is empty and nothing needs reading.
+    #[serde(skip)]
+    pub query: Option<Query>,
+    /// Rows whose incremental column (and fallback) is NULL: in no window, reported each run.
+    pub null_rows: u64,
+}
+
+/// Plans one table's run from its committed watermark.
+pub async fn plan_table(
+    source: &dyn Source,
+    export: &ExportSpec,
+    table: &TableSpec,
+    committed: Option<Watermark>,
+    full_refresh: bool,
+) -> Result<TablePlan> {
+    let source_err = |source| Error::Source { export: export.name.clone(), table: table.name.clone(), source };
+    let all = source.columns(&table.table).await.map_err(source_err)?;
+    let find = |name: &str| -> Result<Column> {
+        all.iter()
+            .find(|c| c.name == name)
+            .or_else(|| {
+                // Identifiers differ in case between engines (SQLite folds, Snowflake upper-cases
+                // unquoted names); accept a unique case-insensitive match, spelled as the source does.
+                let mut m = all.iter().filter(|c| c.name.eq_ignore_ascii_case(name));
+                match (m.next(), m.next()) {
+                    (Some(c), None) => Some(c),
+                    _ => None,
+                }
+            })
+            .cloned()
+            .ok_or_else(|| Error::MissingColumn {
+                export: export.name.clone(),
+                table: table.name.clone(),
+                column: name.to_string(),
+                available: all.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", "),
+            })
+    };
+    let columns = match &table.columns {
+        Some(names) => names.iter().map(|n| find(n)).collect::<Result<Vec<_>>>()?,
+        None => all.clone(),
+    };
+    let column_names: Vec<String> = columns.iter().map(|c| c.name.clone()).collect();
+
+    match &table.incremental {
+        Incremental::Full => Ok(TablePlan {
+            table: table.name.clone(),
+            strategy: "full",
+            columns,
+            window: Window::default(),
+            base_watermark: committed,
+            query: Some(Query { table: table.table.clone(), columns: column_names, filter: Filter::All }),
+            null_rows: 0,
+        }),
+        Incremental::Timestamp(ts) => {
+            let expr = WatermarkExpr {
+                column: find(&ts.column)?.name,
+                fallback: ts.fallback_column.as_deref().map(find).transpose()?.map(|c| c.name),
+            };
+            let high = source.upper_bound(&table.table, &expr, ts.upper_bound).await.map_err(source_err)?;
+            let low = if full_refresh { None } else { committed.clone() };
+            let window = Window { low: low.clone(), high: high.clone() };
+            let null_rows = source.count_null(&table.table, &expr).await.map_err(source_err)?;
+            let query = match (window.is_empty(), high) {
+                (false, Some(high)) => Some(Query {
+                    table: table.table.clone(),
+                    columns: column_names,
+                    filter: Filter::Window { expr, low, high },
+                }),
+                _ => None,
+            };
+            Ok(TablePlan {
+                table: table.name.clone(),
+                strategy: "timestamp",
+                columns,
+                window,
+                base_watermark: committed,
+                query,
+                null_rows,
+            })
+        }
+    }
+}
+
+impl TablePlan {
+    /// The watermark a successful run commits: the window's `high`, or the old one when the
+    /// window was empty (a clock behind the watermark never moves it backwards).
+    pub fn next_watermark(&self) -> Option<Watermark> {
+        if self.strategy != "timestamp" {
+            return None;
+        }
+        match (&self.window.high, self.window.is_empty()) {
+            (Some(high), false) => Some(high.clone()),
+            _ => self.base_watermark.clone(),
+        }
+    }
+}

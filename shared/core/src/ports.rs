@@ -1,0 +1,247 @@
+//! The ports: what the domain needs from the outside world, named for that need. Adapters live
+//! in their own crates (`sluice-local` now; AWS and Snowflake later) and are named for what
+//! they talk to.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+use crate::error::{BoxError, HistoryError};
+use crate::spec::{TableName, UpperBound};
+use crate::value::{Column, RowBatch, Watermark, Window};
+
+// ---------------------------------------------------------------------------------------------
+// Source
+// ---------------------------------------------------------------------------------------------
+
+/// The expression a window filters on: the incremental column, or `COALESCE(column, fallback)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WatermarkExpr {
+    pub column: String,
+    pub fallback: Option<String>,
+}
+
+/// Which rows of a table a query reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Filter {
+    All,
+    /// `low < expr <= high` (no lower bound when `low` is `None`).
+    Window {
+        expr: WatermarkExpr,
+        low: Option<Watermark>,
+        high: Watermark,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Query {
+    pub table: TableName,
+    pub columns: Vec<String>,
+    pub filter: Filter,
+}
+
+/// A query as the source would send it: SQL with placeholders, and the values bound to them.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RenderedQuery {
+    pub sql: String,
+    pub params: Vec<Watermark>,
+}
+
+/// Rows arrive in batches; a source keeps only a bounded number of batches in flight.
+pub type RowStream = BoxStream<'static, Result<RowBatch, BoxError>>;
+
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// The table's columns in order, with the types the source declares. A missing table is an
+    /// error that names it and says what to check.
+    async fn columns(&self, table: &TableName) -> Result<Vec<Column>, BoxError>;
+
+    /// Captures a run's `high` before it reads. `None` when the table has no value to bound by.
+    async fn upper_bound(
+        &self,
+        table: &TableName,
+        expr: &WatermarkExpr,
+        bound: UpperBound,
+    ) -> Result<Option<Watermark>, BoxError>;
+
+    /// The exact SQL and parameters `read` would run.
+    fn render(&self, query: &Query) -> RenderedQuery;
+
+    /// How many rows the query would return.
+    async fn count(&self, query: &Query) -> Result<u64, BoxError>;
+
+    /// How many rows have a NULL watermark expression: they are in no window.
+    async fn count_null(&self, table: &TableName, expr: &WatermarkExpr) -> Result<u64, BoxError>;
+
+    /// Streams the query's rows.
+    async fn read(&self, query: &Query) -> Result<RowStream, BoxError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Object store
+// ---------------------------------------------------------------------------------------------
+
+/// What an object is, for stores that record it (S3's Content-Type and Content-Encoding).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ObjectMeta {
+    pub content_type: String,
+    pub content_encoding: Option<String>,
+}
+
+/// An object being written. Nothing is visible under its key until `finish` returns.
+#[async_trait]
+pub trait ObjectWriter: Send {
+    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), BoxError>;
+    /// Makes the object visible whole; returns its size.
+    async fn finish(self: Box<Self>) -> Result<u64, BoxError>;
+    /// Drops what was written; the key stays absent.
+    async fn abort(self: Box<Self>) -> Result<(), BoxError>;
+}
+
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Where keys land, for messages and manifests (`/data/exports`, `s3://bucket/prefix`).
+    fn location(&self) -> String;
+    /// Starts a streaming write to `key`.
+    async fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectWriter>, BoxError>;
+    /// Writes a small object in one go, atomically.
+    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), BoxError>;
+    /// Reads a small object whole; `None` when absent.
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError>;
+    async fn delete(&self, key: &str) -> Result<(), BoxError>;
+    /// Deletes every object under `prefix`; returns how many.
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, BoxError>;
+    /// Keys under `prefix`, sorted.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BoxError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// History
+// ---------------------------------------------------------------------------------------------
+
+/// Who holds an export's lease: the run, and the process and host it runs in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeaseOwner {
+    pub run_id: String,
+    pub host: String,
+    pub pid: u32,
+}
+
+impl std::fmt::Display for LeaseOwner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "run {} (pid {} on {})", self.run_id, self.pid, self.host)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lease {
+    pub export: String,
+    pub owner: LeaseOwner,
+    pub expires_at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunState {
+    /// Started; parts may be written. A record left in this state by a dead process is
+    /// reconciled by the next run of its export.
+    Running,
+    Succeeded,
+    Failed,
+}
+
+impl RunState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+        }
+    }
+}
+
+/// One run of one table of an export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunRecord {
+    pub export: String,
+    pub table: String,
+    pub run_id: String,
+    pub state: RunState,
+    pub strategy: String,
+    pub full_refresh: bool,
+    pub window: Window,
+    /// The table's watermark when the run started; the commit is conditioned on it.
+    pub base_watermark: Option<Watermark>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub parts: u32,
+    /// Rows left out because their incremental column (and fallback) is NULL.
+    pub null_rows: u64,
+    /// The run's folder: parts and manifest live under it.
+    pub prefix: String,
+    pub manifest_key: String,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub error: Option<String>,
+}
+
+/// A table's committed watermark: the `export_history(table_name, last_export)` of a dbt setup.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatermarkRecord {
+    pub export: String,
+    pub table: String,
+    pub watermark: Watermark,
+    pub run_id: String,
+    pub committed_at: DateTime<Utc>,
+}
+
+#[async_trait]
+pub trait HistoryStore: Send + Sync {
+    /// Takes the export's lease, or fails with `HistoryError::LeaseHeld` naming the holder.
+    async fn acquire_lease(&self, export: &str, owner: &LeaseOwner, ttl: Duration) -> Result<Lease, HistoryError>;
+    /// Gives the lease back if still held by this owner.
+    async fn release_lease(&self, lease: &Lease) -> Result<(), HistoryError>;
+    /// The current holder of an export's lease, if any and unexpired.
+    async fn lease(&self, export: &str) -> Result<Option<Lease>, HistoryError>;
+
+    async fn watermark(&self, export: &str, table: &str) -> Result<Option<WatermarkRecord>, HistoryError>;
+    async fn watermarks(&self, export: &str) -> Result<Vec<WatermarkRecord>, HistoryError>;
+
+    /// Records a run as running (insert or replace).
+    async fn begin_run(&self, lease: &Lease, run: &RunRecord) -> Result<(), HistoryError>;
+    /// In one atomic step, conditioned on `lease` still being held and the table's watermark
+    /// still being `expected`: records the run as succeeded and sets the watermark to `new`
+    /// (left alone when `new` is `None`).
+    async fn commit_run(
+        &self,
+        lease: &Lease,
+        run: &RunRecord,
+        expected: Option<&Watermark>,
+        new: Option<&Watermark>,
+    ) -> Result<(), HistoryError>;
+    /// Records a run as failed (its record carries the error).
+    async fn fail_run(&self, run: &RunRecord) -> Result<(), HistoryError>;
+    /// An export's runs, newest first.
+    async fn runs(&self, export: &str, limit: usize) -> Result<Vec<RunRecord>, HistoryError>;
+    /// Runs of an export still marked running.
+    async fn open_runs(&self, export: &str) -> Result<Vec<RunRecord>, HistoryError>;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+// ---------------------------------------------------------------------------------------------
+
+/// What a finished export run announces.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunEvent {
+    /// `ExportSucceeded` or `ExportFailed`.
+    pub detail_type: String,
+    pub summary: crate::run::ExportRunSummary,
+}
+
+#[async_trait]
+pub trait EventSink: Send + Sync {
+    async fn publish(&self, event: &RunEvent) -> Result<(), BoxError>;
+}

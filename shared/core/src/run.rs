@@ -1,0 +1,463 @@
+//! One export run: take the export's lease, reconcile runs a dead process left behind, then per
+//! table plan the window, stream rows into parts, write the manifest last and commit the run and
+//! the watermark in one conditional step. Any failure before the commit removes what the run
+//! wrote and leaves the watermark where it was, so the next run exports the window again.
+
+use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use std::time::{Duration, Instant};
+use tracing::{info, warn};
+
+use crate::error::{BoxError, Error, HistoryError, Result};
+use crate::manifest::{Manifest, Totals, MANIFEST_FILE, MANIFEST_VERSION};
+use crate::part::{PartError, PartWriter};
+use crate::plan::{plan_table, TablePlan};
+use crate::ports::{
+    EventSink, HistoryStore, Lease, LeaseOwner, ObjectMeta, ObjectStore, RunEvent, RunRecord, RunState, Source,
+};
+use crate::spec::{ExportSpec, TableSpec};
+use crate::value::Window;
+
+/// The run summary's schema version (it is also the body of `ExportSucceeded`/`ExportFailed`).
+pub const SUMMARY_VERSION: u32 = 1;
+
+/// The adapters a run works with.
+#[derive(Clone, Copy)]
+pub struct Ports<'a> {
+    pub source: &'a dyn Source,
+    pub store: &'a dyn ObjectStore,
+    pub history: &'a dyn HistoryStore,
+    pub events: &'a dyn EventSink,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Ignore the committed watermark: export everything up to `high`, then commit `high`.
+    pub full_refresh: bool,
+    /// Only these tables (as named in the config); all when `None`.
+    pub tables: Option<Vec<String>>,
+    /// The host and process this run executes in, for the lease.
+    pub host: String,
+    pub pid: u32,
+    /// How long the lease is held without being renewed.
+    pub lease_ttl: Duration,
+}
+
+/// Progress for a person watching (a progress bar) or for logs.
+pub trait Observer: Send + Sync {
+    fn table_started(&self, _export: &str, _table: &str, _window: &Window) {}
+    fn progress(&self, _table: &str, _rows: u64, _bytes: u64) {}
+    fn table_finished(&self, _outcome: &TableOutcome) {}
+}
+
+/// An observer that does nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TableOutcome {
+    pub table: String,
+    pub state: RunState,
+    pub window: Window,
+    pub rows: u64,
+    pub bytes: u64,
+    pub parts: u32,
+    pub null_rows: u64,
+    pub manifest_key: Option<String>,
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExportRunSummary {
+    pub version: u32,
+    pub export: String,
+    pub run_id: String,
+    pub succeeded: bool,
+    pub tables: Vec<TableOutcome>,
+    pub rows: u64,
+    pub bytes: u64,
+    pub parts: u32,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+/// A new run id: sortable by time, unique by its random tail.
+pub fn new_run_id(now: DateTime<Utc>) -> String {
+    let tail = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &tail[..8])
+}
+
+/// The folder of one table's run, relative to the store's root.
+pub fn run_prefix(export: &str, table: &TableSpec, run_id: &str) -> String {
+    format!("{export}/{}/{run_id}", table.path_segment)
+}
+
+/// The full chain of an error, one cause after the other, for records and events.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
+}
+
+pub struct Runner<'a> {
+    ports: Ports<'a>,
+    observer: &'a dyn Observer,
+}
+
+impl<'a> Runner<'a> {
+    pub fn new(ports: Ports<'a>, observer: &'a dyn Observer) -> Self {
+        Runner { ports, observer }
+    }
+
+    /// Runs one export. `Err` when the run could not start (lease held, history unreachable);
+    /// otherwise a summary whose `succeeded` says whether every table committed.
+    pub async fn run(&self, export: &ExportSpec, opts: &RunOptions) -> Result<ExportRunSummary> {
+        let started = Instant::now();
+        let started_at = Utc::now();
+        let run_id = new_run_id(started_at);
+        let owner = LeaseOwner { run_id: run_id.clone(), host: opts.host.clone(), pid: opts.pid };
+        let history_err = |source: BoxError| Error::History { export: export.name.clone(), source };
+
+        let lease = match self.ports.history.acquire_lease(&export.name, &owner, opts.lease_ttl).await {
+            Ok(lease) => lease,
+            Err(HistoryError::LeaseHeld { owner, expires_at }) => {
+                return Err(Error::LeaseHeld { export: export.name.clone(), owner, expires_at })
+            }
+            Err(e) => return Err(history_err(Box::new(e))),
+        };
+        info!(export = %export.name, run_id = %run_id, "lease acquired");
+
+        let result = self.run_tables(export, opts, &lease, &run_id).await;
+        if let Err(e) = self.ports.history.release_lease(&lease).await {
+            warn!(export = %export.name, error = %e, "releasing the lease failed; it expires by itself");
+        }
+        let tables = result?;
+
+        let failed: Vec<&TableOutcome> = tables.iter().filter(|t| t.state != RunState::Succeeded).collect();
+        let error = (!failed.is_empty()).then(|| {
+            error_chain(&Error::TablesFailed {
+                export: export.name.clone(),
+                count: failed.len(),
+                tables: failed.iter().map(|t| t.table.as_str()).collect::<Vec<_>>().join(", "),
+            })
+        });
+        let summary = ExportRunSummary {
+            version: SUMMARY_VERSION,
+            export: export.name.clone(),
+            run_id,
+            succeeded: failed.is_empty(),
+            rows: tables.iter().map(|t| t.rows).sum(),
+            bytes: tables.iter().map(|t| t.bytes).sum(),
+            parts: tables.iter().map(|t| t.parts).sum(),
+            tables,
+            started_at,
+            finished_at: Utc::now(),
+            duration_ms: started.elapsed().as_millis() as u64,
+            error,
+        };
+        let detail_type = if summary.succeeded { "ExportSucceeded" } else { "ExportFailed" };
+        let event = RunEvent { detail_type: detail_type.into(), summary: summary.clone() };
+        if let Err(e) = self.ports.events.publish(&event).await {
+            // The run is committed either way; a lost event must not make it look failed.
+            warn!(export = %export.name, error = %e, "publishing the run event failed");
+        }
+        Ok(summary)
+    }
+
+    async fn run_tables(
+        &self,
+        export: &ExportSpec,
+        opts: &RunOptions,
+        lease: &Lease,
+        run_id: &str,
+    ) -> Result<Vec<TableOutcome>> {
+        self.reconcile(export, lease).await?;
+        let mut outcomes = Vec::new();
+        for table in &export.tables {
+            if let Some(only) = &opts.tables {
+                if !only.iter().any(|t| t == &table.name) {
+                    continue;
+                }
+            }
+            let outcome = match self.run_table(export, table, opts, lease, run_id).await {
+                Ok(o) => o,
+                Err(e) => {
+                    let message = error_chain(&e);
+                    warn!(export = %export.name, table = %table.name, error = %message, "table run failed");
+                    TableOutcome {
+                        table: table.name.clone(),
+                        state: RunState::Failed,
+                        window: Window::default(),
+                        rows: 0,
+                        bytes: 0,
+                        parts: 0,
+                        null_rows: 0,
+                        manifest_key: None,
+                        error: Some(message),
+                    }
+                }
+            };
+            self.observer.table_finished(&outcome);
+            outcomes.push(outcome);
+        }
+        Ok(outcomes)
+    }
+
+    /// Settles runs a dead process left in `running`: the manifest is the commit point, so a
+    /// run whose manifest exists is committed now, and one without is marked failed and its
+    /// parts removed (its window is exported again by this run).
+    async fn reconcile(&self, export: &ExportSpec, lease: &Lease) -> Result<()> {
+        let history_err = |source: BoxError| Error::History { export: export.name.clone(), source };
+        let open = self.ports.history.open_runs(&export.name).await.map_err(|e| history_err(Box::new(e)))?;
+        for mut run in open {
+            if run.run_id == lease.owner.run_id {
+                continue;
+            }
+            let manifest = match self.ports.store.get(&run.manifest_key).await {
+                Ok(m) => m.and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok()),
+                Err(source) => {
+                    return Err(Error::Store {
+                        export: export.name.clone(),
+                        table: run.table.clone(),
+                        key: run.manifest_key.clone(),
+                        source,
+                    })
+                }
+            };
+            run.finished_at = Some(Utc::now());
+            if let Some(m) = manifest {
+                run.state = RunState::Succeeded;
+                run.rows = m.totals.rows;
+                run.bytes = m.totals.bytes;
+                run.parts = m.totals.parts;
+                let new = if run.strategy == "timestamp" {
+                    run.window.high.clone().or(run.base_watermark.clone())
+                } else {
+                    None
+                };
+                match self.ports.history.commit_run(lease, &run, run.base_watermark.as_ref(), new.as_ref()).await {
+                    Ok(()) => {
+                        info!(export = %export.name, table = %run.table, run_id = %run.run_id, "committed a run whose process stopped after writing its manifest");
+                        continue;
+                    }
+                    Err(HistoryError::WatermarkMoved { .. }) => {
+                        run.state = RunState::Failed;
+                        run.error = Some(
+                            "superseded: the watermark moved after this run started; its output was removed".into(),
+                        );
+                    }
+                    Err(e) => return Err(history_err(Box::new(e))),
+                }
+            } else {
+                run.state = RunState::Failed;
+                run.error = Some("abandoned: the process running it stopped before writing its manifest; the window is exported again by the next run".into());
+            }
+            if let Err(e) = self.ports.store.delete_prefix(&run.prefix).await {
+                warn!(export = %export.name, prefix = %run.prefix, error = %e, "removing an abandoned run's parts failed");
+            }
+            warn!(export = %export.name, table = %run.table, run_id = %run.run_id, "marked an interrupted run as failed");
+            self.ports.history.fail_run(&run).await.map_err(|e| history_err(Box::new(e)))?;
+        }
+        Ok(())
+    }
+
+    async fn run_table(
+        &self,
+        export: &ExportSpec,
+        table: &TableSpec,
+        opts: &RunOptions,
+        lease: &Lease,
+        run_id: &str,
+    ) -> Result<TableOutcome> {
+        let history = self.ports.history;
+        let history_err = |source: BoxError| Error::History { export: export.name.clone(), source };
+        let committed = history
+            .watermark(&export.name, &table.name)
+            .await
+            .map_err(|e| history_err(Box::new(e)))?
+            .map(|w| w.watermark);
+        let plan = plan_table(self.ports.source, export, table, committed, opts.full_refresh).await?;
+        if plan.null_rows > 0 {
+            warn!(export = %export.name, table = %table.name, null_rows = plan.null_rows,
+                "rows with a NULL incremental column are in no window; set incremental.fallback_column to export them");
+        }
+        let prefix = run_prefix(&export.name, table, run_id);
+        let mut record = RunRecord {
+            export: export.name.clone(),
+            table: table.name.clone(),
+            run_id: run_id.to_string(),
+            state: RunState::Running,
+            strategy: plan.strategy.to_string(),
+            full_refresh: opts.full_refresh,
+            window: plan.window.clone(),
+            base_watermark: plan.base_watermark.clone(),
+            rows: 0,
+            bytes: 0,
+            parts: 0,
+            null_rows: plan.null_rows,
+            manifest_key: format!("{prefix}/{MANIFEST_FILE}"),
+            prefix,
+            started_at: Utc::now(),
+            finished_at: None,
+            error: None,
+        };
+        history.begin_run(lease, &record).await.map_err(|e| history_err(Box::new(e)))?;
+        self.observer.table_started(&export.name, &table.name, &plan.window);
+        info!(export = %export.name, table = %table.name, run_id, window = %plan.window, "table run started");
+
+        match self.write_and_commit(export, table, &plan, lease, &mut record).await {
+            Ok(()) => Ok(TableOutcome {
+                table: table.name.clone(),
+                state: RunState::Succeeded,
+                window: record.window.clone(),
+                rows: record.rows,
+                bytes: record.bytes,
+                parts: record.parts,
+                null_rows: record.null_rows,
+                manifest_key: Some(record.manifest_key.clone()),
+                error: None,
+            }),
+            Err(e) => {
+                record.state = RunState::Failed;
+                record.finished_at = Some(Utc::now());
+                record.error = Some(error_chain(&e));
+                if let Err(fe) = history.fail_run(&record).await {
+                    warn!(export = %export.name, table = %table.name, error = %fe, "recording the failed run failed; the next run reconciles it");
+                }
+                Err(e)
+            }
+        }
+    }
+
+    async fn write_and_commit(
+        &self,
+        export: &ExportSpec,
+        table: &TableSpec,
+        plan: &TablePlan,
+        lease: &Lease,
+        record: &mut RunRecord,
+    ) -> Result<()> {
+        let store = self.ports.store;
+        let mut parts = PartWriter::new(store, &record.prefix, &export.format, plan.columns.clone());
+        if let Some(query) = &plan.query {
+            if let Err(e) = self.stream(export, table, plan, query, &mut parts).await {
+                if let Err(ae) = parts.abort().await {
+                    warn!(export = %export.name, table = %table.name, error = %ae, "removing the failed run's parts failed");
+                }
+                return Err(e);
+            }
+        }
+        let written = parts.finish().await.map_err(|e| part_error(export, table, plan, e))?;
+        let totals = Totals {
+            rows: written.iter().map(|p| p.rows).sum(),
+            bytes: written.iter().map(|p| p.bytes).sum(),
+            parts: written.len() as u32,
+        };
+        let manifest = Manifest {
+            version: MANIFEST_VERSION,
+            export: export.name.clone(),
+            table: table.name.clone(),
+            run_id: record.run_id.clone(),
+            strategy: plan.strategy.to_string(),
+            full_refresh: record.full_refresh,
+            window: plan.window.clone(),
+            format: export.format.describe(),
+            columns: plan.columns.clone(),
+            parts: written,
+            totals: totals.clone(),
+            null_rows: plan.null_rows,
+            started_at: record.started_at,
+            written_at: Utc::now(),
+        };
+        record.rows = totals.rows;
+        record.bytes = totals.bytes;
+        record.parts = totals.parts;
+        let store_err = |key: &str, source: BoxError| Error::Store {
+            export: export.name.clone(),
+            table: table.name.clone(),
+            key: key.to_string(),
+            source,
+        };
+        let body = manifest.to_json().map_err(|e| store_err(&record.manifest_key, e.into()))?;
+        let meta = ObjectMeta { content_type: "application/json".into(), content_encoding: None };
+        if let Err(e) = store.put(&record.manifest_key, body, &meta).await {
+            self.remove_output(export, record).await;
+            return Err(store_err(&record.manifest_key, e));
+        }
+
+        record.state = RunState::Succeeded;
+        record.finished_at = Some(Utc::now());
+        let next = plan.next_watermark();
+        let committed = self.ports.history.commit_run(lease, record, plan.base_watermark.as_ref(), next.as_ref()).await;
+        if let Err(e) = committed {
+            // The manifest must not outlive a run the history does not record as succeeded.
+            self.remove_output(export, record).await;
+            return Err(match e {
+                HistoryError::LeaseLost => Error::LeaseLost { export: export.name.clone() },
+                HistoryError::WatermarkMoved { expected, found } => Error::WatermarkMoved {
+                    export: export.name.clone(),
+                    table: table.name.clone(),
+                    expected: expected.map_or("none".into(), |w| w.to_string()),
+                    found: found.map_or("none".into(), |w| w.to_string()),
+                },
+                other => Error::History { export: export.name.clone(), source: Box::new(other) },
+            });
+        }
+        info!(export = %export.name, table = %table.name, run_id = %record.run_id, rows = record.rows,
+            bytes = record.bytes, parts = record.parts, watermark = %next.as_ref().map_or("-".to_string(), |w| w.to_string()), "table run committed");
+        Ok(())
+    }
+
+    async fn stream(
+        &self,
+        export: &ExportSpec,
+        table: &TableSpec,
+        plan: &TablePlan,
+        query: &crate::ports::Query,
+        parts: &mut PartWriter<'_>,
+    ) -> Result<()> {
+        let source_err = |source| Error::Source { export: export.name.clone(), table: table.name.clone(), source };
+        let mut rows = self.ports.source.read(query).await.map_err(source_err)?;
+        while let Some(batch) = rows.next().await {
+            let batch = batch.map_err(source_err)?;
+            parts.write_batch(&batch).await.map_err(|e| part_error(export, table, plan, e))?;
+            self.observer.progress(&table.name, parts.rows(), parts.bytes());
+        }
+        Ok(())
+    }
+
+    async fn remove_output(&self, export: &ExportSpec, record: &RunRecord) {
+        if let Err(e) = self.ports.store.delete_prefix(&record.prefix).await {
+            warn!(export = %export.name, prefix = %record.prefix, error = %e, "removing the run's output failed");
+        }
+    }
+}
+
+fn part_error(export: &ExportSpec, table: &TableSpec, plan: &TablePlan, e: PartError) -> Error {
+    match e {
+        PartError::Encode { row, problem } => Error::Encode {
+            export: export.name.clone(),
+            table: table.name.clone(),
+            column: plan
+                .columns
+                .get(problem.column)
+                .map_or_else(|| format!("#{}", problem.column + 1), |c| c.name.clone()),
+            row,
+            problem: problem.problem,
+        },
+        PartError::Store { key, source } => {
+            Error::Store { export: export.name.clone(), table: table.name.clone(), key, source }
+        }
+    }
+}

@@ -1,0 +1,1027 @@
+//! Export specs: the TOML config file, parsed strictly (unknown keys are errors) and validated
+//! into typed values before anything is built. Every problem names the file, the key and what to
+//! do, and all problems of a file are reported at once.
+
+use serde::Deserialize;
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::format::{Compression, CsvFormat, FileFormat, JsonFormat, QuoteStyle};
+
+/// The config file's schema version this build reads.
+pub const CONFIG_VERSION: u32 = 1;
+/// Where the history lives when the config does not say: beside the config file.
+pub const DEFAULT_HISTORY: &str = ".sluice/history.db";
+/// Parts roll over at this size unless `max_file_size` says otherwise (as in the design card).
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 64 * 1024 * 1024;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+// ---------------------------------------------------------------------------------------------
+
+/// One thing wrong with a config file: the key (a dotted path), what is wrong, what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    pub key: String,
+    pub problem: String,
+    pub hint: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.key, self.problem)?;
+        if !self.hint.is_empty() {
+            write!(f, " ({})", self.hint)?;
+        }
+        Ok(())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}; pass --config PATH or create sluice.toml (see docs/configuration.md)")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: Box<toml::de::Error>,
+    },
+    #[error("{path}: {} problem(s):\n{}", problems.len(), problems.iter().map(|p| format!("  - {p}")).collect::<Vec<_>>().join("\n"))]
+    Invalid { path: PathBuf, problems: Vec<Problem> },
+    #[error("{path}: no export named {name:?}; the file defines: {known}")]
+    UnknownExport { path: PathBuf, name: String, known: String },
+}
+
+// ---------------------------------------------------------------------------------------------
+// Validated types
+// ---------------------------------------------------------------------------------------------
+
+/// A validated config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    /// The folder relative paths in the file are resolved against.
+    pub base_dir: PathBuf,
+    /// The history location as written (a path, resolved against `base_dir`).
+    pub history: PathBuf,
+    pub sources: BTreeMap<String, SourceSpec>,
+    pub exports: Vec<ExportSpec>,
+    /// Allowed but worth knowing (e.g. a format that cannot tell NULL from empty).
+    pub warnings: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceSpec {
+    /// An SQLite database file (resolved path).
+    Sqlite { path: PathBuf },
+}
+
+impl SourceSpec {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            SourceSpec::Sqlite { .. } => "sqlite",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportState {
+    Draft,
+    Active,
+    Paused,
+}
+
+impl ExportState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportState::Draft => "draft",
+            ExportState::Active => "active",
+            ExportState::Paused => "paused",
+        }
+    }
+}
+
+/// Where parts and manifests go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Destination {
+    /// A local folder (resolved path).
+    Local(PathBuf),
+    /// `s3://bucket/prefix`.
+    S3 { bucket: String, prefix: String },
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Destination::Local(p) => write!(f, "{}", p.display()),
+            Destination::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportSpec {
+    pub name: String,
+    pub source: String,
+    pub destination: Destination,
+    pub schedule: Option<String>,
+    pub state: ExportState,
+    pub format: FileFormat,
+    pub tables: Vec<TableSpec>,
+}
+
+/// A table reference: `[database.][schema.]table`, each part quoted on its own in SQL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TableName {
+    pub parts: Vec<String>,
+}
+
+impl TableName {
+    pub fn parse(raw: &str) -> Option<TableName> {
+        let parts: Vec<String> = raw.split('.').map(str::to_string).collect();
+        if parts.len() > 3 || parts.iter().any(|p| p.is_empty() || p.chars().any(char::is_control)) {
+            return None;
+        }
+        Some(TableName { parts })
+    }
+
+    /// The last part: the table itself.
+    pub fn table(&self) -> &str {
+        self.parts.last().map(String::as_str).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.parts.join("."))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    /// The name as written in the config; it keys the history.
+    pub name: String,
+    pub table: TableName,
+    /// The folder name of this table's runs under the export: lower case, `[a-z0-9_.-]`.
+    pub path_segment: String,
+    /// Columns to export; `None` exports all, in the table's order.
+    pub columns: Option<Vec<String>>,
+    pub incremental: Incremental,
+}
+
+/// How a run chooses its rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incremental {
+    /// Every row, every run; no watermark.
+    Full,
+    /// Rows whose `column` (or `fallback_column` where it is NULL) is in `(watermark, high]`.
+    Timestamp(TimestampIncremental),
+}
+
+impl Incremental {
+    pub fn strategy(&self) -> &'static str {
+        match self {
+            Incremental::Full => "full",
+            Incremental::Timestamp(_) => "timestamp",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimestampIncremental {
+    pub column: String,
+    pub fallback_column: Option<String>,
+    pub upper_bound: UpperBound,
+}
+
+/// How `high` is captured before a run reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UpperBound {
+    /// The source's clock minus `lag`: rows stamped within the lag wait for a later run, so a
+    /// transaction that commits late (with an older stamp) is still inside a future window.
+    Now { lag: Duration },
+    /// The largest value below the column's current maximum: rows tied with the newest value
+    /// wait for the next run, so a late row tied on the boundary is never skipped.
+    Max,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Raw (file) types
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    version: Option<u32>,
+    history: Option<String>,
+    #[serde(default)]
+    sources: BTreeMap<String, RawSource>,
+    #[serde(default, rename = "export")]
+    exports: Vec<RawExport>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSource {
+    kind: String,
+    path: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawExport {
+    name: String,
+    source: Option<String>,
+    destination: Option<String>,
+    schedule: Option<String>,
+    state: Option<String>,
+    format: Option<RawFormat>,
+    #[serde(default, rename = "table")]
+    tables: Vec<RawTable>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawFormat {
+    kind: Option<String>,
+    delimiter: Option<String>,
+    header: Option<bool>,
+    quote: Option<String>,
+    quote_style: Option<String>,
+    null: Option<String>,
+    null_if: Option<Vec<String>>,
+    empty_field_as_null: Option<bool>,
+    record_terminator: Option<String>,
+    compression: Option<String>,
+    compression_level: Option<i32>,
+    max_file_size: Option<toml::Value>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    name: String,
+    columns: Option<Vec<String>>,
+    incremental: Option<RawIncremental>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIncremental {
+    strategy: String,
+    column: Option<String>,
+    fallback_column: Option<String>,
+    lag: Option<String>,
+    upper_bound: Option<String>,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Loading and validation
+// ---------------------------------------------------------------------------------------------
+
+impl Config {
+    /// Reads and validates a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
+        Config::parse(path, &text)
+    }
+
+    /// Validates config text as if read from `path` (relative paths resolve against its folder).
+    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
+        let mut v = Validator::default();
+        let config = v.config(raw, path, &base_dir);
+        if v.problems.is_empty() {
+            Ok(Config { warnings: v.warnings, ..config })
+        } else {
+            Err(ConfigError::Invalid { path: path.to_path_buf(), problems: v.problems })
+        }
+    }
+
+    pub fn export(&self, name: &str) -> Result<&ExportSpec, ConfigError> {
+        self.exports.iter().find(|e| e.name == name).ok_or_else(|| ConfigError::UnknownExport {
+            path: self.path.clone(),
+            name: name.to_string(),
+            known: self.exports.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// The history location with relative paths resolved.
+    pub fn history_path(&self) -> PathBuf {
+        resolve(&self.base_dir, &self.history.to_string_lossy())
+    }
+}
+
+fn resolve(base: &Path, raw: &str) -> PathBuf {
+    let p = PathBuf::from(raw);
+    if p.is_absolute() {
+        p
+    } else {
+        base.join(p)
+    }
+}
+
+/// Names of exports and sources: short, lower-case identifiers that are safe in keys and paths.
+pub fn is_valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+}
+
+/// Parses `30s`, `5m`, `2h`, `1d`, `250ms` (one number, one unit).
+pub fn parse_duration(raw: &str) -> Option<Duration> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = raw.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "ms" => return Some(Duration::from_millis(n)),
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
+        _ => return None,
+    };
+    n.checked_mul(secs).map(Duration::from_secs)
+}
+
+/// Parses a byte size: an integer, or `64MiB`, `500KB`, `1GiB`, `4096B`.
+pub fn parse_size(raw: &str) -> Option<u64> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (num, unit) = raw.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "kb" => 1000,
+        "kib" | "k" => 1024,
+        "mb" => 1000 * 1000,
+        "mib" | "m" => 1024 * 1024,
+        "gb" => 1000 * 1000 * 1000,
+        "gib" | "g" => 1024 * 1024 * 1024,
+        _ => return None,
+    };
+    n.checked_mul(mult)
+}
+
+/// The folder name of a table under its export: lower case, anything but `[a-z0-9_.-]` as `_`.
+pub fn path_segment(table: &str) -> String {
+    table
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Validator {
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl Validator {
+    fn problem(&mut self, key: impl Into<String>, problem: impl Into<String>, hint: impl Into<String>) {
+        self.problems.push(Problem { key: key.into(), problem: problem.into(), hint: hint.into() });
+    }
+
+    fn warning(&mut self, key: impl Into<String>, problem: impl Into<String>, hint: impl Into<String>) {
+        self.warnings.push(Problem { key: key.into(), problem: problem.into(), hint: hint.into() });
+    }
+
+    fn config(&mut self, raw: RawConfig, path: &Path, base_dir: &Path) -> Config {
+        match raw.version {
+            Some(CONFIG_VERSION) => {}
+            Some(other) => self.problem(
+                "version",
+                format!("version {other} is not supported"),
+                format!("this build reads version = {CONFIG_VERSION}"),
+            ),
+            None => self.problem("version", "missing", format!("add `version = {CONFIG_VERSION}` at the top")),
+        }
+
+        let mut sources = BTreeMap::new();
+        for (name, src) in raw.sources {
+            let key = format!("sources.{name}");
+            if !is_valid_name(&name) {
+                self.problem(&key, "invalid source name", "use 1-64 characters of a-z, 0-9 and _");
+            }
+            if let Some(spec) = self.source(&key, src, base_dir) {
+                sources.insert(name, spec);
+            }
+        }
+
+        if raw.exports.is_empty() {
+            self.problem("export", "no exports defined", "add an [[export]] section (see docs/configuration.md)");
+        }
+        let mut names = BTreeSet::new();
+        let mut exports = Vec::new();
+        for (i, e) in raw.exports.into_iter().enumerate() {
+            let key = format!("export[{i}]");
+            if !names.insert(e.name.clone()) {
+                self.problem(
+                    format!("{key}.name"),
+                    format!("duplicate export name {:?}", e.name),
+                    "export names must be unique in the file",
+                );
+            }
+            if let Some(spec) = self.export(&key, e, &sources, base_dir) {
+                exports.push(spec);
+            }
+        }
+
+        Config {
+            path: path.to_path_buf(),
+            base_dir: base_dir.to_path_buf(),
+            history: PathBuf::from(raw.history.unwrap_or_else(|| DEFAULT_HISTORY.to_string())),
+            sources,
+            exports,
+            warnings: Vec::new(),
+        }
+    }
+
+    fn source(&mut self, key: &str, raw: RawSource, base_dir: &Path) -> Option<SourceSpec> {
+        match raw.kind.as_str() {
+            "sqlite" => match raw.path {
+                Some(p) if !p.is_empty() => Some(SourceSpec::Sqlite { path: resolve(base_dir, &p) }),
+                _ => {
+                    self.problem(format!("{key}.path"), "missing", "give the SQLite database file");
+                    None
+                }
+            },
+            other => {
+                self.problem(
+                    format!("{key}.kind"),
+                    format!("unknown source kind {other:?}"),
+                    "this build supports kind = \"sqlite\"",
+                );
+                None
+            }
+        }
+    }
+
+    fn export(
+        &mut self,
+        key: &str,
+        raw: RawExport,
+        sources: &BTreeMap<String, SourceSpec>,
+        base_dir: &Path,
+    ) -> Option<ExportSpec> {
+        let before = self.problems.len();
+        if !is_valid_name(&raw.name) {
+            self.problem(
+                format!("{key}.name"),
+                format!("invalid export name {:?}", raw.name),
+                "use 1-64 characters of a-z, 0-9 and _",
+            );
+        }
+        let key = format!("export.{}", raw.name);
+        let source = match raw.source {
+            Some(s) if sources.contains_key(&s) => s,
+            Some(s) => {
+                let known = sources.keys().cloned().collect::<Vec<_>>().join(", ");
+                self.problem(
+                    format!("{key}.source"),
+                    format!("no source named {s:?}"),
+                    format!("define [sources.{s}] or use one of: {known}"),
+                );
+                s
+            }
+            None => {
+                self.problem(format!("{key}.source"), "missing", "name a source defined under [sources]");
+                String::new()
+            }
+        };
+        let destination = match raw.destination.as_deref() {
+            None | Some("") => {
+                self.problem(format!("{key}.destination"), "missing", "give a local folder or s3://bucket/prefix");
+                Destination::Local(PathBuf::new())
+            }
+            Some(d) => match d.strip_prefix("s3://") {
+                Some(rest) => {
+                    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+                    if bucket.is_empty() {
+                        self.problem(
+                            format!("{key}.destination"),
+                            "s3 destination without a bucket",
+                            "write s3://bucket/prefix",
+                        );
+                    }
+                    Destination::S3 { bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string() }
+                }
+                None => Destination::Local(resolve(base_dir, d)),
+            },
+        };
+        let state = match raw.state.as_deref() {
+            None | Some("active") => ExportState::Active,
+            Some("draft") => ExportState::Draft,
+            Some("paused") => ExportState::Paused,
+            Some(other) => {
+                self.problem(format!("{key}.state"), format!("unknown state {other:?}"), "use draft, active or paused");
+                ExportState::Draft
+            }
+        };
+        let format = self.format(&format!("{key}.format"), raw.format.unwrap_or_default());
+
+        if raw.tables.is_empty() {
+            self.problem(format!("{key}.table"), "no tables", "add at least one [[export.table]] with a name");
+        }
+        let mut tables = Vec::new();
+        let mut seen = BTreeSet::new();
+        for t in raw.tables {
+            let tkey = format!("{key}.table.{}", t.name);
+            if !seen.insert(path_segment(&t.name)) {
+                self.problem(
+                    &tkey,
+                    "table listed twice (names are compared case-insensitively)",
+                    "list each table once per export",
+                );
+            }
+            if let Some(spec) = self.table(&tkey, t) {
+                tables.push(spec);
+            }
+        }
+
+        (self.problems.len() == before).then_some(ExportSpec {
+            name: raw.name,
+            source,
+            destination,
+            schedule: raw.schedule,
+            state,
+            format: format?,
+            tables,
+        })
+    }
+
+    fn table(&mut self, key: &str, raw: RawTable) -> Option<TableSpec> {
+        let table = TableName::parse(&raw.name);
+        if table.is_none() {
+            self.problem(
+                format!("{key}.name"),
+                format!("invalid table name {:?}", raw.name),
+                "write table, schema.table or database.schema.table",
+            );
+        }
+        if let Some(cols) = &raw.columns {
+            if cols.is_empty() {
+                self.problem(
+                    format!("{key}.columns"),
+                    "empty column list",
+                    "list columns or remove the key to export all",
+                );
+            }
+            let mut seen = BTreeSet::new();
+            for c in cols {
+                if c.is_empty() || !seen.insert(c) {
+                    self.problem(
+                        format!("{key}.columns"),
+                        format!("column {c:?} is empty or listed twice"),
+                        "list each column once",
+                    );
+                }
+            }
+        }
+        let incremental = match raw.incremental {
+            None => {
+                self.problem(
+                    format!("{key}.incremental"),
+                    "missing",
+                    "set incremental = { strategy = \"timestamp\", column = \"updated_at\" } or { strategy = \"full\" }",
+                );
+                None
+            }
+            Some(inc) => self.incremental(&format!("{key}.incremental"), inc),
+        };
+        Some(TableSpec {
+            path_segment: path_segment(&raw.name),
+            name: raw.name,
+            table: table?,
+            columns: raw.columns,
+            incremental: incremental?,
+        })
+    }
+
+    fn incremental(&mut self, key: &str, raw: RawIncremental) -> Option<Incremental> {
+        match raw.strategy.as_str() {
+            "full" => {
+                for (k, set) in [
+                    ("column", raw.column.is_some()),
+                    ("fallback_column", raw.fallback_column.is_some()),
+                    ("lag", raw.lag.is_some()),
+                    ("upper_bound", raw.upper_bound.is_some()),
+                ] {
+                    if set {
+                        self.problem(
+                            format!("{key}.{k}"),
+                            "not used by strategy \"full\"",
+                            "remove it, or use strategy = \"timestamp\"",
+                        );
+                    }
+                }
+                Some(Incremental::Full)
+            }
+            "timestamp" => {
+                let column = match raw.column {
+                    Some(c) if !c.is_empty() => Some(c),
+                    _ => {
+                        self.problem(
+                            format!("{key}.column"),
+                            "missing",
+                            "name the column that records when a row changed, e.g. \"updated_at\"",
+                        );
+                        None
+                    }
+                };
+                let lag = match raw.lag.as_deref() {
+                    None => Some(Duration::ZERO),
+                    Some(l) => {
+                        let d = parse_duration(l);
+                        if d.is_none() {
+                            self.problem(
+                                format!("{key}.lag"),
+                                format!("invalid duration {l:?}"),
+                                "write a number and a unit: 30s, 5m, 2h, 1d",
+                            );
+                        }
+                        d
+                    }
+                };
+                let upper_bound = match raw.upper_bound.as_deref() {
+                    None | Some("now") => lag.map(|lag| UpperBound::Now { lag }),
+                    Some("max") => {
+                        if raw.lag.is_some() {
+                            self.problem(
+                                format!("{key}.lag"),
+                                "lag applies to upper_bound = \"now\" only",
+                                "remove lag, or use upper_bound = \"now\"",
+                            );
+                        }
+                        Some(UpperBound::Max)
+                    }
+                    Some(other) => {
+                        self.problem(
+                            format!("{key}.upper_bound"),
+                            format!("unknown upper bound {other:?}"),
+                            "use \"now\" (clock minus lag, the default) or \"max\"",
+                        );
+                        None
+                    }
+                };
+                Some(Incremental::Timestamp(TimestampIncremental {
+                    column: column?,
+                    fallback_column: raw.fallback_column.filter(|c| !c.is_empty()),
+                    upper_bound: upper_bound?,
+                }))
+            }
+            "check" => {
+                self.problem(
+                    format!("{key}.strategy"),
+                    "strategy \"check\" (export rows whose chosen columns changed) is not available in this version",
+                    "use \"timestamp\" or \"full\"",
+                );
+                None
+            }
+            other => {
+                self.problem(
+                    format!("{key}.strategy"),
+                    format!("unknown strategy {other:?}"),
+                    "use \"timestamp\" or \"full\"",
+                );
+                None
+            }
+        }
+    }
+
+    fn format(&mut self, key: &str, raw: RawFormat) -> Option<FileFormat> {
+        let before = self.problems.len();
+        let compression = self.compression(key, raw.compression.as_deref(), raw.compression_level);
+        let max_file_size = match &raw.max_file_size {
+            None => DEFAULT_MAX_FILE_SIZE,
+            Some(toml::Value::Integer(n)) if *n > 0 => *n as u64,
+            Some(toml::Value::String(s)) if parse_size(s).is_some_and(|n| n > 0) => parse_size(s).unwrap_or_default(),
+            Some(other) => {
+                self.problem(
+                    format!("{key}.max_file_size"),
+                    format!("invalid size {other}"),
+                    "write bytes or a size such as \"64MiB\"",
+                );
+                DEFAULT_MAX_FILE_SIZE
+            }
+        };
+        match raw.kind.as_deref().unwrap_or("csv") {
+            "csv" => {
+                let delimiter = self.single_byte(key, "delimiter", raw.delimiter.as_deref().unwrap_or("|"));
+                let quote = match raw.quote.as_deref() {
+                    None => Some(b'"'),
+                    Some("") => None,
+                    Some(q) => self.single_byte(key, "quote", q),
+                };
+                let quote_style = match raw.quote_style.as_deref() {
+                    None | Some("needed") => QuoteStyle::Needed,
+                    Some("always") => QuoteStyle::Always,
+                    Some(other) => {
+                        self.problem(
+                            format!("{key}.quote_style"),
+                            format!("unknown quote style {other:?}"),
+                            "use \"needed\" or \"always\"",
+                        );
+                        QuoteStyle::Needed
+                    }
+                };
+                let record_terminator = raw.record_terminator.unwrap_or_else(|| "\n".to_string());
+                if record_terminator.is_empty() {
+                    self.problem(format!("{key}.record_terminator"), "empty", "use \"\\n\" or \"\\r\\n\"");
+                }
+                let empty_field_as_null = raw.empty_field_as_null.unwrap_or(true);
+                let null = raw.null.unwrap_or_default();
+                let null_if = raw.null_if.unwrap_or_default();
+                if let (Some(d), Some(q)) = (delimiter, quote) {
+                    if d == q {
+                        self.problem(
+                            format!("{key}.quote"),
+                            "the quote equals the delimiter",
+                            "choose different characters",
+                        );
+                    }
+                }
+                for (what, s) in std::iter::once(("null", &null)).chain(null_if.iter().map(|s| ("null_if", s))) {
+                    if delimiter.is_some_and(|d| s.as_bytes().contains(&d)) || s.contains(['\r', '\n']) {
+                        self.problem(
+                            format!("{key}.{what}"),
+                            format!("{s:?} contains the delimiter or a line break"),
+                            "choose a marker without them",
+                        );
+                    }
+                }
+                if quote.is_none() {
+                    if empty_field_as_null {
+                        self.problem(
+                            format!("{key}.empty_field_as_null"),
+                            "needs a quote character: empty strings are written as a quoted empty field",
+                            "set quote = '\"' or empty_field_as_null = false",
+                        );
+                    }
+                    self.warning(
+                        format!("{key}.quote"),
+                        "without a quote character, a value containing the delimiter or a line break fails the run",
+                        "set quote = '\"' unless the data is known to be clean",
+                    );
+                    if !null.is_empty() || !null_if.is_empty() {
+                        self.warning(
+                            format!("{key}.null"),
+                            "without a quote character, a text value equal to the NULL marker cannot be told from NULL",
+                            "set quote = '\"'",
+                        );
+                    }
+                }
+                if null.is_empty() && !empty_field_as_null {
+                    self.warning(
+                        format!("{key}.null"),
+                        "NULL is written as an empty field but empty_field_as_null = false, so readers cannot tell NULL from an empty string",
+                        "set null = \"\\\\N\" or empty_field_as_null = true",
+                    );
+                }
+                if self.problems.len() != before {
+                    return None;
+                }
+                Some(FileFormat::Csv(CsvFormat {
+                    delimiter: delimiter?,
+                    header: raw.header.unwrap_or(true),
+                    quote,
+                    quote_style,
+                    null,
+                    null_if,
+                    empty_field_as_null,
+                    record_terminator,
+                    compression: compression?,
+                    max_file_size,
+                }))
+            }
+            "jsonl" | "json" => {
+                for (k, set) in [
+                    ("delimiter", raw.delimiter.is_some()),
+                    ("header", raw.header.is_some()),
+                    ("quote", raw.quote.is_some()),
+                    ("quote_style", raw.quote_style.is_some()),
+                    ("null", raw.null.is_some()),
+                    ("null_if", raw.null_if.is_some()),
+                    ("empty_field_as_null", raw.empty_field_as_null.is_some()),
+                    ("record_terminator", raw.record_terminator.is_some()),
+                ] {
+                    if set {
+                        self.problem(
+                            format!("{key}.{k}"),
+                            "a CSV option on a jsonl format",
+                            "remove it, or use kind = \"csv\"",
+                        );
+                    }
+                }
+                if self.problems.len() != before {
+                    return None;
+                }
+                Some(FileFormat::JsonLines(JsonFormat { compression: compression?, max_file_size }))
+            }
+            other => {
+                self.problem(format!("{key}.kind"), format!("unknown format {other:?}"), "use \"csv\" or \"jsonl\"");
+                None
+            }
+        }
+    }
+
+    fn compression(&mut self, key: &str, raw: Option<&str>, level: Option<i32>) -> Option<Compression> {
+        let c = match raw.unwrap_or("gzip") {
+            "none" => {
+                if level.is_some() {
+                    self.problem(
+                        format!("{key}.compression_level"),
+                        "set without compression",
+                        "remove it or choose gzip/zstd",
+                    );
+                }
+                Compression::None
+            }
+            "gzip" => {
+                let level = level.unwrap_or(6);
+                if !(0..=9).contains(&level) {
+                    self.problem(
+                        format!("{key}.compression_level"),
+                        format!("{level} is out of range for gzip"),
+                        "use 0-9",
+                    );
+                }
+                Compression::Gzip { level: level.clamp(0, 9) as u32 }
+            }
+            "zstd" => {
+                let level = level.unwrap_or(3);
+                if !(1..=19).contains(&level) {
+                    self.problem(
+                        format!("{key}.compression_level"),
+                        format!("{level} is out of range for zstd"),
+                        "use 1-19",
+                    );
+                }
+                Compression::Zstd { level }
+            }
+            other => {
+                self.problem(
+                    format!("{key}.compression"),
+                    format!("unknown compression {other:?}"),
+                    "use \"none\", \"gzip\" or \"zstd\"",
+                );
+                return None;
+            }
+        };
+        Some(c)
+    }
+
+    fn single_byte(&mut self, key: &str, field: &str, raw: &str) -> Option<u8> {
+        match raw.as_bytes() {
+            [b] if b.is_ascii() && *b != b'\r' && *b != b'\n' => Some(*b),
+            _ => {
+                self.problem(
+                    format!("{key}.{field}"),
+                    format!("{raw:?} is not a single ASCII character"),
+                    "use one character such as '|', ',' or '\\t'",
+                );
+                None
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::parse(Path::new("/cfg/sluice.toml"), text)
+    }
+
+    const MINIMAL: &str = r#"
+version = 1
+[sources.db]
+kind = "sqlite"
+path = "sample.db"
+[[export]]
+name = "contacts"
+source = "db"
+destination = "out"
+  [[export.table]]
+  name = "contacts"
+  incremental = { strategy = "timestamp", column = "updated_at", lag = "5m" }
+"#;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        match parse(text) {
+            Err(ConfigError::Invalid { problems, .. }) => problems,
+            other => panic!("expected problems, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn minimal_config_gets_the_reference_defaults() {
+        let c = parse(MINIMAL).unwrap();
+        let e = &c.exports[0];
+        assert_eq!(e.destination, Destination::Local(PathBuf::from("/cfg/out")));
+        assert_eq!(c.history_path(), PathBuf::from("/cfg/.sluice/history.db"));
+        let FileFormat::Csv(f) = &e.format else { panic!() };
+        assert_eq!(f.delimiter, b'|');
+        assert!(f.header && f.empty_field_as_null);
+        assert_eq!(f.quote, Some(b'"'));
+        assert_eq!(f.compression, Compression::Gzip { level: 6 });
+        assert_eq!(f.max_file_size, DEFAULT_MAX_FILE_SIZE);
+        let Incremental::Timestamp(t) = &e.tables[0].incremental else { panic!() };
+        assert_eq!(t.upper_bound, UpperBound::Now { lag: Duration::from_secs(300) });
+    }
+
+    #[test]
+    fn unknown_key_is_an_error_naming_the_key_and_line() {
+        let err =
+            parse(&MINIMAL.replace("destination = \"out\"", "destination = \"out\"\ndestinaton = 1")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("destinaton") && msg.contains("line"), "{msg}");
+    }
+
+    #[test]
+    fn duplicate_and_invalid_names_are_all_reported() {
+        let text = format!("{MINIMAL}\n[[export]]\nname = \"contacts\"\nsource = \"db\"\ndestination = \"o\"\n[[export.table]]\nname=\"t\"\nincremental={{strategy=\"full\"}}\n[[export]]\nname = \"Bad-Name\"\nsource = \"db\"\ndestination = \"o\"\n[[export.table]]\nname=\"t\"\nincremental={{strategy=\"full\"}}\n");
+        let p = problems(&text);
+        assert!(p.iter().any(|p| p.problem.contains("duplicate export name")), "{p:?}");
+        assert!(p.iter().any(|p| p.problem.contains("invalid export name")), "{p:?}");
+    }
+
+    #[test]
+    fn empty_table_list_is_an_error_with_a_hint() {
+        let text = MINIMAL.split("  [[export.table]]").next().unwrap();
+        let p = problems(text);
+        assert_eq!(p[0].key, "export.contacts.table");
+        assert!(p[0].hint.contains("[[export.table]]"));
+    }
+
+    #[test]
+    fn check_strategy_has_room_but_is_refused_clearly() {
+        let p = problems(
+            &MINIMAL.replace("strategy = \"timestamp\", column = \"updated_at\", lag = \"5m\"", "strategy = \"check\""),
+        );
+        assert!(p[0].problem.contains("check"), "{p:?}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let p = problems(
+            &MINIMAL
+                .replace("lag = \"5m\"", "lag = \"5 minutes\"")
+                .replace("[[export]]", "[[export]]\nformat = { delimiter = \"||\", compression = \"lz4\" }"),
+        );
+        let keys: Vec<_> = p.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"export.contacts.format.delimiter"), "{keys:?}");
+        assert!(keys.contains(&"export.contacts.format.compression"), "{keys:?}");
+        assert!(keys.contains(&"export.contacts.table.contacts.incremental.lag"), "{keys:?}");
+    }
+
+    #[test]
+    fn unknown_source_lists_known_ones() {
+        let p = problems(&MINIMAL.replace("source = \"db\"", "source = \"nope\""));
+        assert!(p[0].hint.contains("db"), "{p:?}");
+    }
+
+    #[test]
+    fn ambiguous_null_is_a_warning() {
+        let c = parse(&MINIMAL.replace("[[export]]", "[[export]]\nformat = { empty_field_as_null = false }")).unwrap();
+        assert!(c.warnings.iter().any(|w| w.key.ends_with("format.null")), "{:?}", c.warnings);
+    }
+
+    #[test]
+    fn sizes_and_durations_parse() {
+        assert_eq!(parse_size("64MiB"), Some(64 << 20));
+        assert_eq!(parse_size("500KB"), Some(500_000));
+        assert_eq!(parse_size("12"), Some(12));
+        assert_eq!(parse_size("12 parsecs"), None);
+        assert_eq!(parse_duration("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5"), None);
+    }
+
+    #[test]
+    fn table_names_split_into_quoted_parts() {
+        assert_eq!(TableName::parse("ANALYTICS.CONTACTS").unwrap().parts, ["ANALYTICS", "CONTACTS"]);
+        assert!(TableName::parse("a..b").is_none());
+        assert_eq!(path_segment("ANALYTICS.Contacts List"), "analytics.contacts_list");
+    }
+}

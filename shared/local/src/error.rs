@@ -1,0 +1,50 @@
+//! Errors of the embedded adapters; each says what to check.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(
+        "cannot open SQLite database {path}; check the source's path and that the file is a readable SQLite database"
+    )]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("table {table} not found in {path}; tables there: {available}")]
+    MissingTable { table: String, path: PathBuf, available: String },
+    #[error("table name {table} has {parts} parts; SQLite takes table or schema.table")]
+    TableName { table: String, parts: usize },
+    #[error("SQLite query failed: {sql}")]
+    Query {
+        sql: String,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("{op} {path}")]
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("invalid object key {key:?}: keys are relative paths without empty, '.' or '..' parts")]
+    InvalidKey { key: String },
+    #[error("history file {path}")]
+    History {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("history file {path} has schema version {found}; this sluice reads up to {supported}: upgrade sluice")]
+    SchemaTooNew { path: PathBuf, found: i64, supported: i64 },
+    #[error(
+        "history file {path} holds a record that cannot be read; it was written by a newer sluice or edited by hand"
+    )]
+    Corrupt {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+}

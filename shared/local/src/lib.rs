@@ -1,0 +1,14 @@
+//! Sluice's embedded adapters, for running the whole pipeline on one machine: an SQLite source,
+//! a directory object store, an SQLite-file history store and a JSON-lines event log.
+
+mod dir_store;
+mod error;
+mod event_log;
+mod sqlite_history;
+mod sqlite_source;
+
+pub use dir_store::DirectoryStore;
+pub use error::Error;
+pub use event_log::JsonlEventLog;
+pub use sqlite_history::SqliteHistory;
+pub use sqlite_source::{Clock, SqliteSource};

@@ -1,0 +1,280 @@
+//! The SQLite source. Reads run on a blocking thread that fills row batches and hands them over
+//! a bounded channel, so reading and encoding overlap on two cores and at most `IN_FLIGHT`
+//! batches are held at once, whatever the table's size.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use futures::StreamExt;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use sluice_core::ports::{Query, RenderedQuery, RowStream, Source, WatermarkExpr};
+use sluice_core::spec::{TableName, UpperBound};
+use sluice_core::sql;
+use sluice_core::value::{Column, RowBatch, Watermark};
+use sluice_core::BoxError;
+
+use crate::error::Error;
+
+/// A batch is handed over at this many rows or `BATCH_BYTES` of text, whichever comes first.
+const BATCH_ROWS: usize = 4096;
+const BATCH_BYTES: usize = 1024 * 1024;
+/// Batches queued between the reading thread and the encoder.
+const IN_FLIGHT: usize = 4;
+
+/// Where "now" comes from for `upper_bound = "now"`: the machine's clock, or a test's.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+pub struct SqliteSource {
+    path: PathBuf,
+    clock: Clock,
+}
+
+impl SqliteSource {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self::with_clock(path, Arc::new(Utc::now))
+    }
+
+    pub fn with_clock(path: impl Into<PathBuf>, clock: Clock) -> Self {
+        SqliteSource { path: path.into(), clock }
+    }
+
+    fn open(&self) -> Result<Connection, Error> {
+        open_read_only(&self.path)
+    }
+}
+
+fn open_read_only(path: &Path) -> Result<Connection, Error> {
+    // Opening never creates the file: a mistyped path is an error, not an empty database.
+    let conn = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+        .map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+    // Touch the schema now, so "file is not a database" surfaces here with the path.
+    conn.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(()))
+        .map_err(|source| Error::Open { path: path.to_path_buf(), source })?;
+    Ok(conn)
+}
+
+fn query_err(sql: &str) -> impl Fn(rusqlite::Error) -> Error + '_ {
+    move |source| Error::Query { sql: sql.to_string(), source }
+}
+
+fn to_sql(w: &Watermark) -> rusqlite::types::Value {
+    match w {
+        Watermark::Int(v) => rusqlite::types::Value::Integer(*v),
+        Watermark::Float(v) => rusqlite::types::Value::Real(*v),
+        Watermark::Text(v) => rusqlite::types::Value::Text(v.clone()),
+    }
+}
+
+fn from_sql(v: ValueRef<'_>) -> Option<Watermark> {
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(Watermark::Int(i)),
+        ValueRef::Real(f) => Some(Watermark::Float(f)),
+        ValueRef::Text(t) | ValueRef::Blob(t) => Some(Watermark::Text(String::from_utf8_lossy(t).into_owned())),
+    }
+}
+
+/// Renders "now minus lag" in the layout the column already uses, so SQLite's comparison of the
+/// stored values with the bound means what it says. Text stamps compare as text: the bound
+/// keeps the sample's date/time separator and `Z` suffix and carries milliseconds, which orders
+/// correctly against values with any number of fraction digits.
+fn render_now(now: DateTime<Utc>, sample: ValueRef<'_>) -> Watermark {
+    match sample {
+        ValueRef::Integer(i) => {
+            let abs = i.unsigned_abs();
+            Watermark::Int(if abs < 100_000_000_000 {
+                now.timestamp()
+            } else if abs < 100_000_000_000_000 {
+                now.timestamp_millis()
+            } else {
+                now.timestamp_micros()
+            })
+        }
+        ValueRef::Real(f) => {
+            let secs = now.timestamp_micros() as f64 / 1e6;
+            // Below ten million the values are Julian days (SQLite's julianday()).
+            Watermark::Float(if f.abs() < 1e7 { secs / 86400.0 + 2_440_587.5 } else { secs })
+        }
+        ValueRef::Text(t) | ValueRef::Blob(t) => {
+            let t = String::from_utf8_lossy(t);
+            if t.len() == 10 {
+                // Dates only: a day is in a window once it is over, so today's rows are never
+                // split between two runs.
+                let day = (now - ChronoDuration::days(1)).format("%Y-%m-%d");
+                return Watermark::Text(day.to_string());
+            }
+            let sep = if t.as_bytes().get(10) == Some(&b'T') { 'T' } else { ' ' };
+            let zulu = if t.ends_with('Z') { "Z" } else { "" };
+            Watermark::Text(format!("{}{sep}{}{zulu}", now.format("%Y-%m-%d"), now.format("%H:%M:%S%.3f")))
+        }
+        ValueRef::Null => Watermark::Text(now.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
+    }
+}
+
+fn table_sql(table: &TableName) -> Result<String, Error> {
+    if table.parts.len() > 2 {
+        return Err(Error::TableName { table: table.to_string(), parts: table.parts.len() });
+    }
+    Ok(sql::quote_table(table))
+}
+
+#[async_trait]
+impl Source for SqliteSource {
+    async fn columns(&self, table: &TableName) -> Result<Vec<Column>, BoxError> {
+        let conn = self.open()?;
+        let (schema, name) = match table.parts.as_slice() {
+            [t] => ("main".to_string(), t.clone()),
+            [s, t] => (s.clone(), t.clone()),
+            _ => return Err(Error::TableName { table: table.to_string(), parts: table.parts.len() }.into()),
+        };
+        let pragma = format!("PRAGMA {}.table_info({})", sql::quote_ident(&schema), sql::quote_ident(&name));
+        let mut stmt = conn.prepare(&pragma).map_err(query_err(&pragma))?;
+        let cols = stmt
+            .query_map([], |r| Ok(Column { name: r.get(1)?, source_type: r.get::<_, String>(2)? }))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(query_err(&pragma))?;
+        if cols.is_empty() {
+            let list = "SELECT name FROM sqlite_master WHERE type IN ('table','view') ORDER BY name";
+            let mut stmt = conn.prepare(list).map_err(query_err(list))?;
+            let names = stmt
+                .query_map([], |r| r.get::<_, String>(0))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(query_err(list))?;
+            return Err(Error::MissingTable {
+                table: table.to_string(),
+                path: self.path.clone(),
+                available: if names.is_empty() { "(none)".into() } else { names.join(", ") },
+            }
+            .into());
+        }
+        Ok(cols)
+    }
+
+    async fn upper_bound(
+        &self,
+        table: &TableName,
+        expr: &WatermarkExpr,
+        bound: UpperBound,
+    ) -> Result<Option<Watermark>, BoxError> {
+        let conn = self.open()?;
+        let t = table_sql(table)?;
+        let e = sql::watermark_expr(expr);
+        match bound {
+            UpperBound::Now { lag } => {
+                let q = format!("SELECT {e} FROM {t} WHERE {e} IS NOT NULL LIMIT 1");
+                let mut stmt = conn.prepare(&q).map_err(query_err(&q))?;
+                let mut rows = stmt.query([]).map_err(query_err(&q))?;
+                let Some(row) = rows.next().map_err(query_err(&q))? else { return Ok(None) };
+                let sample = row.get_ref(0).map_err(query_err(&q))?;
+                let lag = ChronoDuration::from_std(lag).unwrap_or(ChronoDuration::MAX);
+                let now = (self.clock)().checked_sub_signed(lag).unwrap_or(DateTime::<Utc>::MIN_UTC);
+                Ok(Some(render_now(now, sample)))
+            }
+            UpperBound::Max => {
+                let q = format!("SELECT MAX({e}) FROM {t} WHERE {e} < (SELECT MAX({e}) FROM {t})");
+                let v = conn.query_row(&q, [], |r| Ok(from_sql(r.get_ref(0)?))).map_err(query_err(&q))?;
+                Ok(v)
+            }
+        }
+    }
+
+    fn render(&self, query: &Query) -> RenderedQuery {
+        sql::select(query)
+    }
+
+    async fn count(&self, query: &Query) -> Result<u64, BoxError> {
+        let conn = self.open()?;
+        table_sql(&query.table)?;
+        let r = sql::count(query);
+        let params: Vec<_> = r.params.iter().map(to_sql).collect();
+        let n: i64 =
+            conn.query_row(&r.sql, rusqlite::params_from_iter(params), |row| row.get(0)).map_err(query_err(&r.sql))?;
+        Ok(n as u64)
+    }
+
+    async fn count_null(&self, table: &TableName, expr: &WatermarkExpr) -> Result<u64, BoxError> {
+        let conn = self.open()?;
+        let q = format!("SELECT COUNT(*) FROM {} WHERE {} IS NULL", table_sql(table)?, sql::watermark_expr(expr));
+        let n: i64 = conn.query_row(&q, [], |row| row.get(0)).map_err(query_err(&q))?;
+        Ok(n as u64)
+    }
+
+    async fn read(&self, query: &Query) -> Result<RowStream, BoxError> {
+        table_sql(&query.table)?;
+        let rendered = sql::select(query);
+        let width = query.columns.len();
+        // Open and prepare before streaming, so a bad query fails the call, not the stream.
+        let conn = self.open()?;
+        conn.prepare(&rendered.sql).map_err(query_err(&rendered.sql))?;
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RowBatch, BoxError>>(IN_FLIGHT);
+        tokio::task::spawn_blocking(move || {
+            if let Err(e) = stream_rows(&conn, &rendered, width, &tx) {
+                let _ = tx.blocking_send(Err(e.into()));
+            }
+        });
+        Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed())
+    }
+}
+
+/// Runs the query and sends its rows in batches; stops early when the receiver is gone.
+fn stream_rows(
+    conn: &Connection,
+    rendered: &RenderedQuery,
+    width: usize,
+    tx: &tokio::sync::mpsc::Sender<Result<RowBatch, BoxError>>,
+) -> Result<(), Error> {
+    let err = query_err(&rendered.sql);
+    let mut stmt = conn.prepare(&rendered.sql).map_err(&err)?;
+    let params: Vec<_> = rendered.params.iter().map(to_sql).collect();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(&err)?;
+    let mut batch = RowBatch::with_capacity(width, BATCH_ROWS, BATCH_BYTES);
+    while let Some(row) = rows.next().map_err(&err)? {
+        for i in 0..width {
+            match row.get_ref(i).map_err(&err)? {
+                ValueRef::Null => batch.push_null(),
+                ValueRef::Integer(v) => batch.push_int(v),
+                ValueRef::Real(v) => batch.push_float(v),
+                ValueRef::Text(t) => batch.push_text(t),
+                ValueRef::Blob(b) => batch.push_bytes(b),
+            }
+        }
+        if batch.rows() >= BATCH_ROWS || batch.data_len() >= BATCH_BYTES {
+            let full = std::mem::replace(&mut batch, RowBatch::with_capacity(width, BATCH_ROWS, BATCH_BYTES));
+            if tx.blocking_send(Ok(full)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.blocking_send(Ok(batch));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    fn now() -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 23, 10, 30, 15).unwrap() + ChronoDuration::milliseconds(250)
+    }
+
+    #[test]
+    fn now_bound_follows_the_columns_layout() {
+        assert_eq!(
+            render_now(now(), ValueRef::Text(b"2024-01-01 00:00:00")),
+            Watermark::Text("2026-11-23 10:30:15.250".into())
+        );
+        assert_eq!(
+            render_now(now(), ValueRef::Text(b"2024-01-01T00:00:00.123456Z")),
+            Watermark::Text("2026-11-23T10:30:15.250Z".into())
+        );
+        assert_eq!(render_now(now(), ValueRef::Text(b"2024-01-01")), Watermark::Text("2026-11-22".into()));
+        assert_eq!(render_now(now(), ValueRef::Integer(1_700_000_000)), Watermark::Int(now().timestamp()));
+        assert_eq!(render_now(now(), ValueRef::Integer(1_700_000_000_000)), Watermark::Int(now().timestamp_millis()));
+    }
+}
