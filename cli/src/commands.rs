@@ -168,6 +168,9 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
             Ports { source: source.as_ref(), store: store.as_ref(), history: &app.history, events: &app.events };
         match Runner::new(ports, observer).run(export, &opts).await {
             Ok(summary) => {
+                for t in summary.tables.iter().filter(|t| t.state != RunState::Succeeded) {
+                    eprintln!("error: {}", t.error.as_deref().unwrap_or("table run failed"));
+                }
                 if !json {
                     print!("{}", render_summary(&summary, &store.location()));
                 }

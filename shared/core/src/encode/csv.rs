@@ -100,7 +100,14 @@ impl Encoder for CsvEncoder {
 
     #[inline]
     fn encode_row(&mut self, batch: &RowBatch, row: usize, out: &mut Vec<u8>) -> Result<(), EncodeProblem> {
-        for (i, cell) in batch.row(row).iter().enumerate() {
+        let cells = batch.row(row);
+        // A lone empty string would be a blank line, which many readers skip: quote it.
+        if let ([Cell::Text(_, 0)], Some(q)) = (cells, self.format.quote) {
+            out.extend_from_slice(&[q, q]);
+            out.extend_from_slice(self.format.record_terminator.as_bytes());
+            return Ok(());
+        }
+        for (i, cell) in cells.iter().enumerate() {
             if i > 0 {
                 out.push(self.format.delimiter);
             }

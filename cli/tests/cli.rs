@@ -1,0 +1,297 @@
+//! The `sluice` binary as users and schedulers run it: exit codes, messages, and what is left
+//! on disk and in the history after runs that are killed, collide, or meet bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_testkit::{committed_rows, contacts_config, create_contacts, insert_contacts, stray_files};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+const FULL_CSV: &str = "{ compression = \"none\", max_file_size = \"256KiB\" }";
+const INCREMENTAL: &str = "{ strategy = \"timestamp\", column = \"updated_at\" }";
+
+fn sluice(config: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--config").arg(config).args(args).env_remove("SLUICE_CONFIG").env_remove("SLUICE_HISTORY");
+    c
+}
+
+fn run_ok(config: &Path, args: &[&str]) -> Output {
+    let out = sluice(config, args).output().unwrap();
+    assert!(out.status.success(), "sluice {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    out
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn status_json(config: &Path) -> serde_json::Value {
+    serde_json::from_slice(&run_ok(config, &["status", "--json"]).stdout).unwrap()
+}
+
+fn watermark(config: &Path) -> serde_json::Value {
+    status_json(config)[0]["tables"][0]["watermark"].clone()
+}
+
+/// A workspace with a contacts table of `rows` rows stamped in the past.
+fn workspace(rows: i64, incremental: &str, format: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let conn = create_contacts(&dir.path().join("source.db"));
+    insert_contacts(&conn, 1, rows, "2025-06-01 00:00:00");
+    let config = contacts_config(dir.path(), incremental, format);
+    (dir, config)
+}
+
+fn ids(out: &Path) -> Vec<i64> {
+    let mut ids: Vec<i64> = committed_rows(out).iter().map(|r| r[0].as_deref().unwrap().parse().unwrap()).collect();
+    ids.sort();
+    ids
+}
+
+fn manifests(out: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut stack = vec![out.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else if e.file_name() == "manifest.json" {
+                found.push(e.path());
+            }
+        }
+    }
+    found
+}
+
+fn kill(child: &mut Child) {
+    unsafe { libc::kill(child.id() as i32, libc::SIGKILL) };
+    child.wait().unwrap();
+}
+
+#[test]
+fn demo_exports_then_exports_only_what_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("d");
+    let out = Command::new(BIN).args(["demo", "--dir"]).arg(&demo).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("4,000 rows") && text.contains("(5 rows"), "{text}");
+    // Running it again replaces the earlier demo and gives the same result.
+    let again = Command::new(BIN).args(["demo", "--dir"]).arg(&demo).output().unwrap();
+    assert!(again.status.success(), "{}", stderr(&again));
+    let rows = committed_rows(&demo.join("exports"));
+    assert_eq!(rows.len(), 4005);
+}
+
+#[test]
+fn demo_refuses_a_folder_it_did_not_make() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("precious.txt"), "keep").unwrap();
+    let out = Command::new(BIN).args(["demo", "--dir"]).arg(dir.path()).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("not a sluice demo folder"));
+    assert!(dir.path().join("precious.txt").exists());
+}
+
+#[test]
+fn killed_runs_leave_no_manifest_and_no_watermark_change_and_the_next_run_exports_the_window() {
+    let (dir, config) = workspace(120_000, INCREMENTAL, FULL_CSV);
+    let out = dir.path().join("out");
+    let db = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
+    let mut next = 120_001;
+    let mut committed_kills = 0;
+    for delay_ms in [5u64, 40, 90, 160, 260, 400, 700] {
+        let before = watermark(&config);
+        let manifests_before = manifests(&out).len();
+        let mut child = sluice(&config, &["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        kill(&mut child);
+        let after = watermark(&config);
+        let new_manifests = manifests(&out).len() - manifests_before;
+        // Either nothing was committed, or the manifest (the commit point) exists and the
+        // history catches up on the next run; never a watermark without its manifest.
+        assert!(new_manifests <= 1, "at most the killed run's manifest");
+        if new_manifests == 0 {
+            assert_eq!(before, after, "watermark moved without a manifest (killed after {delay_ms} ms)");
+        } else {
+            committed_kills += 1;
+        }
+        // More rows arrive between attempts.
+        insert_contacts(&db, next, 5_000, "2025-06-02 00:00:00");
+        next += 5_000;
+    }
+    run_ok(&config, &["run"]);
+    let all = ids(&out);
+    assert_eq!(all.len() as i64, next - 1, "every row exactly once ({committed_kills} kills had committed)");
+    assert!(all.windows(2).all(|w| w[0] < w[1]), "no row twice");
+    assert!(stray_files(&out).is_empty(), "left behind: {:?}", stray_files(&out));
+    let history = String::from_utf8(run_ok(&config, &["history", "contacts", "--json"]).stdout).unwrap();
+    assert!(!history.contains("\"running\""), "every interrupted run is settled");
+}
+
+#[test]
+fn two_runs_at_once_one_runs_and_the_other_exits_3_naming_the_holder() {
+    let (_dir, config) = workspace(200_000, INCREMENTAL, FULL_CSV);
+    let mut first = sluice(&config, &["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    let holder = loop {
+        let s = status_json(&config);
+        if let Some(h) = s[0]["running"].as_str() {
+            break h.to_string();
+        }
+        assert!(started.elapsed() < Duration::from_secs(20), "the first run never took the lease");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    let second = sluice(&config, &["run"]).output().unwrap();
+    assert_eq!(second.status.code(), Some(3), "{}", stderr(&second));
+    let msg = stderr(&second);
+    assert!(msg.contains("already running") && msg.contains(&holder), "{msg}");
+    assert!(first.wait().unwrap().success());
+}
+
+#[test]
+fn a_missing_table_or_column_is_a_clear_error_and_commits_nothing() {
+    let (dir, config) = workspace(10, INCREMENTAL, FULL_CSV);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace("name = \"contacts\"\nincremental", "name = \"contact\"\nincremental"))
+        .unwrap();
+    let out = sluice(&config, &["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("table contact not found") && stderr(&out).contains("tables there: contacts"),
+        "{}",
+        stderr(&out)
+    );
+
+    std::fs::write(&config, text.replace("incremental = ", "columns = [\"id\", \"emial\"]\nincremental = ")).unwrap();
+    let out = sluice(&config, &["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("column \"emial\" not found; the table has: id, email"), "{}", stderr(&out));
+    assert!(manifests(&dir.path().join("out")).is_empty());
+    assert!(watermark(&config).is_null());
+}
+
+#[test]
+fn an_unreadable_database_is_a_clear_error() {
+    let (dir, config) = workspace(1, INCREMENTAL, FULL_CSV);
+    std::fs::write(dir.path().join("source.db"), b"this is not a database, it is a text file").unwrap();
+    let out = sluice(&config, &["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let msg = stderr(&out);
+    assert!(
+        msg.contains("cannot open SQLite database") && msg.contains("source.db") && msg.contains("not a database"),
+        "{msg}"
+    );
+    std::fs::remove_file(dir.path().join("source.db")).unwrap();
+    let out = sluice(&config, &["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("check the source's path"), "{}", stderr(&out));
+    assert!(!dir.path().join("source.db").exists(), "a missing database is not created");
+}
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct Mount(PathBuf);
+impl Mount {
+    fn new(path: &Path, options: &str) -> Mount {
+        std::fs::create_dir_all(path).unwrap();
+        let ok = Command::new("mount").args(["-t", "tmpfs", "-o", options, "tmpfs"]).arg(path).status().unwrap();
+        assert!(ok.success(), "mounting a test tmpfs needs root (tests run as root here and in CI)");
+        Mount(path.to_path_buf())
+    }
+}
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_full_or_read_only_destination_fails_cleanly_and_commits_nothing() {
+    let (dir, config) = workspace(20_000, INCREMENTAL, FULL_CSV);
+    let out_dir = dir.path().join("out");
+
+    let full = Mount::new(&out_dir, "size=128k");
+    let out = sluice(&config, &["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("No space left on device"), "{}", stderr(&out));
+    assert!(watermark(&config).is_null());
+    assert!(std::fs::read_dir(&out_dir).unwrap().all(|e| e.unwrap().path().is_dir()), "no file left behind");
+    drop(full);
+
+    let _ro = Mount::new(&out_dir, "size=1m,ro");
+    let out = sluice(&config, &["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("Read-only file system"), "{}", stderr(&out));
+    assert!(watermark(&config).is_null());
+    let history = String::from_utf8(run_ok(&config, &["history", "contacts", "--json"]).stdout).unwrap();
+    assert!(history.contains("\"failed\""), "{history}");
+}
+
+#[test]
+fn a_bad_config_exits_2_naming_the_key() {
+    let (_dir, config) =
+        workspace(1, "{ strategy = \"timestamp\", column = \"updated_at\", lag = \"soon\" }", FULL_CSV);
+    let out = sluice(&config, &["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("export.contacts.table.contacts.incremental.lag: invalid duration \"soon\""),
+        "{}",
+        stderr(&out)
+    );
+    let out = sluice(&config, &["validate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+
+    let missing = sluice(Path::new("/nonexistent/sluice.toml"), &["status"]).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(stderr(&missing).contains("cannot read config file"), "{}", stderr(&missing));
+}
+
+#[test]
+fn an_unknown_export_exits_2_listing_the_known_ones() {
+    let (_dir, config) = workspace(1, INCREMENTAL, FULL_CSV);
+    let out = sluice(&config, &["run", "--export", "nope"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("no export named \"nope\"; the file defines: contacts"), "{}", stderr(&out));
+}
+
+#[test]
+fn plan_shows_the_window_the_bound_sql_and_the_row_count_without_exporting() {
+    let (dir, config) = workspace(42, INCREMENTAL, FULL_CSV);
+    let out = run_ok(&config, &["plan"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("SELECT \"id\", \"email\", \"name\", \"version\", \"updated_at\" FROM \"contacts\" WHERE \"updated_at\" <= ?"), "{text}");
+    assert!(text.contains("rows:      42"), "{text}");
+    assert!(!dir.path().join("out").exists());
+
+    run_ok(&config, &["run"]);
+    let plan: serde_json::Value = serde_json::from_slice(&run_ok(&config, &["plan", "--json"]).stdout).unwrap();
+    assert_eq!(plan[0]["rows"], 0);
+    assert_eq!(plan[0]["params"].as_array().unwrap().len(), 2, "low and high are bound");
+}
+
+#[test]
+fn status_and_history_report_runs_rows_and_watermarks() {
+    let (_dir, config) = workspace(7, INCREMENTAL, FULL_CSV);
+    let run: serde_json::Value = serde_json::from_slice(&run_ok(&config, &["run", "--json"]).stdout).unwrap();
+    assert_eq!(run[0]["rows"], 7);
+    assert_eq!(run[0]["succeeded"], true);
+    let s = status_json(&config);
+    assert_eq!(s[0]["tables"][0]["rows"], 7);
+    assert_eq!(s[0]["tables"][0]["last_result"], "succeeded");
+    assert_eq!(s[0]["tables"][0]["watermark"]["type"], "text");
+    let text = String::from_utf8(run_ok(&config, &["status"]).stdout).unwrap();
+    assert!(text.starts_with("EXPORT") && text.contains("contacts"), "{text}");
+    let h = String::from_utf8(run_ok(&config, &["history", "contacts"]).stdout).unwrap();
+    assert!(h.contains("succeeded"), "{h}");
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in ["run", "plan", "status", "history", "validate", "demo"] {
+        let out = Command::new(BIN).args([cmd, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: sluice"), "{cmd}");
+    }
+}

@@ -1,0 +1,428 @@
+//! The whole export pipeline on the embedded adapters: incremental runs over a changing SQLite
+//! database, the lease, the conditional commit, and runs that die part way.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sluice_core::ports::{HistoryStore, LeaseOwner, ObjectMeta, ObjectStore, ObjectWriter, RunRecord, RunState};
+use sluice_core::run::{Ports, Quiet, RunOptions, Runner};
+use sluice_core::spec::Config;
+use sluice_core::value::Watermark;
+use sluice_core::{BoxError, Error, HistoryError};
+use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory, SqliteSource};
+use sluice_testkit::{committed_rows, contacts_config, create_contacts, insert_contacts, stray_files};
+
+const CSV: &str = "{ compression = \"none\", max_file_size = 400 }";
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: Config,
+    clock: Arc<Mutex<DateTime<Utc>>>,
+    history: SqliteHistory,
+    events: JsonlEventLog,
+}
+
+impl Env {
+    fn new(incremental: &str) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        create_contacts(&dir.path().join("source.db"));
+        let config = Config::load(&contacts_config(dir.path(), incremental, CSV)).unwrap();
+        let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
+        let events = JsonlEventLog::new(dir.path().join("events.jsonl"));
+        let clock = Arc::new(Mutex::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()));
+        Env { dir, config, clock, history, events }
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join("source.db")).unwrap()
+    }
+
+    fn out(&self) -> PathBuf {
+        self.dir.path().join("out")
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        *self.clock.lock().unwrap()
+    }
+
+    fn advance(&self, ms: i64) {
+        *self.clock.lock().unwrap() += Duration::milliseconds(ms);
+    }
+
+    fn source(&self) -> SqliteSource {
+        let clock = self.clock.clone();
+        SqliteSource::with_clock(self.dir.path().join("source.db"), Arc::new(move || *clock.lock().unwrap()))
+    }
+
+    fn opts(&self) -> RunOptions {
+        RunOptions {
+            full_refresh: false,
+            tables: None,
+            host: "test-host".into(),
+            pid: std::process::id(),
+            lease_ttl: std::time::Duration::from_secs(60),
+        }
+    }
+
+    async fn run_with(
+        &self,
+        store: &dyn ObjectStore,
+        history: &dyn HistoryStore,
+        opts: &RunOptions,
+    ) -> Result<sluice_core::run::ExportRunSummary, Error> {
+        let source = self.source();
+        let ports = Ports { source: &source, store, history, events: &self.events };
+        Runner::new(ports, &Quiet).run(&self.config.exports[0], opts).await
+    }
+
+    async fn run(&self) -> sluice_core::run::ExportRunSummary {
+        let store = DirectoryStore::new(self.out());
+        let s = self.run_with(&store, &self.history, &self.opts()).await.unwrap();
+        assert!(s.succeeded, "{:?}", s.error);
+        s
+    }
+
+    async fn watermark(&self) -> Option<Watermark> {
+        self.history.watermark("contacts", "contacts").await.unwrap().map(|w| w.watermark)
+    }
+}
+
+fn stamp(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%S%.3f").to_string()
+}
+
+/// (id, version) of every committed row, with how often each was exported.
+fn exported(out: &Path) -> BTreeMap<(i64, i64), usize> {
+    let mut seen = BTreeMap::new();
+    for row in committed_rows(out) {
+        let id: i64 = row[0].as_deref().unwrap().parse().unwrap();
+        let version: i64 = row[3].as_deref().unwrap().parse().unwrap();
+        *seen.entry((id, version)).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// A tiny seeded generator, so a failing sequence can be replayed from its seed.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_version_of_every_row_is_in_exactly_one_committed_run() {
+    for seed in 1..=12u64 {
+        let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\", lag = \"5s\" }");
+        let db = env.db();
+        let mut rng = Rng(seed);
+        let mut next_id = 1i64;
+        let mut versions: BTreeMap<i64, i64> = BTreeMap::new();
+        for _ in 0..60 {
+            env.advance(1 + rng.below(3000) as i64);
+            match rng.below(10) {
+                0..=3 => {
+                    // Insert, stamped now or (committed late) up to 4.9 s in the past: inside the lag.
+                    let late = if rng.below(3) == 0 { rng.below(4900) as i64 } else { 0 };
+                    let n = 1 + rng.below(4) as i64;
+                    insert_contacts(&db, next_id, n, &stamp(env.now() - Duration::milliseconds(late)));
+                    for id in next_id..next_id + n {
+                        versions.insert(id, 1);
+                    }
+                    next_id += n;
+                }
+                4..=6 if next_id > 1 => {
+                    // Update, possibly several rows tied on the same stamp.
+                    let ts = stamp(env.now() - Duration::milliseconds(rng.below(2) as i64 * rng.below(4900) as i64));
+                    for _ in 0..1 + rng.below(3) {
+                        let id = 1 + rng.below((next_id - 1) as u64) as i64;
+                        db.execute(
+                            "UPDATE contacts SET version = version + 1, updated_at = ?1 WHERE id = ?2",
+                            rusqlite::params![ts, id],
+                        )
+                        .unwrap();
+                        *versions.get_mut(&id).unwrap() += 1;
+                    }
+                }
+                _ => {
+                    if rng.below(2) == 0 {
+                        // Rows stamped exactly on the bound this run is about to capture.
+                        insert_contacts(&db, next_id, 2, &stamp(env.now() - Duration::seconds(5)));
+                        versions.insert(next_id, 1);
+                        versions.insert(next_id + 1, 1);
+                        next_id += 2;
+                    }
+                    env.run().await;
+                }
+            }
+        }
+        // Past the lag, one more run picks up everything still waiting.
+        env.advance(6000);
+        env.run().await;
+
+        let seen = exported(&env.out());
+        for ((id, v), n) in &seen {
+            assert_eq!(*n, 1, "seed {seed}: row {id} version {v} exported {n} times");
+            assert!(versions.get(id).is_some_and(|last| v <= last), "seed {seed}: unknown version {id}/{v}");
+        }
+        for (id, last) in &versions {
+            assert!(seen.contains_key(&(*id, *last)), "seed {seed}: row {id} version {last} never exported");
+        }
+        assert!(stray_files(&env.out()).is_empty());
+    }
+}
+
+#[tokio::test]
+async fn late_row_inside_lag_is_exported_next_run() {
+    // GIVEN a 10 s lag and a first run at t0
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\", lag = \"10s\" }");
+    let db = env.db();
+    insert_contacts(&db, 1, 3, &stamp(env.now() - Duration::seconds(60)));
+    env.run().await;
+    // WHEN a transaction stamped 5 s before that run commits after it
+    insert_contacts(&db, 100, 1, &stamp(env.now() - Duration::seconds(5)));
+    env.advance(1000);
+    let second = env.run().await;
+    assert_eq!(second.rows, 0, "still inside the lag");
+    env.advance(10_000);
+    let third = env.run().await;
+    // THEN the next run past the lag exports it, once
+    assert_eq!(third.rows, 1);
+    assert_eq!(exported(&env.out()).get(&(100, 1)), Some(&1));
+}
+
+#[tokio::test]
+async fn rows_tied_on_the_boundary_are_exported_once_with_the_max_bound() {
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\", upper_bound = \"max\" }");
+    let db = env.db();
+    insert_contacts(&db, 1, 2, "2026-01-01 00:00:01");
+    insert_contacts(&db, 3, 2, "2026-01-01 00:00:02");
+    // The newest stamp waits: a late row tied with it must not be skipped.
+    assert_eq!(env.run().await.rows, 2);
+    insert_contacts(&db, 5, 1, "2026-01-01 00:00:02");
+    assert_eq!(env.run().await.rows, 0);
+    insert_contacts(&db, 6, 1, "2026-01-01 00:00:03");
+    assert_eq!(env.run().await.rows, 3);
+    assert_eq!(env.watermark().await, Some(Watermark::Text("2026-01-01 00:00:02".into())));
+    let seen = exported(&env.out());
+    assert_eq!(seen.keys().map(|k| k.0).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert!(seen.values().all(|n| *n == 1));
+}
+
+#[tokio::test]
+async fn null_stamps_are_reported_and_exported_through_a_fallback() {
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\" }");
+    let db = env.db();
+    insert_contacts(&db, 1, 3, "2025-12-31 00:00:00");
+    db.execute("UPDATE contacts SET updated_at = NULL WHERE id = 2", []).unwrap();
+    let s = env.run().await;
+    assert_eq!((s.rows, s.tables[0].null_rows), (2, 1));
+
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\", fallback_column = \"email\" }");
+    let db = env.db();
+    insert_contacts(&db, 1, 3, "2025-12-31 00:00:00");
+    db.execute("UPDATE contacts SET updated_at = NULL, email = '2025-12-30 00:00:00' WHERE id = 2", []).unwrap();
+    let s = env.run().await;
+    assert_eq!((s.rows, s.tables[0].null_rows), (3, 0));
+}
+
+#[tokio::test]
+async fn a_held_lease_refuses_the_run_and_names_the_holder() {
+    let env = Env::new("{ strategy = \"full\" }");
+    insert_contacts(&env.db(), 1, 1, "2025-12-31 00:00:00");
+    let other = LeaseOwner { run_id: "other-run".into(), host: "other-host".into(), pid: 1 };
+    env.history.acquire_lease("contacts", &other, std::time::Duration::from_secs(60)).await.unwrap();
+    let store = DirectoryStore::new(env.out());
+    let err = env.run_with(&store, &env.history, &env.opts()).await.unwrap_err();
+    assert!(matches!(err, Error::LeaseHeld { .. }));
+    assert!(err.to_string().contains("other-run") && err.to_string().contains("other-host"), "{err}");
+    assert!(!env.out().exists());
+}
+
+/// The real history store, with another writer moving the watermark just before the commit.
+struct MovedUnderneath<'a> {
+    inner: &'a SqliteHistory,
+    path: PathBuf,
+}
+
+#[async_trait]
+impl HistoryStore for MovedUnderneath<'_> {
+    async fn acquire_lease(
+        &self,
+        e: &str,
+        o: &LeaseOwner,
+        t: std::time::Duration,
+    ) -> Result<sluice_core::ports::Lease, HistoryError> {
+        self.inner.acquire_lease(e, o, t).await
+    }
+    async fn release_lease(&self, l: &sluice_core::ports::Lease) -> Result<(), HistoryError> {
+        self.inner.release_lease(l).await
+    }
+    async fn lease(&self, e: &str) -> Result<Option<sluice_core::ports::Lease>, HistoryError> {
+        self.inner.lease(e).await
+    }
+    async fn watermark(&self, e: &str, t: &str) -> Result<Option<sluice_core::ports::WatermarkRecord>, HistoryError> {
+        self.inner.watermark(e, t).await
+    }
+    async fn watermarks(&self, e: &str) -> Result<Vec<sluice_core::ports::WatermarkRecord>, HistoryError> {
+        self.inner.watermarks(e).await
+    }
+    async fn begin_run(&self, l: &sluice_core::ports::Lease, r: &RunRecord) -> Result<(), HistoryError> {
+        self.inner.begin_run(l, r).await
+    }
+    async fn commit_run(
+        &self,
+        l: &sluice_core::ports::Lease,
+        r: &RunRecord,
+        e: Option<&Watermark>,
+        n: Option<&Watermark>,
+    ) -> Result<(), HistoryError> {
+        let conn = rusqlite::Connection::open(&self.path).unwrap();
+        conn.execute(
+            "INSERT OR REPLACE INTO export_history VALUES ('contacts', 'contacts', 'x', '{\"type\":\"text\",\"value\":\"9999\"}', 'intruder', '2026-01-01T00:00:00Z')",
+            [],
+        )
+        .unwrap();
+        self.inner.commit_run(l, r, e, n).await
+    }
+    async fn fail_run(&self, r: &RunRecord) -> Result<(), HistoryError> {
+        self.inner.fail_run(r).await
+    }
+    async fn runs(&self, e: &str, n: usize) -> Result<Vec<RunRecord>, HistoryError> {
+        self.inner.runs(e, n).await
+    }
+    async fn open_runs(&self, e: &str) -> Result<Vec<RunRecord>, HistoryError> {
+        self.inner.open_runs(e).await
+    }
+}
+
+#[tokio::test]
+async fn a_refused_commit_leaves_no_manifest_and_the_watermark_it_found() {
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\" }");
+    insert_contacts(&env.db(), 1, 50, "2025-12-31 00:00:00");
+    let history = MovedUnderneath { inner: &env.history, path: env.dir.path().join("history.db") };
+    let store = DirectoryStore::new(env.out());
+    let s = env.run_with(&store, &history, &env.opts()).await.unwrap();
+    assert!(!s.succeeded);
+    assert!(s.tables[0].error.as_deref().unwrap().contains("watermark moved"), "{:?}", s.tables[0].error);
+    assert!(store.list("").await.unwrap().is_empty(), "nothing may stay behind");
+    assert_eq!(env.watermark().await, Some(Watermark::Text("9999".into())));
+    let runs = env.history.runs("contacts", 10).await.unwrap();
+    assert_eq!(runs[0].state, RunState::Failed);
+    let events = std::fs::read_to_string(env.dir.path().join("events.jsonl")).unwrap();
+    assert!(events.contains("\"detail-type\":\"ExportFailed\""), "{events}");
+}
+
+/// The real directory store, where the process "dies" (the run's future is dropped) right
+/// after the manifest is written, or while a part is being written.
+struct DiesAt {
+    inner: DirectoryStore,
+    after_manifest: bool,
+}
+
+struct Hang;
+#[async_trait]
+impl ObjectWriter for Hang {
+    async fn write(&mut self, _chunk: Vec<u8>) -> Result<(), BoxError> {
+        std::future::pending().await
+    }
+    async fn finish(self: Box<Self>) -> Result<u64, BoxError> {
+        std::future::pending().await
+    }
+    async fn abort(self: Box<Self>) -> Result<(), BoxError> {
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for DiesAt {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    async fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectWriter>, BoxError> {
+        if !self.after_manifest && key.contains("part-00002") {
+            return Ok(Box::new(Hang));
+        }
+        self.inner.create(key, meta).await
+    }
+    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), BoxError> {
+        self.inner.put(key, bytes, meta).await?;
+        if self.after_manifest {
+            std::future::pending::<()>().await;
+        }
+        Ok(())
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
+        self.inner.get(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), BoxError> {
+        self.inner.delete(key).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, BoxError> {
+        self.inner.delete_prefix(prefix).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BoxError> {
+        self.inner.list(prefix).await
+    }
+}
+
+async fn die_then_rerun(after_manifest: bool) {
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\" }");
+    insert_contacts(&env.db(), 1, 40, "2025-12-31 00:00:00");
+    let dying = DiesAt { inner: DirectoryStore::new(env.out()), after_manifest };
+    let mut opts = env.opts();
+    // A zero TTL: the dead run's lease (held by this very, live process) has expired at once.
+    opts.lease_ttl = std::time::Duration::ZERO;
+    let died =
+        tokio::time::timeout(std::time::Duration::from_millis(300), env.run_with(&dying, &env.history, &opts)).await;
+    assert!(died.is_err(), "the run should have hung");
+    assert_eq!(env.history.open_runs("contacts").await.unwrap().len(), 1);
+    // Before anything reconciles, the watermark is untouched.
+    assert_eq!(env.watermark().await, None);
+
+    let second = env.run().await;
+    assert_eq!(env.history.open_runs("contacts").await.unwrap().len(), 0);
+    let runs = env.history.runs("contacts", 10).await.unwrap();
+    let dead = runs.iter().find(|r| r.run_id != second.run_id).unwrap();
+    if after_manifest {
+        // The manifest is the commit point: the dead run is committed, the next run adds nothing.
+        assert_eq!(dead.state, RunState::Succeeded);
+        assert_eq!(second.rows, 0);
+    } else {
+        assert_eq!(dead.state, RunState::Failed);
+        assert!(dead.error.as_deref().unwrap().contains("abandoned"));
+        assert_eq!(second.rows, 40);
+    }
+    let seen = exported(&env.out());
+    assert_eq!(seen.len(), 40);
+    assert!(seen.values().all(|n| *n == 1));
+    assert!(stray_files(&env.out()).is_empty(), "{:?}", stray_files(&env.out()));
+}
+
+#[tokio::test]
+async fn a_run_that_dies_mid_part_is_abandoned_and_its_window_exported_again() {
+    die_then_rerun(false).await;
+}
+
+#[tokio::test]
+async fn a_run_that_dies_after_its_manifest_is_committed_by_the_next_run() {
+    die_then_rerun(true).await;
+}
+
+#[tokio::test]
+async fn a_full_refresh_reexports_everything_and_moves_the_watermark() {
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\" }");
+    insert_contacts(&env.db(), 1, 5, "2025-12-31 00:00:00");
+    env.run().await;
+    let mut opts = env.opts();
+    opts.full_refresh = true;
+    env.advance(1000);
+    let store = DirectoryStore::new(env.out());
+    let s = env.run_with(&store, &env.history, &opts).await.unwrap();
+    assert_eq!(s.rows, 5);
+    assert_eq!(env.watermark().await, Some(Watermark::Text(stamp(env.now()))));
+}
