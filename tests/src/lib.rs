@@ -59,7 +59,7 @@ pub fn read_csv(bytes: &[u8], d: &Dialect) -> Vec<Vec<Option<Vec<u8>>>> {
                 i += 1;
             }
         }
-        let is_null = !quoted && ((field.is_empty() && d.empty_as_null) || d.null_markers.iter().any(|m| *m == field));
+        let is_null = !quoted && ((field.is_empty() && d.empty_as_null) || d.null_markers.contains(&field));
         record.push(if is_null { None } else { Some(field) });
         if i >= bytes.len() {
             records.push(record);
