@@ -178,27 +178,42 @@ impl<'a> PartWriter<'a> {
         Ok(())
     }
 
-    /// Moves the buffer through the compressor into the store.
+    /// Moves the buffer through the compressor into the store. Both buffers are reused: memory
+    /// stays the same however many chunks a part has.
     async fn flush(&mut self) -> Result<(), PartError> {
         let Some(p) = self.current.as_mut() else { return Ok(()) };
-        let out = match &mut p.compressor {
-            Compressor::None => std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + 64 * 1024)),
+        let compress_err = |key: &str, e: std::io::Error| PartError::Store { key: key.to_string(), source: e.into() };
+        match &mut p.compressor {
+            Compressor::None => {
+                store_chunk(p, &self.buf).await?;
+                self.buf.clear();
+            }
             Compressor::Gzip(enc) => {
-                let r = enc.write_all(&self.buf);
+                enc.write_all(&self.buf).map_err(|e| compress_err(&p.key, e))?;
                 p.fed += self.buf.len() as u64;
                 self.buf.clear();
-                r.map_err(|e| PartError::Store { key: p.key.clone(), source: e.into() })?;
-                std::mem::take(enc.get_mut())
+                let out = std::mem::take(enc.get_mut());
+                let stored = store_chunk(p, &out).await;
+                if let Compressor::Gzip(enc) = &mut p.compressor {
+                    *enc.get_mut() = out;
+                    enc.get_mut().clear();
+                }
+                stored?;
             }
             Compressor::Zstd(enc) => {
-                let r = enc.write_all(&self.buf);
+                enc.write_all(&self.buf).map_err(|e| compress_err(&p.key, e))?;
                 p.fed += self.buf.len() as u64;
                 self.buf.clear();
-                r.map_err(|e| PartError::Store { key: p.key.clone(), source: e.into() })?;
-                std::mem::take(enc.get_mut())
+                let out = std::mem::take(enc.get_mut());
+                let stored = store_chunk(p, &out).await;
+                if let Compressor::Zstd(enc) = &mut p.compressor {
+                    *enc.get_mut() = out;
+                    enc.get_mut().clear();
+                }
+                stored?;
             }
-        };
-        store_chunk(p, out).await
+        }
+        Ok(())
     }
 
     async fn close(&mut self) -> Result<(), PartError> {
@@ -218,7 +233,7 @@ impl<'a> PartWriter<'a> {
                 return Err(PartError::Store { key, source: e.into() });
             }
         };
-        if let Err(e) = store_chunk(&mut p, tail).await {
+        if let Err(e) = store_chunk(&mut p, &tail).await {
             let _ = p.writer.abort().await;
             return Err(e);
         }
@@ -229,11 +244,11 @@ impl<'a> PartWriter<'a> {
     }
 }
 
-async fn store_chunk(p: &mut OpenPart, chunk: Vec<u8>) -> Result<(), PartError> {
+async fn store_chunk(p: &mut OpenPart, chunk: &[u8]) -> Result<(), PartError> {
     if chunk.is_empty() {
         return Ok(());
     }
-    p.hasher.update(&chunk);
+    p.hasher.update(chunk);
     p.stored += chunk.len() as u64;
     p.writer.write(chunk).await.map_err(|source| PartError::Store { key: p.key.clone(), source })
 }

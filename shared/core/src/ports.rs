@@ -93,7 +93,9 @@ pub struct ObjectMeta {
 /// An object being written. Nothing is visible under its key until `finish` returns.
 #[async_trait]
 pub trait ObjectWriter: Send {
-    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), BoxError>;
+    /// Appends bytes. Taken by reference so the caller reuses one buffer for the whole part;
+    /// an adapter that must hold bytes (an S3 multipart part) copies them into its own.
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), BoxError>;
     /// Makes the object visible whole; returns its size.
     async fn finish(self: Box<Self>) -> Result<u64, BoxError>;
     /// Drops what was written; the key stays absent.

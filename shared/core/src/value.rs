@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 /// One value. Text and bytes point into the batch's buffer (`start`, `len`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,6 +31,45 @@ pub struct RowBatch {
     width: usize,
     cells: Vec<Cell>,
     data: Vec<u8>,
+    /// Where the buffers go back to when the batch is dropped.
+    pool: Option<Arc<BatchPool>>,
+}
+
+/// Buffers of dropped batches, handed out again. A source fills batches on one thread and the
+/// encoder drops them on another; without reuse the allocator's per-thread arenas keep freed
+/// buffers around and memory creeps up with the table's size.
+#[derive(Debug)]
+pub struct BatchPool {
+    free: Mutex<Vec<(Vec<Cell>, Vec<u8>)>>,
+    keep: usize,
+}
+
+impl BatchPool {
+    /// A pool that keeps at most `keep` sets of buffers.
+    pub fn new(keep: usize) -> Arc<BatchPool> {
+        Arc::new(BatchPool { free: Mutex::new(Vec::new()), keep })
+    }
+
+    /// An empty batch, on reused buffers when there are some.
+    pub fn batch(self: &Arc<Self>, width: usize, rows: usize, bytes: usize) -> RowBatch {
+        let reused = self.free.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let (cells, data) = reused.unwrap_or_else(|| (Vec::with_capacity(rows * width), Vec::with_capacity(bytes)));
+        RowBatch { width, cells, data, pool: Some(self.clone()) }
+    }
+}
+
+impl Drop for RowBatch {
+    fn drop(&mut self) {
+        if let Some(pool) = self.pool.take() {
+            let mut free = pool.free.lock().unwrap_or_else(|p| p.into_inner());
+            if free.len() < pool.keep {
+                let (mut cells, mut data) = (std::mem::take(&mut self.cells), std::mem::take(&mut self.data));
+                cells.clear();
+                data.clear();
+                free.push((cells, data));
+            }
+        }
+    }
 }
 
 impl RowBatch {
@@ -38,7 +78,7 @@ impl RowBatch {
     }
 
     pub fn with_capacity(width: usize, rows: usize, bytes: usize) -> Self {
-        Self { width, cells: Vec::with_capacity(rows * width), data: Vec::with_capacity(bytes) }
+        Self { width, cells: Vec::with_capacity(rows * width), data: Vec::with_capacity(bytes), pool: None }
     }
 
     pub fn width(&self) -> usize {
@@ -179,6 +219,18 @@ mod tests {
         assert_eq!(json, r#"{"type":"text","value":"2024-01-01 00:00:00"}"#);
         let back: Watermark = serde_json::from_str(&json).unwrap();
         assert_eq!(back, Watermark::Text("2024-01-01 00:00:00".into()));
+    }
+
+    #[test]
+    fn a_dropped_pooled_batch_lends_its_buffers_to_the_next() {
+        let pool = BatchPool::new(2);
+        let mut b = pool.batch(1, 10, 100);
+        b.push_text(b"hello");
+        let ptr = b.data.as_ptr();
+        drop(b);
+        let again = pool.batch(1, 10, 100);
+        assert!(again.is_empty() && again.data_len() == 0);
+        assert_eq!(again.data.as_ptr(), ptr);
     }
 
     #[test]

@@ -225,8 +225,8 @@ struct MemoryWriter {
 
 #[async_trait]
 impl ObjectWriter for MemoryWriter {
-    async fn write(&mut self, chunk: Vec<u8>) -> Result<(), BoxError> {
-        self.buf.extend_from_slice(&chunk);
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), BoxError> {
+        self.buf.extend_from_slice(chunk);
         Ok(())
     }
     async fn finish(self: Box<Self>) -> Result<u64, BoxError> {

@@ -13,14 +13,15 @@ use std::sync::Arc;
 use sluice_core::ports::{Query, RenderedQuery, RowStream, Source, WatermarkExpr};
 use sluice_core::spec::{TableName, UpperBound};
 use sluice_core::sql;
-use sluice_core::value::{Column, RowBatch, Watermark};
+use sluice_core::value::{BatchPool, Column, RowBatch, Watermark};
 use sluice_core::BoxError;
 
 use crate::error::Error;
 
-/// A batch is handed over at this many rows or `BATCH_BYTES` of text, whichever comes first.
+/// A batch is handed over at this many rows or `BATCH_BYTES` of text, whichever comes first;
+/// the byte cap keeps a batch's memory the same for narrow and wide rows.
 const BATCH_ROWS: usize = 4096;
-const BATCH_BYTES: usize = 1024 * 1024;
+const BATCH_BYTES: usize = 256 * 1024;
 /// Batches queued between the reading thread and the encoder.
 const IN_FLIGHT: usize = 4;
 
@@ -230,7 +231,9 @@ fn stream_rows(
     let mut stmt = conn.prepare(&rendered.sql).map_err(&err)?;
     let params: Vec<_> = rendered.params.iter().map(to_sql).collect();
     let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(&err)?;
-    let mut batch = RowBatch::with_capacity(width, BATCH_ROWS, BATCH_BYTES);
+    // In flight, one being filled and one being encoded.
+    let pool = BatchPool::new(IN_FLIGHT + 2);
+    let mut batch = pool.batch(width, BATCH_ROWS, BATCH_BYTES);
     while let Some(row) = rows.next().map_err(&err)? {
         for i in 0..width {
             match row.get_ref(i).map_err(&err)? {
@@ -242,7 +245,7 @@ fn stream_rows(
             }
         }
         if batch.rows() >= BATCH_ROWS || batch.data_len() >= BATCH_BYTES {
-            let full = std::mem::replace(&mut batch, RowBatch::with_capacity(width, BATCH_ROWS, BATCH_BYTES));
+            let full = std::mem::replace(&mut batch, pool.batch(width, BATCH_ROWS, BATCH_BYTES));
             if tx.blocking_send(Ok(full)).is_err() {
                 return Ok(());
             }

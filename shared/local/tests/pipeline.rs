@@ -327,7 +327,7 @@ struct DiesAt {
 struct Hang;
 #[async_trait]
 impl ObjectWriter for Hang {
-    async fn write(&mut self, _chunk: Vec<u8>) -> Result<(), BoxError> {
+    async fn write(&mut self, _chunk: &[u8]) -> Result<(), BoxError> {
         std::future::pending().await
     }
     async fn finish(self: Box<Self>) -> Result<u64, BoxError> {

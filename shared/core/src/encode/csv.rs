@@ -31,8 +31,7 @@ impl CsvEncoder {
         if let Some(q) = format.quote {
             special[q as usize] = true;
         }
-        let special_words =
-            (0..=255u8).filter(|b| special[*b as usize]).map(|b| u64::from_ne_bytes([b; 8])).collect();
+        let special_words = (0..=255u8).filter(|b| special[*b as usize]).map(|b| u64::from_ne_bytes([b; 8])).collect();
         let mut null_like: Vec<Vec<u8>> = Vec::new();
         for s in std::iter::once(&format.null).chain(format.null_if.iter()) {
             if !s.is_empty() && !null_like.iter().any(|n| n == s.as_bytes()) {
