@@ -287,7 +287,36 @@ impl<'a> Runner<'a> {
             .await
             .map_err(|e| history_err(Box::new(e)))?
             .map(|w| w.watermark);
-        let plan = plan_table(self.ports.source, export, table, committed, opts.full_refresh).await?;
+        let plan = match plan_table(self.ports.source, export, table, committed.clone(), opts.full_refresh).await {
+            Ok(plan) => plan,
+            Err(e) => {
+                // Recorded, so `status` shows why the table did not run; nothing was written.
+                let prefix = run_prefix(&export.name, table, run_id);
+                let record = RunRecord {
+                    export: export.name.clone(),
+                    table: table.name.clone(),
+                    run_id: run_id.to_string(),
+                    state: RunState::Failed,
+                    strategy: table.incremental.strategy().to_string(),
+                    full_refresh: opts.full_refresh,
+                    window: Window::default(),
+                    base_watermark: committed,
+                    rows: 0,
+                    bytes: 0,
+                    parts: 0,
+                    null_rows: 0,
+                    manifest_key: format!("{prefix}/{MANIFEST_FILE}"),
+                    prefix,
+                    started_at: Utc::now(),
+                    finished_at: Some(Utc::now()),
+                    error: Some(error_chain(&e)),
+                };
+                if let Err(fe) = history.fail_run(&record).await {
+                    warn!(export = %export.name, table = %table.name, error = %fe, "recording the failed run failed");
+                }
+                return Err(e);
+            }
+        };
         if plan.null_rows > 0 {
             warn!(export = %export.name, table = %table.name, null_rows = plan.null_rows,
                 "rows with a NULL incremental column are in no window; set incremental.fallback_column to export them");
