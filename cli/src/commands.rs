@@ -1,7 +1,7 @@
 //! The commands. Each loads the config, builds the adapters through `App`, calls into
 //! `sluice_core`, and prints a table or JSON.
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, Result};
 use clap::Args;
 use serde::Serialize;
 use std::io::IsTerminal;
@@ -16,6 +16,18 @@ use sluice_core::Error as CoreError;
 use crate::app::App;
 use crate::progress::Progress;
 use crate::{demo, exit, output, Cli, Command};
+
+/// A mistake in how the command was called (exit code 2), as opposed to a failure while running.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
 
 /// How long a run holds its export's lease without renewing it. A dead process's lease on this
 /// machine is taken over at once; one on another machine waits this long.
@@ -88,7 +100,7 @@ fn chain(e: &anyhow::Error) -> String {
 }
 
 fn exit_code(e: &anyhow::Error) -> u8 {
-    if e.downcast_ref::<ConfigError>().is_some() {
+    if e.downcast_ref::<ConfigError>().is_some() || e.downcast_ref::<Usage>().is_some() {
         return exit::USAGE;
     }
     match e.downcast_ref::<CoreError>() {
@@ -133,21 +145,24 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
 pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
     let exports = select(&app.config, &args.exports, true)?;
     if exports.is_empty() {
-        bail!("no active export to run; set state = \"active\" on one or name it with --export");
+        return Err(
+            Usage("no active export to run; set state = \"active\" on one or name it with --export".into()).into()
+        );
     }
+    // Everything is checked and built before the first export runs, so a mistake in the last
+    // one does not leave the first ones run and the rest not.
+    let mut wired = Vec::new();
     for e in &exports {
         if e.state == ExportState::Draft {
-            bail!("export {:?} is a draft; set state = \"active\" to run it", e.name);
+            return Err(Usage(format!("export {:?} is a draft; set state = \"active\" to run it", e.name)).into());
         }
         for t in &args.tables {
             if !e.tables.iter().any(|s| &s.name == t) {
-                bail!(
-                    "export {:?} has no table {t:?}; its tables: {}",
-                    e.name,
-                    e.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")
-                );
+                let known = e.tables.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ");
+                return Err(Usage(format!("export {:?} has no table {t:?}; its tables: {known}", e.name)).into());
             }
         }
+        wired.push((*e, app.source(e)?, app.store(e)?));
     }
     let progress = Progress::new();
     let observer: &dyn Observer = if !json && std::io::stderr().is_terminal() { &progress } else { &Quiet };
@@ -161,9 +176,7 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
 
     let mut summaries: Vec<ExportRunSummary> = Vec::new();
     let mut errors: Vec<CoreError> = Vec::new();
-    for export in exports {
-        let source = app.source(export)?;
-        let store = app.store(export)?;
+    for (export, source, store) in wired {
         let ports =
             Ports { source: source.as_ref(), store: store.as_ref(), history: &app.history, events: &app.events };
         match Runner::new(ports, observer).run(export, &opts).await {
@@ -203,7 +216,7 @@ pub fn render_summary(s: &ExportRunSummary, location: &str) -> String {
             vec![
                 t.table.clone(),
                 t.state.as_str().to_string(),
-                t.window.to_string(),
+                if t.strategy == "full" { "full".into() } else { t.window.to_string() },
                 output::count(t.rows),
                 t.parts.to_string(),
                 output::bytes(t.bytes),
@@ -347,7 +360,8 @@ async fn export_status(app: &App, export: &ExportSpec) -> Result<ExportStatus> {
                 rows: last.map_or(0, |r| r.rows),
                 watermark: marks.iter().find(|m| m.table == t.name).map(|m| m.watermark.clone()),
                 last_success: mine.iter().find(|r| r.state == RunState::Succeeded).map(|r| r.run_id.clone()),
-                last_error: mine.iter().find_map(|r| r.error.clone()),
+                // The newest error since the last success: an error a later run cured is history.
+                last_error: mine.iter().take_while(|r| r.state != RunState::Succeeded).find_map(|r| r.error.clone()),
             }
         })
         .collect();

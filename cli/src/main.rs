@@ -21,8 +21,8 @@ pub mod exit {
     pub const BUSY: u8 = 3;
 }
 
-/// Sluice exports what changed in your database tables, on a schedule, to files in a folder or
-/// S3, with a manifest per run and a history that makes every row land exactly once.
+/// Sluice exports what changed in your database tables to files in a folder, with a manifest per
+/// run and a history that makes every row land exactly once.
 #[derive(Parser, Debug)]
 #[command(name = "sluice", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
@@ -68,7 +68,7 @@ fn init_logging(format: &str) {
     // On a terminal people read the tables, so logs say only what needs attention.
     let default = if json { "info" } else { "warn" };
     let filter = EnvFilter::try_from_env("SLUICE_LOG").unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
     if json {
         builder.json().flatten_event(true).with_current_span(false).init();
     } else {

@@ -270,6 +270,34 @@ fn an_unknown_export_exits_2_listing_the_known_ones() {
 }
 
 #[test]
+fn naming_a_table_the_export_lacks_exits_2_before_anything_runs() {
+    let (dir, config) = workspace(3, INCREMENTAL, FULL_CSV);
+    let out = sluice(&config, &["run", "--table", "orders"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("has no table \"orders\"; its tables: contacts"), "{}", stderr(&out));
+    assert!(!dir.path().join("out").exists());
+}
+
+#[test]
+fn a_watermark_whose_type_changed_is_a_clear_error_not_a_silent_stall() {
+    let (dir, config) = workspace(3, INCREMENTAL, FULL_CSV);
+    run_ok(&config, &["run"]);
+    let db = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
+    // The application moves to epoch seconds in an INTEGER column.
+    db.execute_batch(
+        "DROP TABLE contacts;
+         CREATE TABLE contacts (id INTEGER PRIMARY KEY, email TEXT NOT NULL, name TEXT, version INTEGER NOT NULL, updated_at INTEGER);
+         INSERT INTO contacts VALUES (1, 'a@example.com', NULL, 2, 1700000000);",
+    )
+    .unwrap();
+    let out = sluice(&config, &["run"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("changed type") && stderr(&out).contains("--full-refresh"), "{}", stderr(&out));
+    run_ok(&config, &["run", "--full-refresh"]);
+    assert_eq!(watermark(&config)["type"], "int");
+}
+
+#[test]
 fn plan_shows_the_window_the_bound_sql_and_the_row_count_without_exporting() {
     let (dir, config) = workspace(42, INCREMENTAL, FULL_CSV);
     let out = run_ok(&config, &["plan"]);

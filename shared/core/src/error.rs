@@ -35,6 +35,9 @@ pub enum Error {
     #[error("export {export:?}, table {table:?}: column {column:?} not found; the table has: {available}")]
     MissingColumn { export: String, table: String, column: String, available: String },
 
+    #[error("export {export:?}, table {table:?}: the incremental column's values changed type (watermark {committed}, now {now}); run once with --full-refresh to start from the new type")]
+    WatermarkType { export: String, table: String, committed: String, now: String },
+
     #[error("export {export:?}, table {table:?}: writing {key} failed")]
     Store {
         export: String,

@@ -66,6 +66,7 @@ pub struct CsvFormat {
     pub max_file_size: u64,
 }
 
+/// The reference format, as a config with no `format` keys gets it.
 impl Default for CsvFormat {
     fn default() -> Self {
         CsvFormat {
@@ -77,7 +78,7 @@ impl Default for CsvFormat {
             null_if: Vec::new(),
             empty_field_as_null: true,
             record_terminator: "\n".into(),
-            compression: Compression::None,
+            compression: Compression::Gzip { level: 6 },
             max_file_size: crate::spec::DEFAULT_MAX_FILE_SIZE,
         }
     }

@@ -1,6 +1,6 @@
 //! Sluice's domain: export specs, the run planner and its watermark rules, encoders, rolling
-//! parts, the manifest, and the ports (traits) that adapters implement. Nothing here talks to a
-//! database, a file system or a cloud service directly.
+//! parts, the manifest, and the ports (traits) that adapters implement. Apart from reading its
+//! config file, nothing here talks to a database, a file system or a cloud service directly.
 
 pub mod encode;
 pub mod error;

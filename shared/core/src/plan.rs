@@ -78,6 +78,17 @@ pub async fn plan_table(
             };
             let high = source.upper_bound(&table.table, &expr, ts.upper_bound).await.map_err(source_err)?;
             let low = if full_refresh { None } else { committed.clone() };
+            if let (Some(l), Some(h)) = (&low, &high) {
+                if l.partial_cmp_same_type(h).is_none() {
+                    // Otherwise the window would look empty forever and the table silently stall.
+                    return Err(Error::WatermarkType {
+                        export: export.name.clone(),
+                        table: table.name.clone(),
+                        committed: l.to_string(),
+                        now: h.to_string(),
+                    });
+                }
+            }
             let window = Window { low: low.clone(), high: high.clone() };
             let null_rows = source.count_null(&table.table, &expr).await.map_err(source_err)?;
             let query = match (window.is_empty(), high) {

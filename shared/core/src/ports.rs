@@ -203,6 +203,8 @@ pub struct WatermarkRecord {
 pub trait HistoryStore: Send + Sync {
     /// Takes the export's lease, or fails with `HistoryError::LeaseHeld` naming the holder.
     async fn acquire_lease(&self, export: &str, owner: &LeaseOwner, ttl: Duration) -> Result<Lease, HistoryError>;
+    /// Extends the lease to `ttl` from now if this owner still holds it; `LeaseLost` otherwise.
+    async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Lease, HistoryError>;
     /// Gives the lease back if still held by this owner.
     async fn release_lease(&self, lease: &Lease) -> Result<(), HistoryError>;
     /// The current holder of an export's lease, if any and unexpired.

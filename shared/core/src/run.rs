@@ -58,6 +58,8 @@ impl Observer for Quiet {}
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableOutcome {
     pub table: String,
+    /// `timestamp` or `full`.
+    pub strategy: String,
     pub state: RunState,
     pub window: Window,
     pub rows: u64,
@@ -197,6 +199,7 @@ impl<'a> Runner<'a> {
                     warn!(export = %export.name, table = %table.name, error = %message, "table run failed");
                     TableOutcome {
                         table: table.name.clone(),
+                        strategy: table.incremental.strategy().to_string(),
                         state: RunState::Failed,
                         window: Window::default(),
                         rows: 0,
@@ -241,10 +244,12 @@ impl<'a> Runner<'a> {
                 run.rows = m.totals.rows;
                 run.bytes = m.totals.bytes;
                 run.parts = m.totals.parts;
-                let new = if run.strategy == "timestamp" {
-                    run.window.high.clone().or(run.base_watermark.clone())
-                } else {
-                    None
+                // As a live run would have committed it: the window's high, or the base when the
+                // window was empty (never backwards).
+                let new = match (run.strategy.as_str(), run.window.is_empty()) {
+                    ("timestamp", false) => run.window.high.clone(),
+                    ("timestamp", true) => run.base_watermark.clone(),
+                    _ => None,
                 };
                 match self.ports.history.commit_run(lease, &run, run.base_watermark.as_ref(), new.as_ref()).await {
                     Ok(()) => {
@@ -345,9 +350,10 @@ impl<'a> Runner<'a> {
         self.observer.table_started(&export.name, &table.name, &plan.window);
         info!(export = %export.name, table = %table.name, run_id, window = %plan.window, "table run started");
 
-        match self.write_and_commit(export, table, &plan, lease, &mut record).await {
+        match self.write_and_commit(export, table, &plan, lease, opts.lease_ttl, &mut record).await {
             Ok(()) => Ok(TableOutcome {
                 table: table.name.clone(),
+                strategy: record.strategy.clone(),
                 state: RunState::Succeeded,
                 window: record.window.clone(),
                 rows: record.rows,
@@ -375,19 +381,27 @@ impl<'a> Runner<'a> {
         table: &TableSpec,
         plan: &TablePlan,
         lease: &Lease,
+        lease_ttl: Duration,
         record: &mut RunRecord,
     ) -> Result<()> {
         let store = self.ports.store;
+        let mut keeper = LeaseKeeper { lease, ttl: lease_ttl, export: &export.name, renewed: Instant::now() };
         let mut parts = PartWriter::new(store, &record.prefix, &export.format, plan.columns.clone());
         if let Some(query) = &plan.query {
-            if let Err(e) = self.stream(export, table, plan, query, &mut parts).await {
+            if let Err(e) = self.stream(export, table, plan, query, &mut parts, &mut keeper).await {
                 if let Err(ae) = parts.abort().await {
                     warn!(export = %export.name, table = %table.name, error = %ae, "removing the failed run's parts failed");
                 }
                 return Err(e);
             }
         }
-        let written = parts.finish().await.map_err(|e| part_error(export, table, plan, e))?;
+        let written = match parts.finish().await {
+            Ok(w) => w,
+            Err(e) => {
+                self.remove_output(export, record).await;
+                return Err(part_error(export, table, plan, e));
+            }
+        };
         let totals = Totals {
             rows: written.iter().map(|p| p.rows).sum(),
             bytes: written.iter().map(|p| p.bytes).sum(),
@@ -419,6 +433,12 @@ impl<'a> Runner<'a> {
             source,
         };
         let body = manifest.to_json().map_err(|e| store_err(&record.manifest_key, e.into()))?;
+        // The manifest is the commit point: write it only while the lease is surely ours, so no
+        // run that took over an expired lease can have abandoned this one in the meantime.
+        if let Err(e) = keeper.renew(self.ports.history).await {
+            self.remove_output(export, record).await;
+            return Err(e);
+        }
         let meta = ObjectMeta { content_type: "application/json".into(), content_encoding: None };
         if let Err(e) = store.put(&record.manifest_key, body, &meta).await {
             self.remove_output(export, record).await;
@@ -455,6 +475,7 @@ impl<'a> Runner<'a> {
         plan: &TablePlan,
         query: &crate::ports::Query,
         parts: &mut PartWriter<'_>,
+        keeper: &mut LeaseKeeper<'_>,
     ) -> Result<()> {
         let source_err = |source| Error::Source { export: export.name.clone(), table: table.name.clone(), source };
         let mut rows = self.ports.source.read(query).await.map_err(source_err)?;
@@ -462,6 +483,7 @@ impl<'a> Runner<'a> {
             let batch = batch.map_err(source_err)?;
             parts.write_batch(&batch).await.map_err(|e| part_error(export, table, plan, e))?;
             self.observer.progress(&table.name, parts.rows(), parts.bytes());
+            keeper.keep(self.ports.history).await?;
         }
         Ok(())
     }
@@ -487,6 +509,35 @@ fn part_error(export: &ExportSpec, table: &TableSpec, plan: &TablePlan, e: PartE
         },
         PartError::Store { key, source } => {
             Error::Store { export: export.name.clone(), table: table.name.clone(), key, source }
+        }
+    }
+}
+
+/// Renews the export's lease as a run goes, so a run longer than the lease's TTL keeps it.
+struct LeaseKeeper<'a> {
+    lease: &'a Lease,
+    ttl: Duration,
+    export: &'a str,
+    renewed: Instant,
+}
+
+impl LeaseKeeper<'_> {
+    /// Renews once a third of the TTL has passed since the last renewal.
+    async fn keep(&mut self, history: &dyn HistoryStore) -> Result<()> {
+        if self.renewed.elapsed() >= self.ttl / 3 {
+            self.renew(history).await?;
+        }
+        Ok(())
+    }
+
+    async fn renew(&mut self, history: &dyn HistoryStore) -> Result<()> {
+        match history.renew_lease(self.lease, self.ttl).await {
+            Ok(_) => {
+                self.renewed = Instant::now();
+                Ok(())
+            }
+            Err(HistoryError::LeaseLost) => Err(Error::LeaseLost { export: self.export.to_string() }),
+            Err(e) => Err(Error::History { export: self.export.to_string(), source: Box::new(e) }),
         }
     }
 }

@@ -70,12 +70,19 @@ impl ObjectWriter for DirWriter {
 
     async fn finish(mut self: Box<Self>) -> Result<u64, BoxError> {
         let Some(file) = self.file.take() else { return Ok(0) };
-        let size = file.metadata().map_err(io("reading size of", &self.temp))?.len();
-        // Durable before visible: the manifest that lists this part may be committed next.
-        file.sync_data().map_err(io("syncing", &self.path))?;
-        drop(file);
-        fs::rename(&self.temp, &self.path).map_err(io("renaming into place", &self.path))?;
-        Ok(size)
+        let done = file
+            .metadata()
+            .map_err(io("reading size of", &self.temp))
+            // Durable before visible: the manifest that lists this part may be committed next.
+            .and_then(|m| file.sync_data().map(|_| m.len()).map_err(io("syncing", &self.path)))
+            .and_then(|size| {
+                drop(file);
+                fs::rename(&self.temp, &self.path).map(|_| size).map_err(io("renaming into place", &self.path))
+            });
+        if done.is_err() {
+            let _ = fs::remove_file(&self.temp);
+        }
+        Ok(done?)
     }
 
     async fn abort(mut self: Box<Self>) -> Result<(), BoxError> {

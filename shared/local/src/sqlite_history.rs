@@ -162,6 +162,22 @@ impl HistoryStore for SqliteHistory {
         })
     }
 
+    async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Lease, HistoryError> {
+        let expires_at = Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
+        self.with_conn(|conn| {
+            let n = conn
+                .execute(
+                    "UPDATE leases SET expires_at = ?1 WHERE export = ?2 AND run_id = ?3",
+                    params![ts(expires_at), lease.export, lease.owner.run_id],
+                )
+                .map_err(|e| self.err(e))?;
+            if n == 0 {
+                return Err(HistoryError::LeaseLost);
+            }
+            Ok(Lease { expires_at, ..lease.clone() })
+        })
+    }
+
     async fn release_lease(&self, lease: &Lease) -> Result<(), HistoryError> {
         self.with_conn(|conn| {
             conn.execute(

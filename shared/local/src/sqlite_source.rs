@@ -101,7 +101,17 @@ fn render_now(now: DateTime<Utc>, sample: ValueRef<'_>) -> Watermark {
         }
         ValueRef::Text(t) | ValueRef::Blob(t) => {
             let t = String::from_utf8_lossy(t);
-            if t.len() == 10 {
+            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+                // Epoch digits stored as text compare as text: same digits, same length.
+                let v = match t.len() {
+                    ..=11 => now.timestamp(),
+                    12..=14 => now.timestamp_millis(),
+                    _ => now.timestamp_micros(),
+                };
+                return Watermark::Text(v.to_string());
+            }
+            let b = t.as_bytes();
+            if t.len() == 10 && b[4] == b'-' && b[7] == b'-' {
                 // Dates only: a day is in a window once it is over, so today's rows are never
                 // split between two runs.
                 let day = (now - ChronoDuration::days(1)).format("%Y-%m-%d");
@@ -277,6 +287,7 @@ mod tests {
             Watermark::Text("2026-11-23T10:30:15.250Z".into())
         );
         assert_eq!(render_now(now(), ValueRef::Text(b"2024-01-01")), Watermark::Text("2026-11-22".into()));
+        assert_eq!(render_now(now(), ValueRef::Text(b"1700000000")), Watermark::Text(now().timestamp().to_string()));
         assert_eq!(render_now(now(), ValueRef::Integer(1_700_000_000)), Watermark::Int(now().timestamp()));
         assert_eq!(render_now(now(), ValueRef::Integer(1_700_000_000_000)), Watermark::Int(now().timestamp_millis()));
     }

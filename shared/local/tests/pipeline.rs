@@ -259,6 +259,13 @@ impl HistoryStore for MovedUnderneath<'_> {
     ) -> Result<sluice_core::ports::Lease, HistoryError> {
         self.inner.acquire_lease(e, o, t).await
     }
+    async fn renew_lease(
+        &self,
+        l: &sluice_core::ports::Lease,
+        t: std::time::Duration,
+    ) -> Result<sluice_core::ports::Lease, HistoryError> {
+        self.inner.renew_lease(l, t).await
+    }
     async fn release_lease(&self, l: &sluice_core::ports::Lease) -> Result<(), HistoryError> {
         self.inner.release_lease(l).await
     }

@@ -67,10 +67,11 @@ impl CsvEncoder {
     fn text(&self, value: &[u8], out: &mut Vec<u8>) -> Result<(), String> {
         let quote = self.format.quote;
         if value.is_empty() {
-            if self.format.empty_field_as_null {
+            if self.format.empty_field_as_null || self.format.quote_style == QuoteStyle::Always {
                 // Validation guarantees a quote when empty fields mean NULL.
-                let q = quote.unwrap_or(b'"');
-                out.extend_from_slice(&[q, q]);
+                if let Some(q) = quote.or(self.format.empty_field_as_null.then_some(b'"')) {
+                    out.extend_from_slice(&[q, q]);
+                }
             }
             return Ok(());
         }

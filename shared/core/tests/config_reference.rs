@@ -1,0 +1,70 @@
+//! The configuration reference (docs/configuration.md) is checked against the code: every TOML
+//! example in it is a valid config, and every key the parser accepts is documented.
+
+use std::path::Path;
+
+use sluice_core::spec::Config;
+
+fn reference() -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The keys of the file's raw (serde) structs, read from the source so a new key cannot be
+/// added without this test seeing it.
+fn accepted_keys() -> Vec<String> {
+    let src = include_str!("../src/spec.rs");
+    let mut keys = Vec::new();
+    let mut in_raw = false;
+    let mut rename: Option<String> = None;
+    for line in src.lines() {
+        let t = line.trim();
+        if t.starts_with("struct Raw") && t.ends_with('{') {
+            in_raw = true;
+            continue;
+        }
+        if in_raw && t == "}" {
+            in_raw = false;
+            continue;
+        }
+        if !in_raw {
+            continue;
+        }
+        if let Some(r) = t.split("rename = \"").nth(1) {
+            rename = r.split('"').next().map(str::to_string);
+            continue;
+        }
+        if let Some((name, _)) = t.split_once(':') {
+            if !name.starts_with('#') && !name.starts_with("//") {
+                keys.push(rename.take().unwrap_or_else(|| name.to_string()));
+            }
+        }
+    }
+    keys
+}
+
+#[test]
+fn every_toml_example_in_the_reference_is_a_valid_config() {
+    let doc = reference();
+    let mut blocks = 0;
+    let mut rest = doc.as_str();
+    while let Some(start) = rest.find("```toml\n") {
+        let body = &rest[start + 8..];
+        let end = body.find("```").expect("closed toml block");
+        Config::parse(Path::new("/tmp/docs/sluice.toml"), &body[..end])
+            .unwrap_or_else(|e| panic!("example {} is not a valid config: {e}\n{}", blocks + 1, &body[..end]));
+        blocks += 1;
+        rest = &body[end..];
+    }
+    assert!(blocks > 0, "the reference shows at least one complete example");
+}
+
+#[test]
+fn every_accepted_key_is_documented() {
+    let doc = reference();
+    let keys = accepted_keys();
+    assert!(keys.len() > 20, "found only {keys:?}");
+    for key in keys {
+        assert!(doc.contains(&format!("`{key}`")), "docs/configuration.md does not document `{key}`");
+    }
+}
