@@ -2,12 +2,16 @@
 # The one test command (README, .ci/run): sets up what the tests need, then checks formatting,
 # lints with warnings as errors, and runs every test of the workspace.
 #
-# Tests start their own stand-ins; nothing has to be running first. They mount small tmpfs
+# Tests start their own stand-ins (moto's server, from .tools/ which setup.sh fills); nothing
+# has to be running first. They mount small tmpfs
 # folders to simulate a full and a read-only disk, so they run as root (as CI does here).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 step() { printf '\n==> %s\n' "$*"; }
+
+step "setup (stand-ins into .tools/)"
+bash scripts/setup.sh
 
 step "toolchain"
 cargo --version

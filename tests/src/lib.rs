@@ -2,6 +2,8 @@
 //! were quoted (so NULL and the empty string can be told apart), seeded sample databases, and
 //! helpers that read back what committed runs wrote.
 
+pub mod moto;
+
 use rusqlite::{params, Connection};
 use std::io::Read;
 use std::path::{Path, PathBuf};

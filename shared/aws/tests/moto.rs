@@ -1,0 +1,289 @@
+//! The AWS adapters against moto's server (S3, DynamoDB, EventBridge, SQS), started by the test
+//! harness on a free loopback port. Each test works in its own uuid-named bucket or table.
+
+use std::time::Duration;
+
+use aws_sdk_s3::config::{Credentials, Region};
+use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, PART_SIZE};
+use sluice_core::ports::{HistoryStore, LeaseOwner, ObjectMeta, ObjectStore, RunRecord, RunState};
+use sluice_core::run::{Ports, Quiet, RunOptions, Runner};
+use sluice_core::spec::Config;
+use sluice_core::value::{Watermark, Window};
+use sluice_core::{Error, HistoryError};
+use sluice_local::SqliteSource;
+use sluice_testkit::moto::{unique_name, Moto};
+use sluice_testkit::{contacts_config, create_contacts, insert_contacts};
+
+async fn config() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&Moto::shared().endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .load()
+        .await
+}
+
+async fn bucket(cfg: &aws_config::SdkConfig) -> (aws_sdk_s3::Client, String) {
+    let s3 = sluice_aws::s3_client(cfg);
+    let name = unique_name("b");
+    s3.create_bucket().bucket(&name).send().await.unwrap();
+    (s3, name)
+}
+
+async fn table(cfg: &aws_config::SdkConfig) -> (aws_sdk_dynamodb::Client, String) {
+    let ddb = aws_sdk_dynamodb::Client::new(cfg);
+    let name = unique_name("history");
+    DynamoHistory::create_table(&ddb, &name).await.unwrap();
+    (ddb, name)
+}
+
+fn meta() -> ObjectMeta {
+    ObjectMeta { content_type: "text/csv".into(), content_encoding: None }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_store_keeps_the_object_store_contract() {
+    let cfg = config().await;
+    let (s3, b) = bucket(&cfg).await;
+    let store = S3Store::new(s3, &b, "exports/", None);
+    assert_eq!(store.location(), format!("s3://{b}/exports"));
+    assert_eq!(store.get("e/t/r/manifest.json").await.unwrap(), None);
+
+    store.put("e/t/r/manifest.json", b"{}".to_vec(), &meta()).await.unwrap();
+    let mut w = store.create("e/t/r/part-00000.csv", &meta()).await.unwrap();
+    w.write(b"a|b\n").await.unwrap();
+    assert_eq!(store.get("e/t/r/part-00000.csv").await.unwrap(), None, "invisible until finished");
+    assert_eq!(w.finish().await.unwrap(), 4);
+    store.put("e/t2/r/manifest.json", b"{}".to_vec(), &meta()).await.unwrap();
+
+    assert_eq!(store.get("e/t/r/part-00000.csv").await.unwrap().unwrap(), b"a|b\n");
+    assert_eq!(store.list("e/t").await.unwrap(), vec!["e/t/r/manifest.json", "e/t/r/part-00000.csv"]);
+    assert_eq!(store.delete_prefix("e/t").await.unwrap(), 2);
+    assert_eq!(store.list("").await.unwrap(), vec!["e/t2/r/manifest.json"]);
+    store.delete("e/t2/r/manifest.json").await.unwrap();
+    assert!(store.list("").await.unwrap().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_object_streams_as_a_multipart_upload_and_an_aborted_one_leaves_nothing() {
+    let cfg = config().await;
+    let (s3, b) = bucket(&cfg).await;
+    let store = S3Store::new(s3.clone(), &b, "", None);
+
+    // 2.5 parts of data in 1 MiB chunks.
+    let chunk: Vec<u8> = (0..1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let chunks = (PART_SIZE * 5 / 2) / chunk.len();
+    let mut w = store.create("big.csv", &meta()).await.unwrap();
+    for _ in 0..chunks {
+        w.write(&chunk).await.unwrap();
+    }
+    assert_eq!(w.finish().await.unwrap(), (chunks * chunk.len()) as u64);
+    let head = s3.head_object().bucket(&b).key("big.csv").send().await.unwrap();
+    assert!(head.e_tag().unwrap().ends_with("-3\""), "a 3-part multipart ETag, got {:?}", head.e_tag());
+    assert_eq!(head.content_length(), Some((chunks * chunk.len()) as i64));
+    let back = store.get("big.csv").await.unwrap().unwrap();
+    assert!(back.chunks(chunk.len()).all(|c| c == chunk.as_slice()));
+
+    let mut w = store.create("aborted.csv", &meta()).await.unwrap();
+    for _ in 0..(PART_SIZE / chunk.len() + 1) {
+        w.write(&chunk).await.unwrap();
+    }
+    w.abort().await.unwrap();
+    let uploads = s3.list_multipart_uploads().bucket(&b).send().await.unwrap();
+    assert!(uploads.uploads().is_empty(), "no orphaned upload: {:?}", uploads.uploads());
+    assert_eq!(store.get("aborted.csv").await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamo_history_keeps_the_lease_and_commit_contract() {
+    let cfg = config().await;
+    let (ddb, t) = table(&cfg).await;
+    let h = DynamoHistory::new(ddb, &t);
+    let me = LeaseOwner { run_id: "run-a".into(), host: "lambda-1".into(), pid: 7 };
+    let other = LeaseOwner { run_id: "run-b".into(), host: "lambda-2".into(), pid: 8 };
+    let ttl = Duration::from_secs(60);
+
+    let lease = h.acquire_lease("e", &me, ttl).await.unwrap();
+    match h.acquire_lease("e", &other, ttl).await {
+        Err(HistoryError::LeaseHeld { owner, .. }) => {
+            assert!(owner.contains("run-a") && owner.contains("lambda-1"), "{owner}")
+        }
+        other => panic!("expected LeaseHeld, got {other:?}"),
+    }
+    assert_eq!(h.lease("e").await.unwrap().unwrap().owner, me);
+    h.renew_lease(&lease, ttl).await.unwrap();
+
+    let mut run = RunRecord {
+        export: "e".into(),
+        table: "contacts".into(),
+        run_id: "run-a".into(),
+        state: RunState::Running,
+        strategy: "timestamp".into(),
+        full_refresh: false,
+        window: Window { low: None, high: Some(Watermark::Text("2026-01-01".into())) },
+        base_watermark: None,
+        rows: 3,
+        bytes: 30,
+        parts: 1,
+        null_rows: 0,
+        prefix: "e/contacts/run-a".into(),
+        manifest_key: "e/contacts/run-a/manifest.json".into(),
+        started_at: chrono::Utc::now(),
+        finished_at: None,
+        error: None,
+    };
+    h.begin_run(&lease, &run).await.unwrap();
+    assert_eq!(h.open_runs("e").await.unwrap().len(), 1);
+
+    // A commit conditioned on the wrong watermark is refused and changes nothing.
+    let wrong = Watermark::Text("1999".into());
+    match h.commit_run(&lease, &run, Some(&wrong), run.window.high.as_ref()).await {
+        Err(HistoryError::WatermarkMoved { found: None, .. }) => {}
+        other => panic!("expected WatermarkMoved, got {other:?}"),
+    }
+    assert!(h.watermarks("e").await.unwrap().is_empty());
+
+    h.commit_run(&lease, &run, None, run.window.high.as_ref()).await.unwrap();
+    assert_eq!(h.watermark("e", "contacts").await.unwrap().unwrap().watermark, Watermark::Text("2026-01-01".into()));
+    assert!(h.open_runs("e").await.unwrap().is_empty());
+    assert_eq!(h.runs("e", 10).await.unwrap()[0].state, RunState::Succeeded);
+
+    // Once the lease is gone, nothing commits in its name.
+    h.release_lease(&lease).await.unwrap();
+    let theirs = h.acquire_lease("e", &other, ttl).await.unwrap();
+    run.run_id = "run-a-2".into();
+    assert!(matches!(h.renew_lease(&lease, ttl).await, Err(HistoryError::LeaseLost)));
+    assert!(matches!(h.begin_run(&lease, &run).await, Err(HistoryError::LeaseLost)));
+    assert!(matches!(
+        h.commit_run(&lease, &run, run.window.high.as_ref(), Some(&Watermark::Text("2027".into()))).await,
+        Err(HistoryError::LeaseLost)
+    ));
+    h.release_lease(&lease).await.unwrap();
+    assert_eq!(h.lease("e").await.unwrap().unwrap().owner, theirs.owner, "releasing another's lease is a no-op");
+}
+
+/// An SQS queue that receives every `sluice` event on `bus` through a rule.
+async fn events_queue(cfg: &aws_config::SdkConfig, bus: &str) -> (aws_sdk_sqs::Client, String) {
+    let eb = aws_sdk_eventbridge::Client::new(cfg);
+    let sqs = aws_sdk_sqs::Client::new(cfg);
+    eb.create_event_bus().name(bus).send().await.unwrap();
+    let q = sqs.create_queue().queue_name(unique_name("q")).send().await.unwrap();
+    let url = q.queue_url().unwrap().to_string();
+    let attrs = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap();
+    let arn = attrs.attributes().unwrap().get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn).unwrap().clone();
+    let rule = unique_name("r");
+    eb.put_rule().name(&rule).event_bus_name(bus).event_pattern(r#"{"source":["sluice"]}"#).send().await.unwrap();
+    eb.put_targets()
+        .rule(&rule)
+        .event_bus_name(bus)
+        .targets(aws_sdk_eventbridge::types::Target::builder().id("q").arn(arn).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    (sqs, url)
+}
+
+async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> serde_json::Value {
+    for _ in 0..20 {
+        let out = sqs.receive_message().queue_url(url).wait_time_seconds(1).send().await.unwrap();
+        if let Some(m) = out.messages().first() {
+            return serde_json::from_str(m.body().unwrap()).unwrap();
+        }
+    }
+    panic!("no event arrived on the queue");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_writes_parts_and_manifest_to_s3_history_to_dynamodb_and_an_event_to_eventbridge() {
+    let cfg = config().await;
+    let (s3, b) = bucket(&cfg).await;
+    let (ddb, t) = table(&cfg).await;
+    let bus = unique_name("bus");
+    let (sqs, url) = events_queue(&cfg, &bus).await;
+
+    // GIVEN a table whose one CSV part is larger than an S3 part, so the multipart path runs.
+    let dir = tempfile::tempdir().unwrap();
+    let conn = create_contacts(&dir.path().join("source.db"));
+    insert_contacts(&conn, 1, 200_000, "2025-06-01 00:00:00");
+    let cfg_path = contacts_config(
+        dir.path(),
+        "{ strategy = \"timestamp\", column = \"updated_at\" }",
+        "{ compression = \"none\", max_file_size = \"64MiB\" }",
+    );
+    let spec = Config::load(&cfg_path).unwrap();
+    let source = SqliteSource::new(dir.path().join("source.db"));
+    let store = S3Store::new(s3.clone(), &b, "exports", Some(sluice_aws::Encryption::S3));
+    let history = DynamoHistory::new(ddb, &t);
+    let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&cfg), &bus);
+    let opts = RunOptions {
+        full_refresh: false,
+        tables: None,
+        host: "test".into(),
+        pid: 1,
+        lease_ttl: Duration::from_secs(300),
+    };
+
+    // WHEN it runs
+    let ports = Ports { source: &source, store: &store, history: &history, events: &events };
+    let summary = Runner::new(ports, &Quiet).run(&spec.exports[0], &opts).await.unwrap();
+
+    // THEN the manifest lists a part that is really in S3, byte for byte
+    assert!(summary.succeeded, "{:?}", summary.error);
+    assert_eq!(summary.rows, 200_000);
+    let key = summary.tables[0].manifest_key.clone().unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&store.get(&key).await.unwrap().unwrap()).unwrap();
+    let part = &manifest["parts"][0];
+    assert!(part["bytes"].as_u64().unwrap() > PART_SIZE as u64, "the part spans several S3 parts");
+    let head =
+        s3.head_object().bucket(&b).key(format!("exports/{}", part["key"].as_str().unwrap())).send().await.unwrap();
+    assert_eq!(head.content_length(), part["bytes"].as_i64());
+    assert!(head.e_tag().unwrap().contains('-'), "uploaded as multipart");
+    assert_eq!(head.content_type(), Some("text/csv"));
+    // the watermark is in DynamoDB
+    assert_eq!(
+        history.watermark("contacts", "contacts").await.unwrap().unwrap().watermark,
+        summary.tables[0].window.high.clone().unwrap()
+    );
+    // and the event reached the queue through the rule
+    let event = receive(&sqs, &url).await;
+    assert_eq!(event["detail-type"], "ExportSucceeded");
+    assert_eq!(event["source"], "sluice");
+    assert_eq!(event["detail"]["rows"], 200_000);
+    assert!(s3.list_multipart_uploads().bucket(&b).send().await.unwrap().uploads().is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_held_lease_refuses_the_run_naming_the_holder() {
+    let cfg = config().await;
+    let (s3, b) = bucket(&cfg).await;
+    let (ddb, t) = table(&cfg).await;
+    let history = DynamoHistory::new(ddb, &t);
+    let holder = LeaseOwner { run_id: "scheduled-run".into(), host: "lambda-9".into(), pid: 1 };
+    history.acquire_lease("contacts", &holder, Duration::from_secs(300)).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    create_contacts(&dir.path().join("source.db"));
+    let spec =
+        Config::load(&contacts_config(dir.path(), "{ strategy = \"full\" }", "{ compression = \"none\" }")).unwrap();
+    let source = SqliteSource::new(dir.path().join("source.db"));
+    let store = S3Store::new(s3, &b, "", None);
+    let events = sluice_local::JsonlEventLog::new(dir.path().join("events.jsonl"));
+    let opts = RunOptions {
+        full_refresh: false,
+        tables: None,
+        host: "test".into(),
+        pid: 1,
+        lease_ttl: Duration::from_secs(300),
+    };
+    let ports = Ports { source: &source, store: &store, history: &history, events: &events };
+    let err = Runner::new(ports, &Quiet).run(&spec.exports[0], &opts).await.unwrap_err();
+    assert!(matches!(err, Error::LeaseHeld { .. }));
+    assert!(err.to_string().contains("scheduled-run") && err.to_string().contains("lambda-9"), "{err}");
+    assert!(store.list("").await.unwrap().is_empty());
+}
