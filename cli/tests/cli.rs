@@ -128,8 +128,10 @@ fn killed_runs_leave_no_manifest_and_no_watermark_change_and_the_next_run_export
                 .collect();
             assert!(highs.contains(&after), "watermark {after} has no manifest (killed after {delay_ms} ms)");
         }
-        // More rows arrive between attempts.
-        insert_contacts(&db, next, 5_000, "2025-06-02 00:00:00");
+        // More rows arrive between attempts, stamped when written (as an application would;
+        // a stamp older than a committed watermark is a late commit, which only `lag` covers).
+        let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.3f").to_string();
+        insert_contacts(&db, next, 5_000, &now);
         next += 5_000;
     }
     run_ok(&config, &["run"]);
