@@ -172,6 +172,7 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
         host: app.host.clone(),
         pid: std::process::id(),
         lease_ttl: LEASE_TTL,
+        stop_by: None,
     };
 
     let mut summaries: Vec<ExportRunSummary> = Vec::new();

@@ -5,11 +5,13 @@
 mod dynamo_history;
 mod error;
 mod event_bridge;
+mod metrics;
 mod s3_store;
 
 pub use dynamo_history::DynamoHistory;
 pub use error::Error;
 pub use event_bridge::{detail_within_limit, EventBridgeSink, EVENT_SOURCE, MAX_ENTRY_BYTES};
+pub use metrics::{emf_line, NAMESPACE};
 pub use s3_store::{Encryption, S3Store, MAX_IN_FLIGHT, MIN_PART_SIZE, PART_SIZE};
 
 /// The shared AWS configuration from the standard environment (profiles, region, credentials,

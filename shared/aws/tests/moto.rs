@@ -227,6 +227,7 @@ async fn an_export_writes_parts_and_manifest_to_s3_history_to_dynamodb_and_an_ev
         host: "test".into(),
         pid: 1,
         lease_ttl: Duration::from_secs(300),
+        stop_by: None,
     };
 
     // WHEN it runs
@@ -280,6 +281,7 @@ async fn a_held_lease_refuses_the_run_naming_the_holder() {
         host: "test".into(),
         pid: 1,
         lease_ttl: Duration::from_secs(300),
+        stop_by: None,
     };
     let ports = Ports { source: &source, store: &store, history: &history, events: &events };
     let err = Runner::new(ports, &Quiet).run(&spec.exports[0], &opts).await.unwrap_err();

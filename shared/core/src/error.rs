@@ -57,6 +57,9 @@ pub enum Error {
     #[error("export {export:?}, table {table:?}, row {row}, column {column:?}: {problem}")]
     Encode { export: String, table: String, column: String, row: u64, problem: String },
 
+    #[error("export {export:?}, table {table:?}: stopped before the function's deadline after {rows} rows; nothing was committed. Raise the function's timeout, narrow the window (run more often), or export this table with the warehouse's unload mode")]
+    Deadline { export: String, table: String, rows: u64 },
+
     #[error("export {export:?}: {count} of its tables failed: {tables}")]
     TablesFailed { export: String, count: usize, tables: String },
 }

@@ -9,6 +9,7 @@ pub mod manifest;
 pub mod part;
 pub mod plan;
 pub mod ports;
+pub mod request;
 pub mod run;
 pub mod spec;
 pub mod sql;

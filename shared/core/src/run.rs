@@ -42,6 +42,9 @@ pub struct RunOptions {
     pub pid: u32,
     /// How long the lease is held without being renewed.
     pub lease_ttl: Duration,
+    /// When the run must have stopped (a Lambda's deadline less a margin for cleaning up):
+    /// past it, no new batch or table is started and the table's run fails cleanly.
+    pub stop_by: Option<Instant>,
 }
 
 /// Progress for a person watching (a progress bar) or for logs.
@@ -292,6 +295,7 @@ impl<'a> Runner<'a> {
             .await
             .map_err(|e| history_err(Box::new(e)))?
             .map(|w| w.watermark);
+        check_deadline(export, table, 0, opts.stop_by)?;
         let plan = match plan_table(self.ports.source, export, table, committed.clone(), opts.full_refresh).await {
             Ok(plan) => plan,
             Err(e) => {
@@ -350,7 +354,7 @@ impl<'a> Runner<'a> {
         self.observer.table_started(&export.name, &table.name, &plan.window);
         info!(export = %export.name, table = %table.name, run_id, window = %plan.window, "table run started");
 
-        match self.write_and_commit(export, table, &plan, lease, opts.lease_ttl, &mut record).await {
+        match self.write_and_commit(export, table, &plan, lease, opts, &mut record).await {
             Ok(()) => Ok(TableOutcome {
                 table: table.name.clone(),
                 strategy: record.strategy.clone(),
@@ -381,11 +385,17 @@ impl<'a> Runner<'a> {
         table: &TableSpec,
         plan: &TablePlan,
         lease: &Lease,
-        lease_ttl: Duration,
+        opts: &RunOptions,
         record: &mut RunRecord,
     ) -> Result<()> {
         let store = self.ports.store;
-        let mut keeper = LeaseKeeper { lease, ttl: lease_ttl, export: &export.name, renewed: Instant::now() };
+        let mut keeper = LeaseKeeper {
+            lease,
+            ttl: opts.lease_ttl,
+            export: &export.name,
+            renewed: Instant::now(),
+            stop_by: opts.stop_by,
+        };
         let mut parts = PartWriter::new(store, &record.prefix, &export.format, plan.columns.clone());
         if let Some(query) = &plan.query {
             if let Err(e) = self.stream(export, table, plan, query, &mut parts, &mut keeper).await {
@@ -481,6 +491,7 @@ impl<'a> Runner<'a> {
         let mut rows = self.ports.source.read(query).await.map_err(source_err)?;
         while let Some(batch) = rows.next().await {
             let batch = batch.map_err(source_err)?;
+            check_deadline(export, table, parts.rows(), keeper.stop_by)?;
             parts.write_batch(&batch).await.map_err(|e| part_error(export, table, plan, e))?;
             self.observer.progress(&table.name, parts.rows(), parts.bytes());
             keeper.keep(self.ports.history).await?;
@@ -519,6 +530,16 @@ struct LeaseKeeper<'a> {
     ttl: Duration,
     export: &'a str,
     renewed: Instant,
+    stop_by: Option<Instant>,
+}
+
+fn check_deadline(export: &ExportSpec, table: &TableSpec, rows: u64, stop_by: Option<Instant>) -> Result<()> {
+    match stop_by {
+        Some(t) if Instant::now() >= t => {
+            Err(Error::Deadline { export: export.name.clone(), table: table.name.clone(), rows })
+        }
+        _ => Ok(()),
+    }
 }
 
 impl LeaseKeeper<'_> {

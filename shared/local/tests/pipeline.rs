@@ -64,6 +64,7 @@ impl Env {
             host: "test-host".into(),
             pid: std::process::id(),
             lease_ttl: std::time::Duration::from_secs(60),
+            stop_by: None,
         }
     }
 
@@ -418,6 +419,24 @@ async fn a_run_that_dies_mid_part_is_abandoned_and_its_window_exported_again() {
 #[tokio::test]
 async fn a_run_that_dies_after_its_manifest_is_committed_by_the_next_run() {
     die_then_rerun(true).await;
+}
+
+#[tokio::test]
+async fn a_run_past_its_deadline_stops_cleanly_and_commits_nothing() {
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\" }");
+    insert_contacts(&env.db(), 1, 30_000, "2025-12-31 00:00:00");
+    let mut opts = env.opts();
+    opts.stop_by = Some(std::time::Instant::now());
+    let store = DirectoryStore::new(env.out());
+    let s = env.run_with(&store, &env.history, &opts).await.unwrap();
+    assert!(!s.succeeded);
+    let err = s.tables[0].error.as_deref().unwrap();
+    assert!(err.contains("deadline") && err.contains("timeout") && err.contains("unload"), "{err}");
+    assert!(store.list("").await.unwrap().is_empty());
+    assert_eq!(env.watermark().await, None);
+    assert!(env.history.lease("contacts").await.unwrap().is_none(), "lease released");
+    let events = std::fs::read_to_string(env.dir.path().join("events.jsonl")).unwrap();
+    assert!(events.contains("ExportFailed"));
 }
 
 #[tokio::test]

@@ -1,0 +1,193 @@
+//! The export function's wiring: settings from the environment, read once at cold start, and
+//! one request turned into one call of `sluice_core::run`. Everything it decides lives in
+//! `sluice-core`; everything it talks to lives in `sluice-aws` and `sluice-local`.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store};
+use sluice_core::ports::Source;
+use sluice_core::request::{ExportRequest, RequestError};
+use sluice_core::run::{ExportRunSummary, Ports, Quiet, RunOptions, Runner};
+use sluice_core::spec::{parse_duration, Config, ConfigError, Destination, SourceSpec};
+use sluice_local::SqliteSource;
+
+/// Time kept back from the Lambda deadline to remove a stopped run's parts, record it and
+/// publish its event.
+pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(15);
+/// A function run holds its export's lease this long between renewals (the 15-minute Lambda
+/// maximum plus slack: a crashed invocation's lease frees itself soon after).
+pub const LEASE_TTL: Duration = Duration::from_secs(20 * 60);
+
+/// What can go wrong, by kind: the kind becomes the Lambda error type, so alarms and retries
+/// can tell a bad request (never retried usefully) from a failed run.
+#[derive(Debug, thiserror::Error)]
+pub enum FnError {
+    #[error("setting {name}: {problem}")]
+    Setting { name: &'static str, problem: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("reading the config from {location}")]
+    ConfigFetch {
+        location: String,
+        #[source]
+        source: sluice_core::BoxError,
+    },
+    #[error(transparent)]
+    Request(#[from] RequestError),
+    #[error("export {export:?} writes to {destination}; the function writes to S3 only: set destination = \"s3://bucket/prefix\"")]
+    Destination { export: String, destination: String },
+    #[error(transparent)]
+    Run(#[from] sluice_core::Error),
+    #[error("{0}")]
+    RunFailed(String),
+}
+
+impl FnError {
+    /// The Lambda error type: what kind of failure, for alarms and for deciding on retries.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            FnError::Request(_) | FnError::Config(ConfigError::UnknownExport { .. }) => "Sluice.InvalidRequest",
+            FnError::Setting { .. }
+            | FnError::Config(_)
+            | FnError::ConfigFetch { .. }
+            | FnError::Destination { .. } => "Sluice.Configuration",
+            FnError::Run(e) if e.is_lease_held() => "Sluice.AlreadyRunning",
+            FnError::Run(_) | FnError::RunFailed(_) => "Sluice.RunFailed",
+        }
+    }
+}
+
+/// Settings from the environment (no secrets: source credentials come from Secrets Manager).
+pub struct Settings {
+    /// `SLUICE_CONFIG`: a file packaged with the function, or `s3://bucket/key`.
+    pub config: String,
+    /// `SLUICE_HISTORY_TABLE`: the DynamoDB history table.
+    pub history_table: String,
+    /// `SLUICE_EVENT_BUS`: where run events go (default `default`).
+    pub event_bus: String,
+    /// `SLUICE_SSE`: `aws:kms` (with `SLUICE_KMS_KEY_ID`), `AES256`, or unset for the bucket default.
+    pub encryption: Option<sluice_aws::Encryption>,
+    /// `SLUICE_DEADLINE_MARGIN`: e.g. `15s`.
+    pub deadline_margin: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, FnError> {
+        let var = |name: &'static str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let required = |name: &'static str| {
+            var(name).ok_or(FnError::Setting { name, problem: "missing; set it in the function's environment".into() })
+        };
+        let encryption = match var("SLUICE_SSE").as_deref() {
+            None => None,
+            Some("AES256") => Some(sluice_aws::Encryption::S3),
+            Some("aws:kms") => Some(sluice_aws::Encryption::Kms { key_id: var("SLUICE_KMS_KEY_ID") }),
+            Some(other) => {
+                return Err(FnError::Setting {
+                    name: "SLUICE_SSE",
+                    problem: format!("{other:?} is not AES256 or aws:kms"),
+                })
+            }
+        };
+        let deadline_margin = match var("SLUICE_DEADLINE_MARGIN") {
+            None => DEFAULT_DEADLINE_MARGIN,
+            Some(m) => parse_duration(&m).ok_or(FnError::Setting {
+                name: "SLUICE_DEADLINE_MARGIN",
+                problem: format!("{m:?} is not a duration like 15s"),
+            })?,
+        };
+        Ok(Settings {
+            config: required("SLUICE_CONFIG")?,
+            history_table: required("SLUICE_HISTORY_TABLE")?,
+            event_bus: var("SLUICE_EVENT_BUS").unwrap_or_else(|| "default".into()),
+            encryption,
+            deadline_margin,
+        })
+    }
+}
+
+/// Everything built once per cold start.
+pub struct App {
+    pub settings: Settings,
+    pub config: Config,
+    s3: aws_sdk_s3::Client,
+    history: DynamoHistory,
+    events: EventBridgeSink,
+    host: String,
+}
+
+impl App {
+    pub async fn init(settings: Settings) -> Result<App, FnError> {
+        let sdk = sluice_aws::client_config().await;
+        let s3 = sluice_aws::s3_client(&sdk);
+        let config = match settings.config.strip_prefix("s3://") {
+            Some(rest) => {
+                let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
+                let fetch_err =
+                    |source: sluice_core::BoxError| FnError::ConfigFetch { location: settings.config.clone(), source };
+                let out = s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| fetch_err(Box::new(e)))?;
+                let bytes = out.body.collect().await.map_err(|e| fetch_err(Box::new(e)))?.into_bytes();
+                let text = String::from_utf8(bytes.to_vec()).map_err(|e| fetch_err(Box::new(e)))?;
+                Config::parse(Path::new("/tmp/sluice.toml"), &text)?
+            }
+            None => Config::load(Path::new(&settings.config))?,
+        };
+        for w in &config.warnings {
+            tracing::warn!(key = %w.key, "{}", w);
+        }
+        let history = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.history_table);
+        let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), &settings.event_bus);
+        let host = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "lambda".into());
+        Ok(App { settings, config, s3, history, events, host })
+    }
+
+    /// Runs the export an invocation asks for; `deadline` is the invocation's.
+    pub async fn handle(
+        &self,
+        event: &serde_json::Value,
+        deadline: Option<Instant>,
+    ) -> Result<ExportRunSummary, FnError> {
+        let request = ExportRequest::from_event(event)?;
+        let export = self.config.export(&request.export)?;
+        let Destination::S3 { bucket, prefix } = &export.destination else {
+            return Err(FnError::Destination {
+                export: export.name.clone(),
+                destination: export.destination.to_string(),
+            });
+        };
+        let source: Box<dyn Source> = match self.config.sources.get(&export.source) {
+            Some(SourceSpec::Sqlite { path }) => Box::new(SqliteSource::new(path.clone())),
+            None => unreachable_source(&export.source)?,
+        };
+        let store = S3Store::new(self.s3.clone(), bucket, prefix, self.settings.encryption.clone());
+        let opts = RunOptions {
+            full_refresh: request.full_refresh,
+            tables: request.tables,
+            host: self.host.clone(),
+            pid: std::process::id(),
+            lease_ttl: LEASE_TTL,
+            stop_by: deadline.map(|d| d.checked_sub(self.settings.deadline_margin).unwrap_or(d)),
+        };
+        let ports = Ports { source: source.as_ref(), store: &store, history: &self.history, events: &self.events };
+        let summary = Runner::new(ports, &Quiet).run(export, &opts).await?;
+        // Metrics ride on a log line (Embedded Metric Format): no extra API call.
+        println!("{}", sluice_aws::emf_line(&summary));
+        if summary.succeeded {
+            Ok(summary)
+        } else {
+            let tables: Vec<String> =
+                summary.tables.iter().filter_map(|t| t.error.as_ref().map(|e| format!("{}: {e}", t.table))).collect();
+            Err(FnError::RunFailed(format!(
+                "export {:?} run {} failed: {}",
+                summary.export,
+                summary.run_id,
+                tables.join("; ")
+            )))
+        }
+    }
+}
+
+/// Validation guarantees every export's source is defined; this keeps that promise explicit.
+fn unreachable_source(name: &str) -> Result<Box<dyn Source>, FnError> {
+    Err(FnError::Setting { name: "SLUICE_CONFIG", problem: format!("source {name:?} is not defined") })
+}

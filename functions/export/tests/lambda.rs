@@ -1,0 +1,171 @@
+//! The real export function under `cargo lambda watch` (a local Lambda runtime API), invoked
+//! with `cargo lambda invoke` and the fixtures in tests/fixtures, against moto's S3, DynamoDB,
+//! EventBridge and SQS.
+
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::config::{Credentials, Region};
+use sluice_aws::DynamoHistory;
+use sluice_core::ports::{HistoryStore, LeaseOwner};
+use sluice_testkit::moto::{repo_root, unique_name, Moto};
+use sluice_testkit::{create_contacts, insert_contacts};
+
+fn cargo_lambda() -> PathBuf {
+    let bin = repo_root().join(".tools/venv/bin/cargo-lambda");
+    assert!(bin.exists(), "{} is missing: run scripts/setup.sh", bin.display());
+    bin
+}
+
+/// `cargo lambda watch` serving the function on a free port, stopped (with the function) on drop.
+struct Watch {
+    child: Child,
+    port: u16,
+}
+
+impl Watch {
+    fn start(env: &[(&str, String)]) -> Watch {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let log = std::fs::File::create(std::env::temp_dir().join(format!("sluice-watch-{port}.log"))).unwrap();
+        let mut cmd = Command::new(cargo_lambda());
+        cmd.args(["lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
+            .current_dir(repo_root().join("functions/export"))
+            .env(
+                "PATH",
+                format!(
+                    "{}:{}",
+                    repo_root().join(".tools/venv/bin").display(),
+                    std::env::var("PATH").unwrap_or_default()
+                ),
+            )
+            .stdout(Stdio::null())
+            .stderr(log);
+        // Its own target folder: it builds the function with the package's feature set, which
+        // differs from the workspace's, and sharing one folder would rebuild both each time.
+        let target =
+            std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
+        cmd.env("CARGO_TARGET_DIR", target.join("cargo-lambda"));
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
+        let child = cmd.spawn().expect("cargo lambda watch starts");
+        let started = Instant::now();
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(started.elapsed() < Duration::from_secs(60), "cargo lambda watch did not listen on {port}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        Watch { child, port }
+    }
+
+    /// Invokes the function; returns (succeeded, output).
+    fn invoke(&self, data: &str) -> (bool, serde_json::Value) {
+        let file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(file.path(), data).unwrap();
+        let out = Command::new(cargo_lambda())
+            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1", "--invoke-port", &self.port.to_string()])
+            .arg("--data-file")
+            .arg(file.path())
+            .args(["--output-format", "json", "sluice-export"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+        let json_start = text.find('{').unwrap_or(0);
+        let value = serde_json::from_str(text[json_start..].trim()).unwrap_or(serde_json::Value::String(text.clone()));
+        (out.status.success(), value)
+    }
+}
+
+impl Drop for Watch {
+    fn drop(&mut self) {
+        unsafe { libc_kill(-(self.child.id() as i32), 9) };
+        let _ = self.child.wait();
+    }
+}
+
+extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("tests/fixtures").join(name)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_function_runs_scheduled_exports_and_answers_bad_requests_clearly() {
+    let moto = Moto::shared();
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&moto.endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .load()
+        .await;
+    let s3 = sluice_aws::s3_client(&sdk);
+    let bucket = unique_name("exports");
+    s3.create_bucket().bucket(&bucket).send().await.unwrap();
+    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+    let table = unique_name("history");
+    DynamoHistory::create_table(&ddb, &table).await.unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("source.db");
+    insert_contacts(&create_contacts(&db), 1, 1_000, "2025-06-01 00:00:00");
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "version = 1\n[sources.db]\nkind = \"sqlite\"\npath = \"{}\"\n\n[[export]]\nname = \"contacts\"\nsource = \"db\"\n\
+             destination = \"s3://{bucket}/exports\"\nformat = {{ compression = \"gzip\" }}\n\n[[export.table]]\nname = \"contacts\"\n\
+             incremental = {{ strategy = \"timestamp\", column = \"updated_at\" }}\n",
+            db.display()
+        ),
+    )
+    .unwrap();
+
+    let watch = Watch::start(&[
+        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+        ("AWS_ACCESS_KEY_ID", "test".into()),
+        ("AWS_SECRET_ACCESS_KEY", "test".into()),
+        ("AWS_REGION", "us-east-1".into()),
+        ("SLUICE_CONFIG", config.display().to_string()),
+        ("SLUICE_HISTORY_TABLE", table.clone()),
+        ("SLUICE_EVENT_BUS", "default".into()),
+        ("SLUICE_SSE", "AES256".into()),
+    ]);
+
+    // A schedule whose input names the export: one run, committed.
+    let (ok, summary) = watch.invoke(&fixture("schedule-input.json"));
+    assert!(ok, "{summary}");
+    assert_eq!(summary["rows"], 1000, "{summary}");
+    let manifest_key = format!("exports/{}", summary["tables"][0]["manifest_key"].as_str().unwrap());
+    s3.head_object().bucket(&bucket).key(&manifest_key).send().await.expect("the manifest is in S3");
+    let history = DynamoHistory::new(ddb.clone(), &table);
+    assert!(history.watermark("contacts", "contacts").await.unwrap().is_some());
+
+    // An EventBridge event naming it in its detail: nothing new since, an empty run.
+    let (ok, summary) = watch.invoke(&fixture("eventbridge-detail.json"));
+    assert!(ok, "{summary}");
+    assert_eq!(summary["rows"], 0);
+
+    // A schedule without input, and an unknown export: clear errors of a request kind.
+    let (ok, err) = watch.invoke(&fixture("scheduled-no-input.json"));
+    assert!(!ok);
+    let text = err.to_string();
+    assert!(text.contains("Sluice.InvalidRequest") && text.contains("names no export"), "{text}");
+    let (ok, err) = watch.invoke(r#"{"export": "nope"}"#);
+    assert!(!ok);
+    assert!(
+        err.to_string().contains("no export named \\\"nope\\\"") || err.to_string().contains("no export named"),
+        "{err}"
+    );
+
+    // Another run holds the lease: refused as already running, nothing written.
+    let holder = LeaseOwner { run_id: "other".into(), host: "elsewhere".into(), pid: 1 };
+    history.acquire_lease("contacts", &holder, Duration::from_secs(300)).await.unwrap();
+    let (ok, err) = watch.invoke(&fixture("schedule-input.json"));
+    assert!(!ok);
+    assert!(err.to_string().contains("Sluice.AlreadyRunning") && err.to_string().contains("other"), "{err}");
+}

@@ -1,0 +1,35 @@
+//! CloudWatch Embedded Metric Format: one JSON log line per run carries its metrics, so a
+//! function publishes rows, bytes, parts and duration without an extra API call.
+
+use sluice_core::run::ExportRunSummary;
+
+/// The namespace Sluice's metrics land in.
+pub const NAMESPACE: &str = "Sluice";
+
+/// The EMF line for a finished run, dimensioned by export.
+pub fn emf_line(summary: &ExportRunSummary) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": summary.finished_at.timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Export"]],
+                "Metrics": [
+                    {"Name": "Rows", "Unit": "Count"},
+                    {"Name": "Bytes", "Unit": "Bytes"},
+                    {"Name": "Parts", "Unit": "Count"},
+                    {"Name": "DurationMs", "Unit": "Milliseconds"},
+                    {"Name": "FailedRuns", "Unit": "Count"}
+                ]
+            }]
+        },
+        "Export": summary.export,
+        "RunId": summary.run_id,
+        "Rows": summary.rows,
+        "Bytes": summary.bytes,
+        "Parts": summary.parts,
+        "DurationMs": summary.duration_ms,
+        "FailedRuns": u32::from(!summary.succeeded)
+    })
+    .to_string()
+}
