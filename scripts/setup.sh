@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond cargo into git-ignored folders inside the repo, if missing:
 #   .tools/venv   Python venv with moto's server (S3, DynamoDB, EventBridge, SQS stand-ins)
+#                 and cargo-lambda (runs the Lambda functions on a local Runtime API)
 # Idempotent and quiet when everything is there. Tests find the tools through these paths.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -12,5 +13,10 @@ if [ ! -x "$venv/bin/moto_server" ] || ! "$venv/bin/python" -c "import moto, sys
     echo "setup: installing moto[server]==$MOTO_VERSION into $venv"
     python3 -m venv "$venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "moto[server]==$MOTO_VERSION"
+fi
+CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.9.2}"
+if [ ! -x "$venv/bin/cargo-lambda" ] || ! "$venv/bin/pip" show cargo-lambda 2>/dev/null | grep -x "Version: $CARGO_LAMBDA_VERSION" >/dev/null; then
+    echo "setup: installing cargo-lambda==$CARGO_LAMBDA_VERSION into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
 fi
 echo "setup: moto_server $("$venv/bin/python" -c 'import moto; print(moto.__version__)') at $venv/bin/moto_server"
