@@ -100,10 +100,9 @@ pub struct CommittedPart {
     pub bytes: Vec<u8>,
 }
 
-/// Every part listed by a manifest under `root`, in manifest then part order. Parts not listed
-/// by any manifest are ignored, as consumers ignore them.
-pub fn committed_parts(root: &Path) -> Vec<CommittedPart> {
-    let mut manifests = Vec::new();
+/// Every file under `root`, depth first (temporary files included).
+fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
         let Ok(entries) = std::fs::read_dir(&dir) else { continue };
@@ -111,11 +110,19 @@ pub fn committed_parts(root: &Path) -> Vec<CommittedPart> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.file_name().is_some_and(|n| n == "manifest.json") {
-                manifests.push(p);
+            } else {
+                files.push(p);
             }
         }
     }
+    files
+}
+
+/// Every part listed by a manifest under `root`, in manifest then part order. Parts not listed
+/// by any manifest are ignored, as consumers ignore them.
+pub fn committed_parts(root: &Path) -> Vec<CommittedPart> {
+    let mut manifests: Vec<PathBuf> =
+        files_under(root).into_iter().filter(|p| p.file_name().is_some_and(|n| n == "manifest.json")).collect();
     manifests.sort();
     let mut parts = Vec::new();
     for m in manifests {
@@ -157,20 +164,10 @@ pub fn committed_rows(root: &Path) -> Vec<Vec<Option<String>>> {
 /// failed run must not leave behind (temporary files included).
 pub fn stray_files(root: &Path) -> Vec<PathBuf> {
     let listed: Vec<PathBuf> = committed_parts(root).into_iter().map(|p| p.path).collect();
-    let mut stray = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
-        for e in entries.flatten() {
-            let p = e.path();
-            if p.is_dir() {
-                stack.push(p);
-            } else if !(p.file_name().is_some_and(|n| n == "manifest.json") || listed.contains(&p)) {
-                stray.push(p);
-            }
-        }
-    }
-    stray
+    files_under(root)
+        .into_iter()
+        .filter(|p| !(p.file_name().is_some_and(|n| n == "manifest.json") || listed.contains(p)))
+        .collect()
 }
 
 /// A contacts table: `id`, `email`, `name` (with delimiters, quotes and NULLs), `version`,

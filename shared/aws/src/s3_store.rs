@@ -81,6 +81,36 @@ fn sse(e: &Option<Encryption>) -> (Option<ServerSideEncryption>, Option<String>)
     }
 }
 
+/// One `PutObject` with the store's encryption and the object's type and encoding.
+async fn put_object(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    body: Vec<u8>,
+    meta: &ObjectMeta,
+    encryption: &Option<Encryption>,
+) -> Result<(), Error> {
+    let (sse, kms) = sse(encryption);
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .content_type(&meta.content_type)
+        .set_content_encoding(meta.content_encoding.clone())
+        .set_server_side_encryption(sse)
+        .set_ssekms_key_id(kms)
+        .body(ByteStream::from(body))
+        .send()
+        .await
+        .map_err(|e| Error::S3 {
+            op: "PutObject",
+            bucket: bucket.to_string(),
+            key: key.to_string(),
+            source: boxed(e),
+        })?;
+    Ok(())
+}
+
 struct S3Writer {
     client: Client,
     bucket: String,
@@ -183,20 +213,8 @@ impl S3Writer {
 
     async fn complete(&mut self) -> Result<u64, Error> {
         let Some(upload_id) = self.upload_id.clone() else {
-            let (sse, kms) = sse(&self.encryption);
             let body = std::mem::take(&mut self.buf);
-            self.client
-                .put_object()
-                .bucket(&self.bucket)
-                .key(&self.key)
-                .content_type(&self.meta.content_type)
-                .set_content_encoding(self.meta.content_encoding.clone())
-                .set_server_side_encryption(sse)
-                .set_ssekms_key_id(kms)
-                .body(ByteStream::from(body))
-                .send()
-                .await
-                .map_err(|e| self.err("PutObject", boxed(e)))?;
+            put_object(&self.client, &self.bucket, &self.key, body, &self.meta, &self.encryption).await?;
             self.settled = true;
             return Ok(self.size);
         };
@@ -302,20 +320,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), BoxError> {
-        let full = self.full_key(key);
-        let (sse, kms) = sse(&self.encryption);
-        self.client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(&full)
-            .content_type(&meta.content_type)
-            .set_content_encoding(meta.content_encoding.clone())
-            .set_server_side_encryption(sse)
-            .set_ssekms_key_id(kms)
-            .body(ByteStream::from(bytes))
-            .send()
-            .await
-            .map_err(|e| self.err("PutObject", &full, boxed(e)))?;
+        put_object(&self.client, &self.bucket, &self.full_key(key), bytes, meta, &self.encryption).await?;
         Ok(())
     }
 
