@@ -289,3 +289,128 @@ async fn a_held_lease_refuses_the_run_naming_the_holder() {
     assert!(err.to_string().contains("scheduled-run") && err.to_string().contains("lambda-9"), "{err}");
     assert!(store.list("").await.unwrap().is_empty());
 }
+
+/// The real S3 store, with S3 losing the multipart upload (aborted out of band) once the first
+/// part of an object is up: the next UploadPart really fails in S3.
+struct UploadLost {
+    inner: S3Store,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+}
+
+struct UploadLostWriter {
+    inner: Box<dyn sluice_core::ports::ObjectWriter>,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    written: usize,
+    struck: bool,
+}
+
+#[async_trait::async_trait]
+impl sluice_core::ports::ObjectWriter for UploadLostWriter {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), sluice_core::BoxError> {
+        self.inner.write(chunk).await?;
+        self.written += chunk.len();
+        if !self.struck && self.written > PART_SIZE * 2 {
+            self.struck = true;
+            let uploads = self.s3.list_multipart_uploads().bucket(&self.bucket).send().await.unwrap();
+            for u in uploads.uploads() {
+                self.s3
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(u.key().unwrap())
+                    .upload_id(u.upload_id().unwrap())
+                    .send()
+                    .await
+                    .unwrap();
+            }
+        }
+        Ok(())
+    }
+    async fn finish(self: Box<Self>) -> Result<u64, sluice_core::BoxError> {
+        self.inner.finish().await
+    }
+    async fn abort(self: Box<Self>) -> Result<(), sluice_core::BoxError> {
+        self.inner.abort().await
+    }
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for UploadLost {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    async fn create(
+        &self,
+        key: &str,
+        meta: &ObjectMeta,
+    ) -> Result<Box<dyn sluice_core::ports::ObjectWriter>, sluice_core::BoxError> {
+        let inner = self.inner.create(key, meta).await?;
+        Ok(Box::new(UploadLostWriter {
+            inner,
+            s3: self.s3.clone(),
+            bucket: self.bucket.clone(),
+            written: 0,
+            struck: false,
+        }))
+    }
+    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), sluice_core::BoxError> {
+        self.inner.put(key, bytes, meta).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, sluice_core::BoxError> {
+        self.inner.get(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), sluice_core::BoxError> {
+        self.inner.delete(key).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, sluice_core::BoxError> {
+        self.inner.delete_prefix(prefix).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, sluice_core::BoxError> {
+        self.inner.list(prefix).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_s3_failure_mid_upload_leaves_no_manifest_no_upload_the_old_watermark_and_an_export_failed_event() {
+    let cfg = config().await;
+    let (s3, b) = bucket(&cfg).await;
+    let (ddb, t) = table(&cfg).await;
+    let bus = unique_name("bus");
+    let (sqs, url) = events_queue(&cfg, &bus).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let conn = create_contacts(&dir.path().join("source.db"));
+    insert_contacts(&conn, 1, 400_000, "2025-06-01 00:00:00");
+    let spec = Config::load(&contacts_config(
+        dir.path(),
+        "{ strategy = \"timestamp\", column = \"updated_at\" }",
+        "{ compression = \"none\", max_file_size = \"64MiB\" }",
+    ))
+    .unwrap();
+    let source = SqliteSource::new(dir.path().join("source.db"));
+    let store = UploadLost { inner: S3Store::new(s3.clone(), &b, "exports", None), s3: s3.clone(), bucket: b.clone() };
+    let history = DynamoHistory::new(ddb, &t);
+    let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&cfg), &bus);
+    let opts = RunOptions {
+        full_refresh: false,
+        tables: None,
+        host: "test".into(),
+        pid: 1,
+        lease_ttl: Duration::from_secs(300),
+        stop_by: None,
+    };
+    let ports = Ports { source: &source, store: &store, history: &history, events: &events };
+    let summary = Runner::new(ports, &Quiet).run(&spec.exports[0], &opts).await.unwrap();
+
+    assert!(!summary.succeeded);
+    let err = summary.tables[0].error.clone().unwrap();
+    assert!(err.contains("UploadPart") || err.contains("CompleteMultipartUpload"), "{err}");
+    assert!(store.list("").await.unwrap().is_empty(), "no part and no manifest stays behind");
+    assert!(s3.list_multipart_uploads().bucket(&b).send().await.unwrap().uploads().is_empty());
+    assert!(history.watermark("contacts", "contacts").await.unwrap().is_none());
+    assert_eq!(history.runs("contacts", 5).await.unwrap()[0].state, RunState::Failed);
+    let event = receive(&sqs, &url).await;
+    assert_eq!(event["detail-type"], "ExportFailed");
+    assert!(history.lease("contacts").await.unwrap().is_none(), "lease released");
+}
