@@ -61,14 +61,14 @@ pub struct HistoryArgs {
     /// The export.
     pub export: String,
     /// How many run records to show.
-    #[arg(long, default_value_t = 20)]
-    pub limit: usize,
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub limit: u64,
 }
 
 pub async fn dispatch(cli: Cli) -> u8 {
     let result = match &cli.command {
         Command::Demo(args) => demo::demo(args).await,
-        Command::Validate => validate(&cli),
+        Command::Validate => validate(&cli, cli.json),
         Command::Run(args) => with_app(&cli, |app| run(app, args, cli.json)).await,
         Command::Plan(args) => with_app(&cli, |app| plan(app, args, cli.json)).await,
         Command::Status => with_app(&cli, |app| status(app, cli.json)).await,
@@ -420,7 +420,7 @@ fn truncate(s: &str, n: usize) -> String {
 
 pub async fn history(app: App, args: &HistoryArgs, json: bool) -> Result<u8> {
     app.config.export(&args.export)?;
-    let runs = app.history.runs(&args.export, args.limit).await?;
+    let runs = app.history.runs(&args.export, args.limit as usize).await?;
     if json {
         print_json(&runs)?;
         return Ok(exit::OK);
@@ -453,8 +453,32 @@ pub async fn history(app: App, args: &HistoryArgs, json: bool) -> Result<u8> {
 
 // ---------------------------------------------------------------------------------------------
 
-fn validate(cli: &Cli) -> Result<u8> {
+fn validate(cli: &Cli, json: bool) -> Result<u8> {
     let config = load(cli)?;
+    if json {
+        let exports: Vec<serde_json::Value> = config
+            .exports
+            .iter()
+            .map(|e| {
+                serde_json::json!({
+                    "name": e.name,
+                    "state": e.state.as_str(),
+                    "source": e.source,
+                    "destination": e.destination.to_string(),
+                    "format": e.format.describe(),
+                    "tables": e.tables.iter().map(|t| serde_json::json!({"name": t.name, "strategy": t.incremental.strategy()})).collect::<Vec<_>>(),
+                })
+            })
+            .collect();
+        print_json(&serde_json::json!({
+            "path": config.path,
+            "valid": true,
+            "sources": config.sources.keys().collect::<Vec<_>>(),
+            "exports": exports,
+            "warnings": config.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
+        }))?;
+        return Ok(exit::OK);
+    }
     let tables: usize = config.exports.iter().map(|e| e.tables.len()).sum();
     println!(
         "{}: ok ({} sources, {} exports, {} tables)",

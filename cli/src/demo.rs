@@ -22,7 +22,7 @@ pub struct DemoArgs {
     #[arg(long, default_value = "sluice-demo")]
     pub dir: PathBuf,
     /// How many contacts the sample database holds (orders: three per contact).
-    #[arg(long, default_value_t = 1000)]
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
     pub contacts: u32,
 }
 
@@ -188,6 +188,7 @@ pub async fn demo(args: &DemoArgs) -> Result<u8> {
     commands::history(open()?, &commands::HistoryArgs { export: "crm_updates".into(), limit: 10 }, false).await?;
 
     println!("\nFiles are under {}/exports/<export>/<table>/<run>/ (parts, then manifest.json).", dir.display());
-    println!("Next: sluice --config {shown} plan | status | history crm_updates | run --full-refresh");
+    let me = std::env::args().next().unwrap_or_else(|| "sluice".into());
+    println!("Next: {me} --config {shown} plan | status | history crm_updates | run --full-refresh");
     Ok(exit::OK)
 }

@@ -78,7 +78,12 @@ fn init_logging(format: &str) {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
+    // The demo is read by a person even when its output is piped: text logs, not JSON lines.
+    let log_format = match (&cli.command, cli.log_format.as_str()) {
+        (Command::Demo(_), "auto") => "text",
+        (_, f) => f,
+    };
+    init_logging(log_format);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {

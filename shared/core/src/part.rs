@@ -106,9 +106,12 @@ impl<'a> PartWriter<'a> {
         self.rows
     }
 
-    /// Bytes stored so far, the open part included.
+    /// Bytes written so far, the open part's buffered bytes included (before compression, so
+    /// an estimate for a compressed part until it is closed); for progress display.
     pub fn bytes(&self) -> u64 {
-        self.done.iter().map(|p| p.bytes).sum::<u64>() + self.current.as_ref().map_or(0, |p| p.stored)
+        self.done.iter().map(|p| p.bytes).sum::<u64>()
+            + self.current.as_ref().map_or(0, |p| p.stored)
+            + self.buf.len() as u64
     }
 
     pub async fn write_batch(&mut self, batch: &RowBatch) -> Result<(), PartError> {

@@ -417,6 +417,9 @@ impl Validator {
         }
 
         let mut sources = BTreeMap::new();
+        // Declared names, valid or not: an export naming a source whose definition has a problem
+        // gets that one problem, not a second "no source named" one.
+        let declared: BTreeSet<String> = raw.sources.keys().cloned().collect();
         for (name, src) in raw.sources {
             let key = format!("sources.{name}");
             if !is_valid_name(&name) {
@@ -441,7 +444,7 @@ impl Validator {
                     "export names must be unique in the file",
                 );
             }
-            if let Some(spec) = self.export(&key, e, &sources, base_dir) {
+            if let Some(spec) = self.export(&key, e, &declared, base_dir) {
                 exports.push(spec);
             }
         }
@@ -476,13 +479,7 @@ impl Validator {
         }
     }
 
-    fn export(
-        &mut self,
-        key: &str,
-        raw: RawExport,
-        sources: &BTreeMap<String, SourceSpec>,
-        base_dir: &Path,
-    ) -> Option<ExportSpec> {
+    fn export(&mut self, key: &str, raw: RawExport, sources: &BTreeSet<String>, base_dir: &Path) -> Option<ExportSpec> {
         let before = self.problems.len();
         if !is_valid_name(&raw.name) {
             self.problem(
@@ -493,9 +490,9 @@ impl Validator {
         }
         let key = format!("export.{}", raw.name);
         let source = match raw.source {
-            Some(s) if sources.contains_key(&s) => s,
+            Some(s) if sources.contains(&s) => s,
             Some(s) => {
-                let known = sources.keys().cloned().collect::<Vec<_>>().join(", ");
+                let known = sources.iter().cloned().collect::<Vec<_>>().join(", ");
                 self.problem(
                     format!("{key}.source"),
                     format!("no source named {s:?}"),
@@ -718,7 +715,7 @@ impl Validator {
             Some(other) => {
                 self.problem(
                     format!("{key}.max_file_size"),
-                    format!("invalid size {other}"),
+                    format!("invalid size {other}: it must be a positive number of bytes"),
                     "write bytes or a size such as \"64MiB\"",
                 );
                 DEFAULT_MAX_FILE_SIZE
@@ -896,7 +893,7 @@ impl Validator {
             _ => {
                 self.problem(
                     format!("{key}.{field}"),
-                    format!("{raw:?} is not a single ASCII character"),
+                    format!("{raw:?} is not a single ASCII character other than CR and LF"),
                     "use one character such as '|', ',' or '\\t'",
                 );
                 None
@@ -999,6 +996,13 @@ destination = "out"
     fn unknown_source_lists_known_ones() {
         let p = problems(&MINIMAL.replace("source = \"db\"", "source = \"nope\""));
         assert!(p[0].hint.contains("db"), "{p:?}");
+    }
+
+    #[test]
+    fn a_source_with_a_bad_kind_is_one_problem_not_two() {
+        let p = problems(&MINIMAL.replace("kind = \"sqlite\"", "kind = \"postgres\""));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "sources.db.kind");
     }
 
     #[test]
