@@ -1,18 +1,25 @@
 //! Wiring: builds the adapters a config names. The embedded ones (SQLite source, folder
-//! destination, history file) are the default; other kinds are refused with what to do.
+//! destination, history file) are the default. With the `aws` feature, `s3://` destinations,
+//! a DynamoDB history (`--history dynamodb://TABLE`) and EventBridge events (`--event-bus`) are
+//! available too, configured from the standard AWS environment (profiles, `AWS_ENDPOINT_URL`).
 
 use anyhow::{bail, Context, Result};
 use std::path::PathBuf;
 
-use sluice_core::ports::{ObjectStore, Source};
+use sluice_core::ports::{EventSink, HistoryStore, ObjectStore, Source};
 use sluice_core::spec::{Config, Destination, ExportSpec, SourceSpec};
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory, SqliteSource};
 
+/// Where the history lives, as given by `--history` or the config.
+pub const DYNAMODB_SCHEME: &str = "dynamodb://";
+
 pub struct App {
     pub config: Config,
-    pub history: SqliteHistory,
-    pub events: JsonlEventLog,
+    pub history: Box<dyn HistoryStore>,
+    pub events: Box<dyn EventSink>,
     pub host: String,
+    #[cfg(feature = "aws")]
+    aws: Option<aws_config::SdkConfig>,
 }
 
 pub fn hostname() -> String {
@@ -27,14 +34,64 @@ pub fn hostname() -> String {
     }
 }
 
+#[cfg(not(feature = "aws"))]
+fn needs_aws(what: &str) -> anyhow::Error {
+    anyhow::anyhow!(
+        "{what} needs the AWS adapters, and this build of sluice does not include them: build it with `cargo build -p sluice-cli --features aws` (or use a local folder and history file)"
+    )
+}
+
 impl App {
-    pub fn open(config: Config, history: Option<PathBuf>) -> Result<App> {
-        let history_path = history.unwrap_or_else(|| config.history_path());
+    pub async fn open(config: Config, history: Option<PathBuf>, event_bus: Option<String>) -> Result<App> {
         let host = hostname();
-        let store = SqliteHistory::open(&history_path, &host)
-            .with_context(|| format!("opening the history file {}", history_path.display()))?;
-        let events = JsonlEventLog::new(history_path.with_file_name("events.jsonl"));
-        Ok(App { config, history: store, events, host })
+        let history_path = history.unwrap_or_else(|| config.history_path());
+        let table = history_path.to_str().and_then(|h| h.strip_prefix(DYNAMODB_SCHEME)).map(str::to_string);
+        let wants_aws = table.is_some()
+            || event_bus.is_some()
+            || config.exports.iter().any(|e| matches!(e.destination, Destination::S3 { .. }));
+
+        #[cfg(feature = "aws")]
+        let aws = if wants_aws { Some(sluice_aws::client_config().await) } else { None };
+        #[cfg(not(feature = "aws"))]
+        let _ = wants_aws;
+
+        let history: Box<dyn HistoryStore> = match &table {
+            Some(_t) => {
+                #[cfg(feature = "aws")]
+                {
+                    let sdk = aws.as_ref().context("AWS configuration")?;
+                    Box::new(sluice_aws::DynamoHistory::new(aws_sdk_dynamodb::Client::new(sdk), _t))
+                }
+                #[cfg(not(feature = "aws"))]
+                return Err(needs_aws("a DynamoDB history"));
+            }
+            None => Box::new(
+                SqliteHistory::open(&history_path, &host)
+                    .with_context(|| format!("opening the history file {}", history_path.display()))?,
+            ),
+        };
+        let events: Box<dyn EventSink> = match (&event_bus, &table) {
+            (Some(_bus), _) => {
+                #[cfg(feature = "aws")]
+                {
+                    let sdk = aws.as_ref().context("AWS configuration")?;
+                    Box::new(sluice_aws::EventBridgeSink::new(aws_sdk_eventbridge::Client::new(sdk), _bus))
+                }
+                #[cfg(not(feature = "aws"))]
+                return Err(needs_aws("publishing to EventBridge"));
+            }
+            // A DynamoDB history without a bus: events go to a file in the working folder.
+            (None, Some(_)) => Box::new(JsonlEventLog::new(PathBuf::from("sluice-events.jsonl"))),
+            (None, None) => Box::new(JsonlEventLog::new(history_path.with_file_name("events.jsonl"))),
+        };
+        Ok(App {
+            config,
+            history,
+            events,
+            host,
+            #[cfg(feature = "aws")]
+            aws,
+        })
     }
 
     pub fn source(&self, export: &ExportSpec) -> Result<Box<dyn Source>> {
@@ -49,11 +106,15 @@ impl App {
     pub fn store(&self, export: &ExportSpec) -> Result<Box<dyn ObjectStore>> {
         match &export.destination {
             Destination::Local(dir) => Ok(Box::new(DirectoryStore::new(dir.clone()))),
-            Destination::S3 { .. } => bail!(
-                "export {:?} writes to {}, but this build of sluice has only the embedded adapters; use a local folder as destination",
-                export.name,
-                export.destination
-            ),
+            #[cfg(feature = "aws")]
+            Destination::S3 { bucket, prefix } => {
+                let sdk = self.aws.as_ref().context("AWS configuration")?;
+                Ok(Box::new(sluice_aws::S3Store::new(sluice_aws::s3_client(sdk), bucket, prefix, None)))
+            }
+            #[cfg(not(feature = "aws"))]
+            Destination::S3 { .. } => {
+                Err(needs_aws(&format!("export {:?} writes to {}: this", export.name, export.destination)))
+            }
         }
     }
 }

@@ -8,7 +8,7 @@ use std::io::IsTerminal;
 use std::time::Duration;
 
 use sluice_core::plan::plan_table;
-use sluice_core::ports::{HistoryStore, RunRecord, RunState};
+use sluice_core::ports::{RunRecord, RunState};
 use sluice_core::run::{error_chain, ExportRunSummary, Observer, Ports, Quiet, RunOptions, Runner};
 use sluice_core::spec::{Config, ConfigError, ExportSpec, ExportState};
 use sluice_core::Error as CoreError;
@@ -124,7 +124,7 @@ where
     Fut: std::future::Future<Output = Result<u8>>,
 {
     let config = load(cli)?;
-    let app = App::open(config, cli.history.clone())?;
+    let app = App::open(config, cli.history.clone(), cli.event_bus.clone()).await?;
     f(app).await
 }
 
@@ -178,8 +178,12 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
     let mut summaries: Vec<ExportRunSummary> = Vec::new();
     let mut errors: Vec<CoreError> = Vec::new();
     for (export, source, store) in wired {
-        let ports =
-            Ports { source: source.as_ref(), store: store.as_ref(), history: &app.history, events: &app.events };
+        let ports = Ports {
+            source: source.as_ref(),
+            store: store.as_ref(),
+            history: app.history.as_ref(),
+            events: app.events.as_ref(),
+        };
         match Runner::new(ports, observer).run(export, &opts).await {
             Ok(summary) => {
                 for t in summary.tables.iter().filter(|t| t.state != RunState::Succeeded) {

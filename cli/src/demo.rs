@@ -166,26 +166,26 @@ pub async fn demo(args: &DemoArgs) -> Result<u8> {
     println!("  sample database  {} ({} contacts, {} orders)", db.display(), args.contacts, args.contacts * 3);
     println!("  config           {shown}\n");
 
-    let open = || -> Result<App> { App::open(Config::load(&config_path)?, None) };
+    let open = || async { App::open(Config::load(&config_path)?, None, None).await };
     let run_args = RunArgs::default();
 
     println!("1. First run: every row up to now is exported.");
-    let code = commands::run(open()?, &run_args, false).await?;
+    let code = commands::run(open().await?, &run_args, false).await?;
     if code != exit::OK {
         return Ok(code);
     }
     println!("\n2. Status after the first run:");
-    commands::status(open()?, false).await?;
+    commands::status(open().await?, false).await?;
 
     let (updated, inserted) = change_rows(&db, args.contacts)?;
     println!("\n3. The application updates {updated} contacts and places {inserted} orders.");
     println!("\n4. Second run: only what changed since the watermark is exported.");
-    let code = commands::run(open()?, &run_args, false).await?;
+    let code = commands::run(open().await?, &run_args, false).await?;
     if code != exit::OK {
         return Ok(code);
     }
     println!("\n5. History of export crm_updates:");
-    commands::history(open()?, &commands::HistoryArgs { export: "crm_updates".into(), limit: 10 }, false).await?;
+    commands::history(open().await?, &commands::HistoryArgs { export: "crm_updates".into(), limit: 10 }, false).await?;
 
     println!("\nFiles are under {}/exports/<export>/<table>/<run>/ (parts, then manifest.json).", dir.display());
     let me = std::env::args().next().unwrap_or_else(|| "sluice".into());

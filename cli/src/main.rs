@@ -29,9 +29,13 @@ pub struct Cli {
     /// The config file declaring sources and exports.
     #[arg(long, short, global = true, env = "SLUICE_CONFIG", default_value = "sluice.toml")]
     config: PathBuf,
-    /// The history file (default: the config's `history`, else .sluice/history.db beside it).
+    /// The history: a file (default: the config's `history`, else .sluice/history.db beside
+    /// it), or `dynamodb://TABLE` (with the `aws` feature).
     #[arg(long, global = true, env = "SLUICE_HISTORY")]
     history: Option<PathBuf>,
+    /// Publish run events to this EventBridge bus (with the `aws` feature) instead of a file.
+    #[arg(long, global = true, env = "SLUICE_EVENT_BUS")]
+    event_bus: Option<String>,
     /// Print machine-readable JSON on stdout instead of tables.
     #[arg(long, global = true)]
     json: bool,
