@@ -77,3 +77,63 @@ impl EventSink for EventBridgeSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::ports::RunState;
+    use sluice_core::run::{ExportRunSummary, TableOutcome};
+    use sluice_core::value::Window;
+
+    fn event(tables: usize) -> RunEvent {
+        let outcome = |i: usize| TableOutcome {
+            table: format!("schema_{i}.a_rather_long_table_name_{i}"),
+            strategy: "timestamp".into(),
+            state: RunState::Failed,
+            window: Window::default(),
+            rows: 0,
+            bytes: 0,
+            parts: 0,
+            null_rows: 0,
+            manifest_key: None,
+            error: Some("x".repeat(200)),
+        };
+        let now = chrono::Utc::now();
+        RunEvent {
+            detail_type: "ExportFailed".into(),
+            summary: ExportRunSummary {
+                version: 1,
+                export: "e".into(),
+                run_id: "r".into(),
+                succeeded: false,
+                tables: (0..tables).map(outcome).collect(),
+                rows: 0,
+                bytes: 0,
+                parts: 0,
+                started_at: now,
+                finished_at: now,
+                duration_ms: 1,
+                error: Some("y".repeat(10_000)),
+            },
+        }
+    }
+
+    #[test]
+    fn a_small_summary_is_sent_whole() {
+        let detail: serde_json::Value = serde_json::from_str(&detail_within_limit(&event(3)).unwrap()).unwrap();
+        assert_eq!(detail["tables"].as_array().unwrap().len(), 3);
+        assert!(detail.get("tables_truncated").is_none());
+    }
+
+    #[test]
+    fn a_summary_over_the_entry_limit_drops_its_table_list_but_keeps_the_counts() {
+        let e = event(2_000);
+        assert!(serde_json::to_string(&e.summary).unwrap().len() > MAX_ENTRY_BYTES);
+        let detail = detail_within_limit(&e).unwrap();
+        assert!(detail.len() + EVENT_SOURCE.len() + e.detail_type.len() <= MAX_ENTRY_BYTES);
+        let v: serde_json::Value = serde_json::from_str(&detail).unwrap();
+        assert_eq!(v["tables_truncated"], true);
+        assert_eq!(v["table_count"], 2_000);
+        assert_eq!(v["error"].as_str().unwrap().len(), 4096);
+    }
+}

@@ -11,6 +11,7 @@ use sluice_core::spec::Config;
 use sluice_core::value::{Watermark, Window};
 use sluice_core::{Error, HistoryError};
 use sluice_local::SqliteSource;
+use sluice_testkit::history::BeforeCommit;
 use sluice_testkit::moto::{unique_name, Moto};
 use sluice_testkit::{contacts_config, create_contacts, insert_contacts};
 
@@ -35,6 +36,18 @@ async fn table(cfg: &aws_config::SdkConfig) -> (aws_sdk_dynamodb::Client, String
     let name = unique_name("history");
     DynamoHistory::create_table(&ddb, &name).await.unwrap();
     (ddb, name)
+}
+
+/// A run as a scheduled function would make it, without a deadline.
+fn run_options() -> RunOptions {
+    RunOptions {
+        full_refresh: false,
+        tables: None,
+        host: "test".into(),
+        pid: 1,
+        lease_ttl: Duration::from_secs(300),
+        stop_by: None,
+    }
 }
 
 fn meta() -> ObjectMeta {
@@ -221,14 +234,7 @@ async fn an_export_writes_parts_and_manifest_to_s3_history_to_dynamodb_and_an_ev
     let store = S3Store::new(s3.clone(), &b, "exports", Some(sluice_aws::Encryption::S3));
     let history = DynamoHistory::new(ddb, &t);
     let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&cfg), &bus);
-    let opts = RunOptions {
-        full_refresh: false,
-        tables: None,
-        host: "test".into(),
-        pid: 1,
-        lease_ttl: Duration::from_secs(300),
-        stop_by: None,
-    };
+    let opts = run_options();
 
     // WHEN it runs
     let ports = Ports { source: &source, store: &store, history: &history, events: &events };
@@ -275,14 +281,7 @@ async fn a_held_lease_refuses_the_run_naming_the_holder() {
     let source = SqliteSource::new(dir.path().join("source.db"));
     let store = S3Store::new(s3, &b, "", None);
     let events = sluice_local::JsonlEventLog::new(dir.path().join("events.jsonl"));
-    let opts = RunOptions {
-        full_refresh: false,
-        tables: None,
-        host: "test".into(),
-        pid: 1,
-        lease_ttl: Duration::from_secs(300),
-        stop_by: None,
-    };
+    let opts = run_options();
     let ports = Ports { source: &source, store: &store, history: &history, events: &events };
     let err = Runner::new(ports, &Quiet).run(&spec.exports[0], &opts).await.unwrap_err();
     assert!(matches!(err, Error::LeaseHeld { .. }));
@@ -392,14 +391,7 @@ async fn an_s3_failure_mid_upload_leaves_no_manifest_no_upload_the_old_watermark
     let store = UploadLost { inner: S3Store::new(s3.clone(), &b, "exports", None), s3: s3.clone(), bucket: b.clone() };
     let history = DynamoHistory::new(ddb, &t);
     let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&cfg), &bus);
-    let opts = RunOptions {
-        full_refresh: false,
-        tables: None,
-        host: "test".into(),
-        pid: 1,
-        lease_ttl: Duration::from_secs(300),
-        stop_by: None,
-    };
+    let opts = run_options();
     let ports = Ports { source: &source, store: &store, history: &history, events: &events };
     let summary = Runner::new(ports, &Quiet).run(&spec.exports[0], &opts).await.unwrap();
 
@@ -413,80 +405,6 @@ async fn an_s3_failure_mid_upload_leaves_no_manifest_no_upload_the_old_watermark
     let event = receive(&sqs, &url).await;
     assert_eq!(event["detail-type"], "ExportFailed");
     assert!(history.lease("contacts").await.unwrap().is_none(), "lease released");
-}
-
-/// The real DynamoDB history, with another writer moving the table's watermark just before the
-/// run commits.
-struct MovedUnderneath {
-    inner: DynamoHistory,
-    ddb: aws_sdk_dynamodb::Client,
-    table: String,
-}
-
-#[async_trait::async_trait]
-impl HistoryStore for MovedUnderneath {
-    async fn acquire_lease(
-        &self,
-        e: &str,
-        o: &LeaseOwner,
-        t: Duration,
-    ) -> Result<sluice_core::ports::Lease, HistoryError> {
-        self.inner.acquire_lease(e, o, t).await
-    }
-    async fn renew_lease(
-        &self,
-        l: &sluice_core::ports::Lease,
-        t: Duration,
-    ) -> Result<sluice_core::ports::Lease, HistoryError> {
-        self.inner.renew_lease(l, t).await
-    }
-    async fn release_lease(&self, l: &sluice_core::ports::Lease) -> Result<(), HistoryError> {
-        self.inner.release_lease(l).await
-    }
-    async fn lease(&self, e: &str) -> Result<Option<sluice_core::ports::Lease>, HistoryError> {
-        self.inner.lease(e).await
-    }
-    async fn watermark(&self, e: &str, t: &str) -> Result<Option<sluice_core::ports::WatermarkRecord>, HistoryError> {
-        self.inner.watermark(e, t).await
-    }
-    async fn watermarks(&self, e: &str) -> Result<Vec<sluice_core::ports::WatermarkRecord>, HistoryError> {
-        self.inner.watermarks(e).await
-    }
-    async fn begin_run(&self, l: &sluice_core::ports::Lease, r: &RunRecord) -> Result<(), HistoryError> {
-        self.inner.begin_run(l, r).await
-    }
-    async fn commit_run(
-        &self,
-        l: &sluice_core::ports::Lease,
-        r: &RunRecord,
-        e: Option<&Watermark>,
-        n: Option<&Watermark>,
-    ) -> Result<(), HistoryError> {
-        use aws_sdk_dynamodb::types::AttributeValue::S;
-        self.ddb
-            .put_item()
-            .table_name(&self.table)
-            .item("pk", S(format!("EXPORT#{}", r.export)))
-            .item("sk", S(format!("WATERMARK#{}", r.table)))
-            .item("table_name", S(r.table.clone()))
-            .item("watermark", S(r#"{"type":"text","value":"9999"}"#.into()))
-            .item("last_export", S("9999".into()))
-            .item("run_id", S("intruder".into()))
-            .item("committed_at", S("2026-01-01T00:00:00Z".into()))
-            .send()
-            .await
-            .unwrap();
-        self.inner.commit_run(l, r, e, n).await
-    }
-    async fn fail_run(&self, r: &RunRecord) -> Result<(), HistoryError> {
-        self.inner.fail_run(r).await
-    }
-    async fn runs(&self, e: &str, n: usize) -> Result<Vec<RunRecord>, HistoryError> {
-        self.inner.runs(e, n).await
-    }
-    async fn open_runs(&self, e: &str) -> Result<Vec<RunRecord>, HistoryError> {
-        self.inner.open_runs(e).await
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -507,24 +425,34 @@ async fn a_commit_refused_because_the_watermark_moved_leaves_no_manifest_and_pub
     .unwrap();
     let source = SqliteSource::new(dir.path().join("source.db"));
     let store = S3Store::new(s3, &b, "exports", None);
-    let history = MovedUnderneath { inner: DynamoHistory::new(ddb.clone(), &t), ddb, table: t.clone() };
+    let dynamo = DynamoHistory::new(ddb.clone(), &t);
+    // Another writer moves the watermark just before the run commits.
+    let history = BeforeCommit::new(&dynamo, move || {
+        use aws_sdk_dynamodb::types::AttributeValue::S;
+        let put = ddb
+            .put_item()
+            .table_name(&t)
+            .item("pk", S("EXPORT#contacts".into()))
+            .item("sk", S("WATERMARK#contacts".into()))
+            .item("table_name", S("contacts".into()))
+            .item("watermark", S(r#"{"type":"text","value":"9999"}"#.into()))
+            .item("last_export", S("9999".into()))
+            .item("run_id", S("intruder".into()))
+            .item("committed_at", S("2026-01-01T00:00:00Z".into()));
+        Box::pin(async move {
+            put.send().await.unwrap();
+        })
+    });
     let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&cfg), &bus);
-    let opts = RunOptions {
-        full_refresh: false,
-        tables: None,
-        host: "test".into(),
-        pid: 1,
-        lease_ttl: Duration::from_secs(300),
-        stop_by: None,
-    };
+    let opts = run_options();
     let ports = Ports { source: &source, store: &store, history: &history, events: &events };
     let summary = Runner::new(ports, &Quiet).run(&spec.exports[0], &opts).await.unwrap();
 
     assert!(!summary.succeeded);
     assert!(summary.tables[0].error.as_deref().unwrap().contains("watermark moved"), "{:?}", summary.tables[0].error);
     assert!(store.list("").await.unwrap().is_empty(), "the manifest and parts were removed");
-    let found = history.inner.watermark("contacts", "contacts").await.unwrap().unwrap();
+    let found = dynamo.watermark("contacts", "contacts").await.unwrap().unwrap();
     assert_eq!(found.run_id, "intruder", "the other writer's watermark stands");
-    assert_eq!(history.inner.runs("contacts", 5).await.unwrap()[0].state, RunState::Failed);
+    assert_eq!(dynamo.runs("contacts", 5).await.unwrap()[0].state, RunState::Failed);
     assert_eq!(receive(&sqs, &url).await["detail-type"], "ExportFailed");
 }

@@ -7,12 +7,13 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use sluice_core::ports::{HistoryStore, LeaseOwner, ObjectMeta, ObjectStore, ObjectWriter, RunRecord, RunState};
+use sluice_core::ports::{HistoryStore, LeaseOwner, ObjectMeta, ObjectStore, ObjectWriter, RunState};
 use sluice_core::run::{Ports, Quiet, RunOptions, Runner};
 use sluice_core::spec::Config;
 use sluice_core::value::Watermark;
-use sluice_core::{BoxError, Error, HistoryError};
+use sluice_core::{BoxError, Error};
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory, SqliteSource};
+use sluice_testkit::history::BeforeCommit;
 use sluice_testkit::{committed_rows, contacts_config, create_contacts, insert_contacts, stray_files};
 
 const CSV: &str = "{ compression = \"none\", max_file_size = 400 }";
@@ -244,75 +245,21 @@ async fn a_held_lease_refuses_the_run_and_names_the_holder() {
     assert!(!env.out().exists());
 }
 
-/// The real history store, with another writer moving the watermark just before the commit.
-struct MovedUnderneath<'a> {
-    inner: &'a SqliteHistory,
-    path: PathBuf,
-}
-
-#[async_trait]
-impl HistoryStore for MovedUnderneath<'_> {
-    async fn acquire_lease(
-        &self,
-        e: &str,
-        o: &LeaseOwner,
-        t: std::time::Duration,
-    ) -> Result<sluice_core::ports::Lease, HistoryError> {
-        self.inner.acquire_lease(e, o, t).await
-    }
-    async fn renew_lease(
-        &self,
-        l: &sluice_core::ports::Lease,
-        t: std::time::Duration,
-    ) -> Result<sluice_core::ports::Lease, HistoryError> {
-        self.inner.renew_lease(l, t).await
-    }
-    async fn release_lease(&self, l: &sluice_core::ports::Lease) -> Result<(), HistoryError> {
-        self.inner.release_lease(l).await
-    }
-    async fn lease(&self, e: &str) -> Result<Option<sluice_core::ports::Lease>, HistoryError> {
-        self.inner.lease(e).await
-    }
-    async fn watermark(&self, e: &str, t: &str) -> Result<Option<sluice_core::ports::WatermarkRecord>, HistoryError> {
-        self.inner.watermark(e, t).await
-    }
-    async fn watermarks(&self, e: &str) -> Result<Vec<sluice_core::ports::WatermarkRecord>, HistoryError> {
-        self.inner.watermarks(e).await
-    }
-    async fn begin_run(&self, l: &sluice_core::ports::Lease, r: &RunRecord) -> Result<(), HistoryError> {
-        self.inner.begin_run(l, r).await
-    }
-    async fn commit_run(
-        &self,
-        l: &sluice_core::ports::Lease,
-        r: &RunRecord,
-        e: Option<&Watermark>,
-        n: Option<&Watermark>,
-    ) -> Result<(), HistoryError> {
-        let conn = rusqlite::Connection::open(&self.path).unwrap();
+#[tokio::test]
+async fn a_refused_commit_leaves_no_manifest_and_the_watermark_it_found() {
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\" }");
+    insert_contacts(&env.db(), 1, 50, "2025-12-31 00:00:00");
+    // Another writer moves the watermark just before the run commits.
+    let path = env.dir.path().join("history.db");
+    let history = BeforeCommit::new(&env.history, move || {
+        let conn = rusqlite::Connection::open(&path).unwrap();
         conn.execute(
             "INSERT OR REPLACE INTO export_history VALUES ('contacts', 'contacts', 'x', '{\"type\":\"text\",\"value\":\"9999\"}', 'intruder', '2026-01-01T00:00:00Z')",
             [],
         )
         .unwrap();
-        self.inner.commit_run(l, r, e, n).await
-    }
-    async fn fail_run(&self, r: &RunRecord) -> Result<(), HistoryError> {
-        self.inner.fail_run(r).await
-    }
-    async fn runs(&self, e: &str, n: usize) -> Result<Vec<RunRecord>, HistoryError> {
-        self.inner.runs(e, n).await
-    }
-    async fn open_runs(&self, e: &str) -> Result<Vec<RunRecord>, HistoryError> {
-        self.inner.open_runs(e).await
-    }
-}
-
-#[tokio::test]
-async fn a_refused_commit_leaves_no_manifest_and_the_watermark_it_found() {
-    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\" }");
-    insert_contacts(&env.db(), 1, 50, "2025-12-31 00:00:00");
-    let history = MovedUnderneath { inner: &env.history, path: env.dir.path().join("history.db") };
+        Box::pin(async {})
+    });
     let store = DirectoryStore::new(env.out());
     let s = env.run_with(&store, &history, &env.opts()).await.unwrap();
     assert!(!s.succeeded);
