@@ -157,7 +157,11 @@ impl App {
         };
         let source: Box<dyn Source> = match self.config.sources.get(&export.source) {
             Some(SourceSpec::Sqlite { path }) => Box::new(SqliteSource::new(path.clone())),
-            None => unreachable_source(&export.source)?,
+            // Validation guarantees every export's source is defined.
+            None => {
+                let problem = format!("source {:?} is not defined", export.source);
+                return Err(FnError::Setting { name: "SLUICE_CONFIG", problem });
+            }
         };
         let store = S3Store::new(self.s3.clone(), bucket, prefix, self.settings.encryption.clone());
         let opts = RunOptions {
@@ -185,9 +189,4 @@ impl App {
             )))
         }
     }
-}
-
-/// Validation guarantees every export's source is defined; this keeps that promise explicit.
-fn unreachable_source(name: &str) -> Result<Box<dyn Source>, FnError> {
-    Err(FnError::Setting { name: "SLUICE_CONFIG", problem: format!("source {name:?} is not defined") })
 }
