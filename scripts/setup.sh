@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the tests need beyond cargo into git-ignored folders inside the repo, if missing:
-#   .tools/venv   Python venv with moto's server (S3, DynamoDB, EventBridge, SQS stand-ins)
-#                 and cargo-lambda (runs the Lambda functions on a local Runtime API)
+#   .tools/venv   Python venv with moto's server (S3, DynamoDB, EventBridge, SQS, Secrets Manager
+#                 stand-ins), cargo-lambda (runs the Lambda functions on a local Runtime API) and
+#                 fakesnow (the Snowflake stand-in, behind tests/fakesnow/adapter.py)
 # Idempotent and quiet when everything is there. Tests find the tools through these paths.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,5 +19,10 @@ CARGO_LAMBDA_VERSION="${CARGO_LAMBDA_VERSION:-1.9.2}"
 if [ ! -x "$venv/bin/cargo-lambda" ] || ! "$venv/bin/pip" show cargo-lambda 2>/dev/null | grep -x "Version: $CARGO_LAMBDA_VERSION" >/dev/null; then
     echo "setup: installing cargo-lambda==$CARGO_LAMBDA_VERSION into $venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "cargo-lambda==$CARGO_LAMBDA_VERSION"
+fi
+FAKESNOW_VERSION="${FAKESNOW_VERSION:-0.12.1}"
+if ! "$venv/bin/python" -c "import importlib.metadata as m, uvicorn, snowflake.connector, sys; sys.exit(m.version('fakesnow') != '$FAKESNOW_VERSION')" 2>/dev/null; then
+    echo "setup: installing fakesnow[server]==$FAKESNOW_VERSION into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "fakesnow[server]==$FAKESNOW_VERSION" "snowflake-connector-python<5"
 fi
 echo "setup: moto_server $("$venv/bin/python" -c 'import moto; print(moto.__version__)') at $venv/bin/moto_server"

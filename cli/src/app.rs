@@ -3,12 +3,13 @@
 //! a DynamoDB history (`--history dynamodb://TABLE`) and EventBridge events (`--event-bus`) are
 //! available too, configured from the standard AWS environment (profiles, `AWS_ENDPOINT_URL`).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{anyhow, Context, Result};
 use std::path::PathBuf;
+use std::sync::Arc;
 
-use sluice_core::ports::{EventSink, HistoryStore, ObjectStore, Source};
-use sluice_core::spec::{Config, Destination, ExportSpec, SourceSpec};
-use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory, SqliteSource};
+use sluice_core::ports::{EventSink, HistoryStore, NoSecrets, ObjectStore, Secrets, Source};
+use sluice_core::spec::{Config, Credentials, Destination, ExportSpec, SourceSpec};
+use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory};
 
 /// Where the history lives, as given by `--history` or the config.
 pub const DYNAMODB_SCHEME: &str = "dynamodb://";
@@ -48,7 +49,10 @@ impl App {
         let table = history_path.to_str().and_then(|h| h.strip_prefix(DYNAMODB_SCHEME)).map(str::to_string);
         let wants_aws = table.is_some()
             || event_bus.is_some()
-            || config.exports.iter().any(|e| matches!(e.destination, Destination::S3 { .. }));
+            || config.exports.iter().any(|e| matches!(e.destination, Destination::S3 { .. }))
+            || config.sources.values().any(
+                |s| matches!(s, SourceSpec::Snowflake(sf) if matches!(sf.credentials, Credentials::SecretsManager { .. })),
+            );
 
         #[cfg(feature = "aws")]
         let aws = if wants_aws { Some(sluice_aws::client_config().await) } else { None };
@@ -94,13 +98,30 @@ impl App {
         })
     }
 
-    pub fn source(&self, export: &ExportSpec) -> Result<Box<dyn Source>> {
-        match self.config.sources.get(&export.source) {
-            Some(SourceSpec::Sqlite { path }) => Ok(Box::new(SqliteSource::new(path.clone()))),
-            None => {
-                bail!("export {:?} names source {:?}, which the config does not define", export.name, export.source)
-            }
+    /// The export's source spec.
+    pub fn source_spec(&self, export: &ExportSpec) -> Result<&SourceSpec> {
+        self.config.sources.get(&export.source).ok_or_else(|| {
+            anyhow!("export {:?} names source {:?}, which the config does not define", export.name, export.source)
+        })
+    }
+
+    /// Opens the export's source (for Snowflake: reads the credentials and logs in).
+    pub async fn source(&self, export: &ExportSpec) -> Result<Arc<dyn Source>> {
+        let spec = self.source_spec(export)?;
+        sluice_connect::open_source(spec, self.secrets().as_ref())
+            .await
+            .map_err(|e| anyhow!(e).context(format!("export {:?}: opening source {:?}", export.name, export.source)))
+    }
+
+    /// Where source secrets come from: Secrets Manager with the `aws` feature.
+    pub fn secrets(&self) -> Box<dyn Secrets> {
+        #[cfg(feature = "aws")]
+        if let Some(sdk) = &self.aws {
+            return Box::new(sluice_aws::SecretsManager::new(aws_sdk_secretsmanager::Client::new(sdk)));
         }
+        Box::new(NoSecrets(
+            "this build of sluice reads no secret store: build it with `--features aws`, or use credentials = \"env\"",
+        ))
     }
 
     pub fn store(&self, export: &ExportSpec) -> Result<Box<dyn ObjectStore>> {

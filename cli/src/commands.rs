@@ -7,10 +7,11 @@ use serde::Serialize;
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use sluice_core::format::FileFormat;
 use sluice_core::plan::plan_table;
-use sluice_core::ports::{RunRecord, RunState};
+use sluice_core::ports::{RunRecord, RunState, UnloadTarget};
 use sluice_core::run::{error_chain, ExportRunSummary, Observer, Ports, Quiet, RunOptions, Runner};
-use sluice_core::spec::{Config, ConfigError, ExportSpec, ExportState};
+use sluice_core::spec::{Config, ConfigError, ExportSpec, ExportState, TableMode};
 use sluice_core::Error as CoreError;
 
 use crate::app::App;
@@ -73,6 +74,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Plan(args) => with_app(&cli, |app| plan(app, args, cli.json)).await,
         Command::Status => with_app(&cli, |app| status(app, cli.json)).await,
         Command::History(args) => with_app(&cli, |app| history(app, args, cli.json)).await,
+        Command::CheckConnection(args) => with_app(&cli, |app| check_connection(app, args, cli.json)).await,
     };
     match result {
         Ok(code) => code,
@@ -162,7 +164,7 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
                 return Err(Usage(format!("export {:?} has no table {t:?}; its tables: {known}", e.name)).into());
             }
         }
-        wired.push((*e, app.source(e)?, app.store(e)?));
+        wired.push((*e, app.source(e).await?, app.store(e)?));
     }
     let progress = Progress::new();
     let observer: &dyn Observer = if !json && std::io::stderr().is_terminal() { &progress } else { &Quiet };
@@ -265,18 +267,77 @@ struct PlanEntry {
     window: sluice_core::value::Window,
     window_empty: bool,
     sql: Option<String>,
+    /// For `mode = "unload"`: the `COPY INTO` statement (same parameters; RUN_ID stands for the
+    /// run's id).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    unload_sql: Option<String>,
     params: Vec<sluice_core::value::Watermark>,
     rows: u64,
     null_rows: u64,
 }
 
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// Check only this export's source and tables (repeatable). Default: every export.
+    #[arg(long = "export", short = 'e', value_name = "NAME")]
+    pub exports: Vec<String>,
+}
+
+/// Logs in to each export's source and checks its tables and columns; exit 1 if anything is
+/// missing.
+pub async fn check_connection(app: App, args: &CheckArgs, json: bool) -> Result<u8> {
+    let secrets = app.secrets();
+    let mut reports = Vec::new();
+    for export in select(&app.config, &args.exports, false)? {
+        let spec = app.source_spec(export)?;
+        let report = sluice_connect::check_connection(export, spec, secrets.as_ref())
+            .await
+            .map_err(|e| anyhow!(e).context(format!("export {:?}: source {:?}", export.name, export.source)))?;
+        reports.push(report);
+    }
+    let ok = reports.iter().all(|r| r.ok());
+    if json {
+        print_json(&reports)?;
+    } else {
+        for r in &reports {
+            println!("{} (source {}, {})", r.export, r.source, r.kind);
+            if let Some(s) = &r.session {
+                let v = |o: &Option<String>| o.clone().unwrap_or_else(|| "(none)".into());
+                println!(
+                    "  session:   user {}, role {}, warehouse {}, database {}, schema {}",
+                    v(&s.user),
+                    v(&s.role),
+                    v(&s.warehouse),
+                    v(&s.database),
+                    v(&s.schema)
+                );
+            }
+            for t in &r.tables {
+                match (&t.error, t.missing.is_empty()) {
+                    (Some(e), _) => println!("  {}: error: {e}", t.table),
+                    (None, true) => println!("  {}: ok ({} columns)", t.table, t.columns),
+                    (None, false) => println!("  {}: missing columns: {}", t.table, t.missing.join(", ")),
+                }
+            }
+        }
+    }
+    Ok(if ok { exit::OK } else { exit::FAILED })
+}
+
 pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
     let mut entries = Vec::new();
     for export in select(&app.config, &args.exports, false)? {
-        let source = app.source(export)?;
+        let source = app.source(export).await?;
         for table in &export.tables {
             let committed = app.history.watermark(&export.name, &table.name).await?.map(|w| w.watermark);
             let p = plan_table(source.as_ref(), export, table, committed, args.full_refresh).await?;
+            let unload_sql = match (&p.query, table.mode, &export.format) {
+                (Some(q), TableMode::Unload, FileFormat::Csv(format)) => {
+                    let prefix = format!("{}/{}/RUN_ID", export.name, table.path_segment);
+                    source.render_unload(q, &UnloadTarget { prefix, format: format.clone() }).map(|r| r.sql)
+                }
+                _ => None,
+            };
             let (sql, params, rows) = match &p.query {
                 Some(q) => {
                     let r = source.render(q);
@@ -294,6 +355,7 @@ pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
                 window_empty: p.window.is_empty() && p.strategy != "full",
                 window: p.window,
                 sql,
+                unload_sql,
                 params,
                 rows,
                 null_rows: p.null_rows,
@@ -311,6 +373,10 @@ pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
         }
         if let Some(sql) = &e.sql {
             println!("  sql:       {sql}");
+            if let Some(unload) = &e.unload_sql {
+                println!("  unload:    {unload}");
+                println!("             (RUN_ID stands for the run's id; the parameters are the same)");
+            }
             for (i, p) in e.params.iter().enumerate() {
                 println!("  param {}:   {}", i + 1, serde_json::to_string(p)?);
             }

@@ -58,6 +58,8 @@ pub enum Command {
     History(commands::HistoryArgs),
     /// Check the config file and print what it declares.
     Validate,
+    /// Log in to each export's source and check that its tables and columns exist.
+    CheckConnection(commands::CheckArgs),
     /// Build a sample database, export it, change a few rows and export again.
     Demo(demo::DemoArgs),
 }

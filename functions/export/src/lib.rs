@@ -1,16 +1,18 @@
 //! The export function's wiring: settings from the environment, read once at cold start, and
 //! one request turned into one call of `sluice_core::run`. Everything it decides lives in
-//! `sluice-core`; everything it talks to lives in `sluice-aws` and `sluice-local`.
+//! `sluice-core`; everything it talks to lives in `sluice-aws`, and sources are opened by
+//! `sluice-connect`.
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store};
+use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, SecretsManager};
 use sluice_core::ports::Source;
 use sluice_core::request::{ExportRequest, RequestError};
 use sluice_core::run::{ExportRunSummary, Ports, Quiet, RunOptions, Runner};
-use sluice_core::spec::{parse_duration, Config, ConfigError, Destination, SourceSpec};
-use sluice_local::SqliteSource;
+use sluice_core::spec::{parse_duration, Config, ConfigError, Destination};
 
 /// Time kept back from the Lambda deadline to remove a stopped run's parts, record it and
 /// publish its event.
@@ -37,6 +39,13 @@ pub enum FnError {
     Request(#[from] RequestError),
     #[error("export {export:?} writes to {destination}; the function writes to S3 only: set destination = \"s3://bucket/prefix\"")]
     Destination { export: String, destination: String },
+    #[error("export {export:?}: opening source {source_name:?} failed: {source}")]
+    Source {
+        export: String,
+        source_name: String,
+        #[source]
+        source: sluice_core::BoxError,
+    },
     #[error(transparent)]
     Run(#[from] sluice_core::Error),
     #[error("{0}")]
@@ -52,6 +61,7 @@ impl FnError {
             | FnError::Config(_)
             | FnError::ConfigFetch { .. }
             | FnError::Destination { .. } => "Sluice.Configuration",
+            FnError::Source { .. } => "Sluice.SourceUnavailable",
             FnError::Run(e) if e.is_lease_held() => "Sluice.AlreadyRunning",
             FnError::Run(_) | FnError::RunFailed(_) => "Sluice.RunFailed",
         }
@@ -113,6 +123,10 @@ pub struct App {
     s3: aws_sdk_s3::Client,
     history: DynamoHistory,
     events: EventBridgeSink,
+    secrets: SecretsManager,
+    /// Open sources (a Snowflake session) by name, kept across invocations of a warm function;
+    /// a failed run drops its source so the next one logs in afresh.
+    sources: tokio::sync::Mutex<HashMap<String, Arc<dyn Source>>>,
     host: String,
 }
 
@@ -137,8 +151,27 @@ impl App {
         }
         let history = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.history_table);
         let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), &settings.event_bus);
+        let secrets = SecretsManager::new(aws_sdk_secretsmanager::Client::new(&sdk));
         let host = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "lambda".into());
-        Ok(App { settings, config, s3, history, events, host })
+        Ok(App { settings, config, s3, history, events, secrets, sources: Default::default(), host })
+    }
+
+    async fn source(&self, export: &str, name: &str) -> Result<Arc<dyn Source>, FnError> {
+        let mut open = self.sources.lock().await;
+        if let Some(s) = open.get(name) {
+            return Ok(s.clone());
+        }
+        let spec = self.config.sources.get(name).ok_or_else(|| FnError::Setting {
+            name: "SLUICE_CONFIG",
+            problem: format!("source {name:?} is not defined"),
+        })?;
+        let source = sluice_connect::open_source(spec, &self.secrets).await.map_err(|source| FnError::Source {
+            export: export.to_string(),
+            source_name: name.to_string(),
+            source,
+        })?;
+        open.insert(name.to_string(), source.clone());
+        Ok(source)
     }
 
     /// Runs the export an invocation asks for; `deadline` is the invocation's.
@@ -155,14 +188,7 @@ impl App {
                 destination: export.destination.to_string(),
             });
         };
-        let source: Box<dyn Source> = match self.config.sources.get(&export.source) {
-            Some(SourceSpec::Sqlite { path }) => Box::new(SqliteSource::new(path.clone())),
-            // Validation guarantees every export's source is defined.
-            None => {
-                let problem = format!("source {:?} is not defined", export.source);
-                return Err(FnError::Setting { name: "SLUICE_CONFIG", problem });
-            }
-        };
+        let source = self.source(&export.name, &export.source).await?;
         let store = S3Store::new(self.s3.clone(), bucket, prefix, self.settings.encryption.clone());
         let opts = RunOptions {
             full_refresh: request.full_refresh,
@@ -173,7 +199,11 @@ impl App {
             stop_by: deadline.map(|d| d.checked_sub(self.settings.deadline_margin).unwrap_or(d)),
         };
         let ports = Ports { source: source.as_ref(), store: &store, history: &self.history, events: &self.events };
-        let summary = Runner::new(ports, &Quiet).run(export, &opts).await?;
+        let summary = Runner::new(ports, &Quiet).run(export, &opts).await;
+        if !matches!(&summary, Ok(s) if s.succeeded) {
+            self.sources.lock().await.remove(&export.source);
+        }
+        let summary = summary?;
         // Metrics ride on a log line (Embedded Metric Format): no extra API call.
         println!("{}", sluice_aws::emf_line(&summary));
         if summary.succeeded {

@@ -1,5 +1,5 @@
 //! Sluice's AWS adapters: an S3 object store with streaming multipart uploads, a DynamoDB
-//! history store, and an EventBridge event sink. Clients are built by the caller (once per
+//! history store, an EventBridge event sink, and Secrets Manager for source credentials. Clients are built by the caller (once per
 //! process, from the standard AWS environment; see `client_config`).
 
 mod dynamo_history;
@@ -7,12 +7,14 @@ mod error;
 mod event_bridge;
 mod metrics;
 mod s3_store;
+mod secrets;
 
 pub use dynamo_history::DynamoHistory;
 pub use error::Error;
 pub use event_bridge::{detail_within_limit, EventBridgeSink, EVENT_SOURCE, MAX_ENTRY_BYTES};
 pub use metrics::{emf_line, NAMESPACE};
 pub use s3_store::{Encryption, S3Store, MAX_IN_FLIGHT, MIN_PART_SIZE, PART_SIZE};
+pub use secrets::SecretsManager;
 
 /// The shared AWS configuration from the standard environment (profiles, region, credentials,
 /// `AWS_ENDPOINT_URL` for local stand-ins).

@@ -456,3 +456,16 @@ async fn a_commit_refused_because_the_watermark_moved_leaves_no_manifest_and_pub
     assert_eq!(dynamo.runs("contacts", 5).await.unwrap()[0].state, RunState::Failed);
     assert_eq!(receive(&sqs, &url).await["detail-type"], "ExportFailed");
 }
+
+#[tokio::test]
+async fn secrets_manager_returns_the_secret_and_names_a_missing_one() {
+    use sluice_core::ports::Secrets;
+    let cfg = config().await;
+    let client = aws_sdk_secretsmanager::Client::new(&cfg);
+    let name = unique_name("sluice/snowflake");
+    client.create_secret().name(&name).secret_string(r#"{"password":"s3cret"}"#).send().await.unwrap();
+    let secrets = sluice_aws::SecretsManager::new(client);
+    assert_eq!(secrets.secret_string(&name).await.unwrap(), r#"{"password":"s3cret"}"#);
+    let err = secrets.secret_string("sluice/absent").await.unwrap_err().to_string();
+    assert!(err.contains("\"sluice/absent\"") && err.contains("not found"), "{err}");
+}

@@ -18,8 +18,10 @@ pub struct PartInfo {
     pub key: String,
     pub rows: u64,
     pub bytes: u64,
-    /// Hex SHA-256 of the part as stored (after compression).
-    pub sha256: String,
+    /// Hex SHA-256 of the part as stored (after compression). Absent for parts a source
+    /// unloaded itself (Snowflake reports no checksum).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

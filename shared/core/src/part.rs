@@ -242,7 +242,7 @@ impl<'a> PartWriter<'a> {
         }
         let OpenPart { key, writer, hasher, rows, stored, .. } = p;
         writer.finish().await.map_err(|source| PartError::Store { key: key.clone(), source })?;
-        self.done.push(PartInfo { key, rows, bytes: stored, sha256: hex::encode(hasher.finalize()) });
+        self.done.push(PartInfo { key, rows, bytes: stored, sha256: Some(hex::encode(hasher.finalize())) });
         Ok(())
     }
 }

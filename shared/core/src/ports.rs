@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 use crate::error::{BoxError, HistoryError};
+use crate::format::CsvFormat;
+use crate::manifest::PartInfo;
 use crate::spec::{TableName, UpperBound};
 use crate::value::{Column, RowBatch, Watermark, Window};
 
@@ -77,6 +79,47 @@ pub trait Source: Send + Sync {
 
     /// Streams the query's rows.
     async fn read(&self, query: &Query) -> Result<RowStream, BoxError>;
+
+    /// The statement `unload` would run, for `sluice plan`; `None` when the source cannot unload.
+    fn render_unload(&self, _query: &Query, _target: &UnloadTarget) -> Option<RenderedQuery> {
+        None
+    }
+
+    /// Server-side unload: the source writes the query's rows as CSV parts under
+    /// `target.prefix` of the export's destination itself, and reports them. Sluice then writes
+    /// the manifest and commits the history as for a streamed run.
+    async fn unload(&self, _query: &Query, _target: &UnloadTarget) -> Result<Vec<PartInfo>, BoxError> {
+        Err("this source cannot unload: use mode = \"stream\"".into())
+    }
+}
+
+/// Where and how an unload writes its parts.
+#[derive(Debug, Clone)]
+pub struct UnloadTarget {
+    /// The run's folder, relative to the destination (`<export>/<table>/<run_id>`).
+    pub prefix: String,
+    pub format: CsvFormat,
+}
+
+// ---------------------------------------------------------------------------------------------
+// Secrets
+// ---------------------------------------------------------------------------------------------
+
+/// A secret store (AWS Secrets Manager): sources fetch their credentials from it at start-up.
+#[async_trait]
+pub trait Secrets: Send + Sync {
+    /// The secret's string value. Errors name the secret, never its value.
+    async fn secret_string(&self, id: &str) -> Result<String, BoxError>;
+}
+
+/// For builds and places without a secret store: every lookup says how to get one.
+pub struct NoSecrets(pub &'static str);
+
+#[async_trait]
+impl Secrets for NoSecrets {
+    async fn secret_string(&self, id: &str) -> Result<String, BoxError> {
+        Err(format!("cannot read secret {id:?}: {}", self.0).into())
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -10,13 +10,15 @@ use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
 use crate::error::{BoxError, Error, HistoryError, Result};
-use crate::manifest::{Manifest, Totals, MANIFEST_FILE, MANIFEST_VERSION};
+use crate::format::FileFormat;
+use crate::manifest::{Manifest, PartInfo, Totals, MANIFEST_FILE, MANIFEST_VERSION};
 use crate::part::{PartError, PartWriter};
 use crate::plan::{plan_table, TablePlan};
 use crate::ports::{
     EventSink, HistoryStore, Lease, LeaseOwner, ObjectMeta, ObjectStore, RunEvent, RunRecord, RunState, Source,
+    UnloadTarget,
 };
-use crate::spec::{ExportSpec, TableSpec};
+use crate::spec::{ExportSpec, TableMode, TableSpec};
 use crate::value::Window;
 
 /// The run summary's schema version (it is also the body of `ExportSucceeded`/`ExportFailed`).
@@ -396,20 +398,35 @@ impl<'a> Runner<'a> {
             renewed: Instant::now(),
             stop_by: opts.stop_by,
         };
-        let mut parts = PartWriter::new(store, &record.prefix, &export.format, plan.columns.clone());
-        if let Some(query) = &plan.query {
-            if let Err(e) = self.stream(export, table, plan, query, &mut parts, &mut keeper).await {
-                if let Err(ae) = parts.abort().await {
-                    warn!(export = %export.name, table = %table.name, error = %ae, "removing the failed run's parts failed");
+        let written = match (table.mode, &plan.query) {
+            (TableMode::Unload, Some(query)) => {
+                match self.unload(export, table, query, &record.prefix, &mut keeper).await {
+                    Ok(parts) => parts,
+                    Err(e) => {
+                        // The source may have written some files before it failed.
+                        self.remove_output(export, record).await;
+                        return Err(e);
+                    }
                 }
-                return Err(e);
             }
-        }
-        let written = match parts.finish().await {
-            Ok(w) => w,
-            Err(e) => {
-                self.remove_output(export, record).await;
-                return Err(part_error(export, table, plan, e));
+            (TableMode::Unload, None) => Vec::new(),
+            (TableMode::Stream, query) => {
+                let mut parts = PartWriter::new(store, &record.prefix, &export.format, plan.columns.clone());
+                if let Some(query) = query {
+                    if let Err(e) = self.stream(export, table, plan, query, &mut parts, &mut keeper).await {
+                        if let Err(ae) = parts.abort().await {
+                            warn!(export = %export.name, table = %table.name, error = %ae, "removing the failed run's parts failed");
+                        }
+                        return Err(e);
+                    }
+                }
+                match parts.finish().await {
+                    Ok(w) => w,
+                    Err(e) => {
+                        self.remove_output(export, record).await;
+                        return Err(part_error(export, table, plan, e));
+                    }
+                }
             }
         };
         let totals = Totals {
@@ -497,6 +514,49 @@ impl<'a> Runner<'a> {
             keeper.keep(self.ports.history).await?;
         }
         Ok(())
+    }
+
+    /// Has the source write the parts itself, renewing the lease while it works and giving up
+    /// at the deadline (dropping the source's future cancels its statement).
+    async fn unload(
+        &self,
+        export: &ExportSpec,
+        table: &TableSpec,
+        query: &crate::ports::Query,
+        prefix: &str,
+        keeper: &mut LeaseKeeper<'_>,
+    ) -> Result<Vec<PartInfo>> {
+        let FileFormat::Csv(format) = &export.format else {
+            return Err(Error::Source {
+                export: export.name.clone(),
+                table: table.name.clone(),
+                source: "unload writes CSV only: use format.kind = \"csv\" or mode = \"stream\"".into(),
+            });
+        };
+        check_deadline(export, table, 0, keeper.stop_by)?;
+        let target = UnloadTarget { prefix: prefix.to_string(), format: format.clone() };
+        let unload = self.ports.source.unload(query, &target);
+        tokio::pin!(unload);
+        let stop_by = keeper.stop_by;
+        let deadline = async move {
+            match stop_by {
+                Some(t) => tokio::time::sleep_until(t.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(deadline);
+        let mut renew = tokio::time::interval_at((Instant::now() + keeper.ttl / 3).into(), keeper.ttl / 3);
+        loop {
+            tokio::select! {
+                parts = &mut unload => {
+                    return parts.map_err(|source| Error::Source { export: export.name.clone(), table: table.name.clone(), source });
+                }
+                _ = renew.tick() => keeper.renew(self.ports.history).await?,
+                _ = &mut deadline => {
+                    return Err(Error::Deadline { export: export.name.clone(), table: table.name.clone(), rows: 0 });
+                }
+            }
+        }
     }
 
     async fn remove_output(&self, export: &ExportSpec, record: &RunRecord) {

@@ -80,15 +80,89 @@ pub struct Config {
 #[derive(Debug, Clone, PartialEq)]
 pub enum SourceSpec {
     /// An SQLite database file (resolved path).
-    Sqlite { path: PathBuf },
+    Sqlite {
+        path: PathBuf,
+    },
+    Snowflake(Box<SnowflakeSpec>),
 }
 
 impl SourceSpec {
     pub fn kind(&self) -> &'static str {
         match self {
             SourceSpec::Sqlite { .. } => "sqlite",
+            SourceSpec::Snowflake(_) => "snowflake",
         }
     }
+}
+
+/// A named Snowflake connection. It holds no secret: `credentials` says where the secret is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SnowflakeSpec {
+    /// The account identifier (`orgname-account` or `locator.region`).
+    pub account: String,
+    pub user: String,
+    pub role: Option<String>,
+    pub warehouse: Option<String>,
+    pub database: Option<String>,
+    pub schema: Option<String>,
+    pub auth: SnowflakeAuth,
+    pub credentials: Credentials,
+    /// A base URL instead of `https://<account>.snowflakecomputing.com` (private links, tests).
+    pub endpoint: Option<String>,
+    /// Longest a query may run before it is cancelled.
+    pub query_timeout: Duration,
+    /// The stage `mode = "unload"` tables are copied into: `@db.schema.stage`, whose URL is the
+    /// export's destination (see docs/snowflake.md).
+    pub stage: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SnowflakeAuth {
+    /// A PKCS#8 private key (encrypted or not) whose public key is set on the user: the
+    /// recommended way for unattended runs.
+    KeyPair,
+    OAuth,
+    Password,
+}
+
+impl SnowflakeAuth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SnowflakeAuth::KeyPair => "key_pair",
+            SnowflakeAuth::OAuth => "oauth",
+            SnowflakeAuth::Password => "password",
+        }
+    }
+}
+
+/// Where a source's secret lives. Never in the config file itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credentials {
+    /// Environment variables `<PREFIX>_PRIVATE_KEY` (or `_PRIVATE_KEY_FILE`),
+    /// `<PREFIX>_PRIVATE_KEY_PASSPHRASE`, `<PREFIX>_TOKEN`, `<PREFIX>_PASSWORD`.
+    Env { prefix: String },
+    /// An AWS Secrets Manager secret (name or ARN) holding JSON with `private_key`,
+    /// `private_key_passphrase`, `token` or `password`.
+    SecretsManager { id: String },
+}
+
+impl fmt::Display for Credentials {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Credentials::Env { prefix } => write!(f, "env:{prefix}"),
+            Credentials::SecretsManager { id } => write!(f, "secretsmanager:{id}"),
+        }
+    }
+}
+
+/// How a table's rows reach the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableMode {
+    /// Read through Sluice, encoded and uploaded part by part.
+    Stream,
+    /// The source writes the parts itself (Snowflake `COPY INTO @stage`); Sluice writes the
+    /// manifest and commits the history.
+    Unload,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +248,7 @@ pub struct TableSpec {
     /// Columns to export; `None` exports all, in the table's order.
     pub columns: Option<Vec<String>>,
     pub incremental: Incremental,
+    pub mode: TableMode,
 }
 
 /// How a run chooses its rows.
@@ -232,6 +307,17 @@ struct RawConfig {
 struct RawSource {
     kind: String,
     path: Option<String>,
+    account: Option<String>,
+    user: Option<String>,
+    role: Option<String>,
+    warehouse: Option<String>,
+    database: Option<String>,
+    schema: Option<String>,
+    auth: Option<String>,
+    credentials: Option<String>,
+    endpoint: Option<String>,
+    query_timeout: Option<String>,
+    stage: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -270,6 +356,7 @@ struct RawTable {
     name: String,
     columns: Option<Vec<String>>,
     incremental: Option<RawIncremental>,
+    mode: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -445,6 +532,7 @@ impl Validator {
                 );
             }
             if let Some(spec) = self.export(&key, e, &declared, base_dir) {
+                self.unload_needs(&spec, &sources);
                 exports.push(spec);
             }
         }
@@ -459,24 +547,168 @@ impl Validator {
         }
     }
 
+    /// `mode = "unload"` is Snowflake's `COPY INTO @stage`: it needs a Snowflake source with a
+    /// stage, and a CSV format (the one file format both Sluice and `COPY INTO` describe).
+    fn unload_needs(&mut self, export: &ExportSpec, sources: &BTreeMap<String, SourceSpec>) {
+        for t in export.tables.iter().filter(|t| t.mode == TableMode::Unload) {
+            let key = format!("export.{}.table.{}.mode", export.name, t.name);
+            match sources.get(&export.source) {
+                Some(SourceSpec::Snowflake(sf)) if sf.stage.is_none() => self.problem(
+                    &key,
+                    "unload needs a stage",
+                    format!("set stage = \"@db.schema.stage\" on [sources.{}] (see docs/snowflake.md)", export.source),
+                ),
+                Some(SourceSpec::Snowflake(_)) | None => {}
+                Some(other) => self.problem(
+                    &key,
+                    format!("a {} source cannot unload", other.kind()),
+                    "use mode = \"stream\" (the default); unload is for Snowflake sources",
+                ),
+            }
+            if !matches!(export.format, FileFormat::Csv(_)) {
+                self.problem(&key, "unload writes CSV only", "use format.kind = \"csv\" or mode = \"stream\"");
+            }
+        }
+    }
+
     fn source(&mut self, key: &str, raw: RawSource, base_dir: &Path) -> Option<SourceSpec> {
         match raw.kind.as_str() {
-            "sqlite" => match raw.path {
-                Some(p) if !p.is_empty() => Some(SourceSpec::Sqlite { path: resolve(base_dir, &p) }),
-                _ => {
-                    self.problem(format!("{key}.path"), "missing", "give the SQLite database file");
-                    None
+            "sqlite" => {
+                let snowflake_keys = [
+                    ("account", raw.account.is_some()),
+                    ("user", raw.user.is_some()),
+                    ("role", raw.role.is_some()),
+                    ("warehouse", raw.warehouse.is_some()),
+                    ("database", raw.database.is_some()),
+                    ("schema", raw.schema.is_some()),
+                    ("auth", raw.auth.is_some()),
+                    ("credentials", raw.credentials.is_some()),
+                    ("endpoint", raw.endpoint.is_some()),
+                    ("query_timeout", raw.query_timeout.is_some()),
+                    ("stage", raw.stage.is_some()),
+                ];
+                for (k, _) in snowflake_keys.iter().filter(|(_, set)| *set) {
+                    self.problem(format!("{key}.{k}"), "not used by kind = \"sqlite\"", "remove it");
                 }
-            },
+                match raw.path {
+                    Some(p) if !p.is_empty() => Some(SourceSpec::Sqlite { path: resolve(base_dir, &p) }),
+                    _ => {
+                        self.problem(format!("{key}.path"), "missing", "give the SQLite database file");
+                        None
+                    }
+                }
+            }
+            "snowflake" => self.snowflake(key, raw).map(|s| SourceSpec::Snowflake(Box::new(s))),
             other => {
                 self.problem(
                     format!("{key}.kind"),
                     format!("unknown source kind {other:?}"),
-                    "this build supports kind = \"sqlite\"",
+                    "use kind = \"sqlite\" or kind = \"snowflake\"",
                 );
                 None
             }
         }
+    }
+
+    fn snowflake(&mut self, key: &str, raw: RawSource) -> Option<SnowflakeSpec> {
+        let before = self.problems.len();
+        if raw.path.is_some() {
+            self.problem(format!("{key}.path"), "not used by kind = \"snowflake\"", "remove it");
+        }
+        let mut required = |name: &str, v: Option<String>, hint: &str| match v {
+            Some(v) if !v.trim().is_empty() => v,
+            _ => {
+                self.problem(format!("{key}.{name}"), "missing", hint);
+                String::new()
+            }
+        };
+        let account = required("account", raw.account, "give the account identifier, e.g. \"myorg-myaccount\"");
+        let user = required("user", raw.user, "give the Snowflake user Sluice logs in as");
+        let auth = match raw.auth.as_deref() {
+            None | Some("key_pair") => SnowflakeAuth::KeyPair,
+            Some("oauth") => SnowflakeAuth::OAuth,
+            Some("password") => SnowflakeAuth::Password,
+            Some(other) => {
+                self.problem(
+                    format!("{key}.auth"),
+                    format!("unknown auth {other:?}"),
+                    "use key_pair (recommended), oauth or password",
+                );
+                SnowflakeAuth::KeyPair
+            }
+        };
+        let credentials = match raw.credentials.as_deref() {
+            None | Some("env") => Credentials::Env { prefix: "SNOWFLAKE".into() },
+            Some(c) => match c.split_once(':') {
+                Some(("env", prefix))
+                    if !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                {
+                    Credentials::Env { prefix: prefix.to_string() }
+                }
+                Some(("secretsmanager", id)) if !id.is_empty() => Credentials::SecretsManager { id: id.to_string() },
+                _ => {
+                    // The value may be a pasted secret: never echo it back.
+                    self.problem(
+                        format!("{key}.credentials"),
+                        "not a credentials location",
+                        "use \"env\", \"env:PREFIX\" or \"secretsmanager:<secret name or ARN>\"; secrets never go in the config file",
+                    );
+                    Credentials::Env { prefix: "SNOWFLAKE".into() }
+                }
+            },
+        };
+        let endpoint = raw.endpoint.filter(|e| !e.is_empty());
+        if let Some(e) = &endpoint {
+            let ok = (e.starts_with("https://") || e.starts_with("http://"))
+                && !e.contains('@')
+                && !matches!(e.splitn(4, '/').nth(3), Some(path) if !path.is_empty());
+            if !ok {
+                self.problem(
+                    format!("{key}.endpoint"),
+                    format!("invalid endpoint {e:?}"),
+                    "give a base URL without path or credentials, e.g. https://myaccount.privatelink.snowflakecomputing.com",
+                );
+            }
+        }
+        let query_timeout = match raw.query_timeout.as_deref() {
+            None => Duration::from_secs(3600),
+            Some(t) => match parse_duration(t) {
+                Some(d) if !d.is_zero() => d,
+                _ => {
+                    self.problem(
+                        format!("{key}.query_timeout"),
+                        format!("invalid duration {t:?}"),
+                        "write e.g. \"30m\" or \"2h\"",
+                    );
+                    Duration::from_secs(3600)
+                }
+            },
+        };
+        let stage = raw.stage.filter(|s| !s.is_empty());
+        if let Some(s) = &stage {
+            let name = s.strip_prefix('@').unwrap_or("");
+            if TableName::parse(name).is_none() || name.contains('/') {
+                self.problem(
+                    format!("{key}.stage"),
+                    format!("invalid stage {s:?}"),
+                    "name a stage as @stage, @schema.stage or @database.schema.stage (no path: Sluice adds it)",
+                );
+            }
+        }
+        let optional = |v: Option<String>| v.filter(|v| !v.is_empty());
+        (self.problems.len() == before).then(|| SnowflakeSpec {
+            account,
+            user,
+            role: optional(raw.role),
+            warehouse: optional(raw.warehouse),
+            database: optional(raw.database),
+            schema: optional(raw.schema),
+            auth,
+            credentials,
+            endpoint,
+            query_timeout,
+            stage,
+        })
     }
 
     fn export(&mut self, key: &str, raw: RawExport, sources: &BTreeSet<String>, base_dir: &Path) -> Option<ExportSpec> {
@@ -605,12 +837,21 @@ impl Validator {
             }
             Some(inc) => self.incremental(&format!("{key}.incremental"), inc),
         };
+        let mode = match raw.mode.as_deref() {
+            None | Some("stream") => TableMode::Stream,
+            Some("unload") => TableMode::Unload,
+            Some(other) => {
+                self.problem(format!("{key}.mode"), format!("unknown mode {other:?}"), "use stream or unload");
+                TableMode::Stream
+            }
+        };
         Some(TableSpec {
             path_segment: path_segment(&raw.name),
             name: raw.name,
             table: table?,
             columns: raw.columns,
             incremental: incremental?,
+            mode,
         })
     }
 

@@ -14,6 +14,8 @@ pub enum Cell {
     Int(i64),
     Float(f64),
     Text(u32, u32),
+    /// A number as the source wrote it (`12.50`, `-1e+20`): exact, whatever its precision.
+    Number(u32, u32),
     Bytes(u32, u32),
 }
 
@@ -102,7 +104,7 @@ impl RowBatch {
         &self.cells[index * self.width..(index + 1) * self.width]
     }
 
-    /// The bytes a `Text` or `Bytes` cell points at.
+    /// The bytes a `Text`, `Number` or `Bytes` cell points at.
     #[inline]
     pub fn slice(&self, start: u32, len: u32) -> &[u8] {
         &self.data[start as usize..start as usize + len as usize]
@@ -124,6 +126,18 @@ impl RowBatch {
         let (start, len) = self.push_data(v);
         self.cells.push(Cell::Text(start, len));
     }
+    /// A number's text, kept exactly as the source wrote it (NUMBER(38,10) fits no f64).
+    pub fn push_number(&mut self, v: &[u8]) {
+        let (start, len) = self.push_data(v);
+        self.cells.push(Cell::Number(start, len));
+    }
+    /// Text rendered straight into the batch's buffer by `render` (no intermediate copy).
+    pub fn push_text_with(&mut self, render: impl FnOnce(&mut Vec<u8>)) {
+        let start = self.data.len();
+        render(&mut self.data);
+        self.cells.push(Cell::Text(start as u32, (self.data.len() - start) as u32));
+    }
+
     pub fn push_bytes(&mut self, v: &[u8]) {
         let (start, len) = self.push_data(v);
         self.cells.push(Cell::Bytes(start, len));

@@ -144,7 +144,8 @@ impl Encoder for CsvEncoder {
                 Cell::Bool(b) => out.extend_from_slice(if b { b"true" } else { b"false" }),
                 Cell::Int(v) => out.extend_from_slice(self.ints.format(v).as_bytes()),
                 Cell::Float(v) => out.extend_from_slice(self.floats.format(v).as_bytes()),
-                Cell::Text(s, l) => {
+                // A number goes through the text path: a delimiter of '.' or '-' still quotes it.
+                Cell::Text(s, l) | Cell::Number(s, l) => {
                     self.text(batch.slice(s, l), out).map_err(|problem| EncodeProblem { column: i, problem })?
                 }
                 Cell::Bytes(s, l) => push_hex(out, batch.slice(s, l)),

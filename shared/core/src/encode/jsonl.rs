@@ -54,6 +54,15 @@ impl Encoder for JsonLinesEncoder {
                     push_string(out, s.as_bytes());
                 }
                 Cell::Text(s, l) => push_string(out, batch.slice(s, l)),
+                Cell::Number(s, l) => {
+                    let n = batch.slice(s, l);
+                    // Bare when JSON can carry it; "inf" and "NaN" become strings, as for floats.
+                    if is_json_number(n) {
+                        out.extend_from_slice(n);
+                    } else {
+                        push_string(out, n);
+                    }
+                }
                 Cell::Bytes(s, l) => {
                     out.push(b'"');
                     push_hex(out, batch.slice(s, l));
@@ -64,6 +73,38 @@ impl Encoder for JsonLinesEncoder {
         out.extend_from_slice(b"}\n");
         Ok(())
     }
+}
+
+/// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`, JSON's number grammar.
+fn is_json_number(s: &[u8]) -> bool {
+    let digits = |s: &[u8], i: &mut usize| {
+        let start = *i;
+        while *i < s.len() && s[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i > start
+    };
+    let mut i = usize::from(s.first() == Some(&b'-'));
+    let int_start = i;
+    if !digits(s, &mut i) || (s[int_start] == b'0' && i - int_start > 1) {
+        return false;
+    }
+    if s.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(s, &mut i) {
+            return false;
+        }
+    }
+    if matches!(s.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(s.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(s, &mut i) {
+            return false;
+        }
+    }
+    i == s.len()
 }
 
 /// Writes a JSON string. Invalid UTF-8 (possible in SQLite text) is replaced, not rejected.
@@ -103,6 +144,16 @@ fn push_str(out: &mut Vec<u8>, s: &str) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn numbers_are_bare_only_when_json_can_carry_them() {
+        for ok in ["0", "-1", "12.50", "1e+20", "-0.5E-3", "123456789012345678901234567890.0123456789"] {
+            assert!(is_json_number(ok.as_bytes()), "{ok}");
+        }
+        for bad in ["", "-", "01", "1.", ".5", "inf", "-inf", "NaN", "1e", "1 ", "+1"] {
+            assert!(!is_json_number(bad.as_bytes()), "{bad}");
+        }
+    }
+
     use super::*;
 
     #[test]

@@ -1,0 +1,90 @@
+//! Builds the source adapter a config names, so the CLI and the functions agree on what a
+//! `[sources.NAME]` means, and checks a connection for `sluice check-connection`.
+
+use std::sync::Arc;
+
+use serde::Serialize;
+use sluice_core::ports::{Secrets, Source};
+use sluice_core::spec::{ExportSpec, Incremental, SourceSpec};
+use sluice_core::BoxError;
+use sluice_local::SqliteSource;
+use sluice_snowflake::{SessionInfo, SnowflakeSource};
+
+/// Opens the source: for Snowflake, reads the credentials and logs in.
+pub async fn open_source(spec: &SourceSpec, secrets: &dyn Secrets) -> Result<Arc<dyn Source>, BoxError> {
+    Ok(match spec {
+        SourceSpec::Sqlite { path } => Arc::new(SqliteSource::new(path.clone())),
+        SourceSpec::Snowflake(sf) => Arc::new(SnowflakeSource::connect(sf, secrets).await?),
+    })
+}
+
+/// What `check-connection` found for one export.
+#[derive(Debug, Serialize)]
+pub struct ConnectionReport {
+    pub export: String,
+    pub source: String,
+    pub kind: &'static str,
+    /// Who the session is (Snowflake only).
+    pub session: Option<SessionInfo>,
+    pub tables: Vec<TableReport>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TableReport {
+    pub table: String,
+    /// Columns the table has.
+    pub columns: usize,
+    /// Configured columns (exported, incremental, fallback) the table does not have.
+    pub missing: Vec<String>,
+    pub error: Option<String>,
+}
+
+impl ConnectionReport {
+    pub fn ok(&self) -> bool {
+        self.tables.iter().all(|t| t.error.is_none() && t.missing.is_empty())
+    }
+}
+
+/// Logs in and checks that each of the export's tables and configured columns exists.
+pub async fn check_connection(
+    export: &ExportSpec,
+    spec: &SourceSpec,
+    secrets: &dyn Secrets,
+) -> Result<ConnectionReport, BoxError> {
+    let (source, session): (Arc<dyn Source>, Option<SessionInfo>) = match spec {
+        SourceSpec::Snowflake(sf) => {
+            let s = SnowflakeSource::connect(sf, secrets).await?;
+            let session = s.session_info().await?;
+            (Arc::new(s), Some(session))
+        }
+        other => (open_source(other, secrets).await?, None),
+    };
+    let mut tables = Vec::new();
+    for t in &export.tables {
+        let mut wanted: Vec<&str> = t.columns.iter().flatten().map(String::as_str).collect();
+        if let Incremental::Timestamp(ts) = &t.incremental {
+            wanted.push(&ts.column);
+            wanted.extend(ts.fallback_column.as_deref());
+        }
+        tables.push(match source.columns(&t.table).await {
+            Ok(cols) => TableReport {
+                table: t.name.clone(),
+                columns: cols.len(),
+                missing: wanted
+                    .into_iter()
+                    .filter(|w| !cols.iter().any(|c| c.name.eq_ignore_ascii_case(w)))
+                    .map(str::to_string)
+                    .collect(),
+                error: None,
+            },
+            Err(e) => TableReport { table: t.name.clone(), columns: 0, missing: vec![], error: Some(e.to_string()) },
+        });
+    }
+    Ok(ConnectionReport {
+        export: export.name.clone(),
+        source: export.source.clone(),
+        kind: spec.kind(),
+        session,
+        tables,
+    })
+}

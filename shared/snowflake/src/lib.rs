@@ -1,0 +1,12 @@
+//! Sluice's Snowflake source, on `snowflake-connector-rs`: streamed incremental reads rendered
+//! as Snowflake unloads values, and a server-side unload mode (`COPY INTO @stage`).
+
+mod credentials;
+mod error;
+pub mod render;
+mod source;
+pub mod unload;
+
+pub use credentials::auth_config;
+pub use error::SnowflakeError;
+pub use source::{SessionInfo, SnowflakeSource};

@@ -1,0 +1,143 @@
+//! fakesnow behind the project's adapter (`tests/fakesnow/adapter.py`) as the Snowflake
+//! stand-in: started once per test process on a free loopback port from the venv
+//! `scripts/setup.sh` installs, with a users file so logins are checked, and stopped when the
+//! process exits. Tests use their own database names, so they share one server safely.
+
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use crate::moto::repo_root;
+
+/// The password of the `SLUICE` user the adapter accepts.
+pub const PASSWORD: &str = "sluice-test-password";
+/// The passphrase of the encrypted private key.
+pub const PASSPHRASE: &str = "sluice-test-passphrase";
+/// Rows per result chunk: small, so the connector's chunked path runs in every larger test.
+pub const CHUNK_ROWS: usize = 1000;
+
+pub struct FakeSnow {
+    pub endpoint: String,
+    /// Holds the users file and the keys.
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Drop for FakeSnow {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The users file and key pairs: `key.p8` (registered), `key_encrypted.p8` (the same key,
+/// encrypted with `PASSPHRASE`) and `other.p8` (a key no user has).
+const KEYGEN: &str = r#"
+import json, sys
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import rsa
+d, password, passphrase = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+def pkcs8(key, enc):
+    return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
+key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+other = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+open(f"{d}/key.p8", "wb").write(pkcs8(key, serialization.NoEncryption()))
+open(f"{d}/key_encrypted.p8", "wb").write(pkcs8(key, serialization.BestAvailableEncryption(passphrase)))
+open(f"{d}/other.p8", "wb").write(pkcs8(other, serialization.NoEncryption()))
+public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+json.dump({"SLUICE": {"password": password, "public_key": public.decode()}}, open(f"{d}/users.json", "w"))
+"#;
+
+impl FakeSnow {
+    fn start() -> FakeSnow {
+        let python = repo_root().join(".tools/venv/bin/python");
+        assert!(python.exists(), "{} is missing: run scripts/setup.sh (scripts/test.sh does)", python.display());
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let keygen = Command::new(&python)
+            .args(["-c", KEYGEN])
+            .arg(dir.path())
+            .args([PASSWORD, PASSPHRASE])
+            .status()
+            .expect("python runs");
+        assert!(keygen.success(), "generating the test keys failed");
+        let port =
+            TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port");
+        // As for moto: a watchdog shell stops the server once this test process is gone.
+        let script = format!(
+            "\"$0\" \"$1\" --port {port} --chunk-rows {CHUNK_ROWS} --users \"$2\" & m=$!; \
+             while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill $m",
+            pid = std::process::id()
+        );
+        let child = Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .arg(&python)
+            .arg(repo_root().join("tests/fakesnow/adapter.py"))
+            .arg(dir.path().join("users.json"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("the fakesnow adapter starts");
+        let fs = FakeSnow { endpoint: format!("http://127.0.0.1:{port}"), dir, child };
+        let started = Instant::now();
+        while fs.request("GET", "/adapter/statements", "").map(|r| !r.starts_with("HTTP/1.1 200")).unwrap_or(true) {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "the fakesnow adapter did not answer on {}",
+                fs.endpoint
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        fs
+    }
+
+    /// The one server of this test process.
+    pub fn shared() -> &'static FakeSnow {
+        static FS: OnceLock<FakeSnow> = OnceLock::new();
+        FS.get_or_init(FakeSnow::start)
+    }
+
+    pub fn key(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn request(&self, method: &str, path: &str, body: &str) -> std::io::Result<String> {
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr)?;
+        s.set_read_timeout(Some(Duration::from_secs(30)))?;
+        write!(
+            s,
+            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )?;
+        let mut out = String::new();
+        s.read_to_string(&mut out)?;
+        Ok(out)
+    }
+
+    /// Sets the `DETAILED_OUTPUT` result the next `COPY INTO @stage` gets: `[(name, size, rows)]`.
+    pub fn set_unload_result(&self, files: &[(&str, u64, u64)]) {
+        let files: Vec<serde_json::Value> =
+            files.iter().map(|(n, s, r)| serde_json::json!({"name": n, "size": s, "rows": r})).collect();
+        let r = self.request("POST", "/adapter/unload", &serde_json::json!({ "files": files }).to_string()).unwrap();
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    }
+
+    /// Makes the next `COPY INTO @stage` fail with Snowflake's `code` and `message`.
+    pub fn fail_unload(&self, code: &str, message: &str) {
+        let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
+        let r = self.request("POST", "/adapter/unload", &body).unwrap();
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    }
+
+    /// The SQL texts the adapter received, oldest first.
+    pub fn statements(&self) -> Vec<String> {
+        let r = self.request("GET", "/adapter/statements", "").unwrap();
+        let body = r.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        let list: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        list.as_array().unwrap().iter().map(|s| s["sqlText"].as_str().unwrap_or_default().to_string()).collect()
+    }
+}
