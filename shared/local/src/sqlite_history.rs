@@ -80,15 +80,46 @@ impl SqliteHistory {
         }
         let conn = Connection::open(path).map_err(err)?;
         conn.busy_timeout(BUSY_TIMEOUT).map_err(err)?;
-        conn.pragma_update(None, "journal_mode", "WAL").map_err(err)?;
-        conn.pragma_update(None, "synchronous", "FULL").map_err(err)?;
-        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(err)?;
-        if version > SCHEMA_VERSION {
-            return Err(Error::SchemaTooNew { path: path.to_path_buf(), found: version, supported: SCHEMA_VERSION });
+        // Two processes opening a new file at once (a run and a `status`) can find it mid-switch
+        // to WAL, which SQLite reports as busy at once instead of waiting: retry the set-up for
+        // as long as a busy statement would wait.
+        let started = std::time::Instant::now();
+        loop {
+            match Self::init(&conn) {
+                Ok(version) if version > SCHEMA_VERSION => {
+                    return Err(Error::SchemaTooNew {
+                        path: path.to_path_buf(),
+                        found: version,
+                        supported: SCHEMA_VERSION,
+                    })
+                }
+                Ok(_) => break,
+                Err(rusqlite::Error::SqliteFailure(f, _))
+                    if matches!(f.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+                        && started.elapsed() < BUSY_TIMEOUT =>
+                {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                Err(e) => return Err(err(e)),
+            }
         }
-        conn.execute_batch(SCHEMA).map_err(err)?;
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(err)?;
         Ok(SqliteHistory { path: path.to_path_buf(), conn: Mutex::new(conn), host: host.to_string() })
+    }
+
+    /// WAL mode and the schema, writing only what is missing (a `status` opening the file while
+    /// a run commits needs no write lock). Returns the file's schema version.
+    fn init(conn: &Connection) -> rusqlite::Result<i64> {
+        let mode: String = conn.pragma_query_value(None, "journal_mode", |r| r.get(0))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            conn.pragma_update(None, "journal_mode", "WAL")?;
+        }
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+        if version < SCHEMA_VERSION {
+            conn.execute_batch(SCHEMA)?;
+            conn.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+        }
+        Ok(version)
     }
 
     fn err(&self, source: rusqlite::Error) -> HistoryError {
