@@ -87,6 +87,25 @@ fn bench(c: &mut Criterion) {
     group.throughput(Throughput::Elements(ROWS as u64));
     group.sample_size(20);
     group.bench_function("json_chunk_100k_rows_to_csv", |b| b.iter(|| run(&mut out)));
+    // The parts, to see where the time goes: the connector's parse alone, and parse + render.
+    group.bench_function("parse_only", |b| {
+        b.iter(|| {
+            parse_remote_chunk_result_table(schema.clone(), Arc::from("bench"), body.clone()).unwrap().row_count()
+        })
+    });
+    group.bench_function("parse_and_render", |b| {
+        b.iter(|| {
+            let table = parse_remote_chunk_result_table(schema.clone(), Arc::from("bench"), body.clone()).unwrap();
+            let mut n = 0;
+            let rest = render_table(&table, pool.batch(8, BATCH_ROWS, 1 << 18), BATCH_ROWS, |b| {
+                n += b.rows();
+                Some(pool.batch(8, BATCH_ROWS, 1 << 18))
+            })
+            .unwrap()
+            .unwrap();
+            n + rest.rows()
+        })
+    });
     group.finish();
 }
 

@@ -97,22 +97,23 @@ pub struct BadCell {
     pub value: String,
 }
 
-/// One row rendered: per cell a tag byte, then for text a little-endian u32 length and the bytes.
-/// The connector hands rows out only as owned values, so a row is rendered into one small
-/// buffer and then copied into the batch; one allocation per row, none per cell.
-pub struct RenderedRow(Vec<u8>);
+// The batch rows are rendered into. The connector hands a row only to
+// `FromRow::from_row_with_plan`, which must return an owned value; rendering into a per-row
+// buffer and copying it into the batch cost as much as the JSON parse. So `render_table` lends
+// the batch to this thread for the length of one synchronous iteration, and each row's cells
+// are rendered straight into it. Nothing else touches it; it is empty outside `render_table`.
+thread_local! {
+    static SINK: std::cell::RefCell<Option<RowBatch>> = const { std::cell::RefCell::new(None) };
+}
 
-const NULL: u8 = 0;
-const TEXT: u8 = 1;
-const NUMBER: u8 = 2;
-const TRUE: u8 = 3;
-const FALSE: u8 = 4;
+/// A row rendered into the lent batch (the value itself carries nothing).
+struct Rendered;
 
-pub struct RowPlan {
+struct RowPlan {
     kinds: Vec<Kind>,
 }
 
-impl FromRow for RenderedRow {
+impl FromRow for Rendered {
     type Plan = RowPlan;
 
     fn build_plan(ctx: RowPlanContext<'_>) -> PlanBuildResult<Self::Plan> {
@@ -120,16 +121,14 @@ impl FromRow for RenderedRow {
     }
 
     fn from_row_with_plan(row: RowRef<'_>, plan: &Self::Plan) -> RowDecodeResult<Self> {
-        let mut out = Vec::with_capacity(16 * plan.kinds.len());
-        for (i, kind) in plan.kinds.iter().enumerate() {
-            let raw = row.cell_at(i)?.raw();
-            let Some(raw) = raw else {
-                out.push(NULL);
-                continue;
-            };
-            match render_cell(*kind, raw.as_bytes(), &mut out) {
-                Ok(()) => {}
-                Err(Malformed) => {
+        SINK.with_borrow_mut(|sink| {
+            let batch = sink.as_mut().expect("render_table lends a batch while rows are decoded");
+            for (i, kind) in plan.kinds.iter().enumerate() {
+                let Some(raw) = row.cell_at(i)?.raw() else {
+                    batch.push_null();
+                    continue;
+                };
+                if render_cell(*kind, raw.as_bytes(), batch).is_err() {
                     let column = row.schema().column_at(i).map(|c| c.name().to_string()).unwrap_or_default();
                     let err = BadCell { column, kind: *kind, value: raw.chars().take(64).collect() };
                     return Err(snowflake_connector_rs::error::RowConversionError::builder(err.to_string())
@@ -137,42 +136,28 @@ impl FromRow for RenderedRow {
                         .into());
                 }
             }
-        }
-        Ok(RenderedRow(out))
+            Ok(Rendered)
+        })
     }
 }
 
-/// Appends one non-NULL cell, tagged, to `out`.
-fn render_cell(kind: Kind, raw: &[u8], out: &mut Vec<u8>) -> Result<(), Malformed> {
+/// Appends one non-NULL cell to the batch.
+fn render_cell(kind: Kind, raw: &[u8], batch: &mut RowBatch) -> Result<(), Malformed> {
     match kind {
-        Kind::Bool => {
-            out.push(match raw {
-                b"1" | b"true" | b"TRUE" => TRUE,
-                b"0" | b"false" | b"FALSE" => FALSE,
-                _ => return Err(Malformed),
-            });
-            Ok(())
-        }
-        Kind::Number => {
-            out.push(NUMBER);
-            push_len_prefixed(out, |o| o.extend_from_slice(raw));
-            Ok(())
-        }
+        Kind::Bool => match raw {
+            b"1" | b"true" | b"TRUE" => batch.push_bool(true),
+            b"0" | b"false" | b"FALSE" => batch.push_bool(false),
+            _ => return Err(Malformed),
+        },
+        Kind::Number => batch.push_number(raw),
+        Kind::Text | Kind::Binary => batch.push_text(raw),
         _ => {
-            out.push(TEXT);
-            let mut ok = true;
-            push_len_prefixed(out, |o| ok = render_text(kind, raw, o).is_ok());
-            ok.then_some(()).ok_or(Malformed)
+            let mut result = Ok(());
+            batch.push_text_with(|out| result = render_text(kind, raw, out));
+            return result;
         }
     }
-}
-
-fn push_len_prefixed(out: &mut Vec<u8>, write: impl FnOnce(&mut Vec<u8>)) {
-    let at = out.len();
-    out.extend_from_slice(&[0; 4]);
-    write(out);
-    let len = (out.len() - at - 4) as u32;
-    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
+    Ok(())
 }
 
 /// A cell whose text is not what its column type promises.
@@ -216,49 +201,42 @@ pub fn render_text(kind: Kind, raw: &[u8], out: &mut Vec<u8>) -> Result<(), Malf
     Ok(())
 }
 
-/// Copies a rendered row's cells into the batch.
-pub fn push_row(row: &RenderedRow, batch: &mut RowBatch) {
-    let b = &row.0;
-    let mut i = 0;
-    while i < b.len() {
-        let tag = b[i];
-        i += 1;
-        match tag {
-            NULL => batch.push_null(),
-            TRUE => batch.push_bool(true),
-            FALSE => batch.push_bool(false),
-            _ => {
-                let len = u32::from_le_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]) as usize;
-                let v = &b[i + 4..i + 4 + len];
-                i += 4 + len;
-                if tag == NUMBER {
-                    batch.push_number(v);
-                } else {
-                    batch.push_text(v);
+/// Every row of `table`, rendered into batches of at most `rows` rows; `emit` takes each full
+/// batch and returns the next empty one (or `None` to stop: the reader is gone).
+pub fn render_table(
+    table: &ResultTable,
+    batch: RowBatch,
+    rows: usize,
+    mut emit: impl FnMut(RowBatch) -> Option<RowBatch>,
+) -> Result<Option<RowBatch>, snowflake_connector_rs::Error> {
+    SINK.set(Some(batch));
+    // Whatever happens, the batch is taken back: the sink never outlives this call.
+    let take = || SINK.take().expect("the lent batch is in the sink");
+    let mut decoded = match table.rows::<Rendered>() {
+        Ok(r) => r,
+        Err(e) => {
+            take();
+            return Err(e);
+        }
+    };
+    loop {
+        match decoded.next() {
+            None => return Ok(Some(take())),
+            Some(Err(e)) => {
+                take();
+                return Err(e);
+            }
+            Some(Ok(Rendered)) => {
+                let full = SINK.with_borrow(|b| b.as_ref().is_some_and(|b| b.rows() >= rows));
+                if full {
+                    match emit(take()) {
+                        Some(next) => SINK.set(Some(next)),
+                        None => return Ok(None),
+                    }
                 }
             }
         }
     }
-}
-
-/// Every row of `table`, rendered into batches of at most `rows` rows; `emit` takes each full
-/// batch and returns the next empty one.
-pub fn render_table(
-    table: &ResultTable,
-    mut batch: RowBatch,
-    rows: usize,
-    mut emit: impl FnMut(RowBatch) -> Option<RowBatch>,
-) -> Result<Option<RowBatch>, snowflake_connector_rs::Error> {
-    for row in table.rows::<RenderedRow>()? {
-        push_row(&row?, &mut batch);
-        if batch.rows() >= rows {
-            match emit(batch) {
-                Some(next) => batch = next,
-                None => return Ok(None),
-            }
-        }
-    }
-    Ok(Some(batch))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -327,48 +305,79 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 }
 
 fn push2(out: &mut Vec<u8>, v: u32) {
-    out.extend_from_slice(&[b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]);
+    out.extend_from_slice(&two(v));
+}
+
+#[inline]
+fn two(v: u32) -> [u8; 2] {
+    [b'0' + (v / 10) as u8, b'0' + (v % 10) as u8]
+}
+
+/// `YYYY-MM-DD` into `buf`; returns its length (longer for years outside 0..=9999).
+#[inline]
+fn date_into(buf: &mut [u8; 48], days: i64) -> usize {
+    let (y, m, d) = civil_from_days(days);
+    let mut n = if (0..=9999).contains(&y) {
+        let y = y as u32;
+        buf[..2].copy_from_slice(&two(y / 100));
+        buf[2..4].copy_from_slice(&two(y % 100));
+        4
+    } else {
+        // ISO 8601's expanded years, as Snowflake prints them.
+        let mut b = itoa::Buffer::new();
+        let t = b.format(y).as_bytes();
+        buf[..t.len()].copy_from_slice(t);
+        t.len()
+    };
+    buf[n] = b'-';
+    buf[n + 1..n + 3].copy_from_slice(&two(m));
+    buf[n + 3] = b'-';
+    buf[n + 4..n + 6].copy_from_slice(&two(d));
+    n += 6;
+    n
+}
+
+/// `HH:MM:SS[.fraction]` at `buf[at..]`; returns the end.
+#[inline]
+fn time_into(buf: &mut [u8; 48], at: usize, secs_of_day: i64, nanos: u32, scale: u8) -> usize {
+    let s = secs_of_day as u32;
+    buf[at..at + 2].copy_from_slice(&two(s / 3600));
+    buf[at + 2] = b':';
+    buf[at + 3..at + 5].copy_from_slice(&two(s / 60 % 60));
+    buf[at + 5] = b':';
+    buf[at + 6..at + 8].copy_from_slice(&two(s % 60));
+    let mut end = at + 8;
+    if scale > 0 {
+        buf[end] = b'.';
+        let mut n = nanos;
+        for i in (0..9).rev() {
+            buf[end + 1 + i] = b'0' + (n % 10) as u8;
+            n /= 10;
+        }
+        end += 1 + scale as usize;
+    }
+    end
 }
 
 fn push_date(out: &mut Vec<u8>, days: i64) {
-    let (y, m, d) = civil_from_days(days);
-    if (0..=9999).contains(&y) {
-        let y = y as u32;
-        push2(out, y / 100);
-        push2(out, y % 100);
-    } else {
-        // ISO 8601's expanded years, as Snowflake prints them.
-        out.extend_from_slice(itoa::Buffer::new().format(y).as_bytes());
-    }
-    out.push(b'-');
-    push2(out, m);
-    out.push(b'-');
-    push2(out, d);
+    let mut buf = [0u8; 48];
+    let n = date_into(&mut buf, days);
+    out.extend_from_slice(&buf[..n]);
 }
 
 fn push_time(out: &mut Vec<u8>, secs_of_day: i64, nanos: u32, scale: u8) {
-    let s = secs_of_day as u32;
-    push2(out, s / 3600);
-    out.push(b':');
-    push2(out, s / 60 % 60);
-    out.push(b':');
-    push2(out, s % 60);
-    if scale > 0 {
-        out.push(b'.');
-        let mut digits = [0u8; 9];
-        let mut n = nanos;
-        for d in digits.iter_mut().rev() {
-            *d = b'0' + (n % 10) as u8;
-            n /= 10;
-        }
-        out.extend_from_slice(&digits[..scale as usize]);
-    }
+    let mut buf = [0u8; 48];
+    let n = time_into(&mut buf, 0, secs_of_day, nanos, scale);
+    out.extend_from_slice(&buf[..n]);
 }
 
+/// One write of the whole `YYYY-MM-DDTHH:MM:SS.fffffffff`: it runs once per timestamp cell.
 fn push_datetime(out: &mut Vec<u8>, secs: i64, nanos: u32, scale: u8) {
-    push_date(out, secs.div_euclid(86_400));
-    out.push(b'T');
-    push_time(out, secs.rem_euclid(86_400), nanos, scale);
+    let mut buf = [0u8; 48];
+    let n = date_into(&mut buf, secs.div_euclid(86_400));
+    buf[n] = b'T';
+    let end = time_into(&mut buf, n + 1, secs.rem_euclid(86_400), nanos, scale);
+    out.extend_from_slice(&buf[..end]);
 }
 
 fn push_offset(out: &mut Vec<u8>, minutes: i64) {
@@ -454,7 +463,7 @@ mod tests {
         ] {
             assert!(render_text(kind, raw.as_bytes(), &mut out).is_err(), "{kind:?} {raw}");
         }
-        assert!(render_cell(Kind::Bool, b"maybe", &mut out).is_err());
+        assert!(render_cell(Kind::Bool, b"maybe", &mut RowBatch::new(1)).is_err());
     }
 
     #[test]
