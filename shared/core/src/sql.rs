@@ -52,6 +52,18 @@ pub fn count(query: &Query) -> RenderedQuery {
     RenderedQuery { sql: format!("SELECT COUNT(*) FROM {}{}", quote_table(&query.table), w.sql), params: w.params }
 }
 
+/// The largest value of the watermark expression below its maximum (`upper_bound = "max"`):
+/// rows tied with the newest value wait for the next run. `table` is already quoted.
+pub fn tie_safe_max(table: &str, expr: &WatermarkExpr) -> String {
+    let e = watermark_expr(expr);
+    format!("SELECT MAX({e}) FROM {table} WHERE {e} < (SELECT MAX({e}) FROM {table})")
+}
+
+/// How many rows have a NULL watermark expression. `table` is already quoted.
+pub fn count_null(table: &str, expr: &WatermarkExpr) -> String {
+    format!("SELECT COUNT(*) FROM {table} WHERE {} IS NULL", watermark_expr(expr))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -185,7 +185,7 @@ impl Source for SqliteSource {
                 Ok(Some(render_now(now, sample)))
             }
             UpperBound::Max => {
-                let q = format!("SELECT MAX({e}) FROM {t} WHERE {e} < (SELECT MAX({e}) FROM {t})");
+                let q = sql::tie_safe_max(&t, expr);
                 let v = conn.query_row(&q, [], |r| Ok(from_sql(r.get_ref(0)?))).map_err(query_err(&q))?;
                 Ok(v)
             }
@@ -208,7 +208,7 @@ impl Source for SqliteSource {
 
     async fn count_null(&self, table: &TableName, expr: &WatermarkExpr) -> Result<u64, BoxError> {
         let conn = self.open()?;
-        let q = format!("SELECT COUNT(*) FROM {} WHERE {} IS NULL", table_sql(table)?, sql::watermark_expr(expr));
+        let q = sql::count_null(&table_sql(table)?, expr);
         let n: i64 = conn.query_row(&q, [], |row| row.get(0)).map_err(query_err(&q))?;
         Ok(n as u64)
     }
