@@ -126,6 +126,37 @@ impl FakeSnow {
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     }
 
+    fn post_json(&self, path: &str, body: &serde_json::Value, token: Option<&str>) -> serde_json::Value {
+        let addr = self.endpoint.trim_start_matches("http://");
+        let mut s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        let body = body.to_string();
+        let auth = token.map(|t| format!("Authorization: Snowflake Token=\"{t}\"\r\n")).unwrap_or_default();
+        write!(
+            s,
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        let json = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {out}"))
+    }
+
+    /// Runs setup SQL over Snowflake's HTTP API as the test user, for tests without the Rust
+    /// connector at hand. Panics with Snowflake's message on a failed statement.
+    pub fn sql(&self, statements: &[&str]) {
+        let login = serde_json::json!({ "data": { "LOGIN_NAME": "SLUICE", "PASSWORD": PASSWORD } });
+        let answer = self.post_json("/session/v1/login-request", &login, None);
+        let token = answer["data"]["token"].as_str().unwrap_or_else(|| panic!("login: {answer}")).to_string();
+        for s in statements {
+            let answer =
+                self.post_json("/queries/v1/query-request", &serde_json::json!({ "sqlText": s }), Some(&token));
+            assert_eq!(answer["success"], true, "{s}: {answer}");
+        }
+    }
+
     /// Makes the next `COPY INTO @stage` fail with Snowflake's `code` and `message`.
     pub fn fail_unload(&self, code: &str, message: &str) {
         let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();

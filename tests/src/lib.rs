@@ -219,6 +219,19 @@ pub fn contacts_config(dir: &Path, incremental: &str, format: &str) -> PathBuf {
     path
 }
 
+/// A run as `sluice run` makes it on this machine: this process and host hold the lease, for a
+/// minute between renewals, with no deadline.
+pub fn run_options() -> sluice_core::run::RunOptions {
+    sluice_core::run::RunOptions {
+        full_refresh: false,
+        tables: None,
+        host: "test-host".into(),
+        pid: std::process::id(),
+        lease_ttl: std::time::Duration::from_secs(60),
+        stop_by: None,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

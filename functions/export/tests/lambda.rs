@@ -1,6 +1,6 @@
 //! The real export function under `cargo lambda watch` (a local Lambda runtime API), invoked
 //! with `cargo lambda invoke` and the fixtures in tests/fixtures, against moto's S3, DynamoDB,
-//! EventBridge and SQS.
+//! EventBridge, SQS and Secrets Manager, and fakesnow for Snowflake.
 
 use std::net::TcpStream;
 use std::path::PathBuf;
@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 use aws_sdk_s3::config::{Credentials, Region};
 use sluice_aws::DynamoHistory;
 use sluice_core::ports::{HistoryStore, LeaseOwner};
+use sluice_testkit::fakesnow::{FakeSnow, PASSPHRASE};
 use sluice_testkit::moto::{repo_root, unique_name, Moto};
 use sluice_testkit::{create_contacts, insert_contacts};
 
@@ -90,6 +91,47 @@ extern "C" {
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
 
+/// moto's clients, and a bucket and history table of the test's own.
+struct Stack {
+    sdk: aws_config::SdkConfig,
+    s3: aws_sdk_s3::Client,
+    bucket: String,
+    ddb: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+impl Stack {
+    async fn new(moto: &Moto) -> Stack {
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&moto.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+            .load()
+            .await;
+        let s3 = sluice_aws::s3_client(&sdk);
+        let bucket = unique_name("exports");
+        s3.create_bucket().bucket(&bucket).send().await.unwrap();
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = unique_name("history");
+        DynamoHistory::create_table(&ddb, &table).await.unwrap();
+        Stack { sdk, s3, bucket, ddb, table }
+    }
+
+    /// The function's environment against moto, with its config and history table.
+    fn env(&self, moto: &Moto, config: String, extra: &[(&'static str, &str)]) -> Vec<(&'static str, String)> {
+        let mut env = vec![
+            ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".into()),
+            ("AWS_SECRET_ACCESS_KEY", "test".into()),
+            ("AWS_REGION", "us-east-1".into()),
+            ("SLUICE_CONFIG", config),
+            ("SLUICE_HISTORY_TABLE", self.table.clone()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        env
+    }
+}
+
 fn fixture(name: &str) -> String {
     std::fs::read_to_string(repo_root().join("tests/fixtures").join(name)).unwrap()
 }
@@ -97,18 +139,7 @@ fn fixture(name: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_function_runs_scheduled_exports_and_answers_bad_requests_clearly() {
     let moto = Moto::shared();
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
-        .endpoint_url(&moto.endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
-        .load()
-        .await;
-    let s3 = sluice_aws::s3_client(&sdk);
-    let bucket = unique_name("exports");
-    s3.create_bucket().bucket(&bucket).send().await.unwrap();
-    let ddb = aws_sdk_dynamodb::Client::new(&sdk);
-    let table = unique_name("history");
-    DynamoHistory::create_table(&ddb, &table).await.unwrap();
+    let Stack { sdk, s3, bucket, ddb, table } = Stack::new(moto).await;
 
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("source.db");
@@ -125,16 +156,13 @@ async fn the_function_runs_scheduled_exports_and_answers_bad_requests_clearly() 
     )
     .unwrap();
 
-    let watch = Watch::start(&[
-        ("AWS_ENDPOINT_URL", moto.endpoint.clone()),
-        ("AWS_ACCESS_KEY_ID", "test".into()),
-        ("AWS_SECRET_ACCESS_KEY", "test".into()),
-        ("AWS_REGION", "us-east-1".into()),
-        ("SLUICE_CONFIG", config.display().to_string()),
-        ("SLUICE_HISTORY_TABLE", table.clone()),
-        ("SLUICE_EVENT_BUS", "default".into()),
-        ("SLUICE_SSE", "AES256".into()),
-    ]);
+    let stack = Stack { sdk, s3, bucket, ddb, table };
+    let watch = Watch::start(&stack.env(
+        moto,
+        config.display().to_string(),
+        &[("SLUICE_EVENT_BUS", "default"), ("SLUICE_SSE", "AES256")],
+    ));
+    let Stack { s3, bucket, ddb, table, .. } = stack;
 
     // A schedule whose input names the export: one run, committed.
     let (ok, summary) = watch.invoke(&fixture("schedule-input.json"));
@@ -168,4 +196,64 @@ async fn the_function_runs_scheduled_exports_and_answers_bad_requests_clearly() 
     let (ok, err) = watch.invoke(&fixture("schedule-input.json"));
     assert!(!ok);
     assert!(err.to_string().contains("Sluice.AlreadyRunning") && err.to_string().contains("other"), "{err}");
+}
+
+/// The deployed shape: the config in S3, a Snowflake source whose key is in Secrets Manager.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_snowflake_export_configured_in_s3_runs_with_its_key_from_secrets_manager() {
+    let moto = Moto::shared();
+    let fs = FakeSnow::shared();
+    let Stack { sdk, s3, bucket, ddb, table } = Stack::new(moto).await;
+    let secret = unique_name("sluice/snowflake");
+    let pem = std::fs::read_to_string(fs.key("key_encrypted.p8")).unwrap();
+    let value = serde_json::json!({ "private_key": pem, "private_key_passphrase": PASSPHRASE }).to_string();
+    let sm = aws_sdk_secretsmanager::Client::new(&sdk);
+    sm.create_secret().name(&secret).secret_string(value).send().await.unwrap();
+
+    let db = unique_name("LAMBDA").replace('-', "_").to_uppercase();
+    fs.sql(&[
+        &format!("CREATE DATABASE {db}"),
+        &format!("CREATE SCHEMA {db}.PUBLIC"),
+        &format!("CREATE TABLE {db}.PUBLIC.CONTACTS (ID NUMBER(38,0), EMAIL VARCHAR, UPDATED_AT TIMESTAMP_NTZ(9))"),
+        &format!(
+            "INSERT INTO {db}.PUBLIC.CONTACTS SELECT range, 'u' || range || '@example.com', \
+             '2024-01-01'::TIMESTAMP + to_seconds(range) FROM range(0, 2500)"
+        ),
+    ]);
+    let config = format!(
+        "version = 1\n[sources.warehouse]\nkind = \"snowflake\"\naccount = \"test\"\nuser = \"SLUICE\"\ndatabase = \"{db}\"\n\
+         schema = \"PUBLIC\"\nauth = \"key_pair\"\ncredentials = \"secretsmanager:{secret}\"\nendpoint = \"{}\"\n\n\
+         [[export]]\nname = \"contacts\"\nsource = \"warehouse\"\ndestination = \"s3://{bucket}/exports\"\n\n\
+         [[export.table]]\nname = \"CONTACTS\"\nincremental = {{ strategy = \"timestamp\", column = \"UPDATED_AT\", upper_bound = \"max\" }}\n",
+        fs.endpoint
+    );
+    s3.put_object().bucket(&bucket).key("config/sluice.toml").body(config.into_bytes().into()).send().await.unwrap();
+    let stack = Stack { sdk, s3, bucket, ddb, table };
+    let (s3, bucket) = (&stack.s3, &stack.bucket);
+
+    let watch = Watch::start(&stack.env(moto, format!("s3://{bucket}/config/sluice.toml"), &[]));
+    let (ok, summary) = watch.invoke(r#"{"export": "contacts"}"#);
+    assert!(ok, "{summary}");
+    // Tie-safe max: the newest row waits for the next run.
+    assert_eq!(summary["rows"], 2499, "{summary}");
+    let manifest_key = format!("exports/{}", summary["tables"][0]["manifest_key"].as_str().unwrap());
+    let manifest = s3.get_object().bucket(bucket).key(&manifest_key).send().await.expect("the manifest is in S3");
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&manifest.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(manifest["columns"][2]["type"], "TIMESTAMP_NTZ(9)");
+    let history = DynamoHistory::new(stack.ddb.clone(), &stack.table);
+    let w = history.watermark("contacts", "CONTACTS").await.unwrap().unwrap();
+    assert_eq!(w.watermark.to_string(), "2024-01-01T00:41:38.000000000");
+
+    // A secret the function cannot read: a configuration-kind error naming it, no retry loop.
+    sm.delete_secret().secret_id(&secret).force_delete_without_recovery(true).send().await.unwrap();
+    drop(watch);
+    let watch = Watch::start(&stack.env(moto, format!("s3://{bucket}/config/sluice.toml"), &[]));
+    let (ok, err) = watch.invoke(r#"{"export": "contacts"}"#);
+    assert!(!ok);
+    let text = err.to_string();
+    // (cargo lambda wraps long lines, so the secret's name is checked by its error, not its text)
+    assert!(text.contains("Sluice.SourceUnavailable") && text.contains("ResourceNotFoundException"), "{text}");
+    assert!(text.contains("Secrets Manager secret") && text.contains("not found"), "{text}");
+    assert!(!text.contains("PRIVATE KEY"), "{text}");
 }

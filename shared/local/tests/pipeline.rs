@@ -59,14 +59,7 @@ impl Env {
     }
 
     fn opts(&self) -> RunOptions {
-        RunOptions {
-            full_refresh: false,
-            tables: None,
-            host: "test-host".into(),
-            pid: std::process::id(),
-            lease_ttl: std::time::Duration::from_secs(60),
-            stop_by: None,
-        }
+        sluice_testkit::run_options()
     }
 
     async fn run_with(

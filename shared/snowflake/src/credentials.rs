@@ -34,9 +34,7 @@ impl std::fmt::Debug for SecretFields {
 /// Reads the source's secret and builds the connector's authentication from it.
 pub async fn auth_config(spec: &SnowflakeSpec, secrets: &dyn Secrets) -> Result<AuthConfig, SnowflakeError> {
     let (fields, place) = match &spec.credentials {
-        Credentials::Env { prefix } => {
-            (from_env(prefix, &|k| std::env::var(k).ok())?, format!("environment {prefix}_*"))
-        }
+        Credentials::Env { prefix } => (from_env(prefix, &|k| std::env::var(k).ok())?, Place::Env(prefix)),
         Credentials::SecretsManager { id } => {
             let text = secrets
                 .secret_string(id)
@@ -50,10 +48,17 @@ pub async fn auth_config(spec: &SnowflakeSpec, secrets: &dyn Secrets) -> Result<
                     e.column()
                 ))
             })?;
-            (fields, format!("secret {id:?}"))
+            (fields, Place::Secret(id))
         }
     };
-    build(spec.auth, fields, &place)
+    build(spec.auth, fields, place)
+}
+
+/// Where the fields came from, to say where a missing one should be.
+#[derive(Clone, Copy)]
+enum Place<'a> {
+    Env(&'a str),
+    Secret(&'a str),
 }
 
 fn from_env(prefix: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<SecretFields, SnowflakeError> {
@@ -73,13 +78,22 @@ fn from_env(prefix: &str, var: &dyn Fn(&str) -> Option<String>) -> Result<Secret
     })
 }
 
-fn build(auth: SnowflakeAuth, f: SecretFields, place: &str) -> Result<AuthConfig, SnowflakeError> {
+fn build(auth: SnowflakeAuth, f: SecretFields, place: Place<'_>) -> Result<AuthConfig, SnowflakeError> {
     let missing = |what: &str, env: &str| {
-        SnowflakeError::Credentials(format!(
-            "auth = \"{}\" needs {what} in {place} (the {env} variable, or the \"{what}\" field of a secret)",
-            auth.as_str(),
-            env = env,
-        ))
+        SnowflakeError::Credentials(match place {
+            Place::Env(prefix) => format!(
+                "auth = \"{}\" needs the {what}: set {}",
+                auth.as_str(),
+                env.split(" or ").map(|e| format!("{prefix}{e}")).collect::<Vec<_>>().join(" or ")
+            ),
+            Place::Secret(id) => {
+                format!("auth = \"{}\" needs the field \"{what}\" in secret {id:?}", auth.as_str())
+            }
+        })
+    };
+    let place = match place {
+        Place::Env(prefix) => format!("{prefix}_PRIVATE_KEY"),
+        Place::Secret(id) => format!("secret {id:?}"),
     };
     match auth {
         SnowflakeAuth::KeyPair => {
@@ -126,11 +140,13 @@ mod tests {
     fn a_missing_secret_says_where_it_was_looked_for_and_debug_redacts() {
         let f = SecretFields { password: Some("hunter2".into()), ..Default::default() };
         assert!(!format!("{f:?}").contains("hunter2"));
-        let err = build(SnowflakeAuth::KeyPair, f, "environment SNOWFLAKE_*").unwrap_err().to_string();
-        assert!(err.contains("private_key") && err.contains("SNOWFLAKE_*"), "{err}");
+        let err = build(SnowflakeAuth::KeyPair, f, Place::Env("SNOWFLAKE")).unwrap_err().to_string();
+        assert!(err.contains("SNOWFLAKE_PRIVATE_KEY or SNOWFLAKE_PRIVATE_KEY_FILE"), "{err}");
         assert!(!err.contains("hunter2"));
+        let err = build(SnowflakeAuth::OAuth, SecretFields::default(), Place::Secret("s")).unwrap_err().to_string();
+        assert!(err.contains("\"token\" in secret \"s\""), "{err}");
         let not_pem = SecretFields { private_key: Some("hunter2".into()), ..Default::default() };
-        let err = build(SnowflakeAuth::KeyPair, not_pem, "secret \"s\"").unwrap_err().to_string();
+        let err = build(SnowflakeAuth::KeyPair, not_pem, Place::Secret("s")).unwrap_err().to_string();
         assert!(err.contains("not PEM") && !err.contains("hunter2"), "{err}");
     }
 }

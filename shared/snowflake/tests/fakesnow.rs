@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use sluice_core::ports::{HistoryStore, Secrets};
-use sluice_core::run::{Ports, Quiet, RunOptions, Runner};
+use sluice_core::run::{Ports, Quiet, Runner};
 use sluice_core::spec::{Config, SourceSpec};
 use sluice_core::value::Watermark;
 use sluice_core::BoxError;
@@ -112,14 +112,7 @@ format = {format}
         let source = self.source(fs).await.unwrap();
         let store = DirectoryStore::new(self.out());
         let ports = Ports { source: &source, store: &store, history: &self.history, events: &self.events };
-        let opts = RunOptions {
-            full_refresh: false,
-            tables: None,
-            host: "test-host".into(),
-            pid: std::process::id(),
-            lease_ttl: std::time::Duration::from_secs(60),
-            stop_by: None,
-        };
+        let opts = sluice_testkit::run_options();
         Runner::new(ports, &Quiet).run(&self.config.exports[0], &opts).await.unwrap()
     }
 
