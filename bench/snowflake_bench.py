@@ -38,7 +38,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def sql(port: int, statements: list[str]) -> None:
+def sql(port: int, statements: list[str], database: str | None = None) -> None:
     """Runs statements through the adapter's HTTP API (login, then one query each)."""
 
     def post(path, body, token=None):
@@ -50,7 +50,8 @@ def sql(port: int, statements: list[str]) -> None:
         with urllib.request.urlopen(req, timeout=600) as r:
             return json.load(r)
 
-    token = post("/session/v1/login-request", {"data": {"LOGIN_NAME": "BENCH", "PASSWORD": "x"}})["data"]["token"]
+    login = "/session/v1/login-request" + (f"?databaseName={database}&schemaName=PUBLIC" if database else "")
+    token = post(login, {"data": {"LOGIN_NAME": "BENCH", "PASSWORD": "x"}})["data"]["token"]
     for s in statements:
         answer = post("/queries/v1/query-request", {"sqlText": s}, token)
         if not answer.get("success"):
@@ -100,6 +101,7 @@ def main() -> int:
                     f"(range % 10000) / 100.0 AS SCORE, range % 3 = 0 AS ACTIVE, "
                     f"'2024-01-01'::TIMESTAMP + to_seconds(range) AS UPDATED_AT FROM range({n})"
                 ],
+                database="BENCH",
             )
             with tempfile.TemporaryDirectory() as work:
                 cfg = Path(work) / "sluice.toml"
