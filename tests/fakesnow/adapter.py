@@ -19,8 +19,11 @@ and adds what a test needs that fakesnow cannot do, and nothing else:
   ``DETAILED_OUTPUT`` result set a test set beforehand (``POST /adapter/unload``), and records it.
 - errors: fakesnow's failed-query answers carry no ``data.queryId``, which the Rust connector
   requires; the adapter adds one.
-- ``GET /adapter/statements`` lists the SQL text and bindings received, for tests to check what
-  was sent; ``POST /adapter/reset`` clears that record.
+- slow queries: ``POST /adapter/delay`` with ``{"match": TEXT, "seconds": N}`` holds the next
+  query whose SQL contains TEXT for N seconds before running it, as a resuming warehouse or a
+  long scan would; abort requests (a client cancelling) are recorded as ``{"abort": requestId}``.
+- ``GET /adapter/statements`` lists the SQL text and bindings received, and the aborts, for
+  tests to check what was sent; ``POST /adapter/reset`` clears that record.
 
 Run: ``python adapter.py --host 127.0.0.1 --port PORT [--chunk-rows N] [--users FILE]``.
 """
@@ -28,6 +31,7 @@ Run: ``python adapter.py --host 127.0.0.1 --port PORT [--chunk-rows N] [--users 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import base64
 import datetime as dt
 import gzip
@@ -181,6 +185,8 @@ class Adapter:
         self.lock = threading.Lock()
         self.statements: list[dict[str, Any]] = []
         self.unload_result: dict[str, Any] | None = None
+        # (text the SQL must contain, seconds to hold it): slow queries set by tests.
+        self.delays: list[tuple[str, float]] = []
         # query id → (table, kinds): the rows of a result that are served as chunks.
         self.results: dict[str, tuple[pa.Table, list[tuple[str, int]]]] = {}
         self.app = Starlette(
@@ -191,8 +197,15 @@ class Adapter:
                 Route("/adapter/statements", self.list_statements, methods=["GET"]),
                 Route("/adapter/unload", self.set_unload, methods=["POST"]),
                 Route("/adapter/reset", self.reset, methods=["POST"]),
+                Route("/adapter/delay", self.set_delay, methods=["POST"]),
+                Route("/queries/v1/abort-request", self.abort, methods=["POST"]),
                 # Everything else (sessions, heartbeat, abort, monitoring) is fakesnow's own.
-                *[r for r in fs_server.routes if r.path not in ("/session/v1/login-request", "/queries/v1/query-request")],
+                *[
+                    r
+                    for r in fs_server.routes
+                    if r.path
+                    not in ("/session/v1/login-request", "/queries/v1/query-request", "/queries/v1/abort-request")
+                ],
             ]
         )
 
@@ -229,6 +242,12 @@ class Adapter:
         sql = body.get("sqlText", "")
         with self.lock:
             self.statements.append({"sqlText": sql, "bindings": body.get("bindings")})
+        with self.lock:
+            delay = next((d for d in self.delays if d[0] in sql), None)
+            if delay:
+                self.delays.remove(delay)
+        if delay:
+            await asyncio.sleep(delay[1])
         if sql.lstrip().upper().startswith("COPY INTO @"):
             return self.unload_response()
         response = await fs_server.query_request(self.with_body(request, body))
@@ -339,6 +358,18 @@ class Adapter:
         with self.lock:
             self.unload_result = result
         return JSONResponse({"ok": True})
+
+    async def set_delay(self, request: Request) -> Response:
+        body = await self.json_body(request)
+        with self.lock:
+            self.delays.append((body["match"], float(body["seconds"])))
+        return JSONResponse({"ok": True})
+
+    async def abort(self, request: Request) -> Response:
+        body = await self.json_body(request)
+        with self.lock:
+            self.statements.append({"abort": body.get("requestId")})
+        return JSONResponse({"data": None, "code": None, "message": None, "success": True})
 
     async def reset(self, _request: Request) -> Response:
         with self.lock:

@@ -179,6 +179,18 @@ class Server(unittest.TestCase):
                 rows.extend(json.loads("[" + gzip.decompress(r.read()).decode() + "]"))
         self.assertEqual(rows, [["2"], ["3"], ["4"], ["5"], ["6"]])
 
+    def test_a_delayed_query_waits_and_an_abort_is_recorded(self):
+        self.post("/adapter/delay", {"match": "DELAYED_MARK", "seconds": 0.5})
+        started = time.time()
+        self.sql("select 1 as DELAYED_MARK")
+        self.assertGreaterEqual(time.time() - started, 0.5)
+        started = time.time()
+        self.sql("select 1 as DELAYED_MARK")
+        self.assertLess(time.time() - started, 0.5, "a delay applies once")
+        self.post("/queries/v1/abort-request", {"requestId": "r-1"}, self.token)
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/adapter/statements", timeout=30) as r:
+            self.assertIn({"abort": "r-1"}, json.load(r))
+
     def test_copy_into_a_stage_answers_the_result_a_test_set_and_is_recorded(self):
         self.post("/adapter/reset", {})
         files = [{"name": "x/part_0_0_0.csv.gz", "size": 10, "rows": 3}]

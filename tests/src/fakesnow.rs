@@ -164,6 +164,21 @@ impl FakeSnow {
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     }
 
+    /// Holds the next query whose SQL contains `matching` for `seconds` before running it.
+    pub fn delay(&self, matching: &str, seconds: f64) {
+        let body = serde_json::json!({ "match": matching, "seconds": seconds }).to_string();
+        let r = self.request("POST", "/adapter/delay", &body).unwrap();
+        assert!(r.starts_with("HTTP/1.1 200"), "{r}");
+    }
+
+    /// How many abort requests (statements cancelled by a client) the adapter received.
+    pub fn aborts(&self) -> usize {
+        let r = self.request("GET", "/adapter/statements", "").unwrap();
+        let body = r.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        let list: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        list.as_array().unwrap().iter().filter(|s| s.get("abort").is_some()).count()
+    }
+
     /// The SQL texts the adapter received, oldest first.
     pub fn statements(&self) -> Vec<String> {
         let r = self.request("GET", "/adapter/statements", "").unwrap();

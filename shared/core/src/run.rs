@@ -298,7 +298,13 @@ impl<'a> Runner<'a> {
             .map_err(|e| history_err(Box::new(e)))?
             .map(|w| w.watermark);
         check_deadline(export, table, 0, opts.stop_by)?;
-        let plan = match plan_table(self.ports.source, export, table, committed.clone(), opts.full_refresh).await {
+        let planned =
+            until(opts.stop_by, plan_table(self.ports.source, export, table, committed.clone(), opts.full_refresh))
+                .await
+                .unwrap_or_else(|| {
+                    Err(Error::Deadline { export: export.name.clone(), table: table.name.clone(), rows: 0 })
+                });
+        let plan = match planned {
             Ok(plan) => plan,
             Err(e) => {
                 // Recorded, so `status` shows why the table did not run; nothing was written.
@@ -505,8 +511,15 @@ impl<'a> Runner<'a> {
         keeper: &mut LeaseKeeper<'_>,
     ) -> Result<()> {
         let source_err = |source| Error::Source { export: export.name.clone(), table: table.name.clone(), source };
-        let mut rows = self.ports.source.read(query).await.map_err(source_err)?;
-        while let Some(batch) = rows.next().await {
+        // A source can sit on one statement for long (a warehouse resuming, a slow query): wait
+        // for it only until the deadline. Dropping the pending future is how the source learns
+        // to cancel its statement.
+        let deadline = |rows: u64| Error::Deadline { export: export.name.clone(), table: table.name.clone(), rows };
+        let mut rows = until(keeper.stop_by, self.ports.source.read(query))
+            .await
+            .ok_or_else(|| deadline(0))?
+            .map_err(source_err)?;
+        while let Some(batch) = until(keeper.stop_by, rows.next()).await.ok_or_else(|| deadline(parts.rows()))? {
             let batch = batch.map_err(source_err)?;
             check_deadline(export, table, parts.rows(), keeper.stop_by)?;
             parts.write_batch(&batch).await.map_err(|e| part_error(export, table, plan, e))?;
@@ -591,6 +604,14 @@ struct LeaseKeeper<'a> {
     export: &'a str,
     renewed: Instant,
     stop_by: Option<Instant>,
+}
+
+/// `fut`'s output, or `None` when `stop_by` comes first.
+async fn until<F: std::future::Future>(stop_by: Option<Instant>, fut: F) -> Option<F::Output> {
+    match stop_by {
+        Some(t) => tokio::time::timeout_at(t.into(), fut).await.ok(),
+        None => Some(fut.await),
+    }
 }
 
 fn check_deadline(export: &ExportSpec, table: &TableSpec, rows: u64, stop_by: Option<Instant>) -> Result<()> {

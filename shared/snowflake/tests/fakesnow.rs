@@ -109,10 +109,18 @@ format = {format}
     }
 
     async fn run(&self, fs: &FakeSnow) -> sluice_core::run::ExportRunSummary {
+        self.run_until(fs, None).await
+    }
+
+    async fn run_until(
+        &self,
+        fs: &FakeSnow,
+        stop_by: Option<std::time::Instant>,
+    ) -> sluice_core::run::ExportRunSummary {
         let source = self.source(fs).await.unwrap();
         let store = DirectoryStore::new(self.out());
         let ports = Ports { source: &source, store: &store, history: &self.history, events: &self.events };
-        let opts = sluice_testkit::run_options();
+        let opts = sluice_core::run::RunOptions { stop_by, ..sluice_testkit::run_options() };
         Runner::new(ports, &Quiet).run(&self.config.exports[0], &opts).await.unwrap()
     }
 
@@ -377,4 +385,40 @@ incremental = { strategy = "timestamp", column = "UPDATED_AT", upper_bound = "ma
     assert_eq!(env.watermark("U").await, Some(Watermark::Text("2024-01-01T00:00:02.000000000".into())));
     let manifests = std::fs::read_dir(env.out().join("contacts/u")).unwrap().count();
     assert_eq!(manifests, 1, "the failed run left no folder with a manifest");
+}
+
+#[tokio::test]
+async fn a_read_past_the_deadline_is_cancelled_and_commits_nothing() {
+    let fs = FakeSnow::shared();
+    let db = database(
+        fs,
+        &[
+            "CREATE TABLE SLOW (ID NUMBER(38,0), UPDATED_AT TIMESTAMP_NTZ(9))",
+            "INSERT INTO SLOW VALUES (1, '2024-01-01 00:00:01'), (2, '2024-01-01 00:00:02'), (3, '2024-01-01 00:00:03')",
+        ],
+    )
+    .await;
+    let tables = r#"
+[[export.table]]
+name = "SLOW"
+incremental = { strategy = "timestamp", column = "UPDATED_AT", upper_bound = "max" }
+"#;
+    let env = Env::new(fs, &db, "password", "password", CSV, tables);
+    let aborts = fs.aborts();
+    // The read (not the planning queries) hangs as on a resuming warehouse.
+    fs.delay("SELECT \"ID\", \"UPDATED_AT\" FROM \"SLOW\"", 60.0);
+    let started = std::time::Instant::now();
+    let s = env.run_until(fs, Some(started + std::time::Duration::from_secs(3))).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(20), "the run waited for the query");
+    assert!(!s.succeeded);
+    let err = s.tables[0].error.clone().unwrap();
+    assert!(err.contains("deadline"), "{err}");
+    assert!(env.watermark("SLOW").await.is_none());
+    assert!(committed_parts(&env.out()).is_empty() && stray_files(&env.out()).is_empty());
+    // The statement was cancelled, not left running in the warehouse.
+    let waited = std::time::Instant::now();
+    while fs.aborts() <= aborts {
+        assert!(waited.elapsed() < std::time::Duration::from_secs(10), "no abort request reached Snowflake");
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
 }
