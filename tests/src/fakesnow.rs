@@ -14,6 +14,8 @@ use crate::moto::repo_root;
 
 /// The password of the `SLUICE` user the adapter accepts.
 pub const PASSWORD: &str = "sluice-test-password";
+/// The OAuth access token the adapter accepts for `SLUICE`.
+pub const OAUTH_TOKEN: &str = "sluice-test-oauth-token";
 /// The passphrase of the encrypted private key.
 pub const PASSPHRASE: &str = "sluice-test-passphrase";
 /// Rows per result chunk: small, so the connector's chunked path runs in every larger test.
@@ -39,7 +41,7 @@ const KEYGEN: &str = r#"
 import json, sys
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
-d, password, passphrase = sys.argv[1], sys.argv[2], sys.argv[3].encode()
+d, password, passphrase, token = sys.argv[1], sys.argv[2], sys.argv[3].encode(), sys.argv[4]
 def pkcs8(key, enc):
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, enc)
 key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
@@ -48,7 +50,7 @@ open(f"{d}/key.p8", "wb").write(pkcs8(key, serialization.NoEncryption()))
 open(f"{d}/key_encrypted.p8", "wb").write(pkcs8(key, serialization.BestAvailableEncryption(passphrase)))
 open(f"{d}/other.p8", "wb").write(pkcs8(other, serialization.NoEncryption()))
 public = key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-json.dump({"SLUICE": {"password": password, "public_key": public.decode()}}, open(f"{d}/users.json", "w"))
+json.dump({"SLUICE": {"password": password, "token": token, "public_key": public.decode()}}, open(f"{d}/users.json", "w"))
 "#;
 
 impl FakeSnow {
@@ -59,7 +61,7 @@ impl FakeSnow {
         let keygen = Command::new(&python)
             .args(["-c", KEYGEN])
             .arg(dir.path())
-            .args([PASSWORD, PASSPHRASE])
+            .args([PASSWORD, PASSPHRASE, OAUTH_TOKEN])
             .status()
             .expect("python runs");
         assert!(keygen.success(), "generating the test keys failed");

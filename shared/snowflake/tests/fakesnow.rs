@@ -12,7 +12,7 @@ use sluice_core::value::Watermark;
 use sluice_core::BoxError;
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory};
 use sluice_snowflake::SnowflakeSource;
-use sluice_testkit::fakesnow::{FakeSnow, CHUNK_ROWS, PASSPHRASE, PASSWORD};
+use sluice_testkit::fakesnow::{FakeSnow, CHUNK_ROWS, OAUTH_TOKEN, PASSPHRASE, PASSWORD};
 use sluice_testkit::moto::unique_name;
 use sluice_testkit::{committed_parts, committed_rows, stray_files};
 use snowflake_connector_rs::{AuthConfig, Client, ClientConfig, EndpointConfig, SessionConfig};
@@ -39,6 +39,8 @@ fn secrets(fs: &FakeSnow) -> MemorySecrets {
                 .to_string(),
         ),
         ("other-key".to_string(), serde_json::json!({ "private_key": pem("other.p8") }).to_string()),
+        ("oauth".to_string(), serde_json::json!({ "token": OAUTH_TOKEN }).to_string()),
+        ("wrong-oauth".to_string(), serde_json::json!({ "token": "expired-token" }).to_string()),
     ]))
 }
 
@@ -305,12 +307,12 @@ async fn a_missing_table_or_column_is_a_clear_error_and_commits_nothing() {
 }
 
 #[tokio::test]
-async fn key_pair_logins_work_with_plain_and_encrypted_keys() {
+async fn key_pair_and_oauth_logins_work() {
     let fs = FakeSnow::shared();
     let db = database(fs, &["CREATE TABLE K (ID NUMBER(38,0))", "INSERT INTO K VALUES (7)"]).await;
     let tables = "[[export.table]]\nname = \"K\"\nincremental = { strategy = \"full\" }\n";
-    for secret in ["key", "encrypted-key"] {
-        let env = Env::new(fs, &db, "key_pair", secret, CSV, tables);
+    for (auth, secret) in [("key_pair", "key"), ("key_pair", "encrypted-key"), ("oauth", "oauth")] {
+        let env = Env::new(fs, &db, auth, secret, CSV, tables);
         let s = env.run(fs).await;
         assert!(s.succeeded, "{secret}: {:?}", s.error);
         assert_eq!(ids(&env.out()), [7]);
@@ -321,12 +323,15 @@ async fn key_pair_logins_work_with_plain_and_encrypted_keys() {
 async fn wrong_credentials_are_refused_clearly_and_never_echoed() {
     let fs = FakeSnow::shared();
     let tables = "[[export.table]]\nname = \"K\"\nincremental = { strategy = \"full\" }\n";
-    for (auth, secret) in [("password", "wrong-password"), ("key_pair", "other-key")] {
+    for (auth, secret) in [("password", "wrong-password"), ("key_pair", "other-key"), ("oauth", "wrong-oauth")] {
         let env = Env::new(fs, "ANY", auth, secret, CSV, tables);
         let err = env.source(fs).await.err().unwrap_or_else(|| panic!("{secret} logs in")).to_string();
         assert!(err.contains("refused the login of user \"SLUICE\""), "{err}");
         assert!(err.contains("secretsmanager:"), "says where the credentials came from: {err}");
-        assert!(!err.contains("not-the-password") && !err.contains("PRIVATE KEY"), "no secret in: {err}");
+        assert!(
+            !err.contains("not-the-password") && !err.contains("PRIVATE KEY") && !err.contains("expired-token"),
+            "no secret in: {err}"
+        );
     }
     let env = Env::new(fs, "ANY", "password", "absent", CSV, tables);
     let err = env.source(fs).await.err().unwrap().to_string();
