@@ -54,6 +54,53 @@ pub struct RenderedQuery {
 /// Rows arrive in batches; a source keeps only a bounded number of batches in flight.
 pub type RowStream = BoxStream<'static, Result<RowBatch, BoxError>>;
 
+/// The reader's end of `row_channel`: a source's reader task or thread sends batches through it.
+pub struct RowSender {
+    tx: tokio::sync::mpsc::Sender<Result<RowBatch, BoxError>>,
+    finished: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl RowSender {
+    /// Sends from async code; `false` when the stream was dropped (stop reading).
+    pub async fn send(&self, item: Result<RowBatch, BoxError>) -> bool {
+        self.tx.send(item).await.is_ok()
+    }
+
+    /// Sends from a blocking thread; `false` when the stream was dropped (stop reading).
+    pub fn blocking_send(&self, item: Result<RowBatch, BoxError>) -> bool {
+        self.tx.blocking_send(item).is_ok()
+    }
+
+    /// Every row was sent: the stream ends cleanly.
+    pub fn finish(self) {
+        self.finished.store(true, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// A bounded channel from a source's reader to the runner. A reader that stops without
+/// `finish` (a panic, a forgotten path) ends the stream with an error, never with a clean end
+/// that would commit a window with rows missing.
+pub fn row_channel(capacity: usize) -> (RowSender, RowStream) {
+    use futures::StreamExt;
+    let (tx, rx) = tokio::sync::mpsc::channel(capacity);
+    let finished = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = finished.clone();
+    let stream = futures::stream::unfold(Some(rx), move |rx| {
+        let done = done.clone();
+        async move {
+            let mut rx = rx?;
+            match rx.recv().await {
+                Some(item) => Some((item, Some(rx))),
+                None if done.load(std::sync::atomic::Ordering::Acquire) => None,
+                None => {
+                    Some((Err("the source's reader stopped before the last row; nothing is committed".into()), None))
+                }
+            }
+        }
+    });
+    (RowSender { tx, finished }, stream.boxed())
+}
+
 #[async_trait]
 pub trait Source: Send + Sync {
     /// The table's columns in order, with the types the source declares. A missing table is an
@@ -291,4 +338,27 @@ pub struct RunEvent {
 #[async_trait]
 pub trait EventSink: Send + Sync {
     async fn publish(&self, event: &RunEvent) -> Result<(), BoxError>;
+}
+
+#[cfg(test)]
+mod row_channel_tests {
+    use super::*;
+    use futures::StreamExt;
+
+    #[tokio::test]
+    async fn a_reader_that_stops_without_finishing_ends_the_stream_with_an_error() {
+        let (tx, mut stream) = row_channel(2);
+        assert!(tx.send(Ok(RowBatch::new(1))).await);
+        drop(tx); // as a panicking reader would
+        assert!(stream.next().await.unwrap().is_ok());
+        let err = stream.next().await.unwrap().unwrap_err().to_string();
+        assert!(err.contains("stopped before the last row"), "{err}");
+        assert!(stream.next().await.is_none());
+
+        let (tx, mut stream) = row_channel(2);
+        assert!(tx.send(Ok(RowBatch::new(1))).await);
+        tx.finish();
+        assert!(stream.next().await.unwrap().is_ok());
+        assert!(stream.next().await.is_none(), "a finished reader ends the stream cleanly");
+    }
 }

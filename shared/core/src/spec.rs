@@ -565,8 +565,16 @@ impl Validator {
                     "use mode = \"stream\" (the default); unload is for Snowflake sources",
                 ),
             }
-            if !matches!(export.format, FileFormat::Csv(_)) {
-                self.problem(&key, "unload writes CSV only", "use format.kind = \"csv\" or mode = \"stream\"");
+            match &export.format {
+                FileFormat::Csv(f) if f.quote_style == QuoteStyle::Always => self.problem(
+                    &key,
+                    "Snowflake's unload cannot quote every value",
+                    "use format.quote_style = \"needed\" or mode = \"stream\"",
+                ),
+                FileFormat::Csv(_) => {}
+                FileFormat::JsonLines(_) => {
+                    self.problem(&key, "unload writes CSV only", "use format.kind = \"csv\" or mode = \"stream\"")
+                }
             }
         }
     }
@@ -663,9 +671,10 @@ impl Validator {
                 && !e.contains('@')
                 && !matches!(e.splitn(4, '/').nth(3), Some(path) if !path.is_empty());
             if !ok {
+                // Not echoed: a URL with user:password@ would put the password in the output.
                 self.problem(
                     format!("{key}.endpoint"),
-                    format!("invalid endpoint {e:?}"),
+                    "not a base URL",
                     "give a base URL without path or credentials, e.g. https://myaccount.privatelink.snowflakecomputing.com",
                 );
             }
@@ -1170,6 +1179,46 @@ destination = "out"
             Err(ConfigError::Invalid { problems, .. }) => problems,
             other => panic!("expected problems, got {other:?}"),
         }
+    }
+
+    const SNOWFLAKE: &str = r#"
+version = 1
+[sources.wh]
+kind = "snowflake"
+account = "acme-main"
+user = "SLUICE"
+credentials = "secretsmanager:sluice/snowflake"
+stage = "@DB.PUBLIC.EXPORTS"
+[[export]]
+name = "contacts"
+source = "wh"
+destination = "s3://b/exports"
+  [[export.table]]
+  name = "CONTACTS"
+  mode = "unload"
+  incremental = { strategy = "full" }
+"#;
+
+    #[test]
+    fn a_snowflake_source_validates_and_unload_needs_what_copy_into_can_write() {
+        let c = parse(SNOWFLAKE).unwrap();
+        let SourceSpec::Snowflake(sf) = &c.sources["wh"] else { panic!("snowflake") };
+        assert_eq!(sf.auth, SnowflakeAuth::KeyPair);
+        assert_eq!(sf.credentials, Credentials::SecretsManager { id: "sluice/snowflake".into() });
+        assert_eq!(c.exports[0].tables[0].mode, TableMode::Unload);
+
+        let always = SNOWFLAKE.replace(
+            "destination = \"s3://b/exports\"",
+            "destination = \"s3://b/exports\"\nformat = { quote_style = \"always\" }",
+        );
+        assert_eq!(problems(&always)[0].key, "export.contacts.table.CONTACTS.mode");
+        let no_stage = SNOWFLAKE.replace("stage = \"@DB.PUBLIC.EXPORTS\"\n", "");
+        assert!(problems(&no_stage)[0].problem.contains("needs a stage"));
+        let pasted =
+            SNOWFLAKE.replace("credentials = \"secretsmanager:sluice/snowflake\"", "credentials = \"hunter2\"");
+        assert!(!format!("{:?}", problems(&pasted)).contains("hunter2"));
+        let endpoint = SNOWFLAKE.replace("stage =", "endpoint = \"https://u:hunter2@host\"\nstage =");
+        assert!(!format!("{:?}", problems(&endpoint)).contains("hunter2"));
     }
 
     #[test]

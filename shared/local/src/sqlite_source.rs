@@ -4,16 +4,15 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use futures::StreamExt;
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sluice_core::ports::{Query, RenderedQuery, RowStream, Source, WatermarkExpr};
+use sluice_core::ports::{row_channel, Query, RenderedQuery, RowSender, RowStream, Source, WatermarkExpr};
 use sluice_core::spec::{TableName, UpperBound};
 use sluice_core::sql;
-use sluice_core::value::{BatchPool, Column, RowBatch, Watermark};
+use sluice_core::value::{BatchPool, Column, Watermark};
 use sluice_core::BoxError;
 
 use crate::error::Error;
@@ -220,23 +219,19 @@ impl Source for SqliteSource {
         // Open and prepare before streaming, so a bad query fails the call, not the stream.
         let conn = self.open()?;
         conn.prepare(&rendered.sql).map_err(query_err(&rendered.sql))?;
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<RowBatch, BoxError>>(IN_FLIGHT);
-        tokio::task::spawn_blocking(move || {
-            if let Err(e) = stream_rows(&conn, &rendered, width, &tx) {
-                let _ = tx.blocking_send(Err(e.into()));
+        let (tx, stream) = row_channel(IN_FLIGHT);
+        tokio::task::spawn_blocking(move || match stream_rows(&conn, &rendered, width, &tx) {
+            Ok(()) => tx.finish(),
+            Err(e) => {
+                tx.blocking_send(Err(e.into()));
             }
         });
-        Ok(futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed())
+        Ok(stream)
     }
 }
 
 /// Runs the query and sends its rows in batches; stops early when the receiver is gone.
-fn stream_rows(
-    conn: &Connection,
-    rendered: &RenderedQuery,
-    width: usize,
-    tx: &tokio::sync::mpsc::Sender<Result<RowBatch, BoxError>>,
-) -> Result<(), Error> {
+fn stream_rows(conn: &Connection, rendered: &RenderedQuery, width: usize, tx: &RowSender) -> Result<(), Error> {
     let err = query_err(&rendered.sql);
     let mut stmt = conn.prepare(&rendered.sql).map_err(&err)?;
     let params: Vec<_> = rendered.params.iter().map(to_sql).collect();
@@ -256,13 +251,13 @@ fn stream_rows(
         }
         if batch.rows() >= BATCH_ROWS || batch.data_len() >= BATCH_BYTES {
             let full = std::mem::replace(&mut batch, pool.batch(width, BATCH_ROWS, BATCH_BYTES));
-            if tx.blocking_send(Ok(full)).is_err() {
+            if !tx.blocking_send(Ok(full)) {
                 return Ok(());
             }
         }
     }
     if !batch.is_empty() {
-        let _ = tx.blocking_send(Ok(batch));
+        tx.blocking_send(Ok(batch));
     }
     Ok(())
 }

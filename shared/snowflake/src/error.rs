@@ -47,6 +47,8 @@ pub(crate) struct Context<'a> {
     pub object: &'a str,
     pub role: &'a str,
     pub timeout: std::time::Duration,
+    /// The base URL, for network errors.
+    pub url: &'a str,
 }
 
 /// Snowflake's "does not exist or not authorized" codes (SQL compilation errors).
@@ -65,7 +67,7 @@ pub(crate) fn query_error(e: snowflake_connector_rs::Error, ctx: &Context<'_>) -
             role: ctx.role.to_string(),
             message,
         },
-        ErrorKind::Network => SnowflakeError::Network { url: ctx.object.to_string(), message },
+        ErrorKind::Network => SnowflakeError::Network { url: ctx.url.to_string(), message },
         _ => SnowflakeError::Query {
             what: ctx.what.clone(),
             code: if code.is_empty() { format!("{:?}", e.kind()) } else { code },

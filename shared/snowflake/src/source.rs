@@ -5,21 +5,19 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use futures::StreamExt;
 use snowflake_connector_rs::{
     bind::{TimestampNtz, TimestampTz},
     Client, ClientConfig, ColumnType, EndpointConfig, PositionalBinds, QueryCanceller, QueryConfig, ResultCursor,
     SessionConfig, Statement,
 };
-use tokio::sync::mpsc;
 use tracing::{debug, warn};
 
 use sluice_core::error::BoxError;
 use sluice_core::manifest::PartInfo;
-use sluice_core::ports::{Query, RenderedQuery, RowStream, Secrets, Source, UnloadTarget, WatermarkExpr};
+use sluice_core::ports::{row_channel, Query, RenderedQuery, RowStream, Secrets, Source, UnloadTarget, WatermarkExpr};
 use sluice_core::spec::{SnowflakeSpec, TableName, UpperBound};
 use sluice_core::sql;
-use sluice_core::value::{BatchPool, Column, RowBatch, Watermark};
+use sluice_core::value::{BatchPool, Column, Watermark};
 
 use crate::credentials::auth_config;
 use crate::error::{query_error, Context, SnowflakeError};
@@ -96,6 +94,7 @@ impl SnowflakeSource {
 
     fn ctx<'a>(&'a self, what: impl Into<String>, object: &'a str) -> Context<'a> {
         Context {
+            url: &self.url,
             what: what.into(),
             object,
             role: self.spec.role.as_deref().unwrap_or("(the user's default role)"),
@@ -332,20 +331,21 @@ impl Source for SnowflakeSource {
         let guard = CancelOnDrop(Some(handle.canceller()));
         let mut cursor = handle.execute().await.map_err(|e| query_error(e, &self.ctx(&what, &name)))?;
         let width = cursor.schema().len();
-        let (tx, rx) = mpsc::channel::<Result<RowBatch, BoxError>>(IN_FLIGHT);
+        let (tx, stream) = row_channel(IN_FLIGHT);
         let pool = self.pool.clone();
         let ctx_role = self.spec.role.clone().unwrap_or_else(|| "(the user's default role)".into());
         let timeout = self.spec.query_timeout;
+        let url = self.url.clone();
         tokio::spawn(async move {
             let mut guard = guard;
-            let ctx = Context { what, object: &name, role: &ctx_role, timeout };
+            let ctx = Context { what, object: &name, role: &ctx_role, timeout, url: &url };
             let mut batch = pool.batch(width, BATCH_ROWS, BATCH_BYTES);
             loop {
                 let table = match cursor.next_table().await {
                     Ok(Some(t)) => t,
                     Ok(None) => break,
                     Err(e) => {
-                        let _ = tx.send(Err(Box::new(query_error(e, &ctx)))).await;
+                        tx.send(Err(Box::new(query_error(e, &ctx)))).await;
                         return;
                     }
                 };
@@ -357,7 +357,7 @@ impl Source for SnowflakeSource {
                 });
                 drop(table);
                 for b in full {
-                    if tx.send(Ok(b)).await.is_err() {
+                    if !tx.send(Ok(b)).await {
                         return; // the reader is gone: the guard cancels the statement
                     }
                 }
@@ -365,17 +365,17 @@ impl Source for SnowflakeSource {
                     Ok(Some(rest)) => batch = rest,
                     Ok(None) => return,
                     Err(e) => {
-                        let _ = tx.send(Err(Box::new(query_error(e, &ctx)))).await;
+                        tx.send(Err(Box::new(query_error(e, &ctx)))).await;
                         return;
                     }
                 }
             }
             guard.0 = None;
-            if !batch.is_empty() {
-                let _ = tx.send(Ok(batch)).await;
+            if batch.is_empty() || tx.send(Ok(batch)).await {
+                tx.finish();
             }
         });
-        Ok(tokio_stream(rx))
+        Ok(stream)
     }
 
     fn render_unload(&self, query: &Query, target: &UnloadTarget) -> Option<RenderedQuery> {
@@ -407,10 +407,6 @@ impl Source for SnowflakeSource {
         guard.0 = None;
         Ok(unload::parts(&target.prefix, files))
     }
-}
-
-fn tokio_stream(mut rx: mpsc::Receiver<Result<RowBatch, BoxError>>) -> RowStream {
-    futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed()
 }
 
 #[cfg(test)]

@@ -84,9 +84,14 @@ pub fn file_format(f: &CsvFormat) -> Result<String, String> {
         Compression::Gzip { .. } => "GZIP",
         Compression::Zstd { .. } => "ZSTD",
     };
+    // Dates and times in ISO 8601 as streamed runs write them (the session's output formats
+    // would otherwise apply). One TIMESTAMP_FORMAT serves all three kinds: every unloaded
+    // timestamp carries its offset, TIMESTAMP_NTZ as +00:00.
     Ok(format!(
         "TYPE = CSV FIELD_DELIMITER = {} RECORD_DELIMITER = {} FIELD_OPTIONALLY_ENCLOSED_BY = {enclosed} \
-         ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = ({nulls}) EMPTY_FIELD_AS_NULL = {} COMPRESSION = {compression}",
+         ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = ({nulls}) EMPTY_FIELD_AS_NULL = {} COMPRESSION = {compression} \
+         DATE_FORMAT = 'YYYY-MM-DD' TIME_FORMAT = 'HH24:MI:SS.FF9' \
+         TIMESTAMP_FORMAT = 'YYYY-MM-DD\"T\"HH24:MI:SS.FF9TZH:TZM' BINARY_FORMAT = HEX",
         literal(&(f.delimiter as char).to_string()),
         literal(&f.record_terminator),
         if f.empty_field_as_null { "TRUE" } else { "FALSE" },
@@ -111,13 +116,14 @@ pub fn render(stage: &str, query: &Query, target: &UnloadTarget) -> Result<Rende
     }
     let select = sql::select(query);
     let sql = format!(
-        "COPY INTO {}/{}/part FROM ({}) FILE_FORMAT = ({}) MAX_FILE_SIZE = {} HEADER = TRUE OVERWRITE = TRUE \
+        "COPY INTO {}/{}/part FROM ({}) FILE_FORMAT = ({}) MAX_FILE_SIZE = {} HEADER = {} OVERWRITE = TRUE \
          DETAILED_OUTPUT = TRUE",
         stage_ref(stage)?,
         target.prefix,
         select.sql,
         file_format(&target.format)?,
         target.format.max_file_size,
+        if target.format.header { "TRUE" } else { "FALSE" },
     );
     Ok(RenderedQuery { sql, params: select.params })
 }
@@ -168,7 +174,9 @@ mod tests {
             "COPY INTO @\"ANALYTICS\".\"PUBLIC\".\"EXPORTS\"/contacts/analytics.public.contacts/20240102T000000Z-ab12/part \
              FROM (SELECT \"ID\", \"EMAIL\" FROM \"ANALYTICS\".\"PUBLIC\".\"CONTACTS\" WHERE \"UPDATED_AT\" > ? AND \"UPDATED_AT\" <= ?) \
              FILE_FORMAT = (TYPE = CSV FIELD_DELIMITER = '|' RECORD_DELIMITER = '\\n' FIELD_OPTIONALLY_ENCLOSED_BY = '\"' \
-             ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = ('') EMPTY_FIELD_AS_NULL = TRUE COMPRESSION = GZIP) \
+             ESCAPE_UNENCLOSED_FIELD = NONE NULL_IF = ('') EMPTY_FIELD_AS_NULL = TRUE COMPRESSION = GZIP \
+             DATE_FORMAT = 'YYYY-MM-DD' TIME_FORMAT = 'HH24:MI:SS.FF9' \
+             TIMESTAMP_FORMAT = 'YYYY-MM-DD\"T\"HH24:MI:SS.FF9TZH:TZM' BINARY_FORMAT = HEX) \
              MAX_FILE_SIZE = 67108864 HEADER = TRUE OVERWRITE = TRUE DETAILED_OUTPUT = TRUE"
         );
         assert_eq!(r.params.len(), 2);
@@ -203,8 +211,8 @@ mod tests {
             .contains("COMPRESSION = NONE"));
         let always = CsvFormat { quote_style: QuoteStyle::Always, ..CsvFormat::default() };
         assert!(file_format(&always).unwrap_err().contains("quote_style"));
-        let r = render("@S", &query(), &target(f)).unwrap();
-        assert!(r.sql.contains("MAX_FILE_SIZE = 5242880"), "{}", r.sql);
+        let r = render("@S", &query(), &target(CsvFormat { header: false, ..f })).unwrap();
+        assert!(r.sql.contains("MAX_FILE_SIZE = 5242880") && r.sql.contains("HEADER = FALSE"), "{}", r.sql);
     }
 
     #[test]
