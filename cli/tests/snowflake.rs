@@ -5,7 +5,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use sluice_testkit::fakesnow::{FakeSnow, PASSWORD};
-use sluice_testkit::moto::unique_name;
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
 
@@ -26,13 +25,13 @@ fn text(o: &Output) -> String {
 
 /// A database with a CONTACTS table, and a config exporting it (and a table that is unloaded).
 fn workspace(fs: &FakeSnow, columns: &str) -> (tempfile::TempDir, PathBuf) {
-    let db = unique_name("CLI").replace('-', "_").to_uppercase();
-    fs.sql(&[
-        &format!("CREATE DATABASE {db}"),
-        &format!("CREATE SCHEMA {db}.PUBLIC"),
-        &format!("CREATE TABLE {db}.PUBLIC.CONTACTS (ID NUMBER(38,0), EMAIL VARCHAR, UPDATED_AT TIMESTAMP_NTZ(9))"),
-        &format!("INSERT INTO {db}.PUBLIC.CONTACTS VALUES (1, 'a@example.com', '2024-01-01 00:00:01'), (2, NULL, '2024-01-01 00:00:02')"),
-    ]);
+    let db = fs.database(
+        "CLI",
+        &[
+            "CREATE TABLE CONTACTS (ID NUMBER(38,0), EMAIL VARCHAR, UPDATED_AT TIMESTAMP_NTZ(9))",
+            "INSERT INTO CONTACTS VALUES (1, 'a@example.com', '2024-01-01 00:00:01'), (2, NULL, '2024-01-01 00:00:02')",
+        ],
+    );
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("sluice.toml");
     std::fs::write(

@@ -3,14 +3,13 @@
 //! `scripts/setup.sh` installs, with a users file so logins are checked, and stopped when the
 //! process exits. Tests use their own database names, so they share one server safely.
 
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-use crate::moto::repo_root;
+use crate::moto::{http_request, repo_root};
 
 /// The password of the `SLUICE` user the adapter accepts.
 pub const PASSWORD: &str = "sluice-test-password";
@@ -107,17 +106,7 @@ impl FakeSnow {
     }
 
     fn request(&self, method: &str, path: &str, body: &str) -> std::io::Result<String> {
-        let addr = self.endpoint.trim_start_matches("http://");
-        let mut s = TcpStream::connect(addr)?;
-        s.set_read_timeout(Some(Duration::from_secs(30)))?;
-        write!(
-            s,
-            "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )?;
-        let mut out = String::new();
-        s.read_to_string(&mut out)?;
-        Ok(out)
+        http_request(&self.endpoint, method, path, &[("Content-Type", "application/json")], body)
     }
 
     /// Sets the `DETAILED_OUTPUT` result the next `COPY INTO @stage` gets: `[(name, size, rows)]`.
@@ -129,19 +118,10 @@ impl FakeSnow {
     }
 
     fn post_json(&self, path: &str, body: &serde_json::Value, token: Option<&str>) -> serde_json::Value {
-        let addr = self.endpoint.trim_start_matches("http://");
-        let mut s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-        let body = body.to_string();
-        let auth = token.map(|t| format!("Authorization: Snowflake Token=\"{t}\"\r\n")).unwrap_or_default();
-        write!(
-            s,
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n{auth}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut out = String::new();
-        s.read_to_string(&mut out).unwrap();
+        let auth = token.map(|t| format!("Snowflake Token=\"{t}\""));
+        let mut headers = vec![("Content-Type", "application/json")];
+        headers.extend(auth.as_deref().map(|a| ("Authorization", a)));
+        let out = http_request(&self.endpoint, "POST", path, &headers, &body.to_string()).unwrap();
         let json = out.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
         serde_json::from_str(json).unwrap_or_else(|e| panic!("{e}: {out}"))
     }
@@ -159,6 +139,22 @@ impl FakeSnow {
         }
     }
 
+    /// A database of its own (`<PREFIX>_…` with schema PUBLIC), with `statements` run in it:
+    /// unqualified names land in that schema.
+    pub fn database(&self, prefix: &str, statements: &[&str]) -> String {
+        let db = crate::moto::unique_name(prefix).replace('-', "_").to_uppercase();
+        self.sql(&[&format!("CREATE DATABASE {db}"), &format!("CREATE SCHEMA {db}.PUBLIC")]);
+        self.sql_in(&db, statements);
+        db
+    }
+
+    /// Runs `statements` in one session whose schema is `db`.PUBLIC.
+    pub fn sql_in(&self, db: &str, statements: &[&str]) {
+        let use_schema = format!("USE SCHEMA {db}.PUBLIC");
+        let all: Vec<&str> = std::iter::once(use_schema.as_str()).chain(statements.iter().copied()).collect();
+        self.sql(&all);
+    }
+
     /// Makes the next `COPY INTO @stage` fail with Snowflake's `code` and `message`.
     pub fn fail_unload(&self, code: &str, message: &str) {
         let body = serde_json::json!({ "error": { "code": code, "message": message } }).to_string();
@@ -173,19 +169,21 @@ impl FakeSnow {
         assert!(r.starts_with("HTTP/1.1 200"), "{r}");
     }
 
-    /// How many abort requests (statements cancelled by a client) the adapter received.
-    pub fn aborts(&self) -> usize {
+    /// What the adapter recorded: `{"sqlText", "bindings"}` per statement, `{"abort"}` per cancel.
+    fn record(&self) -> Vec<serde_json::Value> {
         let r = self.request("GET", "/adapter/statements", "").unwrap();
         let body = r.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
         let list: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-        list.as_array().unwrap().iter().filter(|s| s.get("abort").is_some()).count()
+        list.as_array().cloned().unwrap_or_default()
+    }
+
+    /// How many abort requests (statements cancelled by a client) the adapter received.
+    pub fn aborts(&self) -> usize {
+        self.record().iter().filter(|s| s.get("abort").is_some()).count()
     }
 
     /// The SQL texts the adapter received, oldest first.
     pub fn statements(&self) -> Vec<String> {
-        let r = self.request("GET", "/adapter/statements", "").unwrap();
-        let body = r.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-        let list: serde_json::Value = serde_json::from_str(body).unwrap_or_else(|e| panic!("{e}: {body}"));
-        list.as_array().unwrap().iter().map(|s| s["sqlText"].as_str().unwrap_or_default().to_string()).collect()
+        self.record().iter().filter_map(|s| s["sqlText"].as_str().map(str::to_string)).collect()
     }
 }

@@ -32,10 +32,27 @@ fn free_port() -> u16 {
 
 /// A plain HTTP request to the stand-in (its control API needs no signing).
 pub fn http(endpoint: &str, method: &str, path: &str) -> std::io::Result<String> {
+    http_request(endpoint, method, path, &[], "")
+}
+
+/// An HTTP/1.1 request to a local stand-in (moto, the fakesnow adapter): the whole response,
+/// status line and headers included. `headers` are extra `Name: value` lines.
+pub fn http_request(
+    endpoint: &str,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> std::io::Result<String> {
     let addr = endpoint.trim_start_matches("http://");
     let mut s = TcpStream::connect(addr)?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(s, "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")?;
+    s.set_read_timeout(Some(Duration::from_secs(60)))?;
+    let extra: String = headers.iter().map(|(k, v)| format!("{k}: {v}\r\n")).collect();
+    write!(
+        s,
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\n{extra}Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
     let mut out = String::new();
     s.read_to_string(&mut out)?;
     Ok(out)

@@ -210,16 +210,14 @@ async fn a_snowflake_export_configured_in_s3_runs_with_its_key_from_secrets_mana
     let sm = aws_sdk_secretsmanager::Client::new(&sdk);
     sm.create_secret().name(&secret).secret_string(value).send().await.unwrap();
 
-    let db = unique_name("LAMBDA").replace('-', "_").to_uppercase();
-    fs.sql(&[
-        &format!("CREATE DATABASE {db}"),
-        &format!("CREATE SCHEMA {db}.PUBLIC"),
-        &format!("CREATE TABLE {db}.PUBLIC.CONTACTS (ID NUMBER(38,0), EMAIL VARCHAR, UPDATED_AT TIMESTAMP_NTZ(9))"),
-        &format!(
-            "INSERT INTO {db}.PUBLIC.CONTACTS SELECT range, 'u' || range || '@example.com', \
-             '2024-01-01'::TIMESTAMP + to_seconds(range) FROM range(0, 2500)"
-        ),
-    ]);
+    let db = fs.database(
+        "LAMBDA",
+        &[
+            "CREATE TABLE CONTACTS (ID NUMBER(38,0), EMAIL VARCHAR, UPDATED_AT TIMESTAMP_NTZ(9))",
+            "INSERT INTO CONTACTS SELECT range, 'u' || range || '@example.com', \
+             '2024-01-01'::TIMESTAMP + to_seconds(range) FROM range(0, 2500)",
+        ],
+    );
     let config = format!(
         "version = 1\n[sources.warehouse]\nkind = \"snowflake\"\naccount = \"test\"\nuser = \"SLUICE\"\ndatabase = \"{db}\"\n\
          schema = \"PUBLIC\"\nauth = \"key_pair\"\ncredentials = \"secretsmanager:{secret}\"\nendpoint = \"{}\"\n\n\

@@ -13,9 +13,7 @@ use sluice_core::BoxError;
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory};
 use sluice_snowflake::SnowflakeSource;
 use sluice_testkit::fakesnow::{FakeSnow, CHUNK_ROWS, OAUTH_TOKEN, PASSPHRASE, PASSWORD};
-use sluice_testkit::moto::unique_name;
 use sluice_testkit::{committed_parts, committed_rows, stray_files};
-use snowflake_connector_rs::{AuthConfig, Client, ClientConfig, EndpointConfig, SessionConfig};
 
 /// A secret store in memory: what Secrets Manager holds, without AWS.
 struct MemorySecrets(HashMap<String, String>);
@@ -42,21 +40,6 @@ fn secrets(fs: &FakeSnow) -> MemorySecrets {
         ("oauth".to_string(), serde_json::json!({ "token": OAUTH_TOKEN }).to_string()),
         ("wrong-oauth".to_string(), serde_json::json!({ "token": "expired-token" }).to_string()),
     ]))
-}
-
-/// A database of its own, set up with `sql` through the real connector.
-async fn database(fs: &FakeSnow, sql: &[&str]) -> String {
-    let db = unique_name("db").replace('-', "_").to_uppercase();
-    let config = ClientConfig::new("SLUICE", "test", AuthConfig::password(PASSWORD))
-        .with_session(SessionConfig::new())
-        .with_endpoint(EndpointConfig::custom_base_url(fs.endpoint.parse().unwrap()));
-    let session = Client::new(config).unwrap().create_session().await.unwrap();
-    let setup =
-        [format!("CREATE DATABASE {db}"), format!("CREATE SCHEMA {db}.PUBLIC"), format!("USE SCHEMA {db}.PUBLIC")];
-    for s in setup.into_iter().chain(sql.iter().map(|s| s.to_string())) {
-        session.query(s.clone()).await.unwrap_or_else(|e| panic!("{s}: {e}")).collect::<Vec<_>>().await.unwrap();
-    }
-    db
 }
 
 struct Env {
@@ -140,15 +123,14 @@ fn ids(out: &Path) -> Vec<i64> {
 #[tokio::test]
 async fn incremental_runs_over_a_changing_table_export_each_row_once() {
     let fs = FakeSnow::shared();
-    let db = database(
-        fs,
+    let db = fs.database(
+        "DB",
         &[
             "CREATE TABLE CONTACTS (ID NUMBER(38,0), NAME VARCHAR, UPDATED_AT TIMESTAMP_NTZ(9))",
             "INSERT INTO CONTACTS VALUES (1, 'a', '2024-01-01 00:00:01'), (2, 'b', '2024-01-01 00:00:02'), \
              (3, 'c', '2024-01-01 00:00:03')",
         ],
-    )
-    .await;
+    );
     let tables = r#"
 [[export.table]]
 name = "CONTACTS"
@@ -162,15 +144,13 @@ incremental = { strategy = "timestamp", column = "UPDATED_AT", upper_bound = "ma
     assert_eq!(ids(&env.out()), [1, 2]);
     assert_eq!(env.watermark("CONTACTS").await, Some(Watermark::Text("2024-01-01T00:00:02.000000000".into())));
 
-    database_sql(
-        fs,
+    fs.sql_in(
         &db,
         &[
             "INSERT INTO CONTACTS VALUES (4, 'd', '2024-01-01 00:00:04.5'), (5, 'e', '2024-01-01 00:00:06')",
             "UPDATE CONTACTS SET NAME = 'a2', UPDATED_AT = '2024-01-01 00:00:05' WHERE ID = 1",
         ],
-    )
-    .await;
+    );
     let second = env.run(fs).await;
     assert!(second.succeeded, "{:?}", second.error);
     let mut all = ids(&env.out());
@@ -185,22 +165,11 @@ incremental = { strategy = "timestamp", column = "UPDATED_AT", upper_bound = "ma
     assert!(stray_files(&env.out()).is_empty());
 }
 
-/// SQL on an existing database.
-async fn database_sql(fs: &FakeSnow, db: &str, sql: &[&str]) {
-    let config = ClientConfig::new("SLUICE", "test", AuthConfig::password(PASSWORD))
-        .with_session(SessionConfig::new().with_database(db).with_schema("PUBLIC"))
-        .with_endpoint(EndpointConfig::custom_base_url(fs.endpoint.parse().unwrap()));
-    let session = Client::new(config).unwrap().create_session().await.unwrap();
-    for s in sql {
-        session.query(s.to_string()).await.unwrap_or_else(|e| panic!("{s}: {e}")).collect::<Vec<_>>().await.unwrap();
-    }
-}
-
 #[tokio::test]
 async fn every_type_renders_as_snowflake_unloads_it() {
     let fs = FakeSnow::shared();
-    let db = database(
-        fs,
+    let db = fs.database(
+        "DB",
         &[
             "CREATE TABLE T (ID NUMBER(38,0), AMOUNT NUMBER(10,2), RATIO FLOAT, ACTIVE BOOLEAN, DAY DATE, \
              AT_TIME TIME, NTZ TIMESTAMP_NTZ(9), LTZ TIMESTAMP_LTZ(9), TZ TIMESTAMP_TZ(9), DOC VARIANT, \
@@ -210,8 +179,7 @@ async fn every_type_renders_as_snowflake_unloads_it() {
              TO_BINARY('CAFE', 'HEX'), 'pipe|quote\"newline\nend'",
             "INSERT INTO T (ID, NOTE) VALUES (2, '')",
         ],
-    )
-    .await;
+    );
     let tables = "[[export.table]]\nname = \"T\"\nincremental = { strategy = \"full\" }\n";
     let env = Env::new(fs, &db, "password", "password", CSV, tables);
     let s = env.run(fs).await;
@@ -271,7 +239,7 @@ async fn a_result_larger_than_a_chunk_streams_in_order_through_every_chunk() {
     let fs = FakeSnow::shared();
     let n = CHUNK_ROWS * 3 + 17;
     let insert = format!("INSERT INTO BIG SELECT range, 'row ' || range, '2024-01-01'::TIMESTAMP FROM range(0, {n})");
-    let db = database(fs, &["CREATE TABLE BIG (ID NUMBER(38,0), NAME VARCHAR, TS TIMESTAMP_NTZ)", &insert]).await;
+    let db = fs.database("DB", &["CREATE TABLE BIG (ID NUMBER(38,0), NAME VARCHAR, TS TIMESTAMP_NTZ)", &insert]);
     let tables =
         "[[export.table]]\nname = \"BIG\"\ncolumns = [\"ID\", \"NAME\"]\nincremental = { strategy = \"full\" }\n";
     let env = Env::new(fs, &db, "password", "password", r#"{ compression = "gzip", max_file_size = 20000 }"#, tables);
@@ -287,7 +255,7 @@ async fn a_result_larger_than_a_chunk_streams_in_order_through_every_chunk() {
 #[tokio::test]
 async fn a_missing_table_or_column_is_a_clear_error_and_commits_nothing() {
     let fs = FakeSnow::shared();
-    let db = database(fs, &["CREATE TABLE THERE (ID NUMBER(38,0), UPDATED_AT TIMESTAMP_NTZ)"]).await;
+    let db = fs.database("DB", &["CREATE TABLE THERE (ID NUMBER(38,0), UPDATED_AT TIMESTAMP_NTZ)"]);
     let missing_table = "[[export.table]]\nname = \"NOT_THERE\"\nincremental = { strategy = \"full\" }\n";
     let env = Env::new(fs, &db, "password", "password", CSV, missing_table);
     let s = env.run(fs).await;
@@ -309,7 +277,7 @@ async fn a_missing_table_or_column_is_a_clear_error_and_commits_nothing() {
 #[tokio::test]
 async fn key_pair_and_oauth_logins_work() {
     let fs = FakeSnow::shared();
-    let db = database(fs, &["CREATE TABLE K (ID NUMBER(38,0))", "INSERT INTO K VALUES (7)"]).await;
+    let db = fs.database("DB", &["CREATE TABLE K (ID NUMBER(38,0))", "INSERT INTO K VALUES (7)"]);
     let tables = "[[export.table]]\nname = \"K\"\nincremental = { strategy = \"full\" }\n";
     for (auth, secret) in [("key_pair", "key"), ("key_pair", "encrypted-key"), ("oauth", "oauth")] {
         let env = Env::new(fs, &db, auth, secret, CSV, tables);
@@ -341,14 +309,13 @@ async fn wrong_credentials_are_refused_clearly_and_never_echoed() {
 #[tokio::test]
 async fn unload_builds_the_manifest_and_history_from_detailed_output() {
     let fs = FakeSnow::shared();
-    let db = database(
-        fs,
+    let db = fs.database(
+        "DB",
         &[
             "CREATE TABLE U (ID NUMBER(38,0), UPDATED_AT TIMESTAMP_NTZ(9))",
             "INSERT INTO U VALUES (1, '2024-01-01 00:00:01'), (2, '2024-01-01 00:00:02'), (3, '2024-01-01 00:00:03')",
         ],
-    )
-    .await;
+    );
     let tables = r#"
 [[export.table]]
 name = "U"
@@ -381,7 +348,7 @@ incremental = { strategy = "timestamp", column = "UPDATED_AT", upper_bound = "ma
     assert_eq!(env.watermark("U").await, Some(Watermark::Text("2024-01-01T00:00:02.000000000".into())));
 
     // A COPY that fails (here: Snowflake cannot write the stage) commits nothing.
-    database_sql(fs, &db, &["INSERT INTO U VALUES (4, '2024-01-01 00:00:04')"]).await;
+    fs.sql_in(&db, &["INSERT INTO U VALUES (4, '2024-01-01 00:00:04')"]);
     fs.fail_unload("003001", "SQL access control error: Insufficient privileges to operate on stage 'EXPORTS'");
     let failed = env.run(fs).await;
     assert!(!failed.succeeded);
@@ -395,14 +362,11 @@ incremental = { strategy = "timestamp", column = "UPDATED_AT", upper_bound = "ma
 #[tokio::test]
 async fn a_read_past_the_deadline_is_cancelled_and_commits_nothing() {
     let fs = FakeSnow::shared();
-    let db = database(
-        fs,
-        &[
+    let db = fs.database("DB", &[
             "CREATE TABLE SLOW (ID NUMBER(38,0), UPDATED_AT TIMESTAMP_NTZ(9))",
             "INSERT INTO SLOW VALUES (1, '2024-01-01 00:00:01'), (2, '2024-01-01 00:00:02'), (3, '2024-01-01 00:00:03')",
         ],
-    )
-    .await;
+    );
     let tables = r#"
 [[export.table]]
 name = "SLOW"
