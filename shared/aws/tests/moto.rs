@@ -6,7 +6,7 @@ use std::time::Duration;
 use aws_sdk_s3::config::{Credentials, Region};
 use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, PART_SIZE};
 use sluice_core::ports::{HistoryStore, LeaseOwner, ObjectMeta, ObjectStore, RunRecord, RunState};
-use sluice_core::run::{Ports, Quiet, RunOptions, Runner};
+use sluice_core::run::{Ports, Quiet, Runner};
 use sluice_core::spec::Config;
 use sluice_core::value::{Watermark, Window};
 use sluice_core::{Error, HistoryError};
@@ -14,6 +14,7 @@ use sluice_local::SqliteSource;
 use sluice_testkit::history::BeforeCommit;
 use sluice_testkit::moto::{unique_name, Moto};
 use sluice_testkit::{contacts_config, create_contacts, insert_contacts};
+use std::path::Path;
 
 async fn config() -> aws_config::SdkConfig {
     aws_config::defaults(aws_config::BehaviorVersion::latest())
@@ -38,15 +39,36 @@ async fn table(cfg: &aws_config::SdkConfig) -> (aws_sdk_dynamodb::Client, String
     (ddb, name)
 }
 
-/// A run as a scheduled function would make it, without a deadline.
-fn run_options() -> RunOptions {
-    RunOptions {
-        full_refresh: false,
-        tables: None,
-        host: "test".into(),
-        pid: 1,
-        lease_ttl: Duration::from_secs(300),
-        stop_by: None,
+const TIMESTAMP: &str = "{ strategy = \"timestamp\", column = \"updated_at\" }";
+
+/// A contacts table of `rows` rows in `dir`, a config exporting it, and the source reading it.
+fn contacts(dir: &Path, rows: i64, incremental: &str, format: &str) -> (Config, SqliteSource) {
+    let db = dir.join("source.db");
+    insert_contacts(&create_contacts(&db), 1, rows, "2025-06-01 00:00:00");
+    (Config::load(&contacts_config(dir, incremental, format)).unwrap(), SqliteSource::new(db))
+}
+
+/// For whole-export tests: a bucket, a history table, and a bus whose `sluice` events reach an
+/// SQS queue, each the test's own.
+struct Stack {
+    cfg: aws_config::SdkConfig,
+    s3: aws_sdk_s3::Client,
+    b: String,
+    ddb: aws_sdk_dynamodb::Client,
+    t: String,
+    bus: String,
+    sqs: aws_sdk_sqs::Client,
+    url: String,
+}
+
+impl Stack {
+    async fn new() -> Stack {
+        let cfg = config().await;
+        let (s3, b) = bucket(&cfg).await;
+        let (ddb, t) = table(&cfg).await;
+        let bus = unique_name("bus");
+        let (sqs, url) = events_queue(&cfg, &bus).await;
+        Stack { cfg, s3, b, ddb, t, bus, sqs, url }
     }
 }
 
@@ -214,27 +236,16 @@ async fn receive(sqs: &aws_sdk_sqs::Client, url: &str) -> serde_json::Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_export_writes_parts_and_manifest_to_s3_history_to_dynamodb_and_an_event_to_eventbridge() {
-    let cfg = config().await;
-    let (s3, b) = bucket(&cfg).await;
-    let (ddb, t) = table(&cfg).await;
-    let bus = unique_name("bus");
-    let (sqs, url) = events_queue(&cfg, &bus).await;
+    let Stack { cfg, s3, b, ddb, t, bus, sqs, url } = Stack::new().await;
 
     // GIVEN a table whose one CSV part is larger than an S3 part, so the multipart path runs.
     let dir = tempfile::tempdir().unwrap();
-    let conn = create_contacts(&dir.path().join("source.db"));
-    insert_contacts(&conn, 1, 200_000, "2025-06-01 00:00:00");
-    let cfg_path = contacts_config(
-        dir.path(),
-        "{ strategy = \"timestamp\", column = \"updated_at\" }",
-        "{ compression = \"none\", max_file_size = \"64MiB\" }",
-    );
-    let spec = Config::load(&cfg_path).unwrap();
-    let source = SqliteSource::new(dir.path().join("source.db"));
+    let (spec, source) =
+        contacts(dir.path(), 200_000, TIMESTAMP, "{ compression = \"none\", max_file_size = \"64MiB\" }");
     let store = S3Store::new(s3.clone(), &b, "exports", Some(sluice_aws::Encryption::S3));
     let history = DynamoHistory::new(ddb, &t);
     let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&cfg), &bus);
-    let opts = run_options();
+    let opts = sluice_testkit::run_options();
 
     // WHEN it runs
     let ports = Ports { source: &source, store: &store, history: &history, events: &events };
@@ -275,13 +286,10 @@ async fn a_held_lease_refuses_the_run_naming_the_holder() {
     history.acquire_lease("contacts", &holder, Duration::from_secs(300)).await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
-    create_contacts(&dir.path().join("source.db"));
-    let spec =
-        Config::load(&contacts_config(dir.path(), "{ strategy = \"full\" }", "{ compression = \"none\" }")).unwrap();
-    let source = SqliteSource::new(dir.path().join("source.db"));
+    let (spec, source) = contacts(dir.path(), 0, "{ strategy = \"full\" }", "{ compression = \"none\" }");
     let store = S3Store::new(s3, &b, "", None);
     let events = sluice_local::JsonlEventLog::new(dir.path().join("events.jsonl"));
-    let opts = run_options();
+    let opts = sluice_testkit::run_options();
     let ports = Ports { source: &source, store: &store, history: &history, events: &events };
     let err = Runner::new(ports, &Quiet).run(&spec.exports[0], &opts).await.unwrap_err();
     assert!(matches!(err, Error::LeaseHeld { .. }));
@@ -372,26 +380,15 @@ impl ObjectStore for UploadLost {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_s3_failure_mid_upload_leaves_no_manifest_no_upload_the_old_watermark_and_an_export_failed_event() {
-    let cfg = config().await;
-    let (s3, b) = bucket(&cfg).await;
-    let (ddb, t) = table(&cfg).await;
-    let bus = unique_name("bus");
-    let (sqs, url) = events_queue(&cfg, &bus).await;
+    let Stack { cfg, s3, b, ddb, t, bus, sqs, url } = Stack::new().await;
 
     let dir = tempfile::tempdir().unwrap();
-    let conn = create_contacts(&dir.path().join("source.db"));
-    insert_contacts(&conn, 1, 400_000, "2025-06-01 00:00:00");
-    let spec = Config::load(&contacts_config(
-        dir.path(),
-        "{ strategy = \"timestamp\", column = \"updated_at\" }",
-        "{ compression = \"none\", max_file_size = \"64MiB\" }",
-    ))
-    .unwrap();
-    let source = SqliteSource::new(dir.path().join("source.db"));
+    let (spec, source) =
+        contacts(dir.path(), 400_000, TIMESTAMP, "{ compression = \"none\", max_file_size = \"64MiB\" }");
     let store = UploadLost { inner: S3Store::new(s3.clone(), &b, "exports", None), s3: s3.clone(), bucket: b.clone() };
     let history = DynamoHistory::new(ddb, &t);
     let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&cfg), &bus);
-    let opts = run_options();
+    let opts = sluice_testkit::run_options();
     let ports = Ports { source: &source, store: &store, history: &history, events: &events };
     let summary = Runner::new(ports, &Quiet).run(&spec.exports[0], &opts).await.unwrap();
 
@@ -409,21 +406,10 @@ async fn an_s3_failure_mid_upload_leaves_no_manifest_no_upload_the_old_watermark
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_commit_refused_because_the_watermark_moved_leaves_no_manifest_and_publishes_export_failed() {
-    let cfg = config().await;
-    let (s3, b) = bucket(&cfg).await;
-    let (ddb, t) = table(&cfg).await;
-    let bus = unique_name("bus");
-    let (sqs, url) = events_queue(&cfg, &bus).await;
+    let Stack { cfg, s3, b, ddb, t, bus, sqs, url } = Stack::new().await;
 
     let dir = tempfile::tempdir().unwrap();
-    insert_contacts(&create_contacts(&dir.path().join("source.db")), 1, 500, "2025-06-01 00:00:00");
-    let spec = Config::load(&contacts_config(
-        dir.path(),
-        "{ strategy = \"timestamp\", column = \"updated_at\" }",
-        "{ compression = \"gzip\" }",
-    ))
-    .unwrap();
-    let source = SqliteSource::new(dir.path().join("source.db"));
+    let (spec, source) = contacts(dir.path(), 500, TIMESTAMP, "{ compression = \"gzip\" }");
     let store = S3Store::new(s3, &b, "exports", None);
     let dynamo = DynamoHistory::new(ddb.clone(), &t);
     // Another writer moves the watermark just before the run commits.
@@ -444,7 +430,7 @@ async fn a_commit_refused_because_the_watermark_moved_leaves_no_manifest_and_pub
         })
     });
     let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&cfg), &bus);
-    let opts = run_options();
+    let opts = sluice_testkit::run_options();
     let ports = Ports { source: &source, store: &store, history: &history, events: &events };
     let summary = Runner::new(ports, &Quiet).run(&spec.exports[0], &opts).await.unwrap();
 
