@@ -81,22 +81,11 @@ impl EventSink for EventBridgeSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_core::ports::RunState;
     use sluice_core::run::{ExportRunSummary, TableOutcome};
-    use sluice_core::value::Window;
 
     fn event(tables: usize) -> RunEvent {
-        let outcome = |i: usize| TableOutcome {
-            table: format!("schema_{i}.a_rather_long_table_name_{i}"),
-            strategy: "timestamp".into(),
-            state: RunState::Failed,
-            window: Window::default(),
-            rows: 0,
-            bytes: 0,
-            parts: 0,
-            null_rows: 0,
-            manifest_key: None,
-            error: Some("x".repeat(200)),
+        let outcome = |i: usize| {
+            TableOutcome::failed(&format!("schema_{i}.a_rather_long_table_name_{i}"), "timestamp", "x".repeat(200))
         };
         let now = chrono::Utc::now();
         RunEvent {

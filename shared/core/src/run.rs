@@ -75,6 +75,24 @@ pub struct TableOutcome {
     pub error: Option<String>,
 }
 
+impl TableOutcome {
+    /// A table whose run failed: nothing written, nothing committed.
+    pub fn failed(table: &str, strategy: &str, error: String) -> TableOutcome {
+        TableOutcome {
+            table: table.to_string(),
+            strategy: strategy.to_string(),
+            state: RunState::Failed,
+            window: Window::default(),
+            rows: 0,
+            bytes: 0,
+            parts: 0,
+            null_rows: 0,
+            manifest_key: None,
+            error: Some(error),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ExportRunSummary {
     pub version: u32,
@@ -202,18 +220,7 @@ impl<'a> Runner<'a> {
                 Err(e) => {
                     let message = error_chain(&e);
                     warn!(export = %export.name, table = %table.name, error = %message, "table run failed");
-                    TableOutcome {
-                        table: table.name.clone(),
-                        strategy: table.incremental.strategy().to_string(),
-                        state: RunState::Failed,
-                        window: Window::default(),
-                        rows: 0,
-                        bytes: 0,
-                        parts: 0,
-                        null_rows: 0,
-                        manifest_key: None,
-                        error: Some(message),
-                    }
+                    TableOutcome::failed(&table.name, table.incremental.strategy(), message)
                 }
             };
             self.observer.table_finished(&outcome);
