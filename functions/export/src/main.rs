@@ -23,20 +23,7 @@ fn deadline(ctx: &lambda_runtime::Context) -> Option<Instant> {
 }
 
 fn main() -> Result<(), lambda_runtime::Error> {
-    // Memory must not grow with the rows exported, and glibc's defaults let it creep:
-    // - each thread that allocates gets its own arena and keeps what it frees there, and result
-    //   chunks are parsed on whichever blocking thread is free (Snowflake streaming: 43 -> 47 MiB
-    //   from 0.3M to 2M rows; one arena: a flat 31 MiB);
-    // - the mmap threshold rises after large frees, so 8 MiB upload buffers then come from the
-    //   heap and stay (a 1 GB upload to S3: 64 MiB with one arena, 52 MiB with a fixed 1 MiB
-    //   threshold, which maps and unmaps them).
-    // The threads that allocate are few, so one arena's lock costs little.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: mallopt only sets allocator parameters; called before any thread is started.
-    unsafe {
-        libc::mallopt(libc::M_ARENA_MAX, 1);
-        libc::mallopt(libc::M_MMAP_THRESHOLD, 1 << 20);
-    }
+    sluice_connect::bound_allocator();
     tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve())
 }
 
