@@ -157,14 +157,6 @@ impl SnowflakeSource {
         let mut next = || v.next().flatten();
         Ok(SessionInfo { user: next(), role: next(), warehouse: next(), database: next(), schema: next() })
     }
-
-    pub fn url(&self) -> &str {
-        &self.url
-    }
-
-    pub fn stage(&self) -> Option<&str> {
-        self.spec.stage.as_deref()
-    }
 }
 
 /// SQL text plus positional binds for the connector.
