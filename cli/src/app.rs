@@ -7,7 +7,8 @@ use anyhow::{anyhow, Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sluice_core::ports::{EventSink, HistoryStore, NoSecrets, ObjectStore, Secrets, Source};
+use sluice_core::integrate::api::HttpClient;
+use sluice_core::ports::{DeliveryLedger, EventSink, HistoryStore, NoSecrets, ObjectStore, Secrets, Source};
 use sluice_core::spec::{Config, Credentials, Destination, ExportSpec, SourceSpec};
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory};
 
@@ -17,7 +18,10 @@ pub const DYNAMODB_SCHEME: &str = "dynamodb://";
 pub struct App {
     pub config: Config,
     pub history: Box<dyn HistoryStore>,
+    /// The integrations' delivery ledger, beside the history.
+    pub ledger: Box<dyn DeliveryLedger>,
     pub events: Box<dyn EventSink>,
+    http: std::sync::OnceLock<sluice_http::ReqwestClient>,
     pub host: String,
     #[cfg(feature = "aws")]
     aws: Option<aws_config::SdkConfig>,
@@ -59,20 +63,27 @@ impl App {
         #[cfg(not(feature = "aws"))]
         let _ = wants_aws;
 
-        let history: Box<dyn HistoryStore> = match &table {
+        let (history, ledger): (Box<dyn HistoryStore>, Box<dyn DeliveryLedger>) = match &table {
             Some(_t) => {
                 #[cfg(feature = "aws")]
                 {
                     let sdk = aws.as_ref().context("AWS configuration")?;
-                    Box::new(sluice_aws::DynamoHistory::new(aws_sdk_dynamodb::Client::new(sdk), _t))
+                    let client = aws_sdk_dynamodb::Client::new(sdk);
+                    (
+                        Box::new(sluice_aws::DynamoHistory::new(client.clone(), _t)),
+                        Box::new(sluice_aws::DynamoHistory::new(client, _t)),
+                    )
                 }
                 #[cfg(not(feature = "aws"))]
                 return Err(needs_aws("a DynamoDB history"));
             }
-            None => Box::new(
-                SqliteHistory::open(&history_path, &host)
-                    .with_context(|| format!("opening the history file {}", history_path.display()))?,
-            ),
+            None => {
+                let open = || {
+                    SqliteHistory::open(&history_path, &host)
+                        .with_context(|| format!("opening the history file {}", history_path.display()))
+                };
+                (Box::new(open()?), Box::new(open()?))
+            }
         };
         let events: Box<dyn EventSink> = match (&event_bus, &table) {
             (Some(_bus), _) => {
@@ -91,11 +102,22 @@ impl App {
         Ok(App {
             config,
             history,
+            ledger,
+            http: std::sync::OnceLock::new(),
             events,
             host,
             #[cfg(feature = "aws")]
             aws,
         })
+    }
+
+    /// The HTTP client integrations send with, built on first use.
+    pub fn http(&self) -> Result<&dyn HttpClient> {
+        if self.http.get().is_none() {
+            let client = sluice_http::ReqwestClient::new().map_err(|e| anyhow!(e))?;
+            let _ = self.http.set(client);
+        }
+        Ok(self.http.get().expect("set above"))
     }
 
     /// The export's source spec.

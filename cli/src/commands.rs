@@ -45,6 +45,10 @@ pub struct RunArgs {
     /// Ignore the committed watermark: export every row up to now, then commit the new bound.
     #[arg(long)]
     pub full_refresh: bool,
+    /// Do not deliver the new manifests to the export's integrations (run `sluice integrate`
+    /// later, or let S3 events do it).
+    #[arg(long)]
+    pub no_integrate: bool,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -75,6 +79,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Status => with_app(&cli, |app| status(app, cli.json)).await,
         Command::History(args) => with_app(&cli, |app| history(app, args, cli.json)).await,
         Command::CheckConnection(args) => with_app(&cli, |app| check_connection(app, args, cli.json)).await,
+        Command::Integrate(args) => with_app(&cli, |app| crate::integrate::integrate(app, args, cli.json)).await,
     };
     match result {
         Ok(code) => code,
@@ -179,6 +184,8 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
 
     let mut summaries: Vec<ExportRunSummary> = Vec::new();
     let mut errors: Vec<CoreError> = Vec::new();
+    let mut deliveries = Vec::new();
+    let mut delivery_code = exit::OK;
     for (export, source, store) in wired {
         let ports = Ports {
             source: source.as_ref(),
@@ -194,6 +201,11 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
                 if !json {
                     print!("{}", render_summary(&summary, &store.location()));
                 }
+                if !args.no_integrate {
+                    let (code, results) = crate::integrate::after_run(&app, &summary, json).await?;
+                    delivery_code = crate::integrate::worst([delivery_code, code]);
+                    deliveries.extend(results);
+                }
                 summaries.push(summary);
             }
             Err(e) => {
@@ -203,9 +215,15 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
         }
     }
     if json {
-        print_json(&summaries)?;
+        if app.config.integrations.is_empty() || args.no_integrate {
+            print_json(&summaries)?;
+        } else {
+            print_json(&serde_json::json!({ "runs": summaries, "deliveries": deliveries }))?;
+        }
     }
-    let failed = summaries.iter().any(|s| !s.succeeded) || errors.iter().any(|e| !e.is_lease_held());
+    let failed = summaries.iter().any(|s| !s.succeeded)
+        || errors.iter().any(|e| !e.is_lease_held())
+        || delivery_code == exit::FAILED;
     Ok(if failed {
         exit::FAILED
     } else if !errors.is_empty() {

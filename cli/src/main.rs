@@ -5,6 +5,7 @@
 mod app;
 mod commands;
 mod demo;
+mod integrate;
 mod output;
 mod progress;
 
@@ -60,6 +61,8 @@ pub enum Command {
     Validate,
     /// Log in to each export's source and check that its tables and columns exist.
     CheckConnection(commands::CheckArgs),
+    /// Deliver a run's rows to an integration's API (or send a failures file again).
+    Integrate(integrate::IntegrateArgs),
     /// Build a sample database, export it, change a few rows and export again.
     Demo(demo::DemoArgs),
 }

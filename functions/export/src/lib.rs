@@ -4,7 +4,6 @@
 //! `sluice-connect`.
 
 use std::collections::HashMap;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -88,17 +87,8 @@ impl Settings {
         let required = |name: &'static str| {
             var(name).ok_or(FnError::Setting { name, problem: "missing; set it in the function's environment".into() })
         };
-        let encryption = match var("SLUICE_SSE").as_deref() {
-            None => None,
-            Some("AES256") => Some(sluice_aws::Encryption::S3),
-            Some("aws:kms") => Some(sluice_aws::Encryption::Kms { key_id: var("SLUICE_KMS_KEY_ID") }),
-            Some(other) => {
-                return Err(FnError::Setting {
-                    name: "SLUICE_SSE",
-                    problem: format!("{other:?} is not AES256 or aws:kms"),
-                })
-            }
-        };
+        let encryption =
+            sluice_aws::encryption_from_env().map_err(|problem| FnError::Setting { name: "SLUICE_SSE", problem })?;
         let deadline_margin = match var("SLUICE_DEADLINE_MARGIN") {
             None => DEFAULT_DEADLINE_MARGIN,
             Some(m) => parse_duration(&m).ok_or(FnError::Setting {
@@ -134,17 +124,12 @@ impl App {
     pub async fn init(settings: Settings) -> Result<App, FnError> {
         let sdk = sluice_aws::client_config().await;
         let s3 = sluice_aws::s3_client(&sdk);
-        let config = match settings.config.strip_prefix("s3://") {
-            Some(rest) => {
-                let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
-                let fetch_err =
-                    |source: sluice_core::BoxError| FnError::ConfigFetch { location: settings.config.clone(), source };
-                let out = s3.get_object().bucket(bucket).key(key).send().await.map_err(|e| fetch_err(Box::new(e)))?;
-                let bytes = out.body.collect().await.map_err(|e| fetch_err(Box::new(e)))?.into_bytes();
-                let text = String::from_utf8(bytes.to_vec()).map_err(|e| fetch_err(Box::new(e)))?;
-                Config::parse(Path::new("/tmp/sluice.toml"), &text)?
+        let config = match sluice_aws::load_config(&s3, &settings.config).await {
+            Ok(c) => c,
+            Err(sluice_aws::ConfigLoadError::Config(e)) => return Err(e.into()),
+            Err(sluice_aws::ConfigLoadError::Fetch { location, source }) => {
+                return Err(FnError::ConfigFetch { location, source })
             }
-            None => Config::load(Path::new(&settings.config))?,
         };
         for w in &config.warnings {
             tracing::warn!(key = %w.key, "{}", w);

@@ -21,7 +21,7 @@ use sluice_core::HistoryError;
 
 use crate::error::{boxed, Error};
 
-type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
 const LEASE_SK: &str = "LEASE";
 /// The lease is held if its row names the run and has not expired, or a takeover may replace it.
@@ -34,20 +34,20 @@ const WATERMARK_IS: &str = "watermark = :expected";
 const TTL_ATTRIBUTE: &str = "ttl";
 
 pub struct DynamoHistory {
-    client: Client,
-    table: String,
+    pub(crate) client: Client,
+    pub(crate) table: String,
 }
 
-fn s(v: impl Into<String>) -> AttributeValue {
+pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
     AttributeValue::S(v.into())
 }
-fn n(v: i64) -> AttributeValue {
+pub(crate) fn n(v: i64) -> AttributeValue {
     AttributeValue::N(v.to_string())
 }
 fn pk(export: &str) -> AttributeValue {
     s(format!("EXPORT#{export}"))
 }
-fn ts(t: DateTime<Utc>) -> String {
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 fn run_sk(run: &RunRecord) -> String {
@@ -85,22 +85,22 @@ impl DynamoHistory {
         Ok(())
     }
 
-    fn err(&self, op: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> HistoryError {
+    pub(crate) fn err(&self, op: &'static str, e: impl std::error::Error + Send + Sync + 'static) -> HistoryError {
         HistoryError::Other(Box::new(Error::Dynamo { op, table: self.table.clone(), source: boxed(e) }))
     }
 
-    fn corrupt(&self, what: impl Into<String>) -> HistoryError {
+    pub(crate) fn corrupt(&self, what: impl Into<String>) -> HistoryError {
         HistoryError::Other(Box::new(Error::Corrupt { table: self.table.clone(), what: what.into() }))
     }
 
-    fn text(&self, item: &Item, name: &str) -> Result<String, HistoryError> {
+    pub(crate) fn text(&self, item: &Item, name: &str) -> Result<String, HistoryError> {
         match item.get(name) {
             Some(AttributeValue::S(v)) => Ok(v.clone()),
             _ => Err(self.corrupt(format!("attribute {name} is missing or not a string"))),
         }
     }
 
-    fn number(&self, item: &Item, name: &str) -> Result<i64, HistoryError> {
+    pub(crate) fn number(&self, item: &Item, name: &str) -> Result<i64, HistoryError> {
         match item.get(name) {
             Some(AttributeValue::N(v)) => {
                 v.parse().map_err(|_| self.corrupt(format!("attribute {name} is not a number")))

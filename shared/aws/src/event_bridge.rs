@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use aws_sdk_eventbridge::types::PutEventsRequestEntry;
 use aws_sdk_eventbridge::Client;
 
-use sluice_core::ports::{EventSink, RunEvent};
+use sluice_core::ports::{EventDetail, EventSink, RunEvent};
 use sluice_core::BoxError;
 
 use crate::error::{boxed, Error};
@@ -32,11 +32,19 @@ impl EventBridgeSink {
 /// tables), per-table outcomes are replaced by their count and `tables_truncated: true`.
 pub fn detail_within_limit(event: &RunEvent) -> Result<String, serde_json::Error> {
     let budget = MAX_ENTRY_BYTES - EVENT_SOURCE.len() - event.detail_type.len();
-    let detail = serde_json::to_string(&event.summary)?;
+    let detail = serde_json::to_string(&event.detail)?;
     if detail.len() <= budget {
         return Ok(detail);
     }
-    let mut value = serde_json::to_value(&event.summary)?;
+    let mut value = serde_json::to_value(&event.detail)?;
+    if let EventDetail::Integration(_) = &event.detail {
+        // Counts and keys are small; only the error can be long.
+        if let Some(err) = value["error"].as_str() {
+            let cut: String = err.chars().take(4096).collect();
+            value["error"] = cut.into();
+        }
+        return serde_json::to_string(&value);
+    }
     let count = value["tables"].as_array().map_or(0, Vec::len);
     value["tables"] = serde_json::Value::Array(Vec::new());
     value["table_count"] = count.into();
@@ -90,7 +98,7 @@ mod tests {
         let now = chrono::Utc::now();
         RunEvent {
             detail_type: "ExportFailed".into(),
-            summary: ExportRunSummary {
+            detail: EventDetail::Export(ExportRunSummary {
                 version: 1,
                 export: "e".into(),
                 run_id: "r".into(),
@@ -103,7 +111,7 @@ mod tests {
                 finished_at: now,
                 duration_ms: 1,
                 error: Some("y".repeat(10_000)),
-            },
+            }),
         }
     }
 
@@ -117,7 +125,7 @@ mod tests {
     #[test]
     fn a_summary_over_the_entry_limit_drops_its_table_list_but_keeps_the_counts() {
         let e = event(2_000);
-        assert!(serde_json::to_string(&e.summary).unwrap().len() > MAX_ENTRY_BYTES);
+        assert!(serde_json::to_string(&e.detail).unwrap().len() > MAX_ENTRY_BYTES);
         let detail = detail_within_limit(&e).unwrap();
         assert!(detail.len() + EVENT_SOURCE.len() + e.detail_type.len() <= MAX_ENTRY_BYTES);
         let v: serde_json::Value = serde_json::from_str(&detail).unwrap();

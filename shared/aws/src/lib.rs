@@ -1,13 +1,15 @@
 //! Sluice's AWS adapters: an S3 object store with streaming multipart uploads, a DynamoDB
-//! history store, an EventBridge event sink, and Secrets Manager for source credentials. Clients are built by the caller (once per
+//! history store (with the integrations' delivery ledger), an EventBridge event sink, and Secrets Manager for source credentials. Clients are built by the caller (once per
 //! process, from the standard AWS environment; see `client_config`).
 
 mod dynamo_history;
+mod dynamo_ledger;
 mod error;
 mod event_bridge;
 mod metrics;
 mod s3_store;
 mod secrets;
+mod settings;
 
 pub use dynamo_history::DynamoHistory;
 pub use error::Error;
@@ -15,6 +17,7 @@ pub use event_bridge::{detail_within_limit, EventBridgeSink, EVENT_SOURCE, MAX_E
 pub use metrics::{emf_line, NAMESPACE};
 pub use s3_store::{Encryption, S3Store, MAX_IN_FLIGHT, MIN_PART_SIZE, PART_SIZE};
 pub use secrets::SecretsManager;
+pub use settings::{encryption_from_env, load_config, ConfigLoadError};
 
 /// The shared AWS configuration from the standard environment (profiles, region, credentials,
 /// `AWS_ENDPOINT_URL` for local stand-ins).

@@ -11,7 +11,7 @@ use aws_sdk_s3::Client;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use sluice_core::ports::{ObjectMeta, ObjectStore, ObjectWriter};
+use sluice_core::ports::{ByteStream as Chunks, ObjectMeta, ObjectStore, ObjectWriter};
 use sluice_core::BoxError;
 
 use crate::error::{boxed, Error};
@@ -333,6 +333,41 @@ impl ObjectStore for S3Store {
         };
         let body = out.body.collect().await.map_err(|e| self.err("GetObject", &full, boxed(e)))?;
         Ok(Some(body.into_bytes().to_vec()))
+    }
+
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, BoxError> {
+        let full = self.full_key(key);
+        let out = match self.client.get_object().bucket(&self.bucket).key(&full).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(self.err("GetObject", &full, boxed(e)).into()),
+        };
+        let etag = out.e_tag().unwrap_or_default().trim_matches('"').to_string();
+        let body = out.body.collect().await.map_err(|e| self.err("GetObject", &full, boxed(e)))?;
+        Ok(Some((body.into_bytes().to_vec(), etag)))
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<Chunks>, BoxError> {
+        use futures::StreamExt;
+        let full = self.full_key(key);
+        let out = match self.client.get_object().bucket(&self.bucket).key(&full).send().await {
+            Ok(out) => out,
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_no_such_key()) => return Ok(None),
+            Err(e) => return Err(self.err("GetObject", &full, boxed(e)).into()),
+        };
+        let context = (self.bucket.clone(), full);
+        let stream = futures::stream::unfold(Some((out.body, context)), |state| async move {
+            let (mut body, (bucket, key)) = state?;
+            match body.next().await {
+                None => None,
+                Some(Ok(bytes)) => Some((Ok(bytes.to_vec()), Some((body, (bucket, key))))),
+                Some(Err(e)) => {
+                    let err = Error::S3 { op: "GetObject", bucket, key, source: boxed(e) };
+                    Some((Err(err.into()), None))
+                }
+            }
+        });
+        Ok(Some(stream.boxed()))
     }
 
     async fn delete(&self, key: &str) -> Result<(), BoxError> {

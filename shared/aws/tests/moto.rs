@@ -367,6 +367,12 @@ impl ObjectStore for UploadLost {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, sluice_core::BoxError> {
         self.inner.get(key).await
     }
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, sluice_core::BoxError> {
+        self.inner.get_tagged(key).await
+    }
+    async fn read(&self, key: &str) -> Result<Option<sluice_core::ports::ByteStream>, sluice_core::BoxError> {
+        self.inner.read(key).await
+    }
     async fn delete(&self, key: &str) -> Result<(), sluice_core::BoxError> {
         self.inner.delete(key).await
     }

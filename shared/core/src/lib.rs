@@ -5,6 +5,7 @@
 pub mod encode;
 pub mod error;
 pub mod format;
+pub mod integrate;
 pub mod manifest;
 pub mod part;
 pub mod plan;

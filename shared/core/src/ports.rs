@@ -192,6 +192,9 @@ pub trait ObjectWriter: Send {
     async fn abort(self: Box<Self>) -> Result<(), BoxError>;
 }
 
+/// An object's bytes as they arrive.
+pub type ByteStream = BoxStream<'static, Result<Vec<u8>, BoxError>>;
+
 #[async_trait]
 pub trait ObjectStore: Send + Sync {
     /// Where keys land, for messages and manifests (`/data/exports`, `s3://bucket/prefix`).
@@ -202,6 +205,11 @@ pub trait ObjectStore: Send + Sync {
     async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), BoxError>;
     /// Reads a small object whole; `None` when absent.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError>;
+    /// Reads a small object whole with its entity tag (S3's ETag, a content hash elsewhere), which
+    /// changes whenever the object is rewritten.
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, BoxError>;
+    /// Streams an object in chunks, for parts too large to hold; `None` when absent.
+    async fn read(&self, key: &str) -> Result<Option<ByteStream>, BoxError>;
     async fn delete(&self, key: &str) -> Result<(), BoxError>;
     /// Deletes every object under `prefix`; returns how many.
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, BoxError>;
@@ -324,15 +332,105 @@ pub trait HistoryStore: Send + Sync {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Delivery ledger
+// ---------------------------------------------------------------------------------------------
+
+/// One manifest as one integration delivers it. The ETag tells a rewritten object from a
+/// duplicated event about the same one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryId {
+    pub integration: String,
+    pub manifest_key: String,
+    pub etag: String,
+}
+
+/// A batch settled after an earlier one still in flight: kept apart until the gap closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SettledBatch {
+    pub seq: u64,
+    pub delivered: u64,
+    pub failed: u64,
+}
+
+/// How far a delivery got. Batch `seq` holds rows `[seq * batch_size, (seq + 1) * batch_size)`;
+/// every row below `settled_rows` is delivered or written to the failures, as are the rows of
+/// the batches in `ahead`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeliveryProgress {
+    pub batch_size: u64,
+    pub settled_rows: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    pub ahead: Vec<SettledBatch>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeliveryState {
+    /// Being delivered, or stopped part-way (a deadline, an API down): the next claim resumes it.
+    InProgress,
+    /// Every row delivered or written to the failures file: a later event for it is a duplicate.
+    Done,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliveryRecord {
+    pub id: DeliveryId,
+    pub state: DeliveryState,
+    /// The manifest's row count.
+    pub rows: u64,
+    pub progress: DeliveryProgress,
+    /// Where the failed records are, once the delivery is done and some failed.
+    pub failures_key: Option<String>,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub attempts: u32,
+    /// Why the last attempt stopped, if it did.
+    pub error: Option<String>,
+}
+
+/// What claiming a delivery found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Claim {
+    /// This owner now holds it; the record carries any progress of earlier attempts.
+    Mine(DeliveryRecord),
+    /// Already done: the event is a duplicate.
+    Done(DeliveryRecord),
+    /// Another invocation holds it until `expires_at`.
+    Held { owner: String, expires_at: DateTime<Utc> },
+}
+
+/// Where integrations record what they delivered: exactly-once in effect over at-least-once
+/// events. A claim is a lease: one owner at a time, lapsing at `expires_at` if its owner dies.
+#[async_trait]
+pub trait DeliveryLedger: Send + Sync {
+    /// Takes the delivery for `owner` until `now + ttl`, creating its record (with `rows`) if new.
+    async fn claim(&self, id: &DeliveryId, owner: &str, ttl: Duration, rows: u64) -> Result<Claim, HistoryError>;
+    /// Saves the record if `owner` still holds the claim (`LeaseLost` otherwise). `hold` extends
+    /// the claim by that long; `None` gives it up (done, or stopped for a later attempt).
+    async fn save(&self, record: &DeliveryRecord, owner: &str, hold: Option<Duration>) -> Result<(), HistoryError>;
+    async fn delivery(&self, id: &DeliveryId) -> Result<Option<DeliveryRecord>, HistoryError>;
+    /// An integration's deliveries, most recently updated first.
+    async fn deliveries(&self, integration: &str, limit: usize) -> Result<Vec<DeliveryRecord>, HistoryError>;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Events
 // ---------------------------------------------------------------------------------------------
 
-/// What a finished export run announces.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What Sluice announces: a finished export run, or a finished (or stopped) delivery.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunEvent {
-    /// `ExportSucceeded` or `ExportFailed`.
+    /// `ExportSucceeded`, `ExportFailed`, `IntegrationSucceeded` or `IntegrationFailed`.
     pub detail_type: String,
-    pub summary: crate::run::ExportRunSummary,
+    pub detail: EventDetail,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum EventDetail {
+    Export(crate::run::ExportRunSummary),
+    Integration(crate::integrate::DeliverySummary),
 }
 
 #[async_trait]

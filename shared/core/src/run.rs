@@ -15,8 +15,8 @@ use crate::manifest::{Manifest, PartInfo, Totals, MANIFEST_FILE, MANIFEST_VERSIO
 use crate::part::{PartError, PartWriter};
 use crate::plan::{plan_table, TablePlan};
 use crate::ports::{
-    EventSink, HistoryStore, Lease, LeaseOwner, ObjectMeta, ObjectStore, RunEvent, RunRecord, RunState, Source,
-    UnloadTarget,
+    EventDetail, EventSink, HistoryStore, Lease, LeaseOwner, ObjectMeta, ObjectStore, RunEvent, RunRecord, RunState,
+    Source, UnloadTarget,
 };
 use crate::spec::{ExportSpec, TableMode, TableSpec};
 use crate::value::Window;
@@ -192,7 +192,7 @@ impl<'a> Runner<'a> {
             error,
         };
         let detail_type = if summary.succeeded { "ExportSucceeded" } else { "ExportFailed" };
-        let event = RunEvent { detail_type: detail_type.into(), summary: summary.clone() };
+        let event = RunEvent { detail_type: detail_type.into(), detail: EventDetail::Export(summary.clone()) };
         if let Err(e) = self.ports.events.publish(&event).await {
             // The run is committed either way; a lost event must not make it look failed.
             warn!(export = %export.name, error = %e, "publishing the run event failed");

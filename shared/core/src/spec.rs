@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::format::{Compression, CsvFormat, FileFormat, JsonFormat, QuoteStyle};
+use crate::integrate::spec::{IntegrationSpec, RawIntegration};
 
 /// The config file's schema version this build reads.
 pub const CONFIG_VERSION: u32 = 1;
@@ -57,6 +58,8 @@ pub enum ConfigError {
     Invalid { path: PathBuf, problems: Vec<Problem> },
     #[error("{path}: no export named {name:?}; the file defines: {known}")]
     UnknownExport { path: PathBuf, name: String, known: String },
+    #[error("{path}: no integration named {name:?}; the file defines: {known}")]
+    UnknownIntegration { path: PathBuf, name: String, known: String },
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -73,6 +76,8 @@ pub struct Config {
     pub history: PathBuf,
     pub sources: BTreeMap<String, SourceSpec>,
     pub exports: Vec<ExportSpec>,
+    /// `[integrations.<name>]`, sorted by name.
+    pub integrations: Vec<IntegrationSpec>,
     /// Allowed but worth knowing (e.g. a format that cannot tell NULL from empty).
     pub warnings: Vec<Problem>,
 }
@@ -300,6 +305,8 @@ struct RawConfig {
     sources: BTreeMap<String, RawSource>,
     #[serde(default, rename = "export")]
     exports: Vec<RawExport>,
+    #[serde(default)]
+    integrations: BTreeMap<String, RawIntegration>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -404,6 +411,22 @@ impl Config {
         })
     }
 
+    pub fn integration(&self, name: &str) -> Result<&IntegrationSpec, ConfigError> {
+        self.integrations.iter().find(|i| i.name == name).ok_or_else(|| ConfigError::UnknownIntegration {
+            path: self.path.clone(),
+            name: name.to_string(),
+            known: match self.integrations.iter().map(|i| i.name.as_str()).collect::<Vec<_>>().join(", ") {
+                k if k.is_empty() => "none (add an [integrations.<name>] section, see docs/integrations.md)".into(),
+                k => k,
+            },
+        })
+    }
+
+    /// The integrations that deliver `export`'s manifests.
+    pub fn integrations_of<'a>(&'a self, export: &'a str) -> impl Iterator<Item = &'a IntegrationSpec> + 'a {
+        self.integrations.iter().filter(move |i| i.export == export)
+    }
+
     /// The history location with relative paths resolved.
     pub fn history_path(&self) -> PathBuf {
         resolve(&self.base_dir, &self.history.to_string_lossy())
@@ -478,13 +501,13 @@ pub fn path_segment(table: &str) -> String {
 }
 
 #[derive(Default)]
-struct Validator {
-    problems: Vec<Problem>,
+pub(crate) struct Validator {
+    pub(crate) problems: Vec<Problem>,
     warnings: Vec<Problem>,
 }
 
 impl Validator {
-    fn problem(&mut self, key: impl Into<String>, problem: impl Into<String>, hint: impl Into<String>) {
+    pub(crate) fn problem(&mut self, key: impl Into<String>, problem: impl Into<String>, hint: impl Into<String>) {
         self.problems.push(Problem { key: key.into(), problem: problem.into(), hint: hint.into() });
     }
 
@@ -522,6 +545,7 @@ impl Validator {
         }
         let mut names = BTreeSet::new();
         let mut exports = Vec::new();
+        let declared_exports: Vec<String> = raw.exports.iter().map(|e| e.name.clone()).collect();
         for (i, e) in raw.exports.into_iter().enumerate() {
             let key = format!("export[{i}]");
             if !names.insert(e.name.clone()) {
@@ -537,12 +561,15 @@ impl Validator {
             }
         }
 
+        let integrations = self.integrations(raw.integrations, &exports, &declared_exports);
+
         Config {
             path: path.to_path_buf(),
             base_dir: base_dir.to_path_buf(),
             history: PathBuf::from(raw.history.unwrap_or_else(|| DEFAULT_HISTORY.to_string())),
             sources,
             exports,
+            integrations,
             warnings: Vec::new(),
         }
     }

@@ -5,21 +5,37 @@ use std::path::Path;
 
 use sluice_core::spec::Config;
 
-fn reference() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/configuration.md");
+fn doc(name: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs").join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn reference() -> String {
+    doc("configuration.md")
+}
+
+/// The TOML blocks of a document.
+fn toml_blocks(doc: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = doc;
+    while let Some(start) = rest.find("```toml\n") {
+        let body = &rest[start + 8..];
+        let end = body.find("```").expect("closed toml block");
+        out.push(body[..end].to_string());
+        rest = &body[end..];
+    }
+    out
 }
 
 /// The keys of the file's raw (serde) structs, read from the source so a new key cannot be
 /// added without this test seeing it.
-fn accepted_keys() -> Vec<String> {
-    let src = include_str!("../src/spec.rs");
+fn accepted_keys(src: &str) -> Vec<String> {
     let mut keys = Vec::new();
     let mut in_raw = false;
     let mut rename: Option<String> = None;
     for line in src.lines() {
         let t = line.trim();
-        if t.starts_with("struct Raw") && t.ends_with('{') {
+        if (t.starts_with("struct Raw") || t.starts_with("pub(crate) struct Raw")) && t.ends_with('{') {
             in_raw = true;
             continue;
         }
@@ -62,9 +78,30 @@ fn every_toml_example_in_the_reference_is_a_valid_config() {
 #[test]
 fn every_accepted_key_is_documented() {
     let doc = reference();
-    let keys = accepted_keys();
+    let keys = accepted_keys(include_str!("../src/spec.rs"));
     assert!(keys.len() > 20, "found only {keys:?}");
     for key in keys {
         assert!(doc.contains(&format!("`{key}`")), "docs/configuration.md does not document `{key}`");
+    }
+}
+
+#[test]
+fn every_integration_key_is_documented_and_the_examples_are_valid() {
+    let doc = doc("integrations.md");
+    let keys = accepted_keys(include_str!("../src/integrate/spec.rs"));
+    assert!(keys.len() > 15, "found only {keys:?}");
+    for key in keys {
+        assert!(doc.contains(&format!("`{key}`")), "docs/integrations.md does not document `{key}`");
+    }
+    // The examples are sections of a file: they are checked inside one with their export.
+    let base = "version = 1\n[sources.db]\nkind = \"sqlite\"\npath = \"db.sqlite\"\n\
+                [[export]]\nname = \"crm_updates\"\nsource = \"db\"\ndestination = \"out\"\n\
+                [[export.table]]\nname = \"contacts\"\nincremental = { strategy = \"full\" }\n";
+    let blocks = toml_blocks(&doc);
+    assert!(!blocks.is_empty());
+    for b in blocks {
+        let config = Config::parse(Path::new("/tmp/docs/sluice.toml"), &format!("{base}{b}"))
+            .unwrap_or_else(|e| panic!("an example in docs/integrations.md is not valid: {e}\n{b}"));
+        assert!(!config.integrations.is_empty());
     }
 }

@@ -254,6 +254,13 @@ impl ObjectStore for MemoryStore {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
         Ok(self.objects.lock().unwrap().get(key).cloned())
     }
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, BoxError> {
+        Ok(self.get(key).await?.map(|b| (b, "tag".to_string())))
+    }
+    async fn read(&self, key: &str) -> Result<Option<sluice_core::ports::ByteStream>, BoxError> {
+        use futures::StreamExt;
+        Ok(self.get(key).await?.map(|b| futures::stream::iter([Ok(b)]).boxed()))
+    }
     async fn delete(&self, key: &str) -> Result<(), BoxError> {
         self.objects.lock().unwrap().remove(key);
         Ok(())

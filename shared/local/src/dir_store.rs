@@ -7,7 +7,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sluice_core::ports::{ObjectMeta, ObjectStore, ObjectWriter};
+use sluice_core::ports::{ByteStream, ObjectMeta, ObjectStore, ObjectWriter};
 use sluice_core::BoxError;
 
 use crate::error::Error;
@@ -144,6 +144,47 @@ impl ObjectStore for DirectoryStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io("reading", &path)(e).into()),
         }
+    }
+
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, BoxError> {
+        use sha2::Digest;
+        Ok(self.get(key).await?.map(|bytes| {
+            // A content hash: like S3's ETag, it changes when the object is rewritten differently.
+            let tag = hex::encode(&sha2::Sha256::digest(&bytes)[..16]);
+            (bytes, tag)
+        }))
+    }
+
+    async fn read(&self, key: &str) -> Result<Option<ByteStream>, BoxError> {
+        use futures::StreamExt;
+        use std::io::Read;
+        let path = self.path(key)?;
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io("reading", &path)(e).into()),
+        };
+        // Reads run on the blocking pool, a chunk at a time, so a large part never stalls the
+        // runtime nor sits in memory whole.
+        let stream = futures::stream::unfold(Some((file, path)), |state| async move {
+            let (mut file, path) = state?;
+            let read = tokio::task::spawn_blocking(move || {
+                let mut chunk = vec![0u8; 1 << 20];
+                let n = file.read(&mut chunk);
+                (file, chunk, n)
+            })
+            .await;
+            match read {
+                Ok((_, _, Ok(0))) => None,
+                Ok((file, mut chunk, Ok(n))) => {
+                    chunk.truncate(n);
+                    Some((Ok(chunk), Some((file, path))))
+                }
+                Ok((_, _, Err(e))) => Some((Err(Error::Io { op: "reading", path, source: e }.into()), None)),
+                Err(e) => Some((Err(e.into()), None)),
+            }
+        });
+        Ok(Some(stream.boxed()))
     }
 
     async fn delete(&self, key: &str) -> Result<(), BoxError> {

@@ -1,4 +1,4 @@
-//! The local event sink: one JSON line per `ExportSucceeded`/`ExportFailed`, appended to a file
+//! The local event sink: one JSON line per event (`ExportSucceeded`, `IntegrationFailed`, …), appended to a file
 //! beside the history, where a script can tail it as a consumer of EventBridge would.
 
 use async_trait::async_trait;
@@ -28,7 +28,7 @@ struct Entry<'a> {
     #[serde(rename = "detail-type")]
     detail_type: &'a str,
     time: chrono::DateTime<chrono::Utc>,
-    detail: &'a sluice_core::run::ExportRunSummary,
+    detail: &'a sluice_core::ports::EventDetail,
 }
 
 #[async_trait]
@@ -38,7 +38,7 @@ impl EventSink for JsonlEventLog {
             source: "sluice",
             detail_type: &event.detail_type,
             time: chrono::Utc::now(),
-            detail: &event.summary,
+            detail: &event.detail,
         };
         let mut line = serde_json::to_vec(&entry)?;
         line.push(b'\n');

@@ -1,10 +1,12 @@
 //! Sluice's embedded adapters, for running the whole pipeline on one machine: an SQLite source,
-//! a directory object store, an SQLite-file history store and a JSON-lines event log.
+//! a directory object store, an SQLite-file history store (with the integrations' delivery ledger) and a JSON-lines
+//! event log.
 
 mod dir_store;
 mod error;
 mod event_log;
 mod sqlite_history;
+mod sqlite_ledger;
 mod sqlite_source;
 
 pub use dir_store::DirectoryStore;

@@ -15,7 +15,8 @@ use sluice_core::HistoryError;
 
 use crate::error::Error;
 
-const SCHEMA_VERSION: i64 = 1;
+/// 2 added `deliveries`; a version 1 file gains the table when first opened.
+pub(crate) const SCHEMA_VERSION: i64 = 2;
 /// How long a call waits for another process's transaction on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -46,6 +47,17 @@ CREATE TABLE IF NOT EXISTS runs (
     PRIMARY KEY (export, table_name, run_id)
 );
 CREATE INDEX IF NOT EXISTS runs_by_state ON runs (export, state);
+CREATE TABLE IF NOT EXISTS deliveries (
+    integration  TEXT NOT NULL,
+    manifest_key TEXT NOT NULL,
+    etag         TEXT NOT NULL,
+    state        TEXT NOT NULL,   -- in_progress | done
+    owner        TEXT,            -- host:pid:id of the process holding the claim
+    expires_at   TEXT,
+    updated_at   TEXT NOT NULL,
+    record       TEXT NOT NULL,   -- the whole DeliveryRecord as JSON
+    PRIMARY KEY (integration, manifest_key, etag)
+);
 ";
 
 pub struct SqliteHistory {
@@ -56,11 +68,11 @@ pub struct SqliteHistory {
     host: String,
 }
 
-fn ts(t: DateTime<Utc>) -> String {
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
     // Signal 0 checks existence only; EPERM means it exists under another user.
     let r = unsafe { libc::kill(pid, 0) };
@@ -122,15 +134,22 @@ impl SqliteHistory {
         Ok(version)
     }
 
-    fn err(&self, source: rusqlite::Error) -> HistoryError {
+    pub(crate) fn host(&self) -> &str {
+        &self.host
+    }
+
+    pub(crate) fn err(&self, source: rusqlite::Error) -> HistoryError {
         HistoryError::Other(Box::new(Error::History { path: self.path.clone(), source }))
     }
 
-    fn corrupt(&self, source: serde_json::Error) -> HistoryError {
+    pub(crate) fn corrupt(&self, source: serde_json::Error) -> HistoryError {
         HistoryError::Other(Box::new(Error::Corrupt { path: self.path.clone(), source }))
     }
 
-    fn with_conn<T>(&self, f: impl FnOnce(&mut Connection) -> Result<T, HistoryError>) -> Result<T, HistoryError> {
+    pub(crate) fn with_conn<T>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T, HistoryError>,
+    ) -> Result<T, HistoryError> {
         // A poisoned lock only means another call panicked mid-way; SQLite's own transaction
         // rolled back, so the connection is still sound.
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());

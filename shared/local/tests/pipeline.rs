@@ -307,6 +307,12 @@ impl ObjectStore for DiesAt {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
         self.inner.get(key).await
     }
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, BoxError> {
+        self.inner.get_tagged(key).await
+    }
+    async fn read(&self, key: &str) -> Result<Option<sluice_core::ports::ByteStream>, BoxError> {
+        self.inner.read(key).await
+    }
     async fn delete(&self, key: &str) -> Result<(), BoxError> {
         self.inner.delete(key).await
     }

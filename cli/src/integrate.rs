@@ -1,0 +1,217 @@
+//! `sluice integrate`: the integration engine on one machine, against a manifest in a local
+//! destination (or S3 with the `aws` feature), with the delivery ledger in the history. `sluice
+//! run` calls `after_run` for the local fan-out: each committed table's manifest goes to the
+//! export's integrations, as S3 events would send it in AWS.
+
+use anyhow::{anyhow, Result};
+use clap::Args;
+use std::path::Path;
+
+use sluice_core::integrate::spec::IntegrationSpec;
+use sluice_core::integrate::{
+    resolve_token, DeliverError, Deliverer, DeliveryOptions, DeliveryOutcome, DeliveryPorts, DeliverySummary,
+};
+use sluice_core::ports::{ObjectStore, RunState};
+use sluice_core::run::{error_chain, ExportRunSummary};
+use sluice_core::spec::{Destination, ExportSpec};
+
+use crate::app::App;
+use crate::{exit, output};
+
+#[derive(Args, Debug, Clone)]
+pub struct IntegrateArgs {
+    /// The integration, as named under [integrations.<name>].
+    #[arg(long, short = 'i', value_name = "NAME")]
+    pub integration: String,
+    /// A manifest to deliver (repeatable): a path inside the export's destination folder, a key
+    /// relative to the destination, or s3://bucket/key.
+    #[arg(long = "manifest", short = 'm', value_name = "MANIFEST", required_unless_present = "retry_failures")]
+    pub manifests: Vec<String>,
+    /// Send again the records of a failures file (<run folder>/failures/<integration>.jsonl).
+    #[arg(long, value_name = "FILE", conflicts_with = "manifests")]
+    pub retry_failures: Option<String>,
+}
+
+/// A manifest or failures file as a key relative to the export's destination.
+fn relative_key(export: &ExportSpec, given: &str) -> Result<String> {
+    match &export.destination {
+        Destination::S3 { bucket, prefix } => {
+            let Some(rest) = given.strip_prefix("s3://") else { return Ok(given.trim_start_matches('/').to_string()) };
+            let (b, key) = rest.split_once('/').unwrap_or((rest, ""));
+            let under = if prefix.is_empty() {
+                Some(key)
+            } else {
+                key.strip_prefix(prefix.as_str()).and_then(|k| k.strip_prefix('/'))
+            };
+            match under {
+                Some(k) if b == bucket && !k.is_empty() => Ok(k.to_string()),
+                _ => Err(anyhow!("{given} is not under export {:?}'s destination {}", export.name, export.destination)),
+            }
+        }
+        Destination::Local(dir) => {
+            let path = Path::new(given);
+            if !path.exists() {
+                // Not a path from here: a key relative to the destination.
+                return Ok(given.trim_start_matches("./").to_string());
+            }
+            let full = path.canonicalize()?;
+            let root = dir
+                .canonicalize()
+                .map_err(|e| anyhow!("export {:?}'s destination {}: {e}", export.name, dir.display()))?;
+            let rel = full.strip_prefix(&root).map_err(|_| {
+                anyhow!("{given} is not inside export {:?}'s destination {}", export.name, dir.display())
+            })?;
+            Ok(rel.to_string_lossy().replace('\\', "/"))
+        }
+    }
+}
+
+fn owner(app: &App) -> String {
+    let id = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}:{}:{}", app.host, std::process::id(), &id[..8])
+}
+
+/// One integration wired to its export's store, with its token read.
+struct Wired<'a> {
+    spec: &'a IntegrationSpec,
+    store: Box<dyn ObjectStore>,
+    token: Option<String>,
+}
+
+async fn wire<'a>(app: &'a App, spec: &'a IntegrationSpec) -> Result<Wired<'a>> {
+    let export = app.config.export(&spec.export)?;
+    let store = app.store(export)?;
+    let secrets = app.secrets();
+    let token = resolve_token(spec, secrets.as_ref()).await.map_err(|e| anyhow!("integration {:?}: {e}", spec.name))?;
+    Ok(Wired { spec, store, token })
+}
+
+impl Wired<'_> {
+    fn deliverer<'b>(&'b self, app: &'b App) -> Result<Deliverer<'b>> {
+        let ports = DeliveryPorts {
+            store: self.store.as_ref(),
+            ledger: app.ledger.as_ref(),
+            http: app.http()?,
+            events: app.events.as_ref(),
+        };
+        let mut opts = DeliveryOptions::new(owner(app));
+        opts.token = self.token.clone();
+        Ok(Deliverer::new(ports, self.spec, opts))
+    }
+}
+
+fn report(outcome: &Result<DeliveryOutcome, DeliverError>, what: &str, json: bool) -> (u8, serde_json::Value) {
+    match outcome {
+        Ok(DeliveryOutcome::Done(s)) => {
+            if !json {
+                print!("{}", render(s));
+            }
+            (if s.failed > 0 { exit::FAILED } else { exit::OK }, serde_json::to_value(&**s).unwrap_or_default())
+        }
+        Ok(DeliveryOutcome::Duplicate(r)) => {
+            if !json {
+                println!(
+                    "{what}: already delivered ({} rows, finished {}); nothing sent",
+                    r.rows,
+                    r.updated_at.to_rfc3339()
+                );
+            }
+            (exit::OK, serde_json::json!({ "duplicate": what }))
+        }
+        Ok(DeliveryOutcome::Ignored { reason }) => {
+            eprintln!("warning: {reason}");
+            (exit::OK, serde_json::json!({ "ignored": what, "reason": reason }))
+        }
+        Err(e) => {
+            eprintln!("error: {}", error_chain(e));
+            let code = if matches!(e, DeliverError::Busy { .. }) { exit::BUSY } else { exit::FAILED };
+            let summary = match e {
+                DeliverError::Stopped { summary, .. } => serde_json::to_value(&**summary).unwrap_or_default(),
+                other => serde_json::json!({ "manifest_key": what, "error": error_chain(other) }),
+            };
+            (code, summary)
+        }
+    }
+}
+
+pub fn render(s: &DeliverySummary) -> String {
+    let rows = vec![vec![
+        s.table.clone(),
+        output::count(s.rows),
+        output::count(s.delivered),
+        output::count(s.failed),
+        output::count(s.requests),
+        output::count(s.retries),
+        s.failures_key.clone().unwrap_or_else(|| "-".into()),
+    ]];
+    let mut out = format!(
+        "integration {} ({}) run {}: {} in {}\n",
+        s.integration,
+        s.kind,
+        s.run_id,
+        if s.failed == 0 { "delivered" } else { "delivered with failures" },
+        output::duration_ms(s.duration_ms)
+    );
+    for line in
+        output::table(&["TABLE", "ROWS", "DELIVERED", "FAILED", "REQUESTS", "RETRIES", "FAILURES FILE"], &rows).lines()
+    {
+        out.push_str(&format!("  {line}\n"));
+    }
+    out
+}
+
+/// The exit code for several outcomes: a failure outweighs "busy", which outweighs success.
+pub fn worst(codes: impl IntoIterator<Item = u8>) -> u8 {
+    codes.into_iter().fold(exit::OK, |a, c| if a == exit::FAILED || c == exit::OK { a } else { c })
+}
+
+pub async fn integrate(app: App, args: &IntegrateArgs, json: bool) -> Result<u8> {
+    let spec = app.config.integration(&args.integration)?;
+    let export = app.config.export(&spec.export)?;
+    let wired = wire(&app, spec).await?;
+    let deliverer = wired.deliverer(&app)?;
+    let mut codes = Vec::new();
+    let mut results = Vec::new();
+    if let Some(file) = &args.retry_failures {
+        let key = relative_key(export, file)?;
+        let (code, value) = report(&deliverer.retry_failures(&key).await, &key, json);
+        codes.push(code);
+        results.push(value);
+    }
+    for m in &args.manifests {
+        let key = relative_key(export, m)?;
+        let (code, value) = report(&deliverer.deliver(&key).await, &key, json);
+        codes.push(code);
+        results.push(value);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&results)?);
+    }
+    Ok(worst(codes))
+}
+
+/// The local fan-out: delivers each committed table of a run to the export's integrations that
+/// want it. Returns the exit code the deliveries call for.
+pub async fn after_run(app: &App, summary: &ExportRunSummary, json: bool) -> Result<(u8, Vec<serde_json::Value>)> {
+    let mut codes = Vec::new();
+    let mut results = Vec::new();
+    for spec in app.config.integrations_of(&summary.export) {
+        let tables: Vec<_> = summary
+            .tables
+            .iter()
+            .filter(|t| t.state == RunState::Succeeded && spec.wants(&summary.export, &t.table))
+            .filter_map(|t| t.manifest_key.as_ref())
+            .collect();
+        if tables.is_empty() {
+            continue;
+        }
+        let wired = wire(app, spec).await?;
+        let deliverer = wired.deliverer(app)?;
+        for key in tables {
+            let (code, value) = report(&deliverer.deliver(key).await, key, json);
+            codes.push(code);
+            results.push(value);
+        }
+    }
+    Ok((worst(codes), results))
+}

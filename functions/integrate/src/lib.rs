@@ -1,0 +1,229 @@
+//! The integration function's wiring: settings from the environment, read once at cold start;
+//! an event (S3 notification, EventBridge, SQS, or a direct `{"manifest": "s3://…"}`) turned into
+//! deliveries by `sluice_core::integrate`. One function serves one integration
+//! (`SLUICE_INTEGRATION`), so each API gets its own concurrency, rate limit and alarms.
+
+use serde_json::{json, Value};
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, SecretsManager};
+use sluice_core::integrate::event::{manifest_key_under, parse, Incoming, ObjectRef};
+use sluice_core::integrate::spec::IntegrationSpec;
+use sluice_core::integrate::{resolve_token, DeliverError, Deliverer, DeliveryOptions, DeliveryOutcome, DeliveryPorts};
+use sluice_core::spec::{parse_duration, Config, ConfigError, Destination};
+
+/// Time kept back from the Lambda deadline to save progress and answer.
+pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(10);
+/// A claim outlives the invocation's deadline by this much: past it, the owner is surely gone.
+pub const CLAIM_SLACK: Duration = Duration::from_secs(30);
+
+#[derive(Debug, thiserror::Error)]
+pub enum FnError {
+    #[error("setting {name}: {problem}")]
+    Setting { name: &'static str, problem: String },
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("reading the config from {location}")]
+    ConfigFetch {
+        location: String,
+        #[source]
+        source: sluice_core::BoxError,
+    },
+    #[error("integration {integration:?}: {problem}")]
+    Token { integration: String, problem: String },
+    #[error("cannot read the event: {0}")]
+    Event(String),
+    #[error(transparent)]
+    Deliver(#[from] DeliverError),
+}
+
+impl FnError {
+    /// The Lambda error type, for alarms and for telling a bad event from an API that is down.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            FnError::Event(_) => "Sluice.InvalidEvent",
+            FnError::Setting { .. } | FnError::Config(_) | FnError::ConfigFetch { .. } | FnError::Token { .. } => {
+                "Sluice.Configuration"
+            }
+            FnError::Deliver(DeliverError::Busy { .. }) => "Sluice.Busy",
+            FnError::Deliver(DeliverError::Mapping { .. }) => "Sluice.Configuration",
+            FnError::Deliver(DeliverError::ManifestMissing { .. } | DeliverError::ManifestCorrupt { .. }) => {
+                "Sluice.InvalidManifest"
+            }
+            FnError::Deliver(_) => "Sluice.DeliveryStopped",
+        }
+    }
+}
+
+/// Settings from the environment (no secrets: the API token comes from Secrets Manager).
+pub struct Settings {
+    /// `SLUICE_CONFIG`: a file packaged with the function, or `s3://bucket/key`.
+    pub config: String,
+    /// `SLUICE_INTEGRATION`: which `[integrations.<name>]` this function delivers.
+    pub integration: String,
+    /// `SLUICE_HISTORY_TABLE`: the DynamoDB table holding the delivery ledger.
+    pub history_table: String,
+    /// `SLUICE_EVENT_BUS`: where `IntegrationSucceeded`/`IntegrationFailed` go (default `default`).
+    pub event_bus: String,
+    /// `SLUICE_SSE` (and `SLUICE_KMS_KEY_ID`): encryption of the failures files.
+    pub encryption: Option<sluice_aws::Encryption>,
+    /// `SLUICE_DEADLINE_MARGIN`: e.g. `10s`.
+    pub deadline_margin: Duration,
+}
+
+impl Settings {
+    pub fn from_env() -> Result<Settings, FnError> {
+        let var = |name: &'static str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        let required = |name: &'static str| {
+            var(name).ok_or(FnError::Setting { name, problem: "missing; set it in the function's environment".into() })
+        };
+        let deadline_margin = match var("SLUICE_DEADLINE_MARGIN") {
+            None => DEFAULT_DEADLINE_MARGIN,
+            Some(m) => parse_duration(&m).ok_or(FnError::Setting {
+                name: "SLUICE_DEADLINE_MARGIN",
+                problem: format!("{m:?} is not a duration like 10s"),
+            })?,
+        };
+        Ok(Settings {
+            config: required("SLUICE_CONFIG")?,
+            integration: required("SLUICE_INTEGRATION")?,
+            history_table: required("SLUICE_HISTORY_TABLE")?,
+            event_bus: var("SLUICE_EVENT_BUS").unwrap_or_else(|| "default".into()),
+            encryption: sluice_aws::encryption_from_env()
+                .map_err(|problem| FnError::Setting { name: "SLUICE_SSE", problem })?,
+            deadline_margin,
+        })
+    }
+}
+
+/// Everything built once per cold start.
+pub struct App {
+    pub settings: Settings,
+    pub config: Config,
+    store: S3Store,
+    bucket: String,
+    prefix: String,
+    history: DynamoHistory,
+    events: EventBridgeSink,
+    http: sluice_http::ReqwestClient,
+    token: Option<String>,
+    host: String,
+}
+
+impl App {
+    pub async fn init(settings: Settings) -> Result<App, FnError> {
+        let sdk = sluice_aws::client_config().await;
+        let s3 = sluice_aws::s3_client(&sdk);
+        let config = match sluice_aws::load_config(&s3, &settings.config).await {
+            Ok(c) => c,
+            Err(sluice_aws::ConfigLoadError::Config(e)) => return Err(e.into()),
+            Err(sluice_aws::ConfigLoadError::Fetch { location, source }) => {
+                return Err(FnError::ConfigFetch { location, source })
+            }
+        };
+        let spec = config.integration(&settings.integration)?.clone();
+        let export = config.export(&spec.export)?;
+        let Destination::S3 { bucket, prefix } = &export.destination else {
+            return Err(FnError::Setting {
+                name: "SLUICE_CONFIG",
+                problem: format!(
+                    "export {:?} writes to {}; the function reads S3 only: set destination = \"s3://bucket/prefix\"",
+                    export.name, export.destination
+                ),
+            });
+        };
+        let store = S3Store::new(s3, bucket, prefix, settings.encryption.clone());
+        let secrets = SecretsManager::new(aws_sdk_secretsmanager::Client::new(&sdk));
+        let token = resolve_token(&spec, &secrets)
+            .await
+            .map_err(|problem| FnError::Token { integration: spec.name.clone(), problem })?;
+        let http = sluice_http::ReqwestClient::new().map_err(|problem| FnError::Setting { name: "HTTP", problem })?;
+        let history = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.history_table);
+        let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), &settings.event_bus);
+        let host = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "lambda".into());
+        Ok(App {
+            bucket: bucket.clone(),
+            prefix: prefix.clone(),
+            settings,
+            config,
+            store,
+            history,
+            events,
+            http,
+            token,
+            host,
+        })
+    }
+
+    fn spec(&self) -> &IntegrationSpec {
+        self.config.integration(&self.settings.integration).expect("checked at cold start")
+    }
+
+    /// Handles one invocation. For SQS batches the answer lists the messages to retry
+    /// (`batchItemFailures`); otherwise a failed delivery fails the invocation.
+    pub async fn handle(&self, event: &Value, deadline: Option<Instant>) -> Result<Value, FnError> {
+        let stop_by = deadline.map(|d| d.checked_sub(self.settings.deadline_margin).unwrap_or(d));
+        match parse(event).map_err(FnError::Event)? {
+            Incoming::Objects(objects) => {
+                let mut results = Vec::new();
+                for o in &objects {
+                    results.push(self.deliver(o, deadline, stop_by).await?);
+                }
+                Ok(json!({ "deliveries": results }))
+            }
+            Incoming::Sqs(messages) => {
+                let mut failures = Vec::new();
+                for (id, objects) in messages {
+                    let objects = match objects {
+                        Ok(o) => o,
+                        Err(e) => {
+                            warn!(message = %id, error = %e, "an SQS message that is not an S3 event; it goes to the dead-letter queue after its retries");
+                            failures.push(json!({ "itemIdentifier": id }));
+                            continue;
+                        }
+                    };
+                    for o in &objects {
+                        if let Err(e) = self.deliver(o, deadline, stop_by).await {
+                            warn!(message = %id, error = %sluice_core::run::error_chain(&e), kind = e.error_type(), "delivery not finished; the message is retried");
+                            failures.push(json!({ "itemIdentifier": id }));
+                            break;
+                        }
+                    }
+                }
+                Ok(json!({ "batchItemFailures": failures }))
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        object: &ObjectRef,
+        deadline: Option<Instant>,
+        stop_by: Option<Instant>,
+    ) -> Result<Value, FnError> {
+        let Some(key) = manifest_key_under(object, &self.bucket, &self.prefix) else {
+            debug!(bucket = %object.bucket, key = %object.key, "not a manifest under this export's destination; ignored");
+            return Ok(json!({ "ignored": object.key }));
+        };
+        let spec = self.spec();
+        let ports = DeliveryPorts { store: &self.store, ledger: &self.history, http: &self.http, events: &self.events };
+        let mut opts = DeliveryOptions::new(format!("{}:{}", self.host, uuid::Uuid::new_v4().simple()));
+        opts.token = self.token.clone();
+        opts.stop_by = stop_by;
+        if let Some(d) = deadline {
+            opts.claim_ttl = d.saturating_duration_since(Instant::now()) + CLAIM_SLACK;
+        }
+        match Deliverer::new(ports, spec, opts).deliver(&key).await? {
+            DeliveryOutcome::Ignored { reason } => {
+                debug!(key = %key, "{reason}");
+                Ok(json!({ "ignored": key }))
+            }
+            DeliveryOutcome::Duplicate(r) => {
+                info!(key = %key, "already delivered; a duplicate event is skipped");
+                Ok(json!({ "duplicate": key, "delivered_at": r.updated_at }))
+            }
+            DeliveryOutcome::Done(summary) => Ok(serde_json::to_value(&*summary).unwrap_or(Value::Null)),
+        }
+    }
+}

@@ -1,0 +1,44 @@
+//! The integration Lambda: S3 object-created events for manifests (directly, through
+//! EventBridge, or buffered in SQS) become deliveries to the integration's API. Settings and
+//! clients are built once per cold start; a bad setting fails the start with a message saying which.
+
+use lambda_runtime::{run, service_fn, Diagnostic, LambdaEvent};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sluice_integrate_fn::{App, FnError, Settings};
+
+#[derive(Debug)]
+struct Failure(FnError);
+
+impl From<Failure> for Diagnostic {
+    fn from(f: Failure) -> Diagnostic {
+        Diagnostic { error_type: f.0.error_type().into(), error_message: sluice_core::run::error_chain(&f.0) }
+    }
+}
+
+/// The invocation's deadline (epoch milliseconds) on this process's monotonic clock.
+fn deadline(ctx: &lambda_runtime::Context) -> Option<Instant> {
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    Some(Instant::now() + Duration::from_millis(ctx.deadline.checked_sub(now_ms)?))
+}
+
+fn main() -> Result<(), lambda_runtime::Error> {
+    sluice_connect::bound_allocator();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(serve())
+}
+
+async fn serve() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+    let app = App::init(Settings::from_env()?).await.map_err(|e| sluice_core::run::error_chain(&e))?;
+    let app = &app;
+    run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
+        let deadline = deadline(&event.context);
+        app.handle(&event.payload, deadline).await.map_err(Failure)
+    }))
+    .await
+}

@@ -1,0 +1,192 @@
+//! The delivery ledger in the history table: per integration (`pk = INTEGRATION#<name>`) one item
+//! per manifest version (`sk = DELIVERY#<manifest key>#<etag>`), with the claim's `owner` and
+//! `expires_at` beside the record. A claim reads the item, then writes it conditioned on it not
+//! having changed since (`updated_at`), so two invocations given the same event cannot both win.
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::time::Duration;
+
+use sluice_core::ports::{Claim, DeliveryId, DeliveryLedger, DeliveryProgress, DeliveryRecord, DeliveryState};
+use sluice_core::HistoryError;
+
+use crate::dynamo_history::{n, s, ts, DynamoHistory, Item};
+
+fn pk(integration: &str) -> AttributeValue {
+    s(format!("INTEGRATION#{integration}"))
+}
+
+fn key(id: &DeliveryId) -> Item {
+    HashMap::from([
+        ("pk".to_string(), pk(&id.integration)),
+        ("sk".to_string(), s(format!("DELIVERY#{}#{}", id.manifest_key, id.etag))),
+    ])
+}
+
+fn state_str(s: DeliveryState) -> &'static str {
+    match s {
+        DeliveryState::InProgress => "in_progress",
+        DeliveryState::Done => "done",
+    }
+}
+
+fn until(ttl: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1))
+}
+
+fn is_condition_failure<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    e.as_service_error().and_then(|s| s.code()) == Some("ConditionalCheckFailedException")
+}
+
+impl DynamoHistory {
+    async fn delivery_item(&self, id: &DeliveryId) -> Result<Option<Item>, HistoryError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key(id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.err("GetItem", e))?;
+        Ok(out.item)
+    }
+
+    fn delivery_record(&self, item: &Item) -> Result<DeliveryRecord, HistoryError> {
+        serde_json::from_str(&self.text(item, "record")?).map_err(|e| self.corrupt(format!("delivery record: {e}")))
+    }
+}
+
+#[async_trait]
+impl DeliveryLedger for DynamoHistory {
+    async fn claim(&self, id: &DeliveryId, owner: &str, ttl: Duration, rows: u64) -> Result<Claim, HistoryError> {
+        // A lost race (the item changed between the read and the write) is read again: the
+        // winner's claim is then what the loser reports.
+        for _ in 0..3 {
+            let now = Utc::now();
+            let found = self.delivery_item(id).await?;
+            let (mut record, seen) = match &found {
+                Some(item) => {
+                    let record = self.delivery_record(item)?;
+                    if record.state == DeliveryState::Done {
+                        return Ok(Claim::Done(record));
+                    }
+                    if let (Some(AttributeValue::S(holder)), Some(AttributeValue::N(expires))) =
+                        (item.get("owner"), item.get("expires_at"))
+                    {
+                        let expires_at = DateTime::from_timestamp_millis(expires.parse().unwrap_or(0)).unwrap_or(now);
+                        if expires_at > now && holder != owner {
+                            return Ok(Claim::Held { owner: holder.clone(), expires_at });
+                        }
+                    }
+                    (record, Some(self.text(item, "updated_at")?))
+                }
+                None => (
+                    DeliveryRecord {
+                        id: id.clone(),
+                        state: DeliveryState::InProgress,
+                        rows,
+                        progress: DeliveryProgress::default(),
+                        failures_key: None,
+                        started_at: now,
+                        updated_at: now,
+                        attempts: 0,
+                        error: None,
+                    },
+                    None,
+                ),
+            };
+            record.attempts += 1;
+            record.updated_at = now;
+            let json = serde_json::to_string(&record).map_err(|e| self.corrupt(e.to_string()))?;
+            let mut item = key(id);
+            item.insert("state".into(), s(state_str(record.state)));
+            item.insert("owner".into(), s(owner));
+            item.insert("expires_at".into(), n(until(ttl).timestamp_millis()));
+            item.insert("updated_at".into(), s(ts(now)));
+            item.insert("record".into(), s(json));
+            let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+            let put = match seen {
+                None => put.condition_expression("attribute_not_exists(pk)"),
+                Some(at) => put.condition_expression("updated_at = :seen").expression_attribute_values(":seen", s(at)),
+            };
+            match put.send().await {
+                Ok(_) => return Ok(Claim::Mine(record)),
+                Err(e) if is_condition_failure(&e) => continue,
+                Err(e) => return Err(self.err("PutItem", e)),
+            }
+        }
+        let item = self.delivery_item(id).await?;
+        match item {
+            Some(item) => {
+                let record = self.delivery_record(&item)?;
+                if record.state == DeliveryState::Done {
+                    return Ok(Claim::Done(record));
+                }
+                let owner = self.text(&item, "owner").unwrap_or_else(|_| "another invocation".into());
+                let expires = self.number(&item, "expires_at").unwrap_or(0);
+                Ok(Claim::Held { owner, expires_at: DateTime::from_timestamp_millis(expires).unwrap_or_default() })
+            }
+            None => Err(self.corrupt("a delivery item vanished while being claimed")),
+        }
+    }
+
+    async fn save(&self, record: &DeliveryRecord, owner: &str, hold: Option<Duration>) -> Result<(), HistoryError> {
+        let json = serde_json::to_string(record).map_err(|e| self.corrupt(e.to_string()))?;
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(&record.id)))
+            .condition_expression("#owner = :me")
+            .expression_attribute_names("#owner", "owner")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":me", s(owner))
+            .expression_attribute_values(":state", s(state_str(record.state)))
+            .expression_attribute_values(":updated", s(ts(record.updated_at)))
+            .expression_attribute_values(":record", s(json));
+        let update = match hold {
+            Some(ttl) => update
+                .update_expression("SET #state = :state, updated_at = :updated, #record = :record, expires_at = :exp")
+                .expression_attribute_values(":exp", n(until(ttl).timestamp_millis())),
+            None => update.update_expression(
+                "SET #state = :state, updated_at = :updated, #record = :record REMOVE #owner, expires_at",
+            ),
+        }
+        .expression_attribute_names("#record", "record");
+        match update.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if is_condition_failure(&e) => Err(HistoryError::LeaseLost),
+            Err(e) => Err(self.err("UpdateItem", e)),
+        }
+    }
+
+    async fn delivery(&self, id: &DeliveryId) -> Result<Option<DeliveryRecord>, HistoryError> {
+        self.delivery_item(id).await?.map(|item| self.delivery_record(&item)).transpose()
+    }
+
+    async fn deliveries(&self, integration: &str, limit: usize) -> Result<Vec<DeliveryRecord>, HistoryError> {
+        let mut pages = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            .expression_attribute_values(":pk", pk(integration))
+            .expression_attribute_values(":prefix", s("DELIVERY#"))
+            .into_paginator()
+            .items()
+            .send();
+        let mut out = Vec::new();
+        while let Some(item) = pages.next().await {
+            out.push(self.delivery_record(&item.map_err(|e| self.err("Query", e))?)?);
+        }
+        out.sort_by_key(|r: &DeliveryRecord| std::cmp::Reverse(r.updated_at));
+        out.truncate(limit);
+        Ok(out)
+    }
+}

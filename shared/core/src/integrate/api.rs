@@ -1,0 +1,394 @@
+//! What an integration needs from an API, in two halves: the `HttpClient` port (the adapter that
+//! sends bytes, `sluice-http`) and the `Api` of each kind, pure logic that builds a batch's
+//! request and reads its answer. Adding a kind is adding an `Api` (see docs/integrations.md).
+
+use async_trait::async_trait;
+use serde_json::{json, Map, Value};
+use std::time::Duration;
+
+use super::spec::{HubspotSpec, IntegrationKind, IntegrationSpec, WebhookSpec, RECORDS_PLACEHOLDER};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpRequest {
+    pub method: String,
+    pub url: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpResponse {
+    pub status: u16,
+    /// Names in lower case.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The body for a message or a failures file: text, cut to 2 KiB.
+    pub fn excerpt(&self) -> String {
+        let text = String::from_utf8_lossy(&self.body);
+        let mut cut: String = text.chars().take(2048).collect();
+        if cut.len() < text.len() {
+            cut.push('…');
+        }
+        cut
+    }
+
+    /// `Retry-After` in seconds or as an HTTP date.
+    pub fn retry_after(&self) -> Option<Duration> {
+        let v = self.header("retry-after")?.trim();
+        if let Ok(secs) = v.parse::<f64>() {
+            return (secs.is_finite() && secs >= 0.0).then(|| Duration::from_secs_f64(secs.min(3600.0)));
+        }
+        let at = chrono::DateTime::parse_from_rfc2822(v).ok()?;
+        (at.with_timezone(&chrono::Utc) - chrono::Utc::now()).to_std().ok().or(Some(Duration::ZERO))
+    }
+}
+
+/// A request that got no answer: every one of these is retried.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TransportError {
+    #[error("no answer within {0:?}")]
+    Timeout(Duration),
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// Sends one request. Redirects are not followed: a moved endpoint is a config problem.
+#[async_trait]
+pub trait HttpClient: Send + Sync {
+    async fn send(&self, request: HttpRequest, timeout: Duration) -> Result<HttpResponse, TransportError>;
+}
+
+/// One record on its way: its index among the manifest's rows and its properties.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    pub index: u64,
+    pub properties: Map<String, Value>,
+}
+
+/// A request's worth of records, with a key that is the same every time these records are sent
+/// (an `Idempotency-Key`, so a resent batch is recognised by an API that honours it).
+#[derive(Debug, Clone)]
+pub struct Batch<'a> {
+    pub key: String,
+    pub records: &'a [Outgoing],
+}
+
+/// What an answer means for a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Answer {
+    /// Accepted, except these records (position in the batch, the API's reason).
+    Accepted { rejected: Vec<(usize, String)> },
+    /// Refused as a whole for its content: split it to find the bad records.
+    Rejected { status: u16, message: String },
+    /// Try again after a while (429, 5xx): the server's wait if it gave one.
+    Retry { status: u16, wait: Option<Duration>, message: String },
+    /// Stop delivering: credentials, a wrong endpoint, an exhausted daily quota.
+    Fatal { status: u16, message: String },
+}
+
+pub trait Api: Send + Sync {
+    /// Why a record cannot be sent to this API at all (e.g. HubSpot without an email).
+    fn check(&self, _record: &Outgoing) -> Result<(), String> {
+        Ok(())
+    }
+    fn request(&self, batch: &Batch, token: Option<&str>) -> HttpRequest;
+    fn answer(&self, batch: &Batch, response: &HttpResponse) -> Answer;
+}
+
+/// The `Api` of an integration's kind.
+pub fn api_for(spec: &IntegrationSpec) -> Box<dyn Api> {
+    match &spec.kind {
+        IntegrationKind::Webhook(w) => Box::new(Webhook(w.clone())),
+        IntegrationKind::HubspotContacts(h) => Box::new(HubspotContacts(h.clone())),
+    }
+}
+
+/// The status classes every kind shares.
+fn by_status(response: &HttpResponse) -> Option<Answer> {
+    let status = response.status;
+    let message = || format!("HTTP {status}: {}", response.excerpt());
+    match status {
+        200..=299 => None,
+        408 | 425 | 429 | 500..=599 => Some(Answer::Retry { status, wait: response.retry_after(), message: message() }),
+        401 | 403 => Some(Answer::Fatal { status, message: format!("{}; check the integration's token", message()) }),
+        404 | 405 | 415 => {
+            Some(Answer::Fatal { status, message: format!("{}; check the integration's URL and method", message()) })
+        }
+        300..=399 => Some(Answer::Fatal {
+            status,
+            message: format!(
+                "HTTP {status}: redirected to {}; give the final URL",
+                response.header("location").unwrap_or("an unnamed location")
+            ),
+        }),
+        _ => Some(Answer::Rejected { status, message: message() }),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Webhook
+// ---------------------------------------------------------------------------------------------
+
+/// Any JSON API: the records as an array (or inside the body template), a bearer token, an
+/// `Idempotency-Key`. Per-record errors: a 2xx answer whose JSON has `"errors": [{"index": i,
+/// "message": …}]` (index into the batch's records) fails those records alone.
+pub struct Webhook(pub WebhookSpec);
+
+fn replace_placeholder(template: &Value, records: &Value) -> Value {
+    match template {
+        Value::String(s) if s == RECORDS_PLACEHOLDER => records.clone(),
+        Value::Array(a) => Value::Array(a.iter().map(|v| replace_placeholder(v, records)).collect()),
+        Value::Object(o) => {
+            Value::Object(o.iter().map(|(k, v)| (k.clone(), replace_placeholder(v, records))).collect())
+        }
+        other => other.clone(),
+    }
+}
+
+impl Api for Webhook {
+    fn request(&self, batch: &Batch, token: Option<&str>) -> HttpRequest {
+        let records = Value::Array(batch.records.iter().map(|r| Value::Object(r.properties.clone())).collect());
+        let body = match &self.0.body {
+            Some(template) => replace_placeholder(template, &records),
+            None => records,
+        };
+        let mut headers = vec![
+            ("content-type".to_string(), "application/json".to_string()),
+            ("idempotency-key".to_string(), batch.key.clone()),
+        ];
+        headers.extend(self.0.headers.iter().cloned());
+        if let Some(t) = token {
+            headers.push(("authorization".into(), format!("Bearer {t}")));
+        }
+        HttpRequest {
+            method: self.0.method.clone(),
+            url: self.0.url.clone(),
+            headers,
+            body: serde_json::to_vec(&body).unwrap_or_default(),
+        }
+    }
+
+    fn answer(&self, batch: &Batch, response: &HttpResponse) -> Answer {
+        if let Some(a) = by_status(response) {
+            return a;
+        }
+        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        let rejected = body
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|errors| {
+                errors
+                    .iter()
+                    .filter_map(|e| {
+                        let i = e.get("index")?.as_u64()? as usize;
+                        let why = e
+                            .get("message")
+                            .or_else(|| e.get("error"))
+                            .map(|m| m.as_str().map(str::to_string).unwrap_or_else(|| m.to_string()))
+                            .unwrap_or_else(|| e.to_string());
+                        (i < batch.records.len()).then_some((i, why))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Answer::Accepted { rejected }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HubSpot contacts
+// ---------------------------------------------------------------------------------------------
+
+/// HubSpot's batch upsert of contacts (`POST /crm/v3/objects/contacts/batch/upsert`), matched on
+/// `id_property`. Each input carries `objectWriteTraceId` = the record's index, which HubSpot
+/// echoes in results and in a 207's errors (`context.objectWriteTraceId`): that is how a
+/// per-record error finds its record. Property values are sent as strings, as HubSpot expects.
+pub struct HubspotContacts(pub HubspotSpec);
+
+fn as_text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl Api for HubspotContacts {
+    fn check(&self, record: &Outgoing) -> Result<(), String> {
+        match record.properties.get(&self.0.id_property) {
+            Some(v) if !as_text(v).trim().is_empty() && !v.is_null() => Ok(()),
+            _ => Err(format!("no {} to match the contact on", self.0.id_property)),
+        }
+    }
+
+    fn request(&self, batch: &Batch, token: Option<&str>) -> HttpRequest {
+        let inputs: Vec<Value> = batch
+            .records
+            .iter()
+            .map(|r| {
+                let props: Map<String, Value> =
+                    r.properties.iter().map(|(k, v)| (k.clone(), Value::String(as_text(v)))).collect();
+                json!({
+                    "idProperty": self.0.id_property,
+                    "id": r.properties.get(&self.0.id_property).map(as_text).unwrap_or_default(),
+                    "properties": props,
+                    "objectWriteTraceId": r.index.to_string(),
+                })
+            })
+            .collect();
+        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        if let Some(t) = token {
+            headers.push(("authorization".into(), format!("Bearer {t}")));
+        }
+        HttpRequest {
+            method: "POST".into(),
+            url: format!("{}/crm/v3/objects/contacts/batch/upsert", self.0.endpoint),
+            headers,
+            body: serde_json::to_vec(&json!({ "inputs": inputs })).unwrap_or_default(),
+        }
+    }
+
+    fn answer(&self, batch: &Batch, response: &HttpResponse) -> Answer {
+        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
+        if response.status == 429 && body.get("policyName").and_then(Value::as_str) == Some("DAILY") {
+            return Answer::Fatal {
+                status: 429,
+                message: format!("HubSpot's daily API limit is reached; delivery resumes when the event is retried after it resets: {}", response.excerpt()),
+            };
+        }
+        if let Some(a) = by_status(response) {
+            return a;
+        }
+        let position = |trace: &str| batch.records.iter().position(|r| r.index.to_string() == trace);
+        let mut answered = vec![false; batch.records.len()];
+        for r in body.get("results").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(i) = r.get("objectWriteTraceId").and_then(Value::as_str).and_then(position) {
+                answered[i] = true;
+            }
+        }
+        let mut rejected = Vec::new();
+        let mut unplaced = None;
+        for e in body.get("errors").and_then(Value::as_array).into_iter().flatten() {
+            let why = format!(
+                "{}: {}",
+                e.get("category").and_then(Value::as_str).unwrap_or("ERROR"),
+                e.get("message").and_then(Value::as_str).unwrap_or("no message")
+            );
+            let traces = e.pointer("/context/objectWriteTraceId").and_then(Value::as_array);
+            let mut placed = false;
+            for i in traces.into_iter().flatten().filter_map(Value::as_str).filter_map(position) {
+                if !answered[i] {
+                    answered[i] = true;
+                    rejected.push((i, why.clone()));
+                }
+                placed = true;
+            }
+            if !placed {
+                unplaced.get_or_insert(why);
+            }
+        }
+        // Inputs with neither a result nor an error of their own: with a 207 they are the ones
+        // an unplaced error was about; with a plain 200 and no results listing, all succeeded.
+        let listed = body.get("results").is_some() || response.status == 207;
+        if listed {
+            for (i, done) in answered.iter().enumerate() {
+                if !done {
+                    let why = unplaced.clone().unwrap_or_else(|| "HubSpot returned no result for this input".into());
+                    rejected.push((i, why));
+                }
+            }
+        }
+        rejected.sort_by_key(|(i, _)| *i);
+        Answer::Accepted { rejected }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(n: u64) -> Vec<Outgoing> {
+        (0..n)
+            .map(|i| Outgoing {
+                index: 10 + i,
+                properties: serde_json::from_value(json!({"email": format!("c{i}@example.com"), "score": i})).unwrap(),
+            })
+            .collect()
+    }
+
+    fn response(status: u16, body: Value) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("retry-after".into(), "3".into())],
+            body: serde_json::to_vec(&body).unwrap(),
+        }
+    }
+
+    #[test]
+    fn a_webhook_body_template_wraps_the_records_and_the_token_is_a_bearer_header() {
+        let w = Webhook(WebhookSpec {
+            url: "http://h/x".into(),
+            method: "PUT".into(),
+            headers: vec![("X-Team".into(), "data".into())],
+            body: Some(json!({"source": "sluice", "items": RECORDS_PLACEHOLDER})),
+        });
+        let recs = records(2);
+        let req = w.request(&Batch { key: "k-1".into(), records: &recs }, Some("t0k"));
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(body["items"][1]["email"], "c1@example.com");
+        assert_eq!(body["source"], "sluice");
+        assert_eq!(req.method, "PUT");
+        assert!(req.headers.contains(&("authorization".into(), "Bearer t0k".into())));
+        assert!(req.headers.contains(&("idempotency-key".into(), "k-1".into())));
+    }
+
+    #[test]
+    fn statuses_map_to_retry_split_or_stop() {
+        let w = Webhook(WebhookSpec { url: "http://h".into(), method: "POST".into(), headers: vec![], body: None });
+        let recs = records(3);
+        let b = Batch { key: "k".into(), records: &recs };
+        assert!(
+            matches!(w.answer(&b, &response(429, json!({}))), Answer::Retry { wait: Some(d), .. } if d == Duration::from_secs(3))
+        );
+        assert!(matches!(w.answer(&b, &response(503, json!({}))), Answer::Retry { .. }));
+        assert!(matches!(w.answer(&b, &response(400, json!({}))), Answer::Rejected { status: 400, .. }));
+        assert!(matches!(w.answer(&b, &response(401, json!({}))), Answer::Fatal { status: 401, .. }));
+        assert_eq!(
+            w.answer(&b, &response(200, json!({"errors": [{"index": 1, "message": "bad email"}, {"index": 9}]}))),
+            Answer::Accepted { rejected: vec![(1, "bad email".into())] }
+        );
+    }
+
+    #[test]
+    fn hubspot_matches_a_207s_errors_to_inputs_by_trace_id() {
+        let h = HubspotContacts(HubspotSpec { endpoint: "http://h".into(), id_property: "email".into() });
+        let recs = records(3);
+        let b = Batch { key: "k".into(), records: &recs };
+        let req = h.request(&b, Some("t"));
+        let body: Value = serde_json::from_slice(&req.body).unwrap();
+        assert_eq!(req.url, "http://h/crm/v3/objects/contacts/batch/upsert");
+        assert_eq!(
+            body["inputs"][2],
+            json!({"idProperty": "email", "id": "c2@example.com", "objectWriteTraceId": "12", "properties": {"email": "c2@example.com", "score": "2"}})
+        );
+        let answer = h.answer(
+            &b,
+            &response(
+                207,
+                json!({"status": "COMPLETE", "numErrors": 1,
+                       "results": [{"id": "1", "objectWriteTraceId": "10"}, {"id": "3", "objectWriteTraceId": "12"}],
+                       "errors": [{"status": "error", "category": "VALIDATION_ERROR", "message": "Email is invalid", "context": {"objectWriteTraceId": ["11"]}}]}),
+            ),
+        );
+        assert_eq!(answer, Answer::Accepted { rejected: vec![(1, "VALIDATION_ERROR: Email is invalid".into())] });
+        let daily = h.answer(&b, &response(429, json!({"policyName": "DAILY"})));
+        assert!(matches!(daily, Answer::Fatal { .. }));
+        assert!(h.check(&Outgoing { index: 0, properties: Map::new() }).is_err());
+    }
+}

@@ -1,0 +1,899 @@
+//! Integrations: what happens after the files land. One delivery reads a run's manifest, streams
+//! its parts, maps each row to the API's properties and sends them in batches: rate limited,
+//! a bounded number in flight, retried with backoff on 429/5xx/timeouts, split in halves when
+//! the API refuses a batch whole, and checkpointed in the ledger so a retried invocation resumes
+//! instead of resending. Records that fail for good go to `<run>/failures/<integration>.jsonl`;
+//! delivered + failed always equals the manifest's row count.
+
+pub mod api;
+pub mod event;
+pub mod mapping;
+pub mod pace;
+pub mod read;
+pub mod spec;
+
+use chrono::{DateTime, Utc};
+use futures::stream::FuturesUnordered;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeSet;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tracing::{debug, info, warn};
+
+use crate::error::BoxError;
+use crate::manifest::{Manifest, MANIFEST_FILE};
+use crate::ports::{
+    Claim, DeliveryId, DeliveryLedger, DeliveryProgress, DeliveryRecord, DeliveryState, EventDetail, EventSink,
+    ObjectMeta, ObjectStore, RunEvent, SettledBatch,
+};
+use crate::run::error_chain;
+use crate::HistoryError;
+use api::{Answer, Api, Batch, HttpClient, Outgoing};
+use mapping::Mapper;
+use pace::{backoff, Limiter};
+use read::{read_part, Decompress, Dialect, ReadError, Row};
+use spec::IntegrationSpec;
+
+/// The delivery summary's schema version (the detail of `IntegrationSucceeded`/`IntegrationFailed`).
+pub const DELIVERY_VERSION: u32 = 1;
+
+/// The adapters a delivery works with.
+#[derive(Clone, Copy)]
+pub struct DeliveryPorts<'a> {
+    /// The export's destination, where its manifests and parts are.
+    pub store: &'a dyn ObjectStore,
+    pub ledger: &'a dyn DeliveryLedger,
+    pub http: &'a dyn HttpClient,
+    pub events: &'a dyn EventSink,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeliveryOptions {
+    /// Who delivers (`host:pid:random`), for the claim.
+    pub owner: String,
+    /// How long a claim lasts without a checkpoint: an owner that dies loses it after this.
+    pub claim_ttl: Duration,
+    /// When to stop starting requests (a Lambda's deadline less a margin): progress is saved and
+    /// the next attempt resumes.
+    pub stop_by: Option<Instant>,
+    /// The API token, resolved by the caller from the integration's `token` location.
+    pub token: Option<String>,
+    /// The first retry waits up to this (then doubling, with jitter) ...
+    pub retry_base: Duration,
+    /// ... and never more than this, unless the server's `Retry-After` says more.
+    pub retry_cap: Duration,
+}
+
+impl DeliveryOptions {
+    pub fn new(owner: String) -> Self {
+        DeliveryOptions {
+            owner,
+            claim_ttl: Duration::from_secs(120),
+            stop_by: None,
+            token: None,
+            retry_base: Duration::from_millis(250),
+            retry_cap: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a finished (or stopped) delivery reports, in its event and to the CLI.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeliverySummary {
+    pub version: u32,
+    pub integration: String,
+    pub kind: String,
+    pub export: String,
+    pub table: String,
+    pub run_id: String,
+    pub manifest_key: String,
+    /// Rows in the manifest.
+    pub rows: u64,
+    pub delivered: u64,
+    pub failed: u64,
+    /// Where the failed records are (relative to the export's destination), if any failed.
+    pub failures_key: Option<String>,
+    /// Every row delivered or written to the failures: the delivery will not be attempted again.
+    pub done: bool,
+    pub requests: u64,
+    pub retries: u64,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: DateTime<Utc>,
+    pub duration_ms: u64,
+    pub error: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum DeliveryOutcome {
+    /// Not this integration's manifest (another export or table): acknowledged, nothing done.
+    Ignored { reason: String },
+    /// Delivered before: the event is a duplicate.
+    Duplicate(Box<DeliveryRecord>),
+    /// Every row delivered or written to the failures file.
+    Done(Box<DeliverySummary>),
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DeliverError {
+    #[error("manifest {key} not found in {location}; check the key (events carry it URL-encoded) and that the run committed")]
+    ManifestMissing { key: String, location: String },
+    #[error("{key} is not a Sluice manifest: {problem}")]
+    ManifestCorrupt { key: String, problem: String },
+    #[error("integration {integration:?}: {key} is being delivered by {owner} until {expires_at}; this event is retried later and then skipped if that delivery finished")]
+    Busy { integration: String, key: String, owner: String, expires_at: String },
+    #[error("integration {integration:?}: {problem}; fix the integration's properties and retry")]
+    Mapping { integration: String, problem: String },
+    #[error(
+        "integration {integration:?}: stopped after {delivered} delivered and {failed} failed of {rows} rows: {reason}"
+    )]
+    Stopped {
+        integration: String,
+        rows: u64,
+        delivered: u64,
+        failed: u64,
+        reason: String,
+        summary: Box<DeliverySummary>,
+    },
+    #[error("integration {integration:?}: the delivery ledger failed")]
+    Ledger {
+        integration: String,
+        #[source]
+        source: HistoryError,
+    },
+    #[error("integration {integration:?}: {op} {key} failed")]
+    Store {
+        integration: String,
+        op: &'static str,
+        key: String,
+        #[source]
+        source: BoxError,
+    },
+}
+
+/// A record that failed for good, as the failures file holds it: enough to see why and to send it
+/// again (`sluice integrate --retry-failures`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailedRecord {
+    /// The row's position among the manifest's rows.
+    pub index: u64,
+    /// `mapping` (its values could not take their types), `check` (the API cannot take it, e.g.
+    /// no email) or `api` (the API refused it).
+    pub stage: String,
+    pub status: Option<u16>,
+    pub error: String,
+    /// The row as exported: column → value.
+    pub row: Map<String, Value>,
+}
+
+/// The failures file of a delivery: beside the manifest, one per integration.
+pub fn failures_key(manifest_key: &str, integration: &str) -> String {
+    let prefix = manifest_key.strip_suffix(MANIFEST_FILE).unwrap_or(manifest_key).trim_end_matches('/');
+    format!("{prefix}/failures/{integration}.jsonl")
+}
+
+fn pieces_prefix(failures_key: &str) -> String {
+    format!("{}.pieces/", failures_key.trim_end_matches(".jsonl"))
+}
+
+/// A part to parse: its first row's index, what the manifest says of it, and its bytes.
+type PartFeed = (u64, crate::manifest::PartInfo, tokio::sync::mpsc::Receiver<Result<Vec<u8>, BoxError>>);
+
+/// Rows read from the parts, a batch's worth, in manifest order.
+struct InputBatch {
+    seq: u64,
+    first: u64,
+    rows: Vec<Row>,
+}
+
+/// What one batch came to.
+struct BatchResult {
+    seq: u64,
+    delivered: u64,
+    failures: Vec<FailedRecord>,
+}
+
+/// Why a batch could not be settled; the delivery stops and keeps its progress.
+#[derive(Debug)]
+enum Stop {
+    /// The API keeps failing (or no answer): retried later.
+    Exhausted(String),
+    /// The API refuses in a way no retry fixes soon (credentials, endpoint, daily quota).
+    Fatal(String),
+    Deadline,
+    Store(String, BoxError),
+}
+
+impl Stop {
+    fn reason(&self) -> String {
+        match self {
+            Stop::Exhausted(m) => format!("the API kept failing: {m}"),
+            Stop::Fatal(m) => m.clone(),
+            Stop::Deadline => "stopped before the function's deadline; the next attempt resumes here".into(),
+            Stop::Store(key, e) => format!("writing {key} failed: {}", error_chain(e.as_ref())),
+        }
+    }
+
+    /// Whether an operator should hear of it now (a deadline is routine: the retry resumes).
+    fn alarming(&self) -> bool {
+        !matches!(self, Stop::Deadline)
+    }
+}
+
+/// Folds batches settled ahead into the contiguous prefix.
+fn settle(p: &mut DeliveryProgress, total_rows: u64) {
+    p.ahead.sort_by_key(|b| b.seq);
+    while let Some(pos) = p.ahead.iter().position(|b| b.seq * p.batch_size == p.settled_rows) {
+        let b = p.ahead.remove(pos);
+        p.delivered += b.delivered;
+        p.failed += b.failed;
+        p.settled_rows = ((b.seq + 1) * p.batch_size).min(total_rows);
+    }
+}
+
+pub struct Deliverer<'a> {
+    ports: DeliveryPorts<'a>,
+    spec: &'a IntegrationSpec,
+    api: Box<dyn Api>,
+    limiter: Limiter,
+    opts: DeliveryOptions,
+    requests: AtomicU64,
+    retries: AtomicU64,
+}
+
+impl<'a> Deliverer<'a> {
+    pub fn new(ports: DeliveryPorts<'a>, spec: &'a IntegrationSpec, opts: DeliveryOptions) -> Self {
+        Deliverer {
+            ports,
+            spec,
+            api: api::api_for(spec),
+            limiter: Limiter::new(spec.invocation_limit()),
+            opts,
+            requests: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+        }
+    }
+
+    fn ledger_err(&self, source: HistoryError) -> DeliverError {
+        DeliverError::Ledger { integration: self.spec.name.clone(), source }
+    }
+
+    fn store_err(&self, op: &'static str, key: &str, source: BoxError) -> DeliverError {
+        DeliverError::Store { integration: self.spec.name.clone(), op, key: key.to_string(), source }
+    }
+
+    /// Delivers one manifest (its key relative to the store's root).
+    pub async fn deliver(&self, manifest_key: &str) -> Result<DeliveryOutcome, DeliverError> {
+        let (manifest, etag) = self.manifest(manifest_key).await?;
+        if !self.spec.wants(&manifest.export, &manifest.table) {
+            return Ok(DeliveryOutcome::Ignored {
+                reason: format!(
+                    "integration {:?} delivers export {:?}{}; this manifest is export {:?}, table {:?}",
+                    self.spec.name,
+                    self.spec.export,
+                    self.spec.tables.as_ref().map(|t| format!(" (tables {})", t.join(", "))).unwrap_or_default(),
+                    manifest.export,
+                    manifest.table
+                ),
+            });
+        }
+        let failures = failures_key(manifest_key, &self.spec.name);
+        self.deliver_rows(&manifest, manifest_key, etag, &failures).await
+    }
+
+    /// Sends again the records of a failures file (after the API or the mapping was fixed).
+    /// Those that fail again go to `<failures file>.retry-<tag>.jsonl` beside it.
+    pub async fn retry_failures(&self, failures: &str) -> Result<DeliveryOutcome, DeliverError> {
+        let store = self.ports.store;
+        let not_failures = || DeliverError::ManifestCorrupt {
+            key: failures.into(),
+            problem: "not a failures file: give the path of <run folder>/failures/<integration>.jsonl".into(),
+        };
+        let (run_prefix, _) = failures.rsplit_once("/failures/").ok_or_else(not_failures)?;
+        let manifest_key = format!("{run_prefix}/{MANIFEST_FILE}");
+        let manifest = self.manifest(&manifest_key).await?.0;
+        let (bytes, etag) = match store.get_tagged(failures).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(DeliverError::ManifestMissing { key: failures.into(), location: store.location() }),
+            Err(e) => return Err(self.store_err("reading", failures, e)),
+        };
+        let rows = bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).count() as u64;
+        let part = crate::manifest::PartInfo { key: failures.into(), rows, bytes: bytes.len() as u64, sha256: None };
+        let virtual_manifest = Manifest {
+            parts: vec![part],
+            totals: crate::manifest::Totals { rows, bytes: bytes.len() as u64, parts: 1 },
+            format: crate::format::FormatDescription {
+                kind: read::FAILURES_KIND.into(),
+                delimiter: None,
+                header: None,
+                quote: None,
+                quote_style: None,
+                null: None,
+                null_if: None,
+                empty_field_as_null: None,
+                record_terminator: None,
+                compression: "none".into(),
+                max_file_size: 0,
+            },
+            ..manifest
+        };
+        let tag: String = etag.chars().take(8).collect();
+        let again = format!("{}.retry-{tag}.jsonl", failures.trim_end_matches(".jsonl"));
+        self.deliver_rows(&virtual_manifest, failures, etag, &again).await
+    }
+
+    async fn manifest(&self, key: &str) -> Result<(Manifest, String), DeliverError> {
+        let store = self.ports.store;
+        let (bytes, etag) = match store.get_tagged(key).await {
+            Ok(Some(found)) => found,
+            Ok(None) => return Err(DeliverError::ManifestMissing { key: key.into(), location: store.location() }),
+            Err(e) => return Err(self.store_err("reading", key, e)),
+        };
+        let manifest = serde_json::from_slice(&bytes)
+            .map_err(|e| DeliverError::ManifestCorrupt { key: key.into(), problem: e.to_string() })?;
+        Ok((manifest, etag))
+    }
+
+    /// Delivers the rows a manifest lists, recording the delivery under `key` and `etag` and
+    /// the records that fail for good in `failures_key`.
+    async fn deliver_rows(
+        &self,
+        manifest: &Manifest,
+        manifest_key: &str,
+        etag: String,
+        failures_key: &str,
+    ) -> Result<DeliveryOutcome, DeliverError> {
+        let started = Instant::now();
+        let started_at = Utc::now();
+        let store = self.ports.store;
+        let (dialect, compression) = Dialect::from_manifest(&manifest.format)
+            .map_err(|e| DeliverError::ManifestCorrupt { key: manifest_key.into(), problem: e.to_string() })?;
+        let mapper = Mapper::new(&self.spec.mapping, &manifest.columns)
+            .map_err(|problem| DeliverError::Mapping { integration: self.spec.name.clone(), problem })?;
+        if let spec::IntegrationKind::HubspotContacts(h) = &self.spec.kind {
+            if !mapper.has(&h.id_property) {
+                return Err(DeliverError::Mapping {
+                    integration: self.spec.name.clone(),
+                    problem: format!(
+                        "no property {:?} to match contacts on; map a column to it in properties, or set id_property",
+                        h.id_property
+                    ),
+                });
+            }
+        }
+
+        let id = DeliveryId { integration: self.spec.name.clone(), manifest_key: manifest_key.into(), etag };
+        let rows = manifest.totals.rows;
+        let mut record = match self
+            .ports
+            .ledger
+            .claim(&id, &self.opts.owner, self.opts.claim_ttl, rows)
+            .await
+            .map_err(|e| self.ledger_err(e))?
+        {
+            Claim::Done(r) => return Ok(DeliveryOutcome::Duplicate(Box::new(r))),
+            Claim::Held { owner, expires_at } => {
+                return Err(DeliverError::Busy {
+                    integration: self.spec.name.clone(),
+                    key: manifest_key.into(),
+                    owner,
+                    expires_at: expires_at.to_rfc3339(),
+                })
+            }
+            Claim::Mine(r) => r,
+        };
+        if record.progress.batch_size == 0 {
+            record.progress.batch_size = self.spec.batch_size as u64;
+        }
+        if record.progress.settled_rows > 0 || !record.progress.ahead.is_empty() {
+            info!(integration = %self.spec.name, manifest = %manifest_key, settled = record.progress.settled_rows,
+                  attempt = record.attempts, "resuming a delivery");
+        }
+        let mut summary = DeliverySummary {
+            version: DELIVERY_VERSION,
+            integration: self.spec.name.clone(),
+            kind: self.spec.kind_name().into(),
+            export: manifest.export.clone(),
+            table: manifest.table.clone(),
+            run_id: manifest.run_id.clone(),
+            manifest_key: manifest_key.into(),
+            rows,
+            delivered: 0,
+            failed: 0,
+            failures_key: None,
+            done: false,
+            requests: 0,
+            retries: 0,
+            started_at,
+            finished_at: started_at,
+            duration_ms: 0,
+            error: None,
+        };
+
+        // Idempotency keys: the same for the same records of the same manifest version, every time.
+        let key_prefix =
+            format!("sluice-{}", short_hash(&format!("{}\n{}\n{}", id.integration, id.manifest_key, id.etag)));
+        let stop = self.pump(manifest, (&dialect, compression), &mapper, &mut record, failures_key, &key_prefix).await;
+        let p = &record.progress;
+        summary.delivered = p.delivered + p.ahead.iter().map(|b| b.delivered).sum::<u64>();
+        summary.failed = p.failed + p.ahead.iter().map(|b| b.failed).sum::<u64>();
+        summary.requests = self.requests.load(Ordering::Relaxed);
+        summary.retries = self.retries.load(Ordering::Relaxed);
+
+        if let Err(stop) = stop {
+            let reason = stop.reason();
+            record.error = Some(reason.clone());
+            record.updated_at = Utc::now();
+            if let Err(e) = self.ports.ledger.save(&record, &self.opts.owner, None).await {
+                warn!(integration = %self.spec.name, error = %e, "saving the progress of a stopped delivery failed; its batches are sent again");
+            }
+            summary.error = Some(reason.clone());
+            summary.finished_at = Utc::now();
+            summary.duration_ms = started.elapsed().as_millis() as u64;
+            if stop.alarming() {
+                self.publish("IntegrationFailed", &summary).await;
+            }
+            return Err(DeliverError::Stopped {
+                integration: self.spec.name.clone(),
+                rows,
+                delivered: summary.delivered,
+                failed: summary.failed,
+                reason,
+                summary: Box::new(summary),
+            });
+        }
+
+        // Every row is settled: gather the failures, then mark the delivery done.
+        if summary.failed > 0 {
+            self.merge_failures(failures_key).await?;
+            summary.failures_key = Some(failures_key.to_string());
+        }
+        record.state = DeliveryState::Done;
+        record.failures_key = summary.failures_key.clone();
+        record.error = None;
+        record.updated_at = Utc::now();
+        self.ports.ledger.save(&record, &self.opts.owner, None).await.map_err(|e| self.ledger_err(e))?;
+        if summary.failed > 0 {
+            if let Err(e) = store.delete_prefix(&pieces_prefix(failures_key)).await {
+                warn!(integration = %self.spec.name, error = %e, "removing the failure pieces failed; they are only leftovers");
+            }
+        }
+        summary.done = true;
+        summary.finished_at = Utc::now();
+        summary.duration_ms = started.elapsed().as_millis() as u64;
+        let detail_type = if summary.failed == 0 { "IntegrationSucceeded" } else { "IntegrationFailed" };
+        if summary.failed > 0 {
+            summary.error = Some(format!("{} of {} records failed; see {failures_key}", summary.failed, rows));
+        }
+        self.publish(detail_type, &summary).await;
+        info!(integration = %self.spec.name, manifest = %manifest_key, delivered = summary.delivered,
+              failed = summary.failed, requests = summary.requests, retries = summary.retries, "delivery done");
+        Ok(DeliveryOutcome::Done(Box::new(summary)))
+    }
+
+    async fn publish(&self, detail_type: &str, summary: &DeliverySummary) {
+        let event = RunEvent { detail_type: detail_type.into(), detail: EventDetail::Integration(summary.clone()) };
+        if let Err(e) = self.ports.events.publish(&event).await {
+            warn!(integration = %self.spec.name, error = %e, "publishing the delivery event failed");
+        }
+    }
+
+    /// Reads the parts in a blocking thread and keeps up to `max_in_flight` batches in flight,
+    /// settling them into the record's progress and checkpointing it as they finish.
+    async fn pump(
+        &self,
+        manifest: &Manifest,
+        (dialect, compression): (&Dialect, Decompress),
+        mapper: &Mapper,
+        record: &mut DeliveryRecord,
+        failures_key: &str,
+        key_prefix: &str,
+    ) -> Result<(), Stop> {
+        let columns = manifest_columns(manifest);
+        let batch_size = record.progress.batch_size;
+        let rows_total = manifest.totals.rows;
+        let skip: BTreeSet<u64> = record.progress.ahead.iter().map(|b| b.seq).collect();
+        let from_row = record.progress.settled_rows;
+
+        // Parts to read: those with rows at or past the first unsettled one.
+        let mut first_row = 0u64;
+        let mut wanted = Vec::new();
+        for part in &manifest.parts {
+            if first_row + part.rows > from_row && part.rows > 0 {
+                wanted.push((first_row, part.clone()));
+            }
+            first_row += part.rows;
+        }
+        if first_row != rows_total {
+            return Err(Stop::Fatal(format!(
+                "the manifest's parts hold {first_row} rows but its totals say {rows_total}; it is not a Sluice manifest"
+            )));
+        }
+
+        let (batch_tx, mut batch_rx) =
+            tokio::sync::mpsc::channel::<Result<InputBatch, ReadError>>(self.spec.max_in_flight * 2);
+        let (part_tx, mut part_rx) = tokio::sync::mpsc::channel::<PartFeed>(1);
+        let part_columns = manifest.columns.clone();
+        let dialect = dialect.clone();
+        let parser = tokio::task::spawn_blocking(move || {
+            let mut current: Option<InputBatch> = None;
+            while let Some((first, part, bytes)) = part_rx.blocking_recv() {
+                let reader = ChannelReader { rx: bytes, chunk: Vec::new(), pos: 0 };
+                let mut send_failed = false;
+                let result = read_part(&part, &part_columns, &dialect, compression, reader, |i, row| {
+                    let index = first + i;
+                    let seq = index / batch_size;
+                    if index < from_row || skip.contains(&seq) {
+                        return true;
+                    }
+                    if let Some(full) = current.take_if(|b| b.seq != seq) {
+                        if batch_tx.blocking_send(Ok(full)).is_err() {
+                            send_failed = true;
+                            return false;
+                        }
+                    }
+                    current.get_or_insert_with(|| InputBatch { seq, first: index, rows: Vec::new() }).rows.push(row);
+                    true
+                });
+                if send_failed {
+                    return;
+                }
+                if let Err(e) = result {
+                    let _ = batch_tx.blocking_send(Err(e));
+                    return;
+                }
+            }
+            if let Some(b) = current.take() {
+                let _ = batch_tx.blocking_send(Ok(b));
+            }
+        });
+
+        // Streams each wanted part's bytes to the parser, one part at a time.
+        let store = self.ports.store;
+        let feeder = async move {
+            for (first, part) in wanted {
+                let (tx, rx) = tokio::sync::mpsc::channel(4);
+                let key = part.key.clone();
+                if part_tx.send((first, part, rx)).await.is_err() {
+                    return Ok(());
+                }
+                let mut stream = match store.read(&key).await {
+                    Ok(Some(s)) => s,
+                    Ok(None) => return Err(Stop::Fatal(format!("part {key} listed in the manifest is missing"))),
+                    Err(e) => return Err(Stop::Store(key, e)),
+                };
+                while let Some(chunk) = stream.next().await {
+                    let failed = chunk.is_err();
+                    if tx.send(chunk).await.is_err() || failed {
+                        return Ok(());
+                    }
+                }
+            }
+            Ok(())
+        };
+
+        let consumer = async {
+            let mut inflight = FuturesUnordered::new();
+            let mut input_done = false;
+            let mut stop: Option<Stop> = None;
+            let mut last_checkpoint = Instant::now();
+            loop {
+                let room = inflight.len() < self.spec.max_in_flight && !input_done && stop.is_none();
+                tokio::select! {
+                    done = inflight.next(), if !inflight.is_empty() => {
+                        match done {
+                            Some(Ok(result)) => {
+                                let result: BatchResult = result;
+                                if !result.failures.is_empty() {
+                                    if let Err(e) = self.write_failure_piece(failures_key, result.seq, &result.failures).await {
+                                        stop.get_or_insert(e);
+                                        continue;
+                                    }
+                                }
+                                record.progress.ahead.push(SettledBatch {
+                                    seq: result.seq,
+                                    delivered: result.delivered,
+                                    failed: result.failures.len() as u64,
+                                });
+                                settle(&mut record.progress, rows_total);
+                                if last_checkpoint.elapsed() >= CHECKPOINT_EVERY || !result.failures.is_empty() {
+                                    record.updated_at = Utc::now();
+                                    if let Err(e) = self.ports.ledger.save(record, &self.opts.owner, Some(self.opts.claim_ttl)).await {
+                                        stop.get_or_insert(Stop::Fatal(format!("saving progress failed (was the claim taken over?): {e}")));
+                                    }
+                                    last_checkpoint = Instant::now();
+                                }
+                            }
+                            Some(Err(s)) => { stop.get_or_insert(s); }
+                            None => {}
+                        }
+                    }
+                    next = batch_rx.recv(), if room => match next {
+                        Some(Ok(batch)) => {
+                            if self.past_deadline() {
+                                stop.get_or_insert(Stop::Deadline);
+                            } else {
+                                inflight.push(self.deliver_batch(batch, mapper, &columns, key_prefix));
+                            }
+                        }
+                        Some(Err(e)) => { stop.get_or_insert(Stop::Fatal(error_chain(&e))); }
+                        None => input_done = true,
+                    },
+                    else => break,
+                }
+            }
+            drop(batch_rx);
+            match stop {
+                Some(s) => Err(s),
+                None => Ok(()),
+            }
+        };
+
+        let (fed, consumed) = futures::join!(feeder, consumer);
+        let _ = parser.await;
+        consumed?;
+        fed?;
+        if record.progress.settled_rows != rows_total {
+            return Err(Stop::Fatal(format!(
+                "{} of {rows_total} rows settled after reading every part; the parts do not match the manifest",
+                record.progress.settled_rows
+            )));
+        }
+        Ok(())
+    }
+
+    fn past_deadline(&self) -> bool {
+        self.opts.stop_by.is_some_and(|t| Instant::now() >= t)
+    }
+
+    async fn write_failure_piece(&self, failures_key: &str, seq: u64, failures: &[FailedRecord]) -> Result<(), Stop> {
+        let key = format!("{}batch-{seq:010}.jsonl", pieces_prefix(failures_key));
+        let mut bytes = Vec::new();
+        for f in failures {
+            serde_json::to_writer(&mut bytes, f).map_err(|e| Stop::Store(key.clone(), Box::new(e)))?;
+            bytes.push(b'\n');
+        }
+        let meta = ObjectMeta { content_type: "application/x-ndjson".into(), content_encoding: None };
+        self.ports.store.put(&key, bytes, &meta).await.map_err(|e| Stop::Store(key.clone(), e))
+    }
+
+    /// Concatenates the pieces, in batch order, into the failures file.
+    async fn merge_failures(&self, failures_key: &str) -> Result<(), DeliverError> {
+        let store = self.ports.store;
+        let prefix = pieces_prefix(failures_key);
+        let pieces = store.list(&prefix).await.map_err(|e| self.store_err("listing", &prefix, e))?;
+        let meta = ObjectMeta { content_type: "application/x-ndjson".into(), content_encoding: None };
+        let mut out =
+            store.create(failures_key, &meta).await.map_err(|e| self.store_err("writing", failures_key, e))?;
+        for key in pieces {
+            let bytes = match store.get(&key).await {
+                Ok(Some(b)) => b,
+                Ok(None) => continue,
+                Err(e) => {
+                    let _ = out.abort().await;
+                    return Err(self.store_err("reading", &key, e));
+                }
+            };
+            if let Err(e) = out.write(&bytes).await {
+                let _ = out.abort().await;
+                return Err(self.store_err("writing", failures_key, e));
+            }
+        }
+        out.finish().await.map_err(|e| self.store_err("writing", failures_key, e))?;
+        Ok(())
+    }
+
+    /// Maps a batch's rows, sends what can be sent, and says what became of each row.
+    async fn deliver_batch(
+        &self,
+        batch: InputBatch,
+        mapper: &Mapper,
+        columns: &[String],
+        key_prefix: &str,
+    ) -> Result<BatchResult, Stop> {
+        let mut failures = Vec::new();
+        let mut outgoing = Vec::with_capacity(batch.rows.len());
+        let row_map = |row: &Row| -> Map<String, Value> { columns.iter().cloned().zip(row.iter().cloned()).collect() };
+        for (i, row) in batch.rows.iter().enumerate() {
+            let index = batch.first + i as u64;
+            let fail = |stage: &str, error: String| FailedRecord {
+                index,
+                stage: stage.into(),
+                status: None,
+                error,
+                row: row_map(row),
+            };
+            match mapper.map(row) {
+                Err(e) => failures.push(fail("mapping", e)),
+                Ok(properties) => {
+                    let out = Outgoing { index, properties };
+                    match self.api.check(&out) {
+                        Err(e) => failures.push(fail("check", e)),
+                        Ok(()) => outgoing.push(out),
+                    }
+                }
+            }
+        }
+        let mut rejected: Vec<(u64, Option<u16>, String)> = Vec::new();
+        self.send_split(&outgoing, key_prefix, &mut rejected).await?;
+        let delivered = outgoing.len() as u64 - rejected.len() as u64;
+        for (index, status, error) in rejected {
+            let row = &batch.rows[(index - batch.first) as usize];
+            failures.push(FailedRecord { index, stage: "api".into(), status, error, row: row_map(row) });
+        }
+        failures.sort_by_key(|f| f.index);
+        Ok(BatchResult { seq: batch.seq, delivered, failures })
+    }
+
+    /// Sends records; a batch refused whole is split in halves until the bad records are alone.
+    fn send_split<'b>(
+        &'b self,
+        records: &'b [Outgoing],
+        key_prefix: &'b str,
+        rejected: &'b mut Vec<(u64, Option<u16>, String)>,
+    ) -> futures::future::BoxFuture<'b, Result<(), Stop>> {
+        Box::pin(async move {
+            if records.is_empty() {
+                return Ok(());
+            }
+            match self.send(records, key_prefix).await? {
+                Answer::Accepted { rejected: r } => {
+                    for (i, why) in r {
+                        rejected.push((records[i].index, None, why));
+                    }
+                    Ok(())
+                }
+                Answer::Rejected { status, message } if records.len() == 1 => {
+                    rejected.push((records[0].index, Some(status), message));
+                    Ok(())
+                }
+                Answer::Rejected { status, .. } => {
+                    debug!(integration = %self.spec.name, status, records = records.len(), "batch refused whole; splitting it");
+                    let (left, right) = records.split_at(records.len() / 2);
+                    self.send_split(left, key_prefix, rejected).await?;
+                    self.send_split(right, key_prefix, rejected).await
+                }
+                Answer::Retry { .. } | Answer::Fatal { .. } => unreachable!("send resolves retries and stops"),
+            }
+        })
+    }
+
+    /// One request, retried until it is answered for good or the attempts run out.
+    async fn send(&self, records: &[Outgoing], key_prefix: &str) -> Result<Answer, Stop> {
+        let key = format!("{key_prefix}-{}-{}", records[0].index, records[records.len() - 1].index);
+        let batch = Batch { key, records };
+        let mut attempt = 0u32;
+        loop {
+            if self.past_deadline() {
+                return Err(Stop::Deadline);
+            }
+            self.limiter.acquire().await;
+            let request = self.api.request(&batch, self.opts.token.as_deref());
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let answer = match self.ports.http.send(request, self.spec.timeout).await {
+                Ok(response) => self.api.answer(&batch, &response),
+                Err(e) => Answer::Retry { status: 0, wait: None, message: e.to_string() },
+            };
+            match answer {
+                Answer::Retry { status, wait, message } => {
+                    attempt += 1;
+                    if attempt >= self.spec.max_attempts {
+                        return Err(Stop::Exhausted(format!("{message} (after {attempt} attempts)")));
+                    }
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    let pause = match wait {
+                        Some(w) => {
+                            self.limiter.pause(w).await;
+                            w
+                        }
+                        None => backoff(attempt - 1, self.opts.retry_base, self.opts.retry_cap),
+                    };
+                    if self.opts.stop_by.is_some_and(|t| Instant::now() + pause >= t) {
+                        return Err(Stop::Deadline);
+                    }
+                    debug!(integration = %self.spec.name, status, attempt, wait_ms = pause.as_millis() as u64, "retrying");
+                    tokio::time::sleep(pause).await;
+                }
+                Answer::Fatal { message, .. } => return Err(Stop::Fatal(message)),
+                other => return Ok(other),
+            }
+        }
+    }
+}
+
+fn manifest_columns(m: &Manifest) -> Vec<String> {
+    m.columns.iter().map(|c| c.name.clone()).collect()
+}
+
+/// The integration's API token from where its `token` says: an environment variable, or a
+/// Secrets Manager secret holding the token or JSON with a `token` field. Errors name the
+/// location, never a value.
+pub async fn resolve_token(
+    spec: &IntegrationSpec,
+    secrets: &dyn crate::ports::Secrets,
+) -> Result<Option<String>, String> {
+    let token = match &spec.token {
+        None => return Ok(None),
+        Some(spec::TokenSource::Env(var)) => match std::env::var(var) {
+            Ok(v) if !v.trim().is_empty() => v.trim().to_string(),
+            _ => {
+                return Err(format!(
+                    "token: environment variable {var} is not set; export it, or use token = \"secretsmanager:…\""
+                ))
+            }
+        },
+        Some(spec::TokenSource::SecretsManager(id)) => {
+            let raw = secrets.secret_string(id).await.map_err(|e| format!("token: {}", error_chain(e.as_ref())))?;
+            match serde_json::from_str::<Value>(&raw) {
+                Ok(Value::Object(o)) => match o.get("token").and_then(Value::as_str) {
+                    Some(t) => t.trim().to_string(),
+                    None => return Err(format!("token: secret {id:?} is JSON without a \"token\" field; store the token alone or as {{\"token\": \"…\"}}")),
+                },
+                _ => raw.trim().to_string(),
+            }
+        }
+    };
+    if token.is_empty() || token.contains(['\r', '\n']) {
+        return Err("token: the stored token is empty or spans lines".into());
+    }
+    Ok(Some(token))
+}
+
+/// Checkpoints are written at most this often (and after every batch with failures): a killed
+/// invocation resends at most this long's batches, under the same idempotency keys.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+fn short_hash(s: &str) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(&Sha256::digest(s.as_bytes())[..6])
+}
+
+/// A blocking `Read` over chunks sent from async code.
+struct ChannelReader {
+    rx: tokio::sync::mpsc::Receiver<Result<Vec<u8>, BoxError>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl std::io::Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.blocking_recv() {
+                Some(Ok(chunk)) => {
+                    self.chunk = chunk;
+                    self.pos = 0;
+                }
+                Some(Err(e)) => return Err(std::io::Error::other(e)),
+                None => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn batches_settled_out_of_order_join_the_prefix_when_the_gap_closes() {
+        let mut p = DeliveryProgress { batch_size: 10, ..Default::default() };
+        p.ahead.push(SettledBatch { seq: 1, delivered: 9, failed: 1 });
+        settle(&mut p, 25);
+        assert_eq!((p.settled_rows, p.ahead.len()), (0, 1));
+        p.ahead.push(SettledBatch { seq: 2, delivered: 5, failed: 0 });
+        p.ahead.push(SettledBatch { seq: 0, delivered: 10, failed: 0 });
+        settle(&mut p, 25);
+        assert_eq!((p.settled_rows, p.delivered, p.failed, p.ahead.len()), (25, 24, 1, 0));
+    }
+
+    #[test]
+    fn the_failures_file_sits_beside_the_manifest() {
+        assert_eq!(failures_key("e/t/r1/manifest.json", "hub"), "e/t/r1/failures/hub.jsonl");
+        assert_eq!(pieces_prefix("e/t/r1/failures/hub.jsonl"), "e/t/r1/failures/hub.pieces/");
+    }
+}
