@@ -5,6 +5,8 @@
 pub mod api;
 pub mod fakesnow;
 pub mod history;
+pub mod lambda;
+pub mod ledger;
 pub mod moto;
 
 use rusqlite::{params, Connection};

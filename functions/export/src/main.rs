@@ -3,7 +3,6 @@
 //! cold start; a bad setting fails the start with a message saying which.
 
 use lambda_runtime::{run, service_fn, Diagnostic, LambdaEvent};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sluice_export_fn::{App, FnError, Settings};
 
@@ -14,12 +13,6 @@ impl From<Failure> for Diagnostic {
     fn from(f: Failure) -> Diagnostic {
         Diagnostic { error_type: f.0.error_type().into(), error_message: sluice_core::run::error_chain(&f.0) }
     }
-}
-
-/// The invocation's deadline (epoch milliseconds) on this process's monotonic clock.
-fn deadline(ctx: &lambda_runtime::Context) -> Option<Instant> {
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
-    Some(Instant::now() + Duration::from_millis(ctx.deadline.checked_sub(now_ms)?))
 }
 
 fn main() -> Result<(), lambda_runtime::Error> {
@@ -37,7 +30,7 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
     let app = App::init(Settings::from_env()?).await?;
     let app = &app;
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
-        let deadline = deadline(&event.context);
+        let deadline = sluice_aws::invocation_deadline(event.context.deadline);
         app.handle(&event.payload, deadline).await.map_err(Failure)
     }))
     .await

@@ -2,94 +2,15 @@
 //! with `cargo lambda invoke` and the fixtures in tests/fixtures, against moto's S3, DynamoDB,
 //! EventBridge, SQS and Secrets Manager, and fakesnow for Snowflake.
 
-use std::net::TcpStream;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use aws_sdk_s3::config::{Credentials, Region};
 use sluice_aws::DynamoHistory;
 use sluice_core::ports::{HistoryStore, LeaseOwner};
 use sluice_testkit::fakesnow::{FakeSnow, PASSPHRASE};
+use sluice_testkit::lambda::Watch;
 use sluice_testkit::moto::{repo_root, unique_name, Moto};
 use sluice_testkit::{create_contacts, insert_contacts};
-
-fn cargo_lambda() -> PathBuf {
-    let bin = repo_root().join(".tools/venv/bin/cargo-lambda");
-    assert!(bin.exists(), "{} is missing: run scripts/setup.sh", bin.display());
-    bin
-}
-
-/// `cargo lambda watch` serving the function on a free port, stopped (with the function) on drop.
-struct Watch {
-    child: Child,
-    port: u16,
-}
-
-impl Watch {
-    fn start(env: &[(&str, String)]) -> Watch {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let log = std::fs::File::create(std::env::temp_dir().join(format!("sluice-watch-{port}.log"))).unwrap();
-        let mut cmd = Command::new(cargo_lambda());
-        cmd.args(["lambda", "watch", "--invoke-address", "127.0.0.1", "--invoke-port", &port.to_string()])
-            .current_dir(repo_root().join("functions/export"))
-            .env(
-                "PATH",
-                format!(
-                    "{}:{}",
-                    repo_root().join(".tools/venv/bin").display(),
-                    std::env::var("PATH").unwrap_or_default()
-                ),
-            )
-            .stdout(Stdio::null())
-            .stderr(log);
-        // Its own target folder: it builds the function with the package's feature set, which
-        // differs from the workspace's, and sharing one folder would rebuild both each time.
-        let target =
-            std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| repo_root().join("target"));
-        cmd.env("CARGO_TARGET_DIR", target.join("cargo-lambda"));
-        for (k, v) in env {
-            cmd.env(k, v);
-        }
-        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
-        let child = cmd.spawn().expect("cargo lambda watch starts");
-        let started = Instant::now();
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(started.elapsed() < Duration::from_secs(60), "cargo lambda watch did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        Watch { child, port }
-    }
-
-    /// Invokes the function; returns (succeeded, output).
-    fn invoke(&self, data: &str) -> (bool, serde_json::Value) {
-        let file = tempfile::NamedTempFile::new().unwrap();
-        std::fs::write(file.path(), data).unwrap();
-        let out = Command::new(cargo_lambda())
-            .args(["lambda", "invoke", "--invoke-address", "127.0.0.1", "--invoke-port", &self.port.to_string()])
-            .arg("--data-file")
-            .arg(file.path())
-            .args(["--output-format", "json", "sluice-export"])
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-        let json_start = text.find('{').unwrap_or(0);
-        let value = serde_json::from_str(text[json_start..].trim()).unwrap_or(serde_json::Value::String(text.clone()));
-        (out.status.success(), value)
-    }
-}
-
-impl Drop for Watch {
-    fn drop(&mut self) {
-        unsafe { libc_kill(-(self.child.id() as i32), 9) };
-        let _ = self.child.wait();
-    }
-}
-
-extern "C" {
-    #[link_name = "kill"]
-    fn libc_kill(pid: i32, sig: i32) -> i32;
-}
 
 /// moto's clients, and a bucket and history table of the test's own.
 struct Stack {
@@ -157,11 +78,11 @@ async fn the_function_runs_scheduled_exports_and_answers_bad_requests_clearly() 
     .unwrap();
 
     let stack = Stack { sdk, s3, bucket, ddb, table };
-    let watch = Watch::start(&stack.env(
-        moto,
-        config.display().to_string(),
-        &[("SLUICE_EVENT_BUS", "default"), ("SLUICE_SSE", "AES256")],
-    ));
+    let watch = Watch::start(
+        "export",
+        "sluice-export",
+        &stack.env(moto, config.display().to_string(), &[("SLUICE_EVENT_BUS", "default"), ("SLUICE_SSE", "AES256")]),
+    );
     let Stack { s3, bucket, ddb, table, .. } = stack;
 
     // A schedule whose input names the export: one run, committed.
@@ -229,7 +150,8 @@ async fn a_snowflake_export_configured_in_s3_runs_with_its_key_from_secrets_mana
     let stack = Stack { sdk, s3, bucket, ddb, table };
     let (s3, bucket) = (&stack.s3, &stack.bucket);
 
-    let watch = Watch::start(&stack.env(moto, format!("s3://{bucket}/config/sluice.toml"), &[]));
+    let watch =
+        Watch::start("export", "sluice-export", &stack.env(moto, format!("s3://{bucket}/config/sluice.toml"), &[]));
     let (ok, summary) = watch.invoke(r#"{"export": "contacts"}"#);
     assert!(ok, "{summary}");
     // Tie-safe max: the newest row waits for the next run.
@@ -246,7 +168,8 @@ async fn a_snowflake_export_configured_in_s3_runs_with_its_key_from_secrets_mana
     // A secret the function cannot read: a configuration-kind error naming it, no retry loop.
     sm.delete_secret().secret_id(&secret).force_delete_without_recovery(true).send().await.unwrap();
     drop(watch);
-    let watch = Watch::start(&stack.env(moto, format!("s3://{bucket}/config/sluice.toml"), &[]));
+    let watch =
+        Watch::start("export", "sluice-export", &stack.env(moto, format!("s3://{bucket}/config/sluice.toml"), &[]));
     let (ok, err) = watch.invoke(r#"{"export": "contacts"}"#);
     assert!(!ok);
     let text = err.to_string();

@@ -163,7 +163,11 @@ impl App {
     /// Handles one invocation. For SQS batches the answer lists the messages to retry
     /// (`batchItemFailures`); otherwise a failed delivery fails the invocation.
     pub async fn handle(&self, event: &Value, deadline: Option<Instant>) -> Result<Value, FnError> {
-        let stop_by = deadline.map(|d| d.checked_sub(self.settings.deadline_margin).unwrap_or(d));
+        let now = Instant::now();
+        let remaining = deadline.map(|d| d.saturating_duration_since(now));
+        debug!(remaining_ms = remaining.map(|r| r.as_millis() as u64), "invocation");
+        // A margin as long as the time left means: stop at once (save progress, answer).
+        let stop_by = remaining.map(|r| now + r.saturating_sub(self.settings.deadline_margin));
         match parse(event).map_err(FnError::Event)? {
             Incoming::Objects(objects) => {
                 let mut results = Vec::new();

@@ -44,3 +44,34 @@ pub fn encryption_from_env() -> Result<Option<Encryption>, String> {
         Some(other) => Err(format!("{other:?} is not AES256 or aws:kms")),
     }
 }
+
+/// An invocation's deadline on this process's monotonic clock, from the runtime API's
+/// `Lambda-Runtime-Deadline-Ms`: epoch milliseconds on AWS. Local emulators (`cargo lambda
+/// watch`) send the function timeout in milliseconds instead; a value too small to be a date
+/// since 1973 is read that way, so deadlines behave the same in local tests.
+pub fn invocation_deadline(deadline_ms: u64) -> Option<std::time::Instant> {
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+    const EPOCH_MS_1973: u64 = 100_000_000_000;
+    if deadline_ms < EPOCH_MS_1973 {
+        return Some(Instant::now() + Duration::from_millis(deadline_ms));
+    }
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).ok()?.as_millis() as u64;
+    Some(Instant::now() + Duration::from_millis(deadline_ms.checked_sub(now_ms)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+    #[test]
+    fn deadlines_read_as_epoch_milliseconds_or_as_an_emulators_timeout() {
+        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64;
+        let d = invocation_deadline(now_ms + 30_000).unwrap();
+        let left = d.saturating_duration_since(Instant::now());
+        assert!(left > Duration::from_secs(29) && left <= Duration::from_secs(30), "{left:?}");
+        let d = invocation_deadline(600_000).unwrap();
+        assert!(d.saturating_duration_since(Instant::now()) > Duration::from_secs(599));
+        assert!(invocation_deadline(now_ms - 1_000).is_none(), "a deadline already past");
+    }
+}

@@ -449,6 +449,12 @@ async fn a_commit_refused_because_the_watermark_moved_leaves_no_manifest_and_pub
     assert_eq!(receive(&sqs, &url).await["detail-type"], "ExportFailed");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_delivery_ledger_in_dynamodb_keeps_its_contract() {
+    let (ddb, t) = table(&config().await).await;
+    sluice_testkit::ledger::check_contract(&DynamoHistory::new(ddb, &t)).await;
+}
+
 #[tokio::test]
 async fn secrets_manager_returns_the_secret_and_names_a_missing_one() {
     use sluice_core::ports::Secrets;

@@ -1,0 +1,187 @@
+//! `sluice integrate` and the local fan-out of `sluice run`, as a user runs them: against the
+//! fake API in this process, with the ledger in the history file. Includes a delivery killed
+//! with SIGKILL part-way and run again.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sluice_testkit::api::{FakeApi, Shape};
+use sluice_testkit::{contacts_config, create_contacts, insert_contacts};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+fn sluice(config: &Path, args: &[&str]) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("SLUICE_CONFIG")
+        .env_remove("SLUICE_HISTORY")
+        .env("HOOK_TOKEN", "s3cret-token");
+    c
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
+
+/// Contacts exported to `out/`, and an integration `hook` to the fake API.
+fn workspace(rows: i64, api: &FakeApi, integration: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    insert_contacts(&create_contacts(&dir.path().join("source.db")), 1, rows, "2025-06-01 00:00:00");
+    let config = contacts_config(dir.path(), "{ strategy = \"full\" }", "{ compression = \"gzip\" }");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!(
+        "\n[integrations.hook]\nkind = \"webhook\"\nexport = \"contacts\"\nurl = \"{}/in\"\ntoken = \"env:HOOK_TOKEN\"\n{integration}\n",
+        api.url
+    ));
+    std::fs::write(&config, toml).unwrap();
+    (dir, config)
+}
+
+fn applied_ids(api: &FakeApi) -> BTreeSet<i64> {
+    let mut ids = BTreeSet::new();
+    for r in api.applied() {
+        let id = r["id"].as_i64().unwrap();
+        assert!(ids.insert(id), "record {id} applied twice");
+    }
+    ids
+}
+
+fn manifest_of(run: &Output) -> String {
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    v["runs"][0]["tables"][0]["manifest_key"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn sluice_run_delivers_what_it_exported_and_a_second_delivery_is_a_duplicate() {
+    let api = FakeApi::start(Shape::Webhook);
+    let (dir, config) = workspace(250, &api, "batch_size = 100");
+    let out = sluice(&config, &["run", "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["deliveries"][0]["delivered"], 250, "{v}");
+    assert_eq!(applied_ids(&api), (1..=250).collect());
+    assert!(api.requests().iter().all(|r| r.headers["authorization"] == "Bearer s3cret-token"));
+
+    // The same manifest again, by its path: nothing sent.
+    let manifest = dir.path().join("out").join(manifest_of(&out));
+    let again = sluice(&config, &["integrate", "-i", "hook", "-m", manifest.to_str().unwrap()]).output().unwrap();
+    assert!(again.status.success(), "{}", text(&again));
+    assert!(text(&again).contains("already delivered"), "{}", text(&again));
+    assert_eq!(api.requests().len(), 3);
+
+    // The events file says what happened, for a local consumer.
+    let events = std::fs::read_to_string(dir.path().join("events.jsonl")).unwrap();
+    assert!(
+        events.lines().any(|l| l.contains("\"IntegrationSucceeded\"") && l.contains("\"delivered\":250")),
+        "{events}"
+    );
+    assert!(!events.contains("s3cret-token"), "no secret in events");
+
+    // --no-integrate leaves delivery to later.
+    let quiet = sluice(&config, &["run", "--no-integrate"]).output().unwrap();
+    assert!(quiet.status.success(), "{}", text(&quiet));
+    assert_eq!(api.requests().len(), 3);
+}
+
+#[test]
+fn records_the_api_refuses_land_in_the_failures_file_and_can_be_sent_again() {
+    let api = FakeApi::start(Shape::Webhook);
+    let (dir, config) = workspace(60, &api, "batch_size = 20");
+    api.reject_records_where("email", "user7@example.com");
+    api.reject_batches_containing("email", "user33@example.com");
+    let out = sluice(&config, &["run", "--json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "a delivery with failures fails the command: {}", text(&out));
+    let manifest = manifest_of(&out);
+    let failures = dir.path().join("out").join(manifest.replace("manifest.json", "failures/hook.jsonl"));
+    let lines: Vec<serde_json::Value> =
+        std::fs::read_to_string(&failures).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 2);
+    assert_eq!((lines[0]["row"]["id"].as_str(), lines[0]["stage"].as_str()), (Some("7"), Some("api")));
+    assert_eq!((lines[1]["row"]["id"].as_str(), lines[1]["status"].as_u64()), (Some("33"), Some(400)));
+    assert_eq!(applied_ids(&api).len(), 58);
+
+    // The API is fixed: the two go through.
+    let api2 = FakeApi::start(Shape::Webhook);
+    let toml = std::fs::read_to_string(&config).unwrap().replace(&api.url, &api2.url);
+    std::fs::write(&config, toml).unwrap();
+    let out =
+        sluice(&config, &["integrate", "-i", "hook", "--retry-failures", failures.to_str().unwrap()]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(applied_ids(&api2), BTreeSet::from([7, 33]));
+}
+
+#[test]
+fn a_delivery_killed_part_way_resumes_and_sends_no_record_twice() {
+    let api = FakeApi::start(Shape::Webhook);
+    let (dir, config) = workspace(400, &api, "batch_size = 10\nrate_limit = \"20/s\"\nmax_in_flight = 4");
+    let run = sluice(&config, &["run", "--no-integrate", "--json"]).output().unwrap();
+    assert!(run.status.success(), "{}", text(&run));
+    let v: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap();
+    let manifest = v[0]["tables"][0]["manifest_key"].as_str().unwrap().to_string();
+
+    let mut child = sluice(&config, &["integrate", "-i", "hook", "-m", &manifest])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    while api.requests().len() < 25 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the delivery did not start");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap(); // SIGKILL: no clean-up of any kind
+    child.wait().unwrap();
+    let before = api.requests().len();
+    assert!(before < 40, "killed part-way ({before} of 40 requests)");
+
+    let out = sluice(&config, &["integrate", "-i", "hook", "-m", &manifest, "--json"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v[0]["delivered"], 400, "{v}");
+    assert_eq!(applied_ids(&api), (1..=400).collect(), "every record applied exactly once");
+    // Resumed from the checkpoint: at most the batches of the last 250 ms (5 at 20/s) and those
+    // in flight are sent again, under their idempotency keys.
+    assert!(api.requests().len() <= 40 + 5 + 4, "{} requests", api.requests().len());
+    drop(dir);
+}
+
+#[test]
+fn a_bad_integration_is_refused_with_every_problem_and_no_secret_echoed() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = contacts_config(dir.path(), "{ strategy = \"full\" }", "{ compression = \"none\" }");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(
+        "\n[integrations.hook]\nkind = \"webhook\"\nexport = \"contacts\"\nurl = \"https://user:hunter2@hooks.example.com/x\"\n\
+         token = \"pat-na1-0123456789\"\nheaders = { Authorization = \"Bearer abc\" }\nbody = '{\"a\": 1}'\n\
+         [integrations.crm]\nkind = \"hubspot_contacts\"\nexport = \"nope\"\nbatch_size = 500\n\
+         [integrations.crm.properties]\nfirstname = \"name\"\n",
+    );
+    std::fs::write(&config, toml).unwrap();
+    let out = sluice(&config, &["validate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    for expected in [
+        "integrations.hook.url: not an http(s) URL without credentials",
+        "integrations.hook.token: not a token location",
+        "integrations.hook.headers.Authorization: credentials do not go in the config file",
+        "integrations.hook.body: the template holds \"{{records}}\" 0 times",
+        "integrations.crm.export: no export named \"nope\"",
+        "integrations.crm.batch_size: 500 is out of range",
+        "integrations.crm.token: missing",
+        "integrations.crm.properties: no property \"email\" to match contacts on",
+    ] {
+        assert!(t.contains(expected), "missing {expected:?} in:\n{t}");
+    }
+    for secret in ["hunter2", "pat-na1-0123456789", "Bearer abc"] {
+        assert!(!t.contains(secret), "{secret} echoed:\n{t}");
+    }
+    // An unknown integration is named with those that exist.
+    let fine = contacts_config(dir.path(), "{ strategy = \"full\" }", "{ compression = \"none\" }");
+    let out = sluice(&fine, &["integrate", "-i", "nope", "-m", "x/manifest.json"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out).contains("no integration named \"nope\""), "{}", text(&out));
+}

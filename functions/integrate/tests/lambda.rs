@@ -1,0 +1,260 @@
+//! The real integration function under `cargo lambda watch`, fed the events moto's S3 really
+//! produces for a run's manifest: S3 → SQS notifications (an `s3:TestEvent` first, URL-encoded
+//! keys) and S3 → EventBridge → SQS (with its spurious "Object Tags Added"), wrapped as Lambda's
+//! SQS event source wraps them. The API is the fake one in this process.
+
+use aws_sdk_s3::config::{Credentials, Region};
+use aws_sdk_s3::types::{
+    Event, EventBridgeConfiguration, FilterRule, FilterRuleName, NotificationConfiguration,
+    NotificationConfigurationFilter, QueueConfiguration, S3KeyFilter,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_json::{json, Value};
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store};
+use sluice_core::run::{Ports, Quiet, Runner};
+use sluice_core::spec::Config;
+use sluice_local::SqliteSource;
+use sluice_testkit::api::{FakeApi, Fault, Shape};
+use sluice_testkit::lambda::Watch;
+use sluice_testkit::moto::{unique_name, Moto};
+use sluice_testkit::{create_contacts, insert_contacts, run_options};
+
+struct Stack {
+    moto: &'static Moto,
+    s3: aws_sdk_s3::Client,
+    sqs: aws_sdk_sqs::Client,
+    eb: aws_sdk_eventbridge::Client,
+    ddb: aws_sdk_dynamodb::Client,
+    bucket: String,
+    table: String,
+    dir: tempfile::TempDir,
+    api: FakeApi,
+}
+
+impl Stack {
+    async fn new() -> Stack {
+        let moto = Moto::shared();
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .endpoint_url(&moto.endpoint)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+            .load()
+            .await;
+        let s3 = sluice_aws::s3_client(&sdk);
+        let bucket = unique_name("exports");
+        s3.create_bucket().bucket(&bucket).send().await.unwrap();
+        let ddb = aws_sdk_dynamodb::Client::new(&sdk);
+        let table = unique_name("history");
+        DynamoHistory::create_table(&ddb, &table).await.unwrap();
+        Stack {
+            moto,
+            s3,
+            sqs: aws_sdk_sqs::Client::new(&sdk),
+            eb: aws_sdk_eventbridge::Client::new(&sdk),
+            ddb,
+            bucket,
+            table,
+            dir: tempfile::tempdir().unwrap(),
+            api: FakeApi::start(Shape::Webhook),
+        }
+    }
+
+    async fn queue(&self) -> (String, String) {
+        let url = self.sqs.create_queue().queue_name(unique_name("q")).send().await.unwrap().queue_url.unwrap();
+        let attrs = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(QueueAttributeName::QueueArn)
+            .send()
+            .await
+            .unwrap();
+        let arn = attrs.attributes().unwrap()[&QueueAttributeName::QueueArn].clone();
+        (url, arn)
+    }
+
+    /// Every message on the queue, wrapped as Lambda's SQS event source wraps a batch.
+    async fn drain(&self, url: &str) -> Value {
+        let mut records = Vec::new();
+        let mut idle = 0;
+        while idle < 2 {
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
+            if out.messages().is_empty() {
+                idle += 1;
+            }
+            for m in out.messages() {
+                records.push(json!({
+                    "messageId": m.message_id(), "receiptHandle": m.receipt_handle(), "body": m.body(),
+                    "attributes": {}, "messageAttributes": {}, "md5OfBody": m.md5_of_body(),
+                    "eventSource": "aws:sqs", "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1",
+                }));
+            }
+        }
+        json!({ "Records": records })
+    }
+
+    fn config(&self, integration: &str) -> String {
+        format!(
+            "version = 1\n[sources.db]\nkind = \"sqlite\"\npath = \"{}\"\n\n[[export]]\nname = \"contacts\"\nsource = \"db\"\n\
+             destination = \"s3://{}/exports\"\nformat = {{ compression = \"zstd\", max_file_size = 8000 }}\n\n\
+             [[export.table]]\nname = \"contacts\"\nincremental = {{ strategy = \"full\" }}\n\n\
+             [integrations.hook]\nkind = \"webhook\"\nexport = \"contacts\"\nurl = \"{}/contacts\"\nbatch_size = 25\n\
+             timeout = \"2s\"\ntoken = \"env:HOOK_TOKEN\"\n{integration}\n",
+            self.dir.path().join("source.db").display(),
+            self.bucket,
+            self.api.url
+        )
+    }
+
+    /// Exports `rows` contacts to S3 as the export function would; returns the manifest's key.
+    async fn export(&self, rows: i64, config: &str) -> String {
+        insert_contacts(&create_contacts(&self.dir.path().join("source.db")), 1, rows, "2026-01-01 00:00:00");
+        let config = Config::parse(&self.dir.path().join("sluice.toml"), config).unwrap();
+        let source = SqliteSource::new(self.dir.path().join("source.db"));
+        let store = S3Store::new(self.s3.clone(), &self.bucket, "exports", None);
+        let history = DynamoHistory::new(self.ddb.clone(), &self.table);
+        let events = EventBridgeSink::new(self.eb.clone(), "default");
+        let ports = Ports { source: &source, store: &store, history: &history, events: &events };
+        let summary = Runner::new(ports, &Quiet).run(&config.exports[0], &run_options()).await.unwrap();
+        assert!(summary.succeeded, "{summary:?}");
+        summary.tables[0].manifest_key.clone().unwrap()
+    }
+
+    async fn watch(&self, config: &str, extra: &[(&str, &str)]) -> Watch {
+        let key = "config/sluice.toml";
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(config.as_bytes().to_vec().into())
+            .send()
+            .await
+            .unwrap();
+        let mut env = vec![
+            ("AWS_ENDPOINT_URL", self.moto.endpoint.clone()),
+            ("AWS_ACCESS_KEY_ID", "test".to_string()),
+            ("AWS_SECRET_ACCESS_KEY", "test".to_string()),
+            ("AWS_REGION", "us-east-1".to_string()),
+            ("SLUICE_CONFIG", format!("s3://{}/{key}", self.bucket)),
+            ("SLUICE_INTEGRATION", "hook".to_string()),
+            ("SLUICE_HISTORY_TABLE", self.table.clone()),
+            ("HOOK_TOKEN", "hook-token".to_string()),
+        ];
+        env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
+        Watch::start("integrate", "sluice-integrate", &env)
+    }
+
+    fn applied_ids(&self) -> BTreeSet<i64> {
+        let mut ids = BTreeSet::new();
+        for r in self.api.applied() {
+            let id = r["id"].as_i64().unwrap();
+            assert!(ids.insert(id), "record {id} applied twice");
+        }
+        ids
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_reaches_the_api_once_through_s3_notifications_and_eventbridge() {
+    let stack = Stack::new().await;
+    let (s3_queue, s3_arn) = stack.queue().await;
+    let (eb_queue, eb_arn) = stack.queue().await;
+    // S3 → SQS for manifests, and S3 → EventBridge → SQS for everything in the bucket.
+    let suffix = FilterRule::builder().name(FilterRuleName::Suffix).value("manifest.json").build();
+    let filter =
+        NotificationConfigurationFilter::builder().key(S3KeyFilter::builder().filter_rules(suffix).build()).build();
+    let to_queue =
+        QueueConfiguration::builder().queue_arn(&s3_arn).events(Event::S3ObjectCreated).filter(filter).build().unwrap();
+    let notifications = NotificationConfiguration::builder()
+        .queue_configurations(to_queue)
+        .event_bridge_configuration(EventBridgeConfiguration::builder().build())
+        .build();
+    stack
+        .s3
+        .put_bucket_notification_configuration()
+        .bucket(&stack.bucket)
+        .notification_configuration(notifications)
+        .send()
+        .await
+        .unwrap();
+    let rule = unique_name("manifests");
+    let pattern = json!({"source": ["aws.s3"], "detail": {"bucket": {"name": [stack.bucket]}}}).to_string();
+    stack.eb.put_rule().name(&rule).event_pattern(pattern).send().await.unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder().id("q").arn(&eb_arn).build().unwrap();
+    stack.eb.put_targets().rule(&rule).targets(target).send().await.unwrap();
+
+    let config = stack.config("");
+    let manifest = stack.export(300, &config).await;
+    let watch = stack.watch(&config, &[]).await;
+
+    // Through the S3 notification: the test event, then the manifest's record.
+    let event = stack.drain(&s3_queue).await;
+    let bodies: Vec<String> =
+        event["Records"].as_array().unwrap().iter().map(|r| r["body"].as_str().unwrap().to_string()).collect();
+    assert!(bodies.iter().any(|b| b.contains("s3:TestEvent")), "{bodies:?}");
+    let (ok, out) = watch.invoke(&event.to_string());
+    assert!(ok, "{out}");
+    assert_eq!(out["batchItemFailures"], json!([]), "{out}");
+    assert_eq!(stack.applied_ids(), (1..=300).collect(), "every row delivered once");
+    let requests = stack.api.requests();
+    assert_eq!(requests.len(), 12);
+    assert!(requests.iter().all(|r| r.headers["authorization"] == "Bearer hook-token"));
+
+    // Through EventBridge: parts, the manifest, tag events. The manifest is a duplicate now.
+    let event = stack.drain(&eb_queue).await;
+    let bodies = event["Records"].as_array().unwrap().iter().map(|r| r["body"].as_str().unwrap().to_string());
+    assert!(
+        bodies.clone().any(|b| b.contains(&manifest) && b.contains("Object Created")),
+        "the manifest's event arrived"
+    );
+    let (ok, out) = watch.invoke(&event.to_string());
+    assert!(ok, "{out}");
+    assert_eq!(out["batchItemFailures"], json!([]), "{out}");
+    assert_eq!(stack.api.requests().len(), 12, "a duplicate event sends nothing");
+
+    // A direct invocation of it: still a duplicate; an event of no known shape: named.
+    let (ok, out) = watch.invoke(&json!({"manifest": format!("s3://{}/exports/{manifest}", stack.bucket)}).to_string());
+    assert!(ok && out["deliveries"][0]["duplicate"].is_string(), "{out}");
+    let (ok, out) = watch.invoke(r#"{"hello": "world"}"#);
+    assert!(!ok && out.to_string().contains("Sluice.InvalidEvent") && out.to_string().contains("hello"), "{out}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invocation_stopped_by_its_deadline_is_resumed_by_the_retried_message() {
+    let stack = Stack::new().await;
+    // 40 requests at 10 per second: four seconds of work for invocations that stop after one.
+    let config = stack.config("rate_limit = \"10/s\"\nmax_in_flight = 2").replace("batch_size = 25", "batch_size = 10");
+    let manifest = stack.export(400, &config).await;
+    let body = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": stack.bucket}, "object": {"key": format!("exports/{manifest}")}}}]});
+    let event = json!({"Records": [{"messageId": "m-1", "body": body.to_string(), "eventSource": "aws:sqs"}]});
+    // cargo lambda gives each invocation ten minutes; keeping all but about a second of them
+    // back makes every invocation stop early, as one that runs into its timeout does.
+    let watch = stack.watch(&config, &[("SLUICE_DEADLINE_MARGIN", "599s")]).await;
+    stack.api.script(vec![Fault::Slow(Duration::from_millis(10))]);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        assert!(attempts <= 15, "the delivery did not finish");
+        let (ok, out) = watch.invoke(&event.to_string());
+        assert!(ok, "{out}");
+        if out["batchItemFailures"] == json!([]) {
+            break;
+        }
+        assert_eq!(out["batchItemFailures"][0]["itemIdentifier"], "m-1", "{out}");
+    }
+    assert!(attempts >= 2, "the first invocation stopped at its deadline");
+    assert_eq!(stack.applied_ids(), (1..=400).collect());
+    assert_eq!(stack.api.requests().len(), 40, "no batch sent twice across invocations");
+}
