@@ -45,6 +45,11 @@ pub struct Recorded {
 
 #[derive(Default)]
 struct State {
+    /// Keep only counts and times (for benchmarks: millions of records would not fit).
+    lean: bool,
+    /// Records received in successful requests, and one request body as a sample.
+    records: u64,
+    sample: Option<Value>,
     script: VecDeque<Fault>,
     /// Per request: probability of a 429, a 500 and a slow answer, from a seeded generator.
     random: Option<(u64, f64, f64, f64, Duration)>,
@@ -79,7 +84,17 @@ fn matches(record: &Value, rules: &[(String, String)]) -> Option<String> {
 
 impl FakeApi {
     pub fn start(shape: Shape) -> FakeApi {
-        let state = Arc::new(Mutex::new(State::default()));
+        Self::start_with(shape, false, 0)
+    }
+
+    /// A server that keeps only counts, arrival times and one sample body, on `port` (0: any
+    /// free one), answering `GET /_stats` with them: the benchmark's API.
+    pub fn start_lean(shape: Shape, port: u16) -> FakeApi {
+        Self::start_with(shape, true, port)
+    }
+
+    fn start_with(shape: Shape, lean: bool, port: u16) -> FakeApi {
+        let state = Arc::new(Mutex::new(State { lean, ..State::default() }));
         let started = Instant::now();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
@@ -88,7 +103,7 @@ impl FakeApi {
             let rt =
                 tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
             rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind a loopback port");
                 ready_tx.send(listener.local_addr().expect("address")).expect("report the port");
                 let serve = async {
                     loop {
@@ -193,6 +208,13 @@ async fn handle(
         .collect();
     let bytes = req.into_body().collect().await.map(|b| b.to_bytes()).unwrap_or_default();
     let body: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+    if path == "/_stats" {
+        let s = state.lock().unwrap_or_else(|p| p.into_inner());
+        let times: Vec<f64> = s.requests.iter().map(|r| r.at.as_secs_f64() * 1000.0).collect();
+        let statuses: Vec<u16> = s.requests.iter().map(|r| r.status).collect();
+        let stats = json!({"requests": s.requests.len(), "records": s.records, "times_ms": times, "statuses": statuses, "sample": s.sample});
+        return answer(200, &stats, &[]);
+    }
 
     let (status, reply, extra, delay) = {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
@@ -249,7 +271,21 @@ async fn handle(
                 (st, reply, vec![], delay)
             }
         };
-        s.requests.push(Recorded { at, method, path, headers, body, status });
+        if (200..300).contains(&status) {
+            s.records += match &body {
+                Value::Array(a) => a.len() as u64,
+                Value::Object(o) => o.values().find_map(Value::as_array).map_or(0, |a| a.len() as u64),
+                _ => 0,
+            };
+        }
+        if s.lean {
+            if s.sample.is_none() {
+                s.sample = Some(body);
+            }
+            s.requests.push(Recorded { at, method, path, headers: BTreeMap::new(), body: Value::Null, status });
+        } else {
+            s.requests.push(Recorded { at, method, path, headers, body, status });
+        }
         (status, reply, extra, delay)
     };
     if let Some(d) = delay {
@@ -274,6 +310,7 @@ fn apply(shape: Shape, s: &mut State, body: &Value) -> (u16, Value) {
             for (i, r) in records.iter().enumerate() {
                 match matches(r, &s.reject_records) {
                     Some(why) => errors.push(json!({"index": i, "message": why})),
+                    None if s.lean => {}
                     None => s.applied.push(r.clone()),
                 }
             }

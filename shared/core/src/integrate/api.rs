@@ -4,6 +4,7 @@
 
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::spec::{HubspotSpec, IntegrationKind, IntegrationSpec, WebhookSpec, RECORDS_PLACEHOLDER};
@@ -65,11 +66,45 @@ pub trait HttpClient: Send + Sync {
     async fn send(&self, request: HttpRequest, timeout: Duration) -> Result<HttpResponse, TransportError>;
 }
 
+/// A record's properties in the mapping's order. Names are shared by every record of a
+/// delivery (one allocation per name, not per record).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Properties(pub Vec<(Arc<str>, Value)>);
+
+impl Properties {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(n, _)| &**n == name).map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(n, v)| (&**n, v))
+    }
+
+    /// As a JSON object (for tests and messages).
+    pub fn to_json(&self) -> Value {
+        Value::Object(self.iter().map(|(n, v)| (n.to_string(), v.clone())).collect())
+    }
+
+    /// From a JSON object's members.
+    pub fn from_json(v: Value) -> Properties {
+        match v {
+            Value::Object(o) => Properties(o.into_iter().map(|(k, v)| (Arc::from(k), v)).collect()),
+            _ => Properties::default(),
+        }
+    }
+}
+
+impl serde::Serialize for Properties {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(n, v)| (&**n, v)))
+    }
+}
+
 /// One record on its way: its index among the manifest's rows and its properties.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Outgoing {
     pub index: u64,
-    pub properties: Map<String, Value>,
+    pub properties: Properties,
 }
 
 /// A request's worth of records, with a key that is the same every time these records are sent
@@ -141,23 +176,39 @@ fn by_status(response: &HttpResponse) -> Option<Answer> {
 /// "message": …}]` (index into the batch's records) fails those records alone.
 pub struct Webhook(pub WebhookSpec);
 
-fn replace_placeholder(template: &Value, records: &Value) -> Value {
-    match template {
-        Value::String(s) if s == RECORDS_PLACEHOLDER => records.clone(),
-        Value::Array(a) => Value::Array(a.iter().map(|v| replace_placeholder(v, records)).collect()),
-        Value::Object(o) => {
-            Value::Object(o.iter().map(|(k, v)| (k.clone(), replace_placeholder(v, records))).collect())
+/// The batch's records as a JSON array, serialized straight from the records (no copy).
+struct Records<'a>(&'a [Outgoing]);
+
+impl serde::Serialize for Records<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(|r| &r.properties))
+    }
+}
+
+/// A body template with the records where its placeholder is.
+struct Templated<'a> {
+    template: &'a Value,
+    records: &'a Records<'a>,
+}
+
+impl serde::Serialize for Templated<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let at = |v| Templated { template: v, records: self.records };
+        match self.template {
+            Value::String(p) if p == RECORDS_PLACEHOLDER => self.records.serialize(s),
+            Value::Array(a) => s.collect_seq(a.iter().map(at)),
+            Value::Object(o) => s.collect_map(o.iter().map(|(k, v)| (k, at(v)))),
+            other => other.serialize(s),
         }
-        other => other.clone(),
     }
 }
 
 impl Api for Webhook {
     fn request(&self, batch: &Batch, token: Option<&str>) -> HttpRequest {
-        let records = Value::Array(batch.records.iter().map(|r| Value::Object(r.properties.clone())).collect());
+        let records = Records(batch.records);
         let body = match &self.0.body {
-            Some(template) => replace_placeholder(template, &records),
-            None => records,
+            Some(template) => serde_json::to_vec(&Templated { template, records: &records }),
+            None => serde_json::to_vec(&records),
         };
         let mut headers = vec![
             ("content-type".to_string(), "application/json".to_string()),
@@ -167,12 +218,7 @@ impl Api for Webhook {
         if let Some(t) = token {
             headers.push(("authorization".into(), format!("Bearer {t}")));
         }
-        HttpRequest {
-            method: self.0.method.clone(),
-            url: self.0.url.clone(),
-            headers,
-            body: serde_json::to_vec(&body).unwrap_or_default(),
-        }
+        HttpRequest { method: self.0.method.clone(), url: self.0.url.clone(), headers, body: body.unwrap_or_default() }
     }
 
     fn answer(&self, batch: &Batch, response: &HttpResponse) -> Answer {
@@ -233,7 +279,7 @@ impl Api for HubspotContacts {
             .iter()
             .map(|r| {
                 let props: Map<String, Value> =
-                    r.properties.iter().map(|(k, v)| (k.clone(), Value::String(as_text(v)))).collect();
+                    r.properties.iter().map(|(k, v)| (k.to_string(), Value::String(as_text(v)))).collect();
                 json!({
                     "idProperty": self.0.id_property,
                     "id": r.properties.get(&self.0.id_property).map(as_text).unwrap_or_default(),
@@ -317,7 +363,7 @@ mod tests {
         (0..n)
             .map(|i| Outgoing {
                 index: 10 + i,
-                properties: serde_json::from_value(json!({"email": format!("c{i}@example.com"), "score": i})).unwrap(),
+                properties: Properties::from_json(json!({"email": format!("c{i}@example.com"), "score": i})),
             })
             .collect()
     }
@@ -389,6 +435,6 @@ mod tests {
         assert_eq!(answer, Answer::Accepted { rejected: vec![(1, "VALIDATION_ERROR: Email is invalid".into())] });
         let daily = h.answer(&b, &response(429, json!({"policyName": "DAILY"})));
         assert!(matches!(daily, Answer::Fatal { .. }));
-        assert!(h.check(&Outgoing { index: 0, properties: Map::new() }).is_err());
+        assert!(h.check(&Outgoing { index: 0, properties: Properties::default() }).is_err());
     }
 }

@@ -3,8 +3,10 @@
 //! record alone (it goes to the failures file with the reason); it never fails the batch.
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
-use serde_json::{Map, Number, Value};
+use serde_json::{Number, Value};
+use std::sync::Arc;
 
+use super::api::Properties;
 use super::read::Row;
 use super::spec::{Mapping, Nulls, PropertySource, ValueType};
 use crate::value::Column;
@@ -12,7 +14,7 @@ use crate::value::Column;
 /// A mapping resolved against one manifest's columns.
 #[derive(Debug, Clone)]
 pub struct Mapper {
-    props: Vec<(String, Source)>,
+    props: Vec<(Arc<str>, Source)>,
     nulls: Nulls,
 }
 
@@ -86,6 +88,7 @@ impl Mapper {
         };
         let props = props
             .into_iter()
+            .map(|(name, s): (String, Source)| (Arc::<str>::from(name), s))
             .map(|(name, s)| match s {
                 Source::Column { index, column, kind: ValueType::Auto } => {
                     let kind = auto_type(&columns[index].source_type);
@@ -106,12 +109,12 @@ impl Mapper {
 
     /// Whether the mapping sends property `name`.
     pub fn has(&self, name: &str) -> bool {
-        self.props.iter().any(|(n, _)| n == name)
+        self.props.iter().any(|(n, _)| &**n == name)
     }
 
     /// The properties of one row, or why the row cannot be sent.
-    pub fn map(&self, row: &Row) -> Result<Map<String, Value>, String> {
-        let mut out = Map::with_capacity(self.props.len());
+    pub fn map(&self, row: &Row) -> Result<Properties, String> {
+        let mut out = Vec::with_capacity(self.props.len());
         for (name, source) in &self.props {
             let value = match source {
                 Source::Constant(v) => v.clone(),
@@ -127,9 +130,9 @@ impl Mapper {
                     }
                 }
             };
-            out.insert(name.clone(), value);
+            out.push((name.clone(), value));
         }
-        Ok(out)
+        Ok(Properties(out))
     }
 }
 
@@ -235,7 +238,7 @@ mod tests {
         let m = Mapping { properties: None, drop: vec!["active".into()], nulls: Nulls::Keep };
         let out = Mapper::new(&m, &columns()).unwrap().map(&row()).unwrap();
         assert_eq!(
-            Value::Object(out),
+            out.to_json(),
             serde_json::json!({"ID": 42, "EMAIL": "a@example.com", "SCORE": 7.5, "UPDATED_AT": "2024-01-01 00:41:38.123456789"})
         );
     }
@@ -258,12 +261,12 @@ mod tests {
         let mapper = Mapper::new(&m, &columns()).unwrap();
         let out = mapper.map(&row()).unwrap();
         assert_eq!(
-            Value::Object(out),
+            out.to_json(),
             serde_json::json!({"email": "a@example.com", "id": "42", "seen": "2024-01-01T00:41:38.123Z", "day": "2024-01-01", "on": true, "source": "sluice"})
         );
         let mut nulls = row();
         nulls[1] = Value::Null;
-        assert!(!mapper.map(&nulls).unwrap().contains_key("email"), "nulls = omit leaves the property out");
+        assert!(mapper.map(&nulls).unwrap().get("email").is_none(), "nulls = omit leaves the property out");
     }
 
     #[test]

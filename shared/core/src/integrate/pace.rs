@@ -8,9 +8,12 @@ use tokio::time::Instant;
 
 use super::spec::RateLimit;
 
-/// Sends when fewer than `requests` were sent in the last `per`: a sliding log of send times, so
-/// no window of that length ever holds more (a token bucket would allow a double burst at a
-/// window's edge). A 429 pauses every sender until the server's wait is over.
+/// Sends when fewer than `requests` were sent in the last `per` (a sliding log of send times, so
+/// no window of that length ever holds more; a token bucket would allow a double burst at a
+/// window's edge), and no sooner than `per / requests` after the previous send, so requests are
+/// spread evenly instead of bursting at the start of each window: the observed rate is the
+/// limit, and every shorter window holds its share of it. A 429 pauses every sender until the
+/// server's wait is over.
 pub struct Limiter {
     limit: Option<RateLimit>,
     state: Mutex<LimiterState>,
@@ -19,6 +22,8 @@ pub struct Limiter {
 struct LimiterState {
     sent: VecDeque<Instant>,
     paused_until: Option<Instant>,
+    /// The earliest time of the next send.
+    next: Option<Instant>,
 }
 
 /// Room for the clock granularity and the way to the server, so its own count stays under.
@@ -26,7 +31,7 @@ const GUARD: Duration = Duration::from_millis(2);
 
 impl Limiter {
     pub fn new(limit: Option<RateLimit>) -> Self {
-        Limiter { limit, state: Mutex::new(LimiterState { sent: VecDeque::new(), paused_until: None }) }
+        Limiter { limit, state: Mutex::new(LimiterState { sent: VecDeque::new(), paused_until: None, next: None }) }
     }
 
     /// Waits for a slot. Waiters queue on the lock, so they are served in turn.
@@ -42,11 +47,20 @@ impl Limiter {
                 state.paused_until = None;
             }
             let Some(limit) = self.limit else { return };
+            if let Some(next) = state.next.filter(|n| *n > now) {
+                tokio::time::sleep_until(next).await;
+                continue;
+            }
             while state.sent.front().is_some_and(|t| *t + limit.per + GUARD <= now) {
                 state.sent.pop_front();
             }
             if state.sent.len() < limit.requests as usize {
                 state.sent.push_back(now);
+                // On schedule: the next slot follows this one's, so timer lateness does not
+                // add up and lower the rate; after a pause, no more than one slot is made up.
+                let interval = limit.per / limit.requests;
+                let slot = state.next.map_or(now, |n| n.max(now.checked_sub(interval).unwrap_or(now)));
+                state.next = Some(slot + interval);
                 return;
             }
             let oldest = state.sent[0];
@@ -88,8 +102,12 @@ mod tests {
             let in_window = times[i..].iter().filter(|u| **u < *t + Duration::from_secs(1)).count();
             assert!(in_window <= 5, "{in_window} sends in the second from {t:?}");
         }
+        // Spread evenly: 23 sends at 5 per second take 22 intervals of 200 ms.
         let total = *times.last().unwrap();
-        assert!(total >= Duration::from_secs(4) && total < Duration::from_millis(4100), "{total:?}");
+        assert!(total >= Duration::from_millis(4400) && total < Duration::from_millis(4500), "{total:?}");
+        for w in times.windows(2) {
+            assert!(w[1] - w[0] >= Duration::from_millis(200), "{:?} apart", w[1] - w[0]);
+        }
     }
 
     #[tokio::test(start_paused = true)]

@@ -236,7 +236,9 @@ impl<'a> CsvParser<'a> {
     }
 
     fn finish_field(&mut self, quoted: bool, out: &mut Row) {
-        let bytes = std::mem::take(&mut self.field);
+        // A copy of exactly the field's length; the buffer stays for the next field.
+        let bytes = self.field.clone();
+        self.field.clear();
         let text = match String::from_utf8(bytes) {
             Ok(s) => s,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
