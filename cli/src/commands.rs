@@ -563,6 +563,14 @@ fn validate(cli: &Cli, json: bool) -> Result<u8> {
             "valid": true,
             "sources": config.sources.keys().collect::<Vec<_>>(),
             "exports": exports,
+            "integrations": config.integrations.iter().map(|i| serde_json::json!({
+                "name": i.name,
+                "kind": i.kind_name(),
+                "export": i.export,
+                "tables": i.tables,
+                "batch_size": i.batch_size,
+                "rate_limit": i.rate_limit.map(|r| serde_json::json!({"requests": r.requests, "per_ms": r.per.as_millis() as u64})),
+            })).collect::<Vec<_>>(),
             "warnings": config.warnings.iter().map(|w| w.to_string()).collect::<Vec<_>>(),
         }))?;
         return Ok(exit::OK);
@@ -588,6 +596,17 @@ fn validate(cli: &Cli, json: bool) -> Result<u8> {
                 .map(|t| format!("{} ({})", t.name, t.incremental.strategy()))
                 .collect::<Vec<_>>()
                 .join(", ")
+        );
+    }
+    for i in &config.integrations {
+        println!(
+            "  integration {} ({}) <- {}{}: batches of {}{}",
+            i.name,
+            i.kind_name(),
+            i.export,
+            i.tables.as_ref().map(|t| format!(" ({})", t.join(", "))).unwrap_or_default(),
+            i.batch_size,
+            i.rate_limit.map(|r| format!(", at most {} requests per {:?}", r.requests, r.per)).unwrap_or_default()
         );
     }
     for w in &config.warnings {
