@@ -11,7 +11,7 @@ use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, SecretsManager};
 use sluice_core::ports::Source;
 use sluice_core::request::{ExportRequest, RequestError};
 use sluice_core::run::{ExportRunSummary, Ports, Quiet, RunOptions, Runner};
-use sluice_core::spec::{parse_duration, Config, ConfigError, Destination};
+use sluice_core::spec::{Config, ConfigError, Destination};
 
 /// Time kept back from the Lambda deadline to remove a stopped run's parts, record it and
 /// publish its event.
@@ -67,42 +67,17 @@ impl FnError {
     }
 }
 
-/// Settings from the environment (no secrets: source credentials come from Secrets Manager).
-pub struct Settings {
-    /// `SLUICE_CONFIG`: a file packaged with the function, or `s3://bucket/key`.
-    pub config: String,
-    /// `SLUICE_HISTORY_TABLE`: the DynamoDB history table.
-    pub history_table: String,
-    /// `SLUICE_EVENT_BUS`: where run events go (default `default`).
-    pub event_bus: String,
-    /// `SLUICE_SSE`: `aws:kms` (with `SLUICE_KMS_KEY_ID`), `AES256`, or unset for the bucket default.
-    pub encryption: Option<sluice_aws::Encryption>,
-    /// `SLUICE_DEADLINE_MARGIN`: e.g. `15s`.
-    pub deadline_margin: Duration,
+/// Settings from the environment: those every function reads ([`sluice_aws::FunctionSettings`]).
+pub type Settings = sluice_aws::FunctionSettings;
+
+/// The export function's settings, with its deadline margin by default.
+pub fn settings_from_env() -> Result<Settings, FnError> {
+    Ok(Settings::from_env(DEFAULT_DEADLINE_MARGIN)?)
 }
 
-impl Settings {
-    pub fn from_env() -> Result<Settings, FnError> {
-        let var = |name: &'static str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let required = |name: &'static str| {
-            var(name).ok_or(FnError::Setting { name, problem: "missing; set it in the function's environment".into() })
-        };
-        let encryption =
-            sluice_aws::encryption_from_env().map_err(|problem| FnError::Setting { name: "SLUICE_SSE", problem })?;
-        let deadline_margin = match var("SLUICE_DEADLINE_MARGIN") {
-            None => DEFAULT_DEADLINE_MARGIN,
-            Some(m) => parse_duration(&m).ok_or(FnError::Setting {
-                name: "SLUICE_DEADLINE_MARGIN",
-                problem: format!("{m:?} is not a duration like 15s"),
-            })?,
-        };
-        Ok(Settings {
-            config: required("SLUICE_CONFIG")?,
-            history_table: required("SLUICE_HISTORY_TABLE")?,
-            event_bus: var("SLUICE_EVENT_BUS").unwrap_or_else(|| "default".into()),
-            encryption,
-            deadline_margin,
-        })
+impl From<sluice_aws::SettingError> for FnError {
+    fn from(e: sluice_aws::SettingError) -> FnError {
+        FnError::Setting { name: e.name, problem: e.problem }
     }
 }
 

@@ -4,7 +4,7 @@
 
 use lambda_runtime::{run, service_fn, Diagnostic, LambdaEvent};
 
-use sluice_export_fn::{App, FnError, Settings};
+use sluice_export_fn::{settings_from_env, App, FnError};
 
 #[derive(Debug)]
 struct Failure(FnError);
@@ -27,7 +27,7 @@ async fn serve() -> Result<(), lambda_runtime::Error> {
         .with_current_span(false)
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .init();
-    let app = App::init(Settings::from_env()?).await?;
+    let app = App::init(settings_from_env()?).await?;
     let app = &app;
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let deadline = sluice_aws::invocation_deadline(event.context.deadline);

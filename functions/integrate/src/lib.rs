@@ -11,7 +11,7 @@ use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, SecretsManager};
 use sluice_core::integrate::event::{manifest_key_under, parse, Incoming, ObjectRef};
 use sluice_core::integrate::spec::IntegrationSpec;
 use sluice_core::integrate::{resolve_token, DeliverError, Deliverer, DeliveryOptions, DeliveryOutcome, DeliveryPorts};
-use sluice_core::spec::{parse_duration, Config, ConfigError, Destination};
+use sluice_core::spec::{Config, ConfigError, Destination};
 
 /// Time kept back from the Lambda deadline to save progress and answer.
 pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(10);
@@ -58,42 +58,25 @@ impl FnError {
 
 /// Settings from the environment (no secrets: the API token comes from Secrets Manager).
 pub struct Settings {
-    /// `SLUICE_CONFIG`: a file packaged with the function, or `s3://bucket/key`.
-    pub config: String,
+    /// Those every function reads ([`sluice_aws::FunctionSettings`]); the history table holds
+    /// the delivery ledger, and `SLUICE_SSE` applies to the failures files.
+    pub common: sluice_aws::FunctionSettings,
     /// `SLUICE_INTEGRATION`: which `[integrations.<name>]` this function delivers.
     pub integration: String,
-    /// `SLUICE_HISTORY_TABLE`: the DynamoDB table holding the delivery ledger.
-    pub history_table: String,
-    /// `SLUICE_EVENT_BUS`: where `IntegrationSucceeded`/`IntegrationFailed` go (default `default`).
-    pub event_bus: String,
-    /// `SLUICE_SSE` (and `SLUICE_KMS_KEY_ID`): encryption of the failures files.
-    pub encryption: Option<sluice_aws::Encryption>,
-    /// `SLUICE_DEADLINE_MARGIN`: e.g. `10s`.
-    pub deadline_margin: Duration,
 }
 
 impl Settings {
     pub fn from_env() -> Result<Settings, FnError> {
-        let var = |name: &'static str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        let required = |name: &'static str| {
-            var(name).ok_or(FnError::Setting { name, problem: "missing; set it in the function's environment".into() })
-        };
-        let deadline_margin = match var("SLUICE_DEADLINE_MARGIN") {
-            None => DEFAULT_DEADLINE_MARGIN,
-            Some(m) => parse_duration(&m).ok_or(FnError::Setting {
-                name: "SLUICE_DEADLINE_MARGIN",
-                problem: format!("{m:?} is not a duration like 10s"),
-            })?,
-        };
         Ok(Settings {
-            config: required("SLUICE_CONFIG")?,
-            integration: required("SLUICE_INTEGRATION")?,
-            history_table: required("SLUICE_HISTORY_TABLE")?,
-            event_bus: var("SLUICE_EVENT_BUS").unwrap_or_else(|| "default".into()),
-            encryption: sluice_aws::encryption_from_env()
-                .map_err(|problem| FnError::Setting { name: "SLUICE_SSE", problem })?,
-            deadline_margin,
+            common: sluice_aws::FunctionSettings::from_env(DEFAULT_DEADLINE_MARGIN)?,
+            integration: sluice_aws::required_var("SLUICE_INTEGRATION")?,
         })
+    }
+}
+
+impl From<sluice_aws::SettingError> for FnError {
+    fn from(e: sluice_aws::SettingError) -> FnError {
+        FnError::Setting { name: e.name, problem: e.problem }
     }
 }
 
@@ -115,7 +98,7 @@ impl App {
     pub async fn init(settings: Settings) -> Result<App, FnError> {
         let sdk = sluice_aws::client_config().await;
         let s3 = sluice_aws::s3_client(&sdk);
-        let config = match sluice_aws::load_config(&s3, &settings.config).await {
+        let config = match sluice_aws::load_config(&s3, &settings.common.config).await {
             Ok(c) => c,
             Err(sluice_aws::ConfigLoadError::Config(e)) => return Err(e.into()),
             Err(sluice_aws::ConfigLoadError::Fetch { location, source }) => {
@@ -133,14 +116,14 @@ impl App {
                 ),
             });
         };
-        let store = S3Store::new(s3, bucket, prefix, settings.encryption.clone());
+        let store = S3Store::new(s3, bucket, prefix, settings.common.encryption.clone());
         let secrets = SecretsManager::new(aws_sdk_secretsmanager::Client::new(&sdk));
         let token = resolve_token(&spec, &secrets)
             .await
             .map_err(|problem| FnError::Token { integration: spec.name.clone(), problem })?;
         let http = sluice_http::ReqwestClient::new().map_err(|problem| FnError::Setting { name: "HTTP", problem })?;
-        let history = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.history_table);
-        let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), &settings.event_bus);
+        let history = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.common.history_table);
+        let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), &settings.common.event_bus);
         let host = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "lambda".into());
         Ok(App {
             bucket: bucket.clone(),
@@ -167,7 +150,7 @@ impl App {
         let remaining = deadline.map(|d| d.saturating_duration_since(now));
         debug!(remaining_ms = remaining.map(|r| r.as_millis() as u64), "invocation");
         // A margin as long as the time left means: stop at once (save progress, answer).
-        let stop_by = remaining.map(|r| now + r.saturating_sub(self.settings.deadline_margin));
+        let stop_by = remaining.map(|r| now + r.saturating_sub(self.settings.common.deadline_margin));
         match parse(event).map_err(FnError::Event)? {
             Incoming::Objects(objects) => {
                 let mut results = Vec::new();

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sluice_core::ports::{Claim, DeliveryId, DeliveryLedger, DeliveryProgress, DeliveryRecord, DeliveryState};
+use sluice_core::ports::{expires_in, Claim, DeliveryId, DeliveryLedger, DeliveryRecord, DeliveryState};
 use sluice_core::HistoryError;
 
 use crate::dynamo_history::{n, s, ts, DynamoHistory, Item};
@@ -23,17 +23,6 @@ fn key(id: &DeliveryId) -> Item {
         ("pk".to_string(), pk(&id.integration)),
         ("sk".to_string(), s(format!("DELIVERY#{}#{}", id.manifest_key, id.etag))),
     ])
-}
-
-fn state_str(s: DeliveryState) -> &'static str {
-    match s {
-        DeliveryState::InProgress => "in_progress",
-        DeliveryState::Done => "done",
-    }
-}
-
-fn until(ttl: Duration) -> DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1))
 }
 
 fn is_condition_failure<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
@@ -86,28 +75,15 @@ impl DeliveryLedger for DynamoHistory {
                     }
                     (record, Some(self.text(item, "updated_at")?))
                 }
-                None => (
-                    DeliveryRecord {
-                        id: id.clone(),
-                        state: DeliveryState::InProgress,
-                        rows,
-                        progress: DeliveryProgress::default(),
-                        failures_key: None,
-                        started_at: now,
-                        updated_at: now,
-                        attempts: 0,
-                        error: None,
-                    },
-                    None,
-                ),
+                None => (DeliveryRecord::new(id, rows, now), None),
             };
             record.attempts += 1;
             record.updated_at = now;
             let json = serde_json::to_string(&record).map_err(|e| self.corrupt(e.to_string()))?;
             let mut item = key(id);
-            item.insert("state".into(), s(state_str(record.state)));
+            item.insert("state".into(), s(record.state.as_str()));
             item.insert("owner".into(), s(owner));
-            item.insert("expires_at".into(), n(until(ttl).timestamp_millis()));
+            item.insert("expires_at".into(), n(expires_in(ttl).timestamp_millis()));
             item.insert("updated_at".into(), s(ts(now)));
             item.insert("record".into(), s(json));
             let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
@@ -147,13 +123,13 @@ impl DeliveryLedger for DynamoHistory {
             .expression_attribute_names("#owner", "owner")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":me", s(owner))
-            .expression_attribute_values(":state", s(state_str(record.state)))
+            .expression_attribute_values(":state", s(record.state.as_str()))
             .expression_attribute_values(":updated", s(ts(record.updated_at)))
             .expression_attribute_values(":record", s(json));
         let update = match hold {
             Some(ttl) => update
                 .update_expression("SET #state = :state, updated_at = :updated, #record = :record, expires_at = :exp")
-                .expression_attribute_values(":exp", n(until(ttl).timestamp_millis())),
+                .expression_attribute_values(":exp", n(expires_in(ttl).timestamp_millis())),
             None => update.update_expression(
                 "SET #state = :state, updated_at = :updated, #record = :record REMOVE #owner, expires_at",
             ),

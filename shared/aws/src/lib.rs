@@ -17,7 +17,10 @@ pub use event_bridge::{detail_within_limit, EventBridgeSink, EVENT_SOURCE, MAX_E
 pub use metrics::{emf_line, NAMESPACE};
 pub use s3_store::{Encryption, S3Store, MAX_IN_FLIGHT, MIN_PART_SIZE, PART_SIZE};
 pub use secrets::SecretsManager;
-pub use settings::{encryption_from_env, invocation_deadline, load_config, ConfigLoadError};
+pub use settings::{
+    duration_var, encryption_from_env, env_var, invocation_deadline, load_config, required_var, ConfigLoadError,
+    FunctionSettings, SettingError,
+};
 
 /// The shared AWS configuration from the standard environment (profiles, region, credentials,
 /// `AWS_ENDPOINT_URL` for local stand-ins).

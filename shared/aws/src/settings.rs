@@ -75,3 +75,56 @@ mod tests {
         assert!(invocation_deadline(now_ms - 1_000).is_none(), "a deadline already past");
     }
 }
+
+/// A function setting that is missing or wrong: which variable, and what is wrong with it.
+#[derive(Debug)]
+pub struct SettingError {
+    pub name: &'static str,
+    pub problem: String,
+}
+
+/// The environment variable `name`, unless unset or empty.
+pub fn env_var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A variable the function cannot start without.
+pub fn required_var(name: &'static str) -> Result<String, SettingError> {
+    env_var(name).ok_or(SettingError { name, problem: "missing; set it in the function's environment".into() })
+}
+
+/// A duration such as `15s`, or `default` when unset.
+pub fn duration_var(name: &'static str, default: std::time::Duration) -> Result<std::time::Duration, SettingError> {
+    match env_var(name) {
+        None => Ok(default),
+        Some(v) => sluice_core::spec::parse_duration(&v)
+            .ok_or(SettingError { name, problem: format!("{v:?} is not a duration like 15s") }),
+    }
+}
+
+/// The settings every Sluice function reads from its environment (no secrets: those come from
+/// Secrets Manager).
+pub struct FunctionSettings {
+    /// `SLUICE_CONFIG`: a file packaged with the function, or `s3://bucket/key`.
+    pub config: String,
+    /// `SLUICE_HISTORY_TABLE`: the DynamoDB history table (runs, watermarks, deliveries).
+    pub history_table: String,
+    /// `SLUICE_EVENT_BUS`: where events go (default `default`).
+    pub event_bus: String,
+    /// `SLUICE_SSE`: `aws:kms` (with `SLUICE_KMS_KEY_ID`), `AES256`, or unset for the bucket default.
+    pub encryption: Option<Encryption>,
+    /// `SLUICE_DEADLINE_MARGIN`: time kept back from the invocation's deadline, e.g. `15s`.
+    pub deadline_margin: std::time::Duration,
+}
+
+impl FunctionSettings {
+    pub fn from_env(default_margin: std::time::Duration) -> Result<FunctionSettings, SettingError> {
+        Ok(FunctionSettings {
+            config: required_var("SLUICE_CONFIG")?,
+            history_table: required_var("SLUICE_HISTORY_TABLE")?,
+            event_bus: env_var("SLUICE_EVENT_BUS").unwrap_or_else(|| "default".into()),
+            encryption: encryption_from_env().map_err(|problem| SettingError { name: "SLUICE_SSE", problem })?,
+            deadline_margin: duration_var("SLUICE_DEADLINE_MARGIN", default_margin)?,
+        })
+    }
+}

@@ -373,6 +373,20 @@ pub enum DeliveryState {
     Done,
 }
 
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::InProgress => "in_progress",
+            DeliveryState::Done => "done",
+        }
+    }
+}
+
+/// When a claim or lease taken now for `ttl` expires.
+pub fn expires_in(ttl: Duration) -> DateTime<Utc> {
+    Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1))
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeliveryRecord {
     pub id: DeliveryId,
@@ -387,6 +401,23 @@ pub struct DeliveryRecord {
     pub attempts: u32,
     /// Why the last attempt stopped, if it did.
     pub error: Option<String>,
+}
+
+impl DeliveryRecord {
+    /// A delivery not attempted yet.
+    pub fn new(id: &DeliveryId, rows: u64, now: DateTime<Utc>) -> DeliveryRecord {
+        DeliveryRecord {
+            id: id.clone(),
+            state: DeliveryState::InProgress,
+            rows,
+            progress: DeliveryProgress::default(),
+            failures_key: None,
+            started_at: now,
+            updated_at: now,
+            attempts: 0,
+            error: None,
+        }
+    }
 }
 
 /// What claiming a delivery found.

@@ -7,21 +7,10 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::time::Duration;
 
-use sluice_core::ports::{Claim, DeliveryId, DeliveryLedger, DeliveryProgress, DeliveryRecord, DeliveryState};
+use sluice_core::ports::{expires_in, Claim, DeliveryId, DeliveryLedger, DeliveryRecord, DeliveryState};
 use sluice_core::HistoryError;
 
 use crate::sqlite_history::{process_alive, ts, SqliteHistory};
-
-fn state_str(s: DeliveryState) -> &'static str {
-    match s {
-        DeliveryState::InProgress => "in_progress",
-        DeliveryState::Done => "done",
-    }
-}
-
-fn until(ttl: Duration) -> DateTime<Utc> {
-    Utc::now() + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1))
-}
 
 /// Whether a claim's owner (`host:pid:id`) is a process of this host that no longer runs.
 fn dead_here(owner: &str, host: &str) -> bool {
@@ -48,7 +37,7 @@ impl DeliveryLedger for SqliteHistory {
             let mut record = match found {
                 Some((state, holder, expires, json)) => {
                     let record: DeliveryRecord = serde_json::from_str(&json).map_err(|e| self.corrupt(e))?;
-                    if state == state_str(DeliveryState::Done) {
+                    if state == DeliveryState::Done.as_str() {
                         return Ok(Claim::Done(record));
                     }
                     if let (Some(holder), Some(expires)) = (holder, expires) {
@@ -61,17 +50,7 @@ impl DeliveryLedger for SqliteHistory {
                     }
                     record
                 }
-                None => DeliveryRecord {
-                    id: id.clone(),
-                    state: DeliveryState::InProgress,
-                    rows,
-                    progress: DeliveryProgress::default(),
-                    failures_key: None,
-                    started_at: now,
-                    updated_at: now,
-                    attempts: 0,
-                    error: None,
-                },
+                None => DeliveryRecord::new(id, rows, now),
             };
             record.attempts += 1;
             record.updated_at = now;
@@ -86,9 +65,9 @@ impl DeliveryLedger for SqliteHistory {
                     id.integration,
                     id.manifest_key,
                     id.etag,
-                    state_str(record.state),
+                    record.state.as_str(),
                     owner,
-                    ts(until(ttl)),
+                    ts(expires_in(ttl)),
                     ts(now),
                     json
                 ],
@@ -102,7 +81,7 @@ impl DeliveryLedger for SqliteHistory {
     async fn save(&self, record: &DeliveryRecord, owner: &str, hold: Option<Duration>) -> Result<(), HistoryError> {
         let json = serde_json::to_string(record).map_err(|e| self.corrupt(e))?;
         let (new_owner, expires) = match hold {
-            Some(ttl) => (Some(owner), Some(ts(until(ttl)))),
+            Some(ttl) => (Some(owner), Some(ts(expires_in(ttl)))),
             None => (None, None),
         };
         self.with_conn(|conn| {
@@ -111,7 +90,7 @@ impl DeliveryLedger for SqliteHistory {
                     "UPDATE deliveries SET state = ?1, owner = ?2, expires_at = ?3, updated_at = ?4, record = ?5
                      WHERE integration = ?6 AND manifest_key = ?7 AND etag = ?8 AND owner = ?9",
                     params![
-                        state_str(record.state),
+                        record.state.as_str(),
                         new_owner,
                         expires,
                         ts(record.updated_at),

@@ -303,18 +303,14 @@ impl<'a> Deliverer<'a> {
         let virtual_manifest = Manifest {
             parts: vec![part],
             totals: crate::manifest::Totals { rows, bytes: bytes.len() as u64, parts: 1 },
+            // Described as uncompressed JSON lines, of the failures kind.
             format: crate::format::FormatDescription {
                 kind: read::FAILURES_KIND.into(),
-                delimiter: None,
-                header: None,
-                quote: None,
-                quote_style: None,
-                null: None,
-                null_if: None,
-                empty_field_as_null: None,
-                record_terminator: None,
-                compression: "none".into(),
-                max_file_size: 0,
+                ..crate::format::FileFormat::JsonLines(crate::format::JsonFormat {
+                    compression: crate::format::Compression::None,
+                    max_file_size: 0,
+                })
+                .describe()
             },
             ..manifest
         };
@@ -632,8 +628,9 @@ impl<'a> Deliverer<'a> {
 
         let (fed, consumed) = futures::join!(feeder, consumer);
         let _ = parser.await;
-        consumed?;
+        // A part that could not be fetched is the cause of whatever the parser then reported.
         fed?;
+        consumed?;
         if record.progress.settled_rows != rows_total {
             return Err(Stop::Fatal(format!(
                 "{} of {rows_total} rows settled after reading every part; the parts do not match the manifest",
