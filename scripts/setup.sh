@@ -3,6 +3,8 @@
 #   .tools/venv   Python venv with moto's server (S3, DynamoDB, EventBridge, SQS, Secrets Manager
 #                 stand-ins), cargo-lambda (runs the Lambda functions on a local Runtime API) and
 #                 fakesnow (the Snowflake stand-in, behind tests/fakesnow/adapter.py)
+#   .tools/sam    aws-sam-cli (sam validate --lint, with cfn-lint) for template.yaml
+#   .tools/checkov  checkov, the IaC security scanner (its own venv: it pins other botocore versions)
 # Idempotent and quiet when everything is there. Tests find the tools through these paths.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,5 +26,17 @@ FAKESNOW_VERSION="${FAKESNOW_VERSION:-0.12.1}"
 if ! "$venv/bin/python" -c "import importlib.metadata as m, uvicorn, snowflake.connector, sys; sys.exit(m.version('fakesnow') != '$FAKESNOW_VERSION')" 2>/dev/null; then
     echo "setup: installing fakesnow[server]==$FAKESNOW_VERSION into $venv"
     "$venv/bin/pip" install --quiet --disable-pip-version-check "fakesnow[server]==$FAKESNOW_VERSION" "snowflake-connector-python<5"
+fi
+SAM_VERSION="${SAM_VERSION:-1.170.0}"
+if ! .tools/sam/bin/sam --version 2>/dev/null | grep -q "version $SAM_VERSION\$"; then
+    echo "setup: installing aws-sam-cli==$SAM_VERSION into .tools/sam"
+    python3 -m venv .tools/sam
+    .tools/sam/bin/pip install --quiet --disable-pip-version-check "aws-sam-cli==$SAM_VERSION"
+fi
+CHECKOV_VERSION="${CHECKOV_VERSION:-3.3.30}"
+if ! .tools/checkov/bin/checkov --version 2>/dev/null | grep -qx "$CHECKOV_VERSION"; then
+    echo "setup: installing checkov==$CHECKOV_VERSION into .tools/checkov"
+    python3 -m venv .tools/checkov
+    .tools/checkov/bin/pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
 fi
 echo "setup: moto_server $("$venv/bin/python" -c 'import moto; print(moto.__version__)') at $venv/bin/moto_server"
