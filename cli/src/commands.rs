@@ -429,6 +429,23 @@ struct ExportStatus {
     destination: String,
     schedule: Option<String>,
     tables: Vec<TableStatus>,
+    /// The export's integrations and their latest delivery.
+    integrations: Vec<IntegrationStatus>,
+}
+
+#[derive(Serialize)]
+struct IntegrationStatus {
+    integration: String,
+    kind: String,
+    /// The latest delivery: its manifest, `in_progress` or `done`, counts, and any error.
+    manifest_key: Option<String>,
+    state: Option<String>,
+    rows: u64,
+    delivered: u64,
+    failed: u64,
+    updated_at: Option<chrono::DateTime<chrono::Utc>>,
+    failures_key: Option<String>,
+    error: Option<String>,
 }
 
 async fn export_status(app: &App, export: &ExportSpec) -> Result<ExportStatus> {
@@ -454,6 +471,23 @@ async fn export_status(app: &App, export: &ExportSpec) -> Result<ExportStatus> {
             }
         })
         .collect();
+    let mut integrations = Vec::new();
+    for spec in app.config.integrations_of(&export.name) {
+        let last = app.ledger.deliveries(&spec.name, 1).await?.into_iter().next();
+        let p = last.as_ref().map(|d| &d.progress);
+        integrations.push(IntegrationStatus {
+            integration: spec.name.clone(),
+            kind: spec.kind_name().into(),
+            manifest_key: last.as_ref().map(|d| d.id.manifest_key.clone()),
+            state: last.as_ref().map(|d| d.state.as_str().into()),
+            rows: last.as_ref().map_or(0, |d| d.rows),
+            delivered: p.map_or(0, |p| p.delivered + p.ahead.iter().map(|b| b.delivered).sum::<u64>()),
+            failed: p.map_or(0, |p| p.failed + p.ahead.iter().map(|b| b.failed).sum::<u64>()),
+            updated_at: last.as_ref().map(|d| d.updated_at),
+            failures_key: last.as_ref().and_then(|d| d.failures_key.clone()),
+            error: last.and_then(|d| d.error),
+        });
+    }
     Ok(ExportStatus {
         export: export.name.clone(),
         state: export.state.as_str().to_string(),
@@ -461,6 +495,7 @@ async fn export_status(app: &App, export: &ExportSpec) -> Result<ExportStatus> {
         destination: export.destination.to_string(),
         schedule: export.schedule.clone(),
         tables,
+        integrations,
     })
 }
 
@@ -493,7 +528,32 @@ fn render_status(all: &[ExportStatus]) -> String {
             ]);
         }
     }
-    output::table(&["EXPORT", "STATE", "TABLE", "LAST RUN", "RESULT", "ROWS", "WATERMARK", "LAST ERROR"], &rows)
+    let mut out =
+        output::table(&["EXPORT", "STATE", "TABLE", "LAST RUN", "RESULT", "ROWS", "WATERMARK", "LAST ERROR"], &rows);
+    let deliveries: Vec<Vec<String>> = all
+        .iter()
+        .flat_map(|e| e.integrations.iter().map(move |i| (e, i)))
+        .map(|(e, i)| {
+            vec![
+                i.integration.clone(),
+                i.kind.clone(),
+                e.export.clone(),
+                i.manifest_key.clone().unwrap_or_else(|| "never".into()),
+                i.state.clone().unwrap_or_default(),
+                output::count(i.delivered),
+                output::count(i.failed),
+                i.error.as_deref().map(|s| truncate(s, 80)).unwrap_or_default(),
+            ]
+        })
+        .collect();
+    if !deliveries.is_empty() {
+        out.push('\n');
+        out.push_str(&output::table(
+            &["INTEGRATION", "KIND", "EXPORT", "LAST MANIFEST", "STATE", "DELIVERED", "FAILED", "LAST ERROR"],
+            &deliveries,
+        ));
+    }
+    out
 }
 
 fn truncate(s: &str, n: usize) -> String {

@@ -81,6 +81,14 @@ fn sluice_run_delivers_what_it_exported_and_a_second_delivery_is_a_duplicate() {
     );
     assert!(!events.contains("s3cret-token"), "no secret in events");
 
+    // status shows the latest delivery.
+    let status = sluice(&config, &["status"]).output().unwrap();
+    let t = text(&status);
+    assert!(t.contains("INTEGRATION") && t.contains("hook") && t.contains("done") && t.contains("250"), "{t}");
+    let status = sluice(&config, &["status", "--json"]).output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap();
+    assert_eq!(v[0]["integrations"][0]["delivered"], 250, "{v}");
+
     // --no-integrate leaves delivery to later.
     let quiet = sluice(&config, &["run", "--no-integrate"]).output().unwrap();
     assert!(quiet.status.success(), "{}", text(&quiet));
