@@ -318,3 +318,22 @@ async fn the_rate_limit_holds_over_every_window() {
     let span = times[29] - times[0];
     assert!(span >= Duration::from_millis(1900), "30 requests at 10/s take two seconds at least: {span:?}");
 }
+
+#[tokio::test]
+async fn a_delivery_waiting_on_a_slow_api_keeps_its_claim() {
+    let env = Env::new(Shape::Webhook, 20, "batch_size = 10\nmax_in_flight = 1\ntimeout = \"5s\"").await;
+    env.api.script(vec![Fault::Slow(Duration::from_millis(900))]);
+    let mut opts = env.options();
+    opts.claim_ttl = Duration::from_millis(300);
+    let deliver = env.deliver_with(opts);
+    let rival = async {
+        // Well past the claim's 300 ms, while the first request still waits for its answer.
+        tokio::time::sleep(Duration::from_millis(650)).await;
+        let etag = env.store().get_tagged(&env.manifest).await.unwrap().unwrap().1;
+        let id = DeliveryId { integration: "api".into(), manifest_key: env.manifest.clone(), etag };
+        env.ledger().claim(&id, "rival:1:x", Duration::from_secs(60), 20).await.unwrap()
+    };
+    let (outcome, rival) = tokio::join!(deliver, rival);
+    assert!(matches!(rival, sluice_core::ports::Claim::Held { .. }), "the claim was renewed: {rival:?}");
+    assert_eq!(done(outcome).delivered, 20);
+}

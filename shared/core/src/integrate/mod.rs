@@ -574,9 +574,20 @@ impl<'a> Deliverer<'a> {
             let mut input_done = false;
             let mut stop: Option<Stop> = None;
             let mut last_checkpoint = Instant::now();
+            // The claim is renewed on a timer too, so a delivery waiting in retries longer than
+            // the claim lasts is not taken over while it still runs.
+            let renew_every = (self.opts.claim_ttl / 3).max(Duration::from_millis(10));
+            let mut renew = tokio::time::interval_at(tokio::time::Instant::now() + renew_every, renew_every);
+            renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 let room = inflight.len() < self.spec.max_in_flight && !input_done && stop.is_none();
                 tokio::select! {
+                    _ = renew.tick(), if !inflight.is_empty() && stop.is_none() => {
+                        record.updated_at = Utc::now();
+                        if let Err(e) = self.ports.ledger.save(record, &self.opts.owner, Some(self.opts.claim_ttl)).await {
+                            stop.get_or_insert(Stop::Fatal(format!("renewing the claim failed (was it taken over?): {e}")));
+                        }
+                    }
                     done = inflight.next(), if !inflight.is_empty() => {
                         match done {
                             Some(Ok(result)) => {
