@@ -474,15 +474,15 @@ async fn export_status(app: &App, export: &ExportSpec) -> Result<ExportStatus> {
     let mut integrations = Vec::new();
     for spec in app.config.integrations_of(&export.name) {
         let last = app.ledger.deliveries(&spec.name, 1).await?.into_iter().next();
-        let p = last.as_ref().map(|d| &d.progress);
+        let (delivered, failed) = last.as_ref().map_or((0, 0), |d| d.progress.totals());
         integrations.push(IntegrationStatus {
             integration: spec.name.clone(),
             kind: spec.kind_name().into(),
             manifest_key: last.as_ref().map(|d| d.id.manifest_key.clone()),
             state: last.as_ref().map(|d| d.state.as_str().into()),
             rows: last.as_ref().map_or(0, |d| d.rows),
-            delivered: p.map_or(0, |p| p.delivered + p.ahead.iter().map(|b| b.delivered).sum::<u64>()),
-            failed: p.map_or(0, |p| p.failed + p.ahead.iter().map(|b| b.failed).sum::<u64>()),
+            delivered,
+            failed,
             updated_at: last.as_ref().map(|d| d.updated_at),
             failures_key: last.as_ref().and_then(|d| d.failures_key.clone()),
             error: last.and_then(|d| d.error),

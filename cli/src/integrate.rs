@@ -7,6 +7,7 @@ use anyhow::{anyhow, Result};
 use clap::Args;
 use std::path::Path;
 
+use sluice_core::integrate::event::{key_under, ObjectRef};
 use sluice_core::integrate::spec::IntegrationSpec;
 use sluice_core::integrate::{
     resolve_token, DeliverError, Deliverer, DeliveryOptions, DeliveryOutcome, DeliveryPorts, DeliverySummary,
@@ -38,15 +39,10 @@ fn relative_key(export: &ExportSpec, given: &str) -> Result<String> {
         Destination::S3 { bucket, prefix } => {
             let Some(rest) = given.strip_prefix("s3://") else { return Ok(given.trim_start_matches('/').to_string()) };
             let (b, key) = rest.split_once('/').unwrap_or((rest, ""));
-            let under = if prefix.is_empty() {
-                Some(key)
-            } else {
-                key.strip_prefix(prefix.as_str()).and_then(|k| k.strip_prefix('/'))
-            };
-            match under {
-                Some(k) if b == bucket && !k.is_empty() => Ok(k.to_string()),
-                _ => Err(anyhow!("{given} is not under export {:?}'s destination {}", export.name, export.destination)),
-            }
+            let object = ObjectRef { bucket: b.to_string(), key: key.to_string() };
+            key_under(&object, bucket, prefix).ok_or_else(|| {
+                anyhow!("{given} is not under export {:?}'s destination {}", export.name, export.destination)
+            })
         }
         Destination::Local(dir) => {
             let path = Path::new(given);

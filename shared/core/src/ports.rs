@@ -364,6 +364,14 @@ pub struct DeliveryProgress {
     pub ahead: Vec<SettledBatch>,
 }
 
+impl DeliveryProgress {
+    /// Records delivered and failed so far, ahead batches included.
+    pub fn totals(&self) -> (u64, u64) {
+        let ahead = |f: fn(&SettledBatch) -> u64| self.ahead.iter().map(f).sum::<u64>();
+        (self.delivered + ahead(|b| b.delivered), self.failed + ahead(|b| b.failed))
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DeliveryState {

@@ -259,10 +259,7 @@ impl Api for Webhook {
 pub struct HubspotContacts(pub HubspotSpec);
 
 fn as_text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
+    super::mapping::text_of(v).into_owned()
 }
 
 impl Api for HubspotContacts {

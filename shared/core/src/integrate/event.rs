@@ -122,12 +122,18 @@ pub fn parse(event: &Value) -> Result<Incoming, String> {
 /// The key relative to an export destination's prefix, if the object is under it and is a
 /// manifest; `None` for anything else (parts, failure files, other buckets), which is ignored.
 pub fn manifest_key_under(object: &ObjectRef, bucket: &str, prefix: &str) -> Option<String> {
+    let rel = key_under(object, bucket, prefix)?;
+    (rel.ends_with("/manifest.json") && !rel.contains("/failures/")).then_some(rel)
+}
+
+/// The object's key relative to a destination (`bucket`, `prefix`), if it lies under it.
+pub fn key_under(object: &ObjectRef, bucket: &str, prefix: &str) -> Option<String> {
     if object.bucket != bucket {
         return None;
     }
     let rel =
         if prefix.is_empty() { object.key.as_str() } else { object.key.strip_prefix(prefix)?.strip_prefix('/')? };
-    (rel.ends_with("/manifest.json") && !rel.contains("/failures/")).then(|| rel.to_string())
+    (!rel.is_empty()).then(|| rel.to_string())
 }
 
 #[cfg(test)]

@@ -136,7 +136,8 @@ impl Mapper {
     }
 }
 
-fn text_of(v: &Value) -> std::borrow::Cow<'_, str> {
+/// A value as text: strings as they are, anything else as its JSON.
+pub(crate) fn text_of(v: &Value) -> std::borrow::Cow<'_, str> {
     match v {
         Value::String(s) => s.as_str().into(),
         other => other.to_string().into(),

@@ -126,16 +126,10 @@ pub enum DeliverError {
     #[error("integration {integration:?}: {problem}; fix the integration's properties and retry")]
     Mapping { integration: String, problem: String },
     #[error(
-        "integration {integration:?}: stopped after {delivered} delivered and {failed} failed of {rows} rows: {reason}"
+        "integration {:?}: stopped after {} delivered and {} failed of {} rows: {reason}",
+        .summary.integration, .summary.delivered, .summary.failed, .summary.rows
     )]
-    Stopped {
-        integration: String,
-        rows: u64,
-        delivered: u64,
-        failed: u64,
-        reason: String,
-        summary: Box<DeliverySummary>,
-    },
+    Stopped { reason: String, summary: Box<DeliverySummary> },
     #[error("integration {integration:?}: the delivery ledger failed")]
     Ledger {
         integration: String,
@@ -285,7 +279,6 @@ impl<'a> Deliverer<'a> {
     /// Sends again the records of a failures file (after the API or the mapping was fixed).
     /// Those that fail again go to `<failures file>.retry-<tag>.jsonl` beside it.
     pub async fn retry_failures(&self, failures: &str) -> Result<DeliveryOutcome, DeliverError> {
-        let store = self.ports.store;
         let not_failures = || DeliverError::ManifestCorrupt {
             key: failures.into(),
             problem: "not a failures file: give the path of <run folder>/failures/<integration>.jsonl".into(),
@@ -293,11 +286,7 @@ impl<'a> Deliverer<'a> {
         let (run_prefix, _) = failures.rsplit_once("/failures/").ok_or_else(not_failures)?;
         let manifest_key = format!("{run_prefix}/{MANIFEST_FILE}");
         let manifest = self.manifest(&manifest_key).await?.0;
-        let (bytes, etag) = match store.get_tagged(failures).await {
-            Ok(Some(found)) => found,
-            Ok(None) => return Err(DeliverError::ManifestMissing { key: failures.into(), location: store.location() }),
-            Err(e) => return Err(self.store_err("reading", failures, e)),
-        };
+        let (bytes, etag) = self.fetch(failures).await?;
         let rows = bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).count() as u64;
         let part = crate::manifest::PartInfo { key: failures.into(), rows, bytes: bytes.len() as u64, sha256: None };
         let virtual_manifest = Manifest {
@@ -319,13 +308,18 @@ impl<'a> Deliverer<'a> {
         self.deliver_rows(&virtual_manifest, failures, etag, &again).await
     }
 
-    async fn manifest(&self, key: &str) -> Result<(Manifest, String), DeliverError> {
+    /// A small object (a manifest, a failures file) with its entity tag; absent is an error.
+    async fn fetch(&self, key: &str) -> Result<(Vec<u8>, String), DeliverError> {
         let store = self.ports.store;
-        let (bytes, etag) = match store.get_tagged(key).await {
-            Ok(Some(found)) => found,
-            Ok(None) => return Err(DeliverError::ManifestMissing { key: key.into(), location: store.location() }),
-            Err(e) => return Err(self.store_err("reading", key, e)),
-        };
+        match store.get_tagged(key).await {
+            Ok(Some(found)) => Ok(found),
+            Ok(None) => Err(DeliverError::ManifestMissing { key: key.into(), location: store.location() }),
+            Err(e) => Err(self.store_err("reading", key, e)),
+        }
+    }
+
+    async fn manifest(&self, key: &str) -> Result<(Manifest, String), DeliverError> {
+        let (bytes, etag) = self.fetch(key).await?;
         let manifest = serde_json::from_slice(&bytes)
             .map_err(|e| DeliverError::ManifestCorrupt { key: key.into(), problem: e.to_string() })?;
         Ok((manifest, etag))
@@ -411,9 +405,7 @@ impl<'a> Deliverer<'a> {
         let key_prefix =
             format!("sluice-{}", short_hash(&format!("{}\n{}\n{}", id.integration, id.manifest_key, id.etag)));
         let stop = self.pump(manifest, (&dialect, compression), &mapper, &mut record, failures_key, &key_prefix).await;
-        let p = &record.progress;
-        summary.delivered = p.delivered + p.ahead.iter().map(|b| b.delivered).sum::<u64>();
-        summary.failed = p.failed + p.ahead.iter().map(|b| b.failed).sum::<u64>();
+        (summary.delivered, summary.failed) = record.progress.totals();
         summary.requests = self.requests.load(Ordering::Relaxed);
         summary.retries = self.retries.load(Ordering::Relaxed);
 
@@ -430,14 +422,7 @@ impl<'a> Deliverer<'a> {
             if stop.alarming() {
                 self.publish("IntegrationFailed", &summary).await;
             }
-            return Err(DeliverError::Stopped {
-                integration: self.spec.name.clone(),
-                rows,
-                delivered: summary.delivered,
-                failed: summary.failed,
-                reason,
-                summary: Box::new(summary),
-            });
+            return Err(DeliverError::Stopped { reason, summary: Box::new(summary) });
         }
 
         // Every row is settled: gather the failures, then mark the delivery done.
