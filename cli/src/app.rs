@@ -17,9 +17,9 @@ pub const DYNAMODB_SCHEME: &str = "dynamodb://";
 
 pub struct App {
     pub config: Config,
-    pub history: Box<dyn HistoryStore>,
+    pub history: Arc<dyn HistoryStore>,
     /// The integrations' delivery ledger, beside the history.
-    pub ledger: Box<dyn DeliveryLedger>,
+    pub ledger: Arc<dyn DeliveryLedger>,
     pub events: Box<dyn EventSink>,
     http: std::sync::OnceLock<sluice_http::ReqwestClient>,
     pub host: String,
@@ -63,26 +63,24 @@ impl App {
         #[cfg(not(feature = "aws"))]
         let _ = wants_aws;
 
-        let (history, ledger): (Box<dyn HistoryStore>, Box<dyn DeliveryLedger>) = match &table {
+        // One store serves as both the history and the delivery ledger (one connection, one client).
+        let (history, ledger): (Arc<dyn HistoryStore>, Arc<dyn DeliveryLedger>) = match &table {
             Some(_t) => {
                 #[cfg(feature = "aws")]
                 {
                     let sdk = aws.as_ref().context("AWS configuration")?;
-                    let client = aws_sdk_dynamodb::Client::new(sdk);
-                    (
-                        Box::new(sluice_aws::DynamoHistory::new(client.clone(), _t)),
-                        Box::new(sluice_aws::DynamoHistory::new(client, _t)),
-                    )
+                    let store = Arc::new(sluice_aws::DynamoHistory::new(aws_sdk_dynamodb::Client::new(sdk), _t));
+                    (store.clone(), store)
                 }
                 #[cfg(not(feature = "aws"))]
                 return Err(needs_aws("a DynamoDB history"));
             }
             None => {
-                let open = || {
+                let store = Arc::new(
                     SqliteHistory::open(&history_path, &host)
-                        .with_context(|| format!("opening the history file {}", history_path.display()))
-                };
-                (Box::new(open()?), Box::new(open()?))
+                        .with_context(|| format!("opening the history file {}", history_path.display()))?,
+                );
+                (store.clone(), store)
             }
         };
         let events: Box<dyn EventSink> = match (&event_bus, &table) {
