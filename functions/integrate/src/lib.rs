@@ -84,6 +84,8 @@ impl From<sluice_aws::SettingError> for FnError {
 pub struct App {
     pub settings: Settings,
     pub config: Config,
+    /// The integration this function delivers, from the config.
+    spec: IntegrationSpec,
     store: S3Store,
     bucket: String,
     prefix: String,
@@ -130,6 +132,7 @@ impl App {
             prefix: prefix.clone(),
             settings,
             config,
+            spec,
             store,
             history,
             events,
@@ -137,10 +140,6 @@ impl App {
             token,
             host,
         })
-    }
-
-    fn spec(&self) -> &IntegrationSpec {
-        self.config.integration(&self.settings.integration).expect("checked at cold start")
     }
 
     /// Handles one invocation. For SQS batches the answer lists the messages to retry
@@ -193,7 +192,7 @@ impl App {
             debug!(bucket = %object.bucket, key = %object.key, "not a manifest under this export's destination; ignored");
             return Ok(json!({ "ignored": object.key }));
         };
-        let spec = self.spec();
+        let spec = &self.spec;
         let ports = DeliveryPorts { store: &self.store, ledger: &self.history, http: &self.http, events: &self.events };
         let mut opts = DeliveryOptions::new(format!("{}:{}", self.host, uuid::Uuid::new_v4().simple()));
         opts.token = self.token.clone();
