@@ -12,6 +12,7 @@ pub mod plan;
 pub mod ports;
 pub mod request;
 pub mod run;
+pub mod schedule;
 pub mod spec;
 pub mod sql;
 pub mod value;

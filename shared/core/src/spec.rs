@@ -793,6 +793,15 @@ impl Validator {
                 None => Destination::Local(resolve(base_dir, d)),
             },
         };
+        if let Some(schedule) = &raw.schedule {
+            if let Err(why) = crate::schedule::check(schedule) {
+                self.problem(
+                    format!("{key}.schedule"),
+                    why,
+                    "write an EventBridge schedule: rate(15 minutes), rate(1 hour) or cron(0 6 * * ? *)",
+                );
+            }
+        }
         let state = match raw.state.as_deref() {
             None | Some("active") => ExportState::Active,
             Some("draft") => ExportState::Draft,
