@@ -5,6 +5,10 @@
 #                 fakesnow (the Snowflake stand-in, behind tests/fakesnow/adapter.py)
 #   .tools/sam    aws-sam-cli (sam validate --lint, with cfn-lint) for template.yaml
 #   .tools/checkov  checkov, the IaC security scanner (its own venv: it pins other botocore versions)
+#   infra/node_modules  the CDK app's packages (aws-cdk-lib, cdk-nag, the cdk CLI), as
+#                 infra/package-lock.json pins them
+# plus ziglang (in .tools/venv) and rustup's aarch64-unknown-linux-gnu standard library, with
+# which cargo-lambda cross-compiles the arm64 functions that `sam build` and the CDK deploy.
 # Idempotent and quiet when everything is there. Tests find the tools through these paths.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,5 +42,20 @@ if ! .tools/checkov/bin/checkov --version 2>/dev/null | grep -qx "$CHECKOV_VERSI
     echo "setup: installing checkov==$CHECKOV_VERSION into .tools/checkov"
     python3 -m venv .tools/checkov
     .tools/checkov/bin/pip install --quiet --disable-pip-version-check "checkov==$CHECKOV_VERSION"
+fi
+ZIGLANG_VERSION="${ZIGLANG_VERSION:-0.17.1}"
+if ! "$venv/bin/pip" show ziglang 2>/dev/null | grep -x "Version: $ZIGLANG_VERSION" >/dev/null; then
+    echo "setup: installing ziglang==$ZIGLANG_VERSION into $venv"
+    "$venv/bin/pip" install --quiet --disable-pip-version-check "ziglang==$ZIGLANG_VERSION"
+fi
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
+    echo "setup: adding the aarch64-unknown-linux-gnu target (Lambda's arm64)"
+    rustup target add aarch64-unknown-linux-gnu
+fi
+lock_sum="$(sha256sum infra/package-lock.json | cut -d' ' -f1)"
+if [ ! -x infra/node_modules/.bin/cdk ] || [ "$(cat infra/node_modules/.sluice-lock 2>/dev/null)" != "$lock_sum" ]; then
+    echo "setup: installing infra/ packages (npm ci)"
+    (cd infra && npm ci --no-audit --no-fund --loglevel=error)
+    echo "$lock_sum" > infra/node_modules/.sluice-lock
 fi
 echo "setup: moto_server $("$venv/bin/python" -c 'import moto; print(moto.__version__)') at $venv/bin/moto_server"

@@ -8,6 +8,7 @@ pub mod history;
 pub mod lambda;
 pub mod ledger;
 pub mod moto;
+pub mod stack;
 
 use rusqlite::{params, Connection};
 use std::io::Read;

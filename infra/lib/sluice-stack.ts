@@ -1,0 +1,650 @@
+// The Sluice stack: the same resources, names and permissions as ../template.yaml, for teams
+// that deploy with the CDK. The logical IDs are the template's on purpose: the test
+// tests/tests/cdk.rs compares the two stacks resource by resource, and a team can move from one
+// tool to the other without CloudFormation replacing the bucket or the table.
+import * as path from 'path';
+import {
+  Aws,
+  CfnCondition,
+  CfnOutput,
+  CfnParameter,
+  CfnResource,
+  Duration,
+  Fn,
+  RemovalPolicy,
+  Stack,
+  StackProps,
+  Validations,
+} from 'aws-cdk-lib';
+import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as lambda from 'aws-cdk-lib/aws-lambda';
+import { SqsEventSource } from 'aws-cdk-lib/aws-lambda-event-sources';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as s3 from 'aws-cdk-lib/aws-s3';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import { Construct, IConstruct } from 'constructs';
+
+export interface SluiceStackProps extends StackProps {
+  /**
+   * A folder holding `sluice-export/bootstrap` and `sluice-integrate/bootstrap`, as
+   * `cargo lambda build --release --arm64` leaves them in `target/lambda`.
+   */
+  readonly assets: string;
+  /** The rules `sluice schedules --json` lists; by default one, for the ExportName parameter. */
+  readonly schedules?: ExportSchedule[];
+}
+
+/** One export's schedule, as `sluice schedules --json` prints it. */
+export interface ExportSchedule {
+  /** The rule's logical ID (template.yaml's). */
+  readonly id: string;
+  readonly export: string;
+  /** An EventBridge expression; null for the stack's ExportSchedule parameter. */
+  readonly schedule: string | null;
+  /** Deployed disabled (the export's state is "paused"). */
+  readonly paused: boolean;
+}
+
+/** Gives the CloudFormation resource behind `construct` the logical ID `id` (template.yaml's). */
+function logicalId<T extends IConstruct>(construct: T, id: string): T {
+  const resource = construct instanceof CfnResource ? construct : (construct.node.defaultChild as CfnResource);
+  resource.overrideLogicalId(id);
+  return construct;
+}
+
+export class SluiceStack extends Stack {
+  constructor(scope: Construct, id: string, props: SluiceStackProps) {
+    super(scope, id, {
+      description:
+        'Sluice: scheduled incremental exports from a warehouse to S3, and delivery of each run to an API.',
+      ...props,
+    });
+
+    // ---------------------------------------------------------------------------------------
+    // Parameters: the same as template.yaml's, so one deployment guide serves both.
+    // ---------------------------------------------------------------------------------------
+    const configKey = new CfnParameter(this, 'ConfigKey', {
+      default: 'config/sluice.toml',
+      description: 'Key of the config file (sluice.toml) in the export bucket.',
+    }).valueAsString;
+    const exportPrefix = new CfnParameter(this, 'ExportPrefix', {
+      default: 'exports',
+      allowedPattern: '^[a-z0-9_.-]+$',
+      description: 'The prefix of the exports\' destinations (destination = "s3://<bucket>/<prefix>").',
+    }).valueAsString;
+    const exportName = new CfnParameter(this, 'ExportName', {
+      default: 'crm_updates',
+      allowedPattern: '^[a-z0-9_]{1,64}$',
+      description: 'The export the schedule runs (an [[export]] name in the config).',
+    }).valueAsString;
+    const exportSchedule = new CfnParameter(this, 'ExportSchedule', {
+      default: 'rate(15 minutes)',
+      description: 'When the export runs (an EventBridge rate() or cron() expression).',
+    }).valueAsString;
+    const scheduleState = new CfnParameter(this, 'ScheduleState', {
+      default: 'ENABLED',
+      allowedValues: ['ENABLED', 'DISABLED'],
+    }).valueAsString;
+    const sourceSecretArn = new CfnParameter(this, 'SourceSecretArn', {
+      description:
+        'The Secrets Manager secret holding the source\'s credentials (credentials = "secretsmanager:<this ARN>").',
+    }).valueAsString;
+    const integrationName = new CfnParameter(this, 'IntegrationName', {
+      default: 'hubspot',
+      allowedPattern: '^[a-z0-9_]{1,64}$',
+      description: 'The integration the integration function delivers (an [integrations.<name>] of the config).',
+    }).valueAsString;
+    const tokenSecretArn = new CfnParameter(this, 'IntegrationTokenSecretArn', {
+      description:
+        'The Secrets Manager secret holding the integration\'s API token (token = "secretsmanager:<this ARN>").',
+    }).valueAsString;
+    const integrationConcurrency = new CfnParameter(this, 'IntegrationConcurrency', {
+      type: 'Number',
+      default: 2,
+      minValue: 2,
+      maxValue: 1000,
+      description:
+        'At most this many integration invocations at once (SQS MaximumConcurrency); set the integration\'s concurrency to the same number.',
+    }).valueAsNumber;
+    const retentionDays = new CfnParameter(this, 'RetentionDays', {
+      type: 'Number',
+      default: 90,
+      minValue: 1,
+      description: 'Days exported runs (parts, manifests, failures files) are kept.',
+    }).valueAsNumber;
+    const bucketVersioning = new CfnParameter(this, 'BucketVersioning', {
+      default: 'Suspended',
+      allowedValues: ['Enabled', 'Suspended'],
+      description:
+        "Enabled keeps overwritten or deleted objects as noncurrent versions (those under the export prefix expire after RetentionDays; the config's are kept).",
+    }).valueAsString;
+    const logRetentionDays = new CfnParameter(this, 'LogRetentionDays', {
+      type: 'Number',
+      default: 365,
+      allowedValues: ['365', '400', '545', '731', '1096', '1827', '2192', '2557', '2922', '3288', '3653'],
+    }).valueAsNumber;
+    const alarmTopicArn = new CfnParameter(this, 'AlarmTopicArn', {
+      default: '',
+      description: 'An SNS topic for alarms (empty for alarms without actions).',
+    }).valueAsString;
+    Validations.of(this).acknowledge({
+      id: 'CloudFormation-Validate::W2509',
+      reason: 'SourceSecretArn and IntegrationTokenSecretArn name secrets, they hold none: the values stay in Secrets Manager.',
+    });
+    const hasAlarmTopic = new CfnCondition(this, 'HasAlarmTopic', {
+      expression: Fn.conditionNot(Fn.conditionEquals(alarmTopicArn, '')),
+    });
+
+    // ---------------------------------------------------------------------------------------
+    // Encryption: one customer managed key for the bucket, the table, the queues and the logs.
+    // ---------------------------------------------------------------------------------------
+    const key = logicalId(
+      new kms.Key(this, 'Key', {
+        description: 'Sluice data at rest (exports, history, queues, logs)',
+        enableKeyRotation: true,
+        removalPolicy: RemovalPolicy.RETAIN,
+      }),
+      'Key',
+    );
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'LogsEncrypt',
+        principals: [new iam.ServicePrincipal(`logs.${Aws.REGION}.amazonaws.com`)],
+        actions: ['kms:Encrypt*', 'kms:Decrypt*', 'kms:ReEncrypt*', 'kms:GenerateDataKey*', 'kms:Describe*'],
+        resources: ['*'],
+        conditions: {
+          ArnLike: {
+            'kms:EncryptionContext:aws:logs:arn': `arn:${Aws.PARTITION}:logs:${Aws.REGION}:${Aws.ACCOUNT_ID}:log-group:/aws/lambda/*`,
+          },
+        },
+      }),
+    );
+    key.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'EventsToEncryptedQueues',
+        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+        actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+        resources: ['*'],
+      }),
+    );
+
+    // ---------------------------------------------------------------------------------------
+    // Storage: the export bucket and the history table. Both outlive the stack: exported runs
+    // and the watermarks are the team's data (docs/deploy.md, "Tearing down").
+    // ---------------------------------------------------------------------------------------
+    const bucket = logicalId(
+      new s3.Bucket(this, 'ExportBucket', {
+        encryption: s3.BucketEncryption.KMS,
+        encryptionKey: key,
+        bucketKeyEnabled: true,
+        blockPublicAccess: s3.BlockPublicAccess.BLOCK_ALL,
+        objectOwnership: s3.ObjectOwnership.BUCKET_OWNER_ENFORCED,
+        enforceSSL: true,
+        removalPolicy: RemovalPolicy.RETAIN,
+        lifecycleRules: [
+          {
+            id: 'expire-runs',
+            prefix: `${exportPrefix}/`,
+            expiration: Duration.days(retentionDays),
+            noncurrentVersionExpiration: Duration.days(retentionDays),
+          },
+          { id: 'abort-incomplete-uploads', abortIncompleteMultipartUploadAfter: Duration.days(1) },
+        ],
+      }),
+      'ExportBucket',
+    );
+    // Set on the resource itself: the construct's `eventBridgeEnabled` deploys a custom
+    // resource (a Lambda function of its own) to do what one property does.
+    (bucket.node.defaultChild as s3.CfnBucket).notificationConfiguration = {
+      eventBridgeConfiguration: { eventBridgeEnabled: true },
+    };
+    // On or off from a parameter: the construct only takes a boolean.
+    (bucket.node.defaultChild as s3.CfnBucket).versioningConfiguration = { status: bucketVersioning };
+    logicalId(bucket.policy!, 'ExportBucketPolicy');
+    Validations.of(bucket).acknowledge({
+      id: 'AwsSolutions-S1',
+      reason:
+        'Access logging needs a second bucket the team chooses; CloudTrail data events are the recommended audit trail (docs/deploy.md).',
+    });
+
+    const table = logicalId(
+      new dynamodb.Table(this, 'HistoryTable', {
+        partitionKey: { name: 'pk', type: dynamodb.AttributeType.STRING },
+        sortKey: { name: 'sk', type: dynamodb.AttributeType.STRING },
+        billingMode: dynamodb.BillingMode.PAY_PER_REQUEST,
+        pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+        timeToLiveAttribute: 'ttl',
+        encryption: dynamodb.TableEncryption.CUSTOMER_MANAGED,
+        encryptionKey: key,
+        removalPolicy: RemovalPolicy.RETAIN,
+      }),
+      'HistoryTable',
+    );
+
+    const bus = logicalId(
+      new events.EventBus(this, 'EventBus', { eventBusName: Fn.sub('${AWS::StackName}-sluice') }),
+      'EventBus',
+    );
+
+    const queue = (id: string, props: sqs.QueueProps = {}) =>
+      logicalId(
+        new sqs.Queue(this, id, {
+          encryption: sqs.QueueEncryption.KMS,
+          encryptionMasterKey: key,
+          enforceSSL: true,
+          ...props,
+        }),
+        id,
+      );
+    const logGroup = (id: string) =>
+      logicalId(
+        new logs.LogGroup(this, id, {
+          retention: logRetentionDays as logs.RetentionDays,
+          encryptionKey: key,
+          removalPolicy: RemovalPolicy.DESTROY,
+        }),
+        id,
+      );
+
+    // ---------------------------------------------------------------------------------------
+    // The export function, run by its schedule.
+    // ---------------------------------------------------------------------------------------
+    const exportLogs = logGroup('ExportLogs');
+    const exportDeadLetters = queue('ExportDeadLetters', { retentionPeriod: Duration.days(14) });
+    Validations.of(exportDeadLetters).acknowledge({
+      id: 'AwsSolutions-SQS3',
+      reason: 'This queue is the dead-letter queue of the export function\'s asynchronous invocations.',
+    });
+
+    const bucketArn = bucket.bucketArn;
+    const dataKey = new iam.PolicyStatement({
+      sid: 'DataKey',
+      actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
+      resources: [key.keyArn],
+    });
+    const exportRole = logicalId(
+      new iam.Role(this, 'ExportRole', {
+        description: "The export function's own config, runs prefix, history table, bus and source secret",
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        inlinePolicies: {
+          'sluice-export': new iam.PolicyDocument({
+            statements: [
+              logStatement(exportLogs),
+              new iam.PolicyStatement({ sid: 'ReadConfig', actions: ['s3:GetObject'], resources: [`${bucketArn}/${configKey}`] }),
+              new iam.PolicyStatement({
+                sid: 'WriteRuns',
+                actions: ['s3:GetObject', 's3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+                resources: [`${bucketArn}/${exportPrefix}/*`],
+              }),
+              new iam.PolicyStatement({
+                sid: 'ListRuns',
+                actions: ['s3:ListBucket'],
+                resources: [bucketArn],
+                conditions: { StringLike: { 's3:prefix': `${exportPrefix}/*` } },
+              }),
+              new iam.PolicyStatement({
+                sid: 'History',
+                actions: [
+                  'dynamodb:GetItem',
+                  'dynamodb:PutItem',
+                  'dynamodb:UpdateItem',
+                  'dynamodb:DeleteItem',
+                  'dynamodb:Query',
+                  'dynamodb:ConditionCheckItem',
+                ],
+                resources: [table.tableArn],
+              }),
+              new iam.PolicyStatement({ sid: 'Events', actions: ['events:PutEvents'], resources: [bus.eventBusArn] }),
+              new iam.PolicyStatement({
+                sid: 'SourceCredentials',
+                actions: ['secretsmanager:GetSecretValue'],
+                resources: [sourceSecretArn],
+              }),
+              dataKey,
+              // Sending to the dead-letter queue and X-Ray: granted by the function construct.
+            ],
+          }),
+        },
+      }),
+      'ExportRole',
+    );
+    allowWildcards(exportRole, '*', '<ExportBucket.Arn>/<ExportPrefix>/*');
+
+    const functionEnv = {
+      SLUICE_CONFIG: `s3://${bucket.bucketName}/${configKey}`,
+      SLUICE_HISTORY_TABLE: table.tableName,
+      SLUICE_EVENT_BUS: bus.eventBusName,
+      SLUICE_SSE: 'aws:kms',
+      SLUICE_KMS_KEY_ID: key.keyArn,
+    };
+    const exportFunction = logicalId(
+      new lambda.Function(this, 'ExportFunction', {
+        description: 'Runs one export (scheduled or on demand)',
+        runtime: lambda.Runtime.PROVIDED_AL2023,
+        architecture: lambda.Architecture.ARM_64,
+        handler: 'bootstrap',
+        code: lambda.Code.fromAsset(path.join(props.assets, 'sluice-export')),
+        memorySize: 1024,
+        timeout: Duration.seconds(900),
+        reservedConcurrentExecutions: 10,
+        role: exportRole,
+        logGroup: exportLogs,
+        deadLetterQueue: exportDeadLetters,
+        tracing: lambda.Tracing.ACTIVE,
+        environment: functionEnv,
+        environmentEncryption: key,
+      }),
+      'ExportFunction',
+    );
+
+    // One rule per export that runs on a schedule: the ExportName parameter's, or those of
+    // `sluice schedules --json` (template.yaml's generated section, as JSON).
+    const schedules = props.schedules ?? [{ id: 'ExportFunctionSchedule', export: exportName, schedule: null, paused: false }];
+    for (const s of schedules) {
+      const rule = logicalId(
+        new events.Rule(this, s.id, {
+          description: `Runs export ${s.export}`,
+          schedule: events.Schedule.expression(s.schedule ?? exportSchedule),
+          targets: [
+            new targets.LambdaFunction(exportFunction, {
+              event: events.RuleTargetInput.fromObject({ export: s.export }),
+            }),
+          ],
+        }),
+        s.id,
+      );
+      // ENABLED or DISABLED from a parameter: the construct only takes a boolean.
+      (rule.node.defaultChild as events.CfnRule).state = s.paused ? 'DISABLED' : scheduleState;
+    }
+
+    // ---------------------------------------------------------------------------------------
+    // Fan-out: a manifest written under the export's prefix → EventBridge rule → SQS buffer →
+    // the integration function, at most IntegrationConcurrency at once (the API's limit holds).
+    // ---------------------------------------------------------------------------------------
+    const integrationDeadLetters = queue('IntegrationDeadLetters', { retentionPeriod: Duration.days(14) });
+    const integrationQueue = queue('IntegrationQueue', {
+      // Six times the function's timeout, as AWS advises for SQS event sources.
+      visibilityTimeout: Duration.seconds(5400),
+      deadLetterQueue: { queue: integrationDeadLetters, maxReceiveCount: 5 },
+    });
+    const manifestRule = logicalId(
+      new events.Rule(this, 'ManifestRule', {
+        description: `Manifests of export ${exportName} for integration ${integrationName}`,
+        eventPattern: {
+          source: ['aws.s3'],
+          detailType: ['Object Created'],
+          detail: {
+            bucket: { name: [bucket.bucketName] },
+            object: { key: [{ wildcard: `${exportPrefix}/${exportName}/*/manifest.json` }] },
+          },
+        },
+        // A plain target: the queue policy below is the only grant, scoped to this rule
+        // (the library's SqsQueue target would also widen the key policy).
+        targets: [{ bind: () => ({ id: 'integration-queue', arn: integrationQueue.queueArn }) }],
+      }),
+      'ManifestRule',
+    );
+    integrationQueue.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'ManifestRuleSends',
+        principals: [new iam.ServicePrincipal('events.amazonaws.com')],
+        actions: ['sqs:SendMessage'],
+        resources: [integrationQueue.queueArn],
+        conditions: { ArnEquals: { 'aws:SourceArn': manifestRule.ruleArn } },
+      }),
+    );
+    for (const [q, id] of [
+      [exportDeadLetters, 'ExportDeadLettersPolicy'],
+      [integrationDeadLetters, 'IntegrationDeadLettersPolicy'],
+      [integrationQueue, 'IntegrationQueuePolicy'],
+    ] as const) {
+      logicalId(q.node.findChild('Policy'), id);
+    }
+
+    const integrationLogs = logGroup('IntegrationLogs');
+    const runs = `${bucketArn}/${exportPrefix}/${exportName}`;
+    const integrationRole = logicalId(
+      new iam.Role(this, 'IntegrationRole', {
+        description: "The integration function's own config, export runs, ledger items, bus, token and queue",
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        inlinePolicies: {
+          'sluice-integrate': new iam.PolicyDocument({
+            statements: [
+              logStatement(integrationLogs),
+              new iam.PolicyStatement({ sid: 'ReadConfig', actions: ['s3:GetObject'], resources: [`${bucketArn}/${configKey}`] }),
+              new iam.PolicyStatement({ sid: 'ReadRuns', actions: ['s3:GetObject'], resources: [`${runs}/*`] }),
+              new iam.PolicyStatement({
+                sid: 'WriteFailures',
+                actions: ['s3:PutObject', 's3:DeleteObject', 's3:AbortMultipartUpload'],
+                resources: [`${runs}/*/failures/*`],
+              }),
+              new iam.PolicyStatement({
+                sid: 'ListFailurePieces',
+                actions: ['s3:ListBucket'],
+                resources: [bucketArn],
+                conditions: { StringLike: { 's3:prefix': `${exportPrefix}/${exportName}/*` } },
+              }),
+              new iam.PolicyStatement({
+                sid: 'Ledger',
+                actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:Query'],
+                resources: [table.tableArn],
+                conditions: {
+                  'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`INTEGRATION#${integrationName}`] },
+                },
+              }),
+              new iam.PolicyStatement({ sid: 'Events', actions: ['events:PutEvents'], resources: [bus.eventBusArn] }),
+              new iam.PolicyStatement({
+                sid: 'Token',
+                actions: ['secretsmanager:GetSecretValue'],
+                resources: [tokenSecretArn],
+              }),
+              dataKey,
+              // Consuming the queue and X-Ray: granted by the function construct and its event source.
+            ],
+          }),
+        },
+      }),
+      'IntegrationRole',
+    );
+    allowWildcards(
+      integrationRole,
+      '*',
+      '<ExportBucket.Arn>/<ExportPrefix>/<ExportName>/*',
+      '<ExportBucket.Arn>/<ExportPrefix>/<ExportName>/*/failures/*',
+    );
+
+    const integrationFunction = logicalId(
+      new lambda.Function(this, 'IntegrationFunction', {
+        description: 'Delivers the rows of each manifest to the integration\'s API',
+        runtime: lambda.Runtime.PROVIDED_AL2023,
+        architecture: lambda.Architecture.ARM_64,
+        handler: 'bootstrap',
+        code: lambda.Code.fromAsset(path.join(props.assets, 'sluice-integrate')),
+        memorySize: 512,
+        timeout: Duration.seconds(900),
+        reservedConcurrentExecutions: integrationConcurrency,
+        role: integrationRole,
+        logGroup: integrationLogs,
+        tracing: lambda.Tracing.ACTIVE,
+        environment: { ...functionEnv, SLUICE_INTEGRATION: integrationName },
+        environmentEncryption: key,
+      }),
+      'IntegrationFunction',
+    );
+    const manifests = new SqsEventSource(integrationQueue, {
+      batchSize: 5,
+      reportBatchItemFailures: true,
+      maxConcurrency: integrationConcurrency,
+    });
+    integrationFunction.addEventSource(manifests);
+    const mapping = integrationFunction.node.children.find((c) => c instanceof lambda.EventSourceMapping);
+    logicalId(mapping!, 'IntegrationFunctionManifests');
+
+    // ---------------------------------------------------------------------------------------
+    // Alarms: function errors, dead letters, failed export runs.
+    // ---------------------------------------------------------------------------------------
+    const alarm = (id: string, description: string, metric: cloudwatch.Metric) => {
+      const a = logicalId(
+        new cloudwatch.Alarm(this, id, {
+          alarmDescription: description,
+          metric,
+          evaluationPeriods: 1,
+          threshold: 1,
+          comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+          treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+        }),
+        id,
+      );
+      // The topic is optional, so the action is a condition, not an SNS construct.
+      (a.node.defaultChild as cloudwatch.CfnAlarm).addPropertyOverride(
+        'AlarmActions',
+        Fn.conditionIf(hasAlarmTopic.logicalId, [alarmTopicArn], Aws.NO_VALUE),
+      );
+      Validations.of(a).acknowledge({
+        id: 'CloudFormation-Validate::W1030',
+        reason: 'AlarmTopicArn is used only under HasAlarmTopic, when it is not empty.',
+      });
+    };
+    const errors = (fn: lambda.IFunction) =>
+      new cloudwatch.Metric({
+        namespace: 'AWS/Lambda',
+        metricName: 'Errors',
+        dimensionsMap: { FunctionName: fn.functionName },
+        statistic: 'Sum',
+        period: Duration.minutes(5),
+      });
+    alarm('ExportErrorsAlarm', 'The export function failed (a run failed, or a bad request or setting)', errors(exportFunction));
+    alarm(
+      'FailedRunsAlarm',
+      `Export ${exportName} has failed runs (the Sluice FailedRuns metric)`,
+      new cloudwatch.Metric({
+        namespace: 'Sluice',
+        metricName: 'FailedRuns',
+        dimensionsMap: { Export: exportName },
+        statistic: 'Sum',
+        period: Duration.minutes(15),
+      }),
+    );
+    alarm('IntegrationErrorsAlarm', 'The integration function failed an invocation', errors(integrationFunction));
+    alarm(
+      'DeadLettersAlarm',
+      'Manifests the integration gave up on (after 5 attempts) wait in its dead-letter queue',
+      new cloudwatch.Metric({
+        namespace: 'AWS/SQS',
+        metricName: 'ApproximateNumberOfMessagesVisible',
+        dimensionsMap: { QueueName: integrationDeadLetters.queueName },
+        statistic: 'Maximum',
+        period: Duration.minutes(5),
+      }),
+    );
+
+    // ---------------------------------------------------------------------------------------
+    // The two roles of the product, as managed policies to attach to people or pipelines.
+    // ---------------------------------------------------------------------------------------
+    const configure = logicalId(
+      new iam.ManagedPolicy(this, 'ConfigurePolicy', {
+        description:
+          'Configure Sluice exports and integrations (edit the config file, set their secrets); cannot run them',
+        statements: [
+          new iam.PolicyStatement({
+            sid: 'EditConfig',
+            actions: ['s3:GetObject', 's3:PutObject'],
+            resources: [`${bucketArn}/${configKey}`],
+          }),
+          new iam.PolicyStatement({
+            sid: 'SetSecrets',
+            actions: ['secretsmanager:PutSecretValue', 'secretsmanager:DescribeSecret'],
+            resources: [sourceSecretArn, tokenSecretArn],
+          }),
+          dataKey,
+        ],
+      }),
+      'ConfigurePolicy',
+    );
+    const operate = logicalId(
+      new iam.ManagedPolicy(this, 'OperatePolicy', {
+        description:
+          'Run and schedule Sluice exports (run now, pause and resume schedules, read history and runs); cannot change their configuration',
+        statements: [
+          new iam.PolicyStatement({
+            sid: 'RunNow',
+            actions: ['lambda:InvokeFunction'],
+            resources: [exportFunction.functionArn, integrationFunction.functionArn],
+          }),
+          new iam.PolicyStatement({
+            sid: 'PauseAndResume',
+            actions: ['events:EnableRule', 'events:DisableRule', 'events:DescribeRule'],
+            resources: [`arn:${Aws.PARTITION}:events:${Aws.REGION}:${Aws.ACCOUNT_ID}:rule/${Aws.STACK_NAME}-*`],
+          }),
+          new iam.PolicyStatement({
+            sid: 'ReadHistory',
+            actions: ['dynamodb:GetItem', 'dynamodb:Query'],
+            resources: [table.tableArn],
+          }),
+          new iam.PolicyStatement({ sid: 'ReadRuns', actions: ['s3:GetObject'], resources: [`${bucketArn}/${exportPrefix}/*`] }),
+          new iam.PolicyStatement({
+            sid: 'ListRuns',
+            actions: ['s3:ListBucket'],
+            resources: [bucketArn],
+            conditions: { StringLike: { 's3:prefix': `${exportPrefix}/*` } },
+          }),
+          new iam.PolicyStatement({ sid: 'DataKey', actions: ['kms:Decrypt'], resources: [key.keyArn] }),
+        ],
+      }),
+      'OperatePolicy',
+    );
+    allowWildcards(
+      operate,
+      '<ExportBucket.Arn>/<ExportPrefix>/*',
+      'arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/<AWS::StackName>-*',
+    );
+
+    const output = (id: string, value: string) => new CfnOutput(this, id, { value });
+    output('ExportBucketName', bucket.bucketName);
+    output('HistoryTableName', table.tableName);
+    output('EventBusName', bus.eventBusName);
+    output('ExportFunctionName', exportFunction.functionName);
+    output('IntegrationFunctionName', integrationFunction.functionName);
+    output('ConfigurePolicyArn', configure.managedPolicyArn);
+    output('OperatePolicyArn', operate.managedPolicyArn);
+  }
+}
+
+/** Writing to the function's own log group: its ARN already ends in `:*` (its streams). */
+function logStatement(group: logs.LogGroup): iam.PolicyStatement {
+  return new iam.PolicyStatement({
+    sid: 'Logs',
+    actions: ['logs:CreateLogStream', 'logs:PutLogEvents'],
+    resources: [group.logGroupArn],
+  });
+}
+
+// Why each wildcard cdk-nag reports is as narrow as it can be. Keys: the finding's resource as
+// cdk-nag prints it. Runs are new keys each time, so objects are granted by prefix; X-Ray has no
+// resource-level permissions at all.
+const WILDCARDS: Record<string, string> = {
+  '*': 'X-Ray (xray:PutTraceSegments, xray:PutTelemetryRecords) has no resource-level permissions; tracing is on for every function.',
+  '<ExportBucket.Arn>/<ExportPrefix>/*':
+    'Each run writes new keys (<prefix>/<export>/<run>/...), so they are granted by the export prefix of the stack\'s own bucket.',
+  '<ExportBucket.Arn>/<ExportPrefix>/<ExportName>/*':
+    'The integration reads the runs of its one export; run keys are new each time, so they are granted by that export\'s prefix.',
+  '<ExportBucket.Arn>/<ExportPrefix>/<ExportName>/*/failures/*':
+    'The integration writes only failures files, inside the runs of its one export.',
+  'arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/<AWS::StackName>-*':
+    'Pausing and resuming schedules: only the rules of this stack, which CloudFormation names <stack>-<logical id>-<suffix>.',
+};
+
+/** Acknowledges cdk-nag's IAM5 findings on `scope` for these resources, each with its reason. */
+function allowWildcards(scope: IConstruct, ...resources: string[]) {
+  for (const resource of resources) {
+    Validations.of(scope).acknowledge({
+      id: `AwsSolutions-IAM5[Resource::${resource}]`,
+      reason: WILDCARDS[resource],
+    });
+  }
+}
