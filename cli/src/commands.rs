@@ -74,6 +74,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
     let result = match &cli.command {
         Command::Demo(args) => demo::demo(args).await,
         Command::Validate => validate(&cli, cli.json),
+        Command::Schedules(args) => load(&cli).and_then(|config| crate::schedules::schedules(&config, args, cli.json)),
         Command::Run(args) => with_app(&cli, |app| run(app, args, cli.json)).await,
         Command::Plan(args) => with_app(&cli, |app| plan(app, args, cli.json)).await,
         Command::Status => with_app(&cli, |app| status(app, cli.json)).await,

@@ -8,6 +8,7 @@ mod demo;
 mod integrate;
 mod output;
 mod progress;
+mod schedules;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -63,6 +64,9 @@ pub enum Command {
     CheckConnection(commands::CheckArgs),
     /// Deliver a run's rows to an integration's API (or send a failures file again).
     Integrate(integrate::IntegrateArgs),
+    /// Write the EventBridge schedules that run each export in AWS (template.yaml's section,
+    /// or JSON for the CDK app) from the exports' `schedule` and `state`.
+    Schedules(schedules::SchedulesArgs),
     /// Build a sample database, export it, change a few rows and export again.
     Demo(demo::DemoArgs),
 }
