@@ -4,7 +4,7 @@
 //! lines, rewrites that section in place with `--write`, or prints JSON for the CDK app
 //! (`npx cdk deploy -c schedules=FILE`).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use sluice_core::spec::{Config, Destination, ExportSpec, ExportState};
@@ -34,23 +34,46 @@ pub struct Schedule<'a> {
     pub paused: bool,
 }
 
-/// The exports the export function can run on a schedule, and why each other one is left out.
-pub fn plan(config: &Config) -> (Vec<Schedule<'_>>, Vec<String>) {
+/// The exports the export function can run on a schedule, and notes on the others (left out)
+/// and on those that run on the stack's `ExportSchedule`; or, first, every export whose
+/// `schedule` EventBridge would refuse.
+pub fn plan(config: &Config) -> Result<(Vec<Schedule<'_>>, Vec<String>), Vec<String>> {
+    let invalid: Vec<String> = config
+        .exports
+        .iter()
+        .filter_map(|e| {
+            let why = sluice_core::schedule::check(e.schedule.as_deref()?).err()?;
+            Some(format!("export {:?}: schedule {why}", e.name))
+        })
+        .collect();
+    if !invalid.is_empty() {
+        return Err(invalid);
+    }
     let mut schedules: Vec<Schedule> = Vec::new();
-    let mut left_out = Vec::new();
+    let mut notes = Vec::new();
+    let mut taken = std::collections::BTreeSet::new();
     for e in &config.exports {
         if let Some(why) = unschedulable(e) {
-            left_out.push(format!("export {:?} has no schedule: {why}", e.name));
+            notes.push(format!("export {:?} has no schedule: {why}", e.name));
             continue;
         }
-        let mut id = format!("Schedule{}", camel(&e.name));
-        // `a_b` and `a__b` are both valid names with one CamelCase; number the later one.
-        let base = id.clone();
+        if e.schedule.is_none() {
+            notes.push(format!(
+                "export {:?} has no `schedule`: it runs on the stack's ExportSchedule parameter (every 15 minutes by default)",
+                e.name
+            ));
+        }
+        // `a_b` and `a__b` share one CamelCase, and `a_permission`'s rule is `a`'s permission's
+        // name: number the later one until both of its IDs are free.
+        let base = format!("Schedule{}", camel(&e.name));
+        let mut id = base.clone();
         let mut n = 2;
-        while schedules.iter().any(|s| s.id == id) {
+        while taken.contains(&id) || taken.contains(&format!("{id}Permission")) {
             id = format!("{base}{n}");
             n += 1;
         }
+        taken.insert(id.clone());
+        taken.insert(format!("{id}Permission"));
         schedules.push(Schedule {
             id,
             export: &e.name,
@@ -58,7 +81,7 @@ pub fn plan(config: &Config) -> (Vec<Schedule<'_>>, Vec<String>) {
             paused: e.state == ExportState::Paused,
         });
     }
-    (schedules, left_out)
+    Ok((schedules, notes))
 }
 
 fn unschedulable(e: &ExportSpec) -> Option<String> {
@@ -85,11 +108,10 @@ fn camel(name: &str) -> String {
 }
 
 /// The section's YAML, indented to sit under `Resources:`, markers included.
-pub fn section(config_path: &Path, schedules: &[Schedule]) -> String {
+pub fn section(schedules: &[Schedule]) -> String {
     let q = |s: &str| serde_json::to_string(s).expect("a string serializes");
     let mut out = format!(
-        "  {BEGIN}: written by `sluice schedules --write` from {}; edit the config, not this.\n",
-        config_path.display()
+        "  {BEGIN}: written by `sluice schedules --write` from the exports of the config; edit the config, not this.\n"
     );
     for s in schedules {
         let expression = s.expression.map(q).unwrap_or_else(|| "!Ref ExportSchedule".into());
@@ -141,9 +163,18 @@ pub fn replace_section(template: &str, section: &str) -> Result<String, String> 
 }
 
 pub fn schedules(config: &Config, args: &SchedulesArgs, json: bool) -> Result<u8> {
-    let (schedules, left_out) = plan(config);
-    for why in &left_out {
-        eprintln!("note: {why}");
+    if json && args.write.is_some() {
+        return Err(Usage(
+            "--write writes the template's YAML section; --json prints the list for the CDK app: give one of them"
+                .into(),
+        )
+        .into());
+    }
+    let (schedules, notes) = plan(config).map_err(|invalid| {
+        Usage(format!("EventBridge would refuse these schedules:\n  - {}", invalid.join("\n  - ")))
+    })?;
+    for note in &notes {
+        eprintln!("note: {note}");
     }
     if schedules.is_empty() {
         return Err(Usage(format!(
@@ -160,7 +191,7 @@ pub fn schedules(config: &Config, args: &SchedulesArgs, json: bool) -> Result<u8
         println!("{}", serde_json::to_string_pretty(&list)?);
         return Ok(crate::exit::OK);
     }
-    let text = section(&config.path, &schedules);
+    let text = section(&schedules);
     let Some(path) = &args.write else {
         print!("{text}");
         return Ok(crate::exit::OK);

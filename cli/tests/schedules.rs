@@ -96,6 +96,7 @@ fn the_section_lists_each_schedulable_export_and_says_why_the_others_are_left_ou
     let notes = String::from_utf8_lossy(&out.stderr);
     assert!(notes.contains("\"sketch\" has no schedule: it is a draft"), "{notes}");
     assert!(notes.contains("\"on_my_laptop\" has no schedule: it writes to the local folder"), "{notes}");
+    assert!(notes.contains("\"accounts\" has no `schedule`: it runs on the stack's ExportSchedule"), "{notes}");
 
     // JSON, for the CDK app.
     let out = sluice(&cfg, &["--json", "schedules"]);
@@ -131,8 +132,7 @@ fn written_into_template_yaml_it_deploys_the_same_rules_as_the_cdk_app_given_the
     assert!(sluice(&cfg, &["schedules", "--write", template.to_str().unwrap()]).status.success());
     assert_eq!(std::fs::read_to_string(&template).unwrap(), written);
 
-    // A valid template: cfn-lint finds no error (with every export scheduled by the config,
-    // nothing else uses ExportSchedule; here `accounts` does).
+    // A valid template: cfn-lint finds nothing.
     let mut lint = Command::new(tool("sam", "cfn-lint"));
     lint.arg(&template);
     let (ok, lint_text) = run(lint);
@@ -163,16 +163,31 @@ fn written_into_template_yaml_it_deploys_the_same_rules_as_the_cdk_app_given_the
 #[test]
 fn a_bad_schedule_a_template_without_the_section_and_nothing_to_schedule_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = config(dir.path(), &EXPORTS.replace("rate(15 minutes)", "every 15 minutes"));
+    // A bad schedule: the config still loads (the local CLI does not act on it), with a
+    // warning; `sluice schedules` refuses it, naming the export.
+    let cfg = config(dir.path(), &EXPORTS.replace("rate(15 minutes)", "cron(0 25 * * ? *)"));
+    let out = sluice(&cfg, &["validate"]);
+    assert!(out.status.success(), "{}", text(&out));
     let out = sluice(&cfg, &["schedules"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(
-        text(&out).contains("export.crm_updates.schedule") && text(&out).contains("rate(15 minutes)"),
-        "{}",
-        text(&out)
-    );
+    let says = "export \"crm_updates\": schedule cron(0 25 * * ? *): 25 is out of range for hours";
+    assert!(text(&out).contains(says), "{}", text(&out));
 
     let cfg = config(dir.path(), EXPORTS);
+    let out = sluice(&cfg, &["--json", "schedules", "--write", "t.yaml"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("give one of them"), "{}", text(&out));
+
+    // Two exports whose IDs would collide get distinct ones.
+    let twins = EXPORTS.replace("name = \"accounts\"\nsource", "name = \"crm_updates_permission\"\nsource");
+    let out = sluice(&config(dir.path(), &twins), &["schedules"]);
+    let yaml = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        yaml.contains("  ScheduleCrmUpdatesPermission:") && yaml.contains("  ScheduleCrmUpdatesPermission2:"),
+        "{yaml}"
+    );
+    assert!(yaml.contains("  ScheduleCrmUpdatesPermission2Permission:"), "{yaml}");
+
     let bare = dir.path().join("bare.yaml");
     std::fs::write(&bare, "Resources: {}\n").unwrap();
     let out = sluice(&cfg, &["schedules", "--write", bare.to_str().unwrap()]);

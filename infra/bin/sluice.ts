@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The CDK app: one Sluice stack, checked by cdk-nag's AwsSolutions pack on every synth.
 //
-//   cargo lambda build --release --arm64 -p sluice-export -p sluice-integrate   (from the repo root)
+//   cargo lambda build --release --arm64 -p sluice-export-fn -p sluice-integrate-fn   (from the repo root)
 //   npx cdk deploy --parameters SourceSecretArn=... --parameters IntegrationTokenSecretArn=...
 //
 // Context: `-c stackName=NAME` (default Sluice), `-c assets=DIR` (default: the `lambda` folder
@@ -12,7 +12,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 import { App, Validations } from 'aws-cdk-lib';
 import { AwsSolutionsChecks } from 'cdk-nag';
-import { ExportSchedule, SluiceStack } from '../lib/sluice-stack';
+import { ScheduledExport, SluiceStack } from '../lib/sluice-stack';
 
 const app = new App();
 const repo = path.resolve(__dirname, '..', '..');
@@ -24,7 +24,7 @@ if (missing.length > 0) {
   console.error(
     `sluice infra: no built ${missing.join(' or ')} in ${assets} (each needs a <name>/bootstrap).\n` +
       'Build them first, from the repository root:\n' +
-      '  cargo lambda build --release --arm64 -p sluice-export -p sluice-integrate\n' +
+      '  cargo lambda build --release --arm64 -p sluice-export-fn -p sluice-integrate-fn\n' +
       'or point -c assets=DIR at a folder holding sluice-export/bootstrap and sluice-integrate/bootstrap.',
   );
   process.exit(2);
@@ -33,7 +33,7 @@ if (missing.length > 0) {
 // `sluice schedules --json > schedules.json` then `-c schedules=schedules.json`: one rule per
 // export of the config, as `sluice schedules --write template.yaml` does for SAM.
 const schedulesFile: string | undefined = app.node.tryGetContext('schedules');
-let schedules: ExportSchedule[] | undefined;
+let schedules: ScheduledExport[] | undefined;
 if (schedulesFile) {
   try {
     schedules = JSON.parse(fs.readFileSync(schedulesFile, 'utf8'));

@@ -1,6 +1,6 @@
 // The Sluice stack: the same resources, names and permissions as ../template.yaml, for teams
 // that deploy with the CDK. The logical IDs are the template's on purpose: the test
-// tests/tests/cdk.rs compares the two stacks resource by resource, and a team can move from one
+// tests/tests/template.rs (with sluice_testkit::stack) compares the two stacks resource by resource, and a team can move from one
 // tool to the other without CloudFormation replacing the bucket or the table.
 import * as path from 'path';
 import {
@@ -36,11 +36,11 @@ export interface SluiceStackProps extends StackProps {
    */
   readonly assets: string;
   /** The rules `sluice schedules --json` lists; by default one, for the ExportName parameter. */
-  readonly schedules?: ExportSchedule[];
+  readonly schedules?: ScheduledExport[];
 }
 
 /** One export's schedule, as `sluice schedules --json` prints it. */
-export interface ExportSchedule {
+export interface ScheduledExport {
   /** The rule's logical ID (template.yaml's). */
   readonly id: string;
   readonly export: string;
@@ -61,7 +61,7 @@ export class SluiceStack extends Stack {
   constructor(scope: Construct, id: string, props: SluiceStackProps) {
     super(scope, id, {
       description:
-        'Sluice: scheduled incremental exports from a warehouse to S3, and delivery of each run to an API.',
+        'Sluice: scheduled incremental exports from a warehouse to S3, and delivery of each run to an API. One integration; copy its blocks for more (docs/deploy.md).',
       ...props,
     });
 
@@ -70,12 +70,15 @@ export class SluiceStack extends Stack {
     // ---------------------------------------------------------------------------------------
     const configKey = new CfnParameter(this, 'ConfigKey', {
       default: 'config/sluice.toml',
-      description: 'Key of the config file (sluice.toml) in the export bucket.',
+      allowedPattern: '^config/[A-Za-z0-9_./-]+$',
+      description:
+        'Key of the config file (sluice.toml) in the export bucket, under config/ (outside the runs\' prefix, so the export function cannot change it and the runs\' expiry does not delete it).',
     }).valueAsString;
     const exportPrefix = new CfnParameter(this, 'ExportPrefix', {
       default: 'exports',
-      allowedPattern: '^[a-z0-9_.-]+$',
-      description: 'The prefix of the exports\' destinations (destination = "s3://<bucket>/<prefix>").',
+      allowedPattern: '^(?!config$)[a-z0-9_.-]+$',
+      description:
+        'The prefix of the exports\' destinations (destination = "s3://<bucket>/<prefix>"); not config, where the config file is.',
     }).valueAsString;
     const exportName = new CfnParameter(this, 'ExportName', {
       default: 'crm_updates',
@@ -170,6 +173,7 @@ export class SluiceStack extends Stack {
         principals: [new iam.ServicePrincipal('events.amazonaws.com')],
         actions: ['kms:Decrypt', 'kms:GenerateDataKey'],
         resources: ['*'],
+        conditions: { StringEquals: { 'aws:SourceAccount': Aws.ACCOUNT_ID } },
       }),
     );
 
@@ -241,9 +245,11 @@ export class SluiceStack extends Stack {
         }),
         id,
       );
-    const logGroup = (id: string) =>
+    // Under /aws/lambda/: the key policy lets CloudWatch Logs use the key for those only.
+    const logGroup = (id: string, name: string) =>
       logicalId(
         new logs.LogGroup(this, id, {
+          logGroupName: `/aws/lambda/${Aws.STACK_NAME}-${name}`,
           retention: logRetentionDays as logs.RetentionDays,
           encryptionKey: key,
           removalPolicy: RemovalPolicy.DESTROY,
@@ -254,7 +260,7 @@ export class SluiceStack extends Stack {
     // ---------------------------------------------------------------------------------------
     // The export function, run by its schedule.
     // ---------------------------------------------------------------------------------------
-    const exportLogs = logGroup('ExportLogs');
+    const exportLogs = logGroup('ExportLogs', 'export');
     const exportDeadLetters = queue('ExportDeadLetters', { retentionPeriod: Duration.days(14) });
     Validations.of(exportDeadLetters).acknowledge({
       id: 'AwsSolutions-SQS3',
@@ -403,10 +409,11 @@ export class SluiceStack extends Stack {
       [integrationDeadLetters, 'IntegrationDeadLettersPolicy'],
       [integrationQueue, 'IntegrationQueuePolicy'],
     ] as const) {
-      logicalId(q.node.findChild('Policy'), id);
+      // enforceSSL (and the statement above) made each queue its policy.
+      logicalId(q.node.children.find((c) => c instanceof sqs.QueuePolicy)!, id);
     }
 
-    const integrationLogs = logGroup('IntegrationLogs');
+    const integrationLogs = logGroup('IntegrationLogs', `integrate-${integrationName}`);
     const runs = `${bucketArn}/${exportPrefix}/${exportName}`;
     const integrationRole = logicalId(
       new iam.Role(this, 'IntegrationRole', {
@@ -579,7 +586,12 @@ export class SluiceStack extends Stack {
           new iam.PolicyStatement({
             sid: 'PauseAndResume',
             actions: ['events:EnableRule', 'events:DisableRule', 'events:DescribeRule'],
-            resources: [`arn:${Aws.PARTITION}:events:${Aws.REGION}:${Aws.ACCOUNT_ID}:rule/${Aws.STACK_NAME}-*`],
+            // The schedules only (not the manifest rule): CloudFormation names them
+            // <stack>-<logical id>-<suffix>, and their logical IDs start ExportFunctionSchedule or Schedule.
+            resources: [
+              `arn:${Aws.PARTITION}:events:${Aws.REGION}:${Aws.ACCOUNT_ID}:rule/${Aws.STACK_NAME}-ExportFunctionSchedule-*`,
+              `arn:${Aws.PARTITION}:events:${Aws.REGION}:${Aws.ACCOUNT_ID}:rule/${Aws.STACK_NAME}-Schedule*`,
+            ],
           }),
           new iam.PolicyStatement({
             sid: 'ReadHistory',
@@ -601,7 +613,8 @@ export class SluiceStack extends Stack {
     allowWildcards(
       operate,
       '<ExportBucket.Arn>/<ExportPrefix>/*',
-      'arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/<AWS::StackName>-*',
+      'arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/<AWS::StackName>-ExportFunctionSchedule-*',
+      'arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/<AWS::StackName>-Schedule*',
     );
 
     const output = (id: string, value: string) => new CfnOutput(this, id, { value });
@@ -635,8 +648,10 @@ const WILDCARDS: Record<string, string> = {
     'The integration reads the runs of its one export; run keys are new each time, so they are granted by that export\'s prefix.',
   '<ExportBucket.Arn>/<ExportPrefix>/<ExportName>/*/failures/*':
     'The integration writes only failures files, inside the runs of its one export.',
-  'arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/<AWS::StackName>-*':
-    'Pausing and resuming schedules: only the rules of this stack, which CloudFormation names <stack>-<logical id>-<suffix>.',
+  'arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/<AWS::StackName>-ExportFunctionSchedule-*':
+    'Pausing and resuming schedules: only this stack\'s schedule rules, which CloudFormation names <stack>-<logical id>-<suffix>.',
+  'arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/<AWS::StackName>-Schedule*':
+    'Pausing and resuming schedules: only this stack\'s schedule rules (Schedule<Export>, written by sluice schedules).',
 };
 
 /** Acknowledges cdk-nag's IAM5 findings on `scope` for these resources, each with its reason. */

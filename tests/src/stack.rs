@@ -181,6 +181,7 @@ pub fn assert_same_stack(cdk: &serde_json::Value, sam: &serde_json::Value) {
     };
     assert_eq!(params(cdk, "BootstrapVersion"), params(sam, ""));
     assert_eq!(render(&cdk["Conditions"]), render(&sam["Conditions"]));
+    assert_eq!(cdk["Description"], sam["Description"]);
     assert_eq!(
         cdk["Outputs"].as_object().unwrap().iter().map(|(k, v)| (k, render(&v["Value"]))).collect::<Vec<_>>(),
         sam["Outputs"].as_object().unwrap().iter().map(|(k, v)| (k, render(&v["Value"]))).collect::<Vec<_>>()
@@ -208,6 +209,7 @@ pub fn assert_same_stack(cdk: &serde_json::Value, sam: &serde_json::Value) {
         for key in ["DeletionPolicy", "UpdateReplacePolicy"] {
             assert_eq!(policy(cdk_resource, key), policy(sam_resource, key), "{key} of {id}");
         }
+        assert_eq!(cdk_resource.get("Condition"), sam_resource.get("Condition"), "Condition of {id}");
         let mut want = render(&sam_resource["Properties"]);
         let mut got = render(&cdk_resource["Properties"]);
         for p in [&mut want, &mut got] {

@@ -1,10 +1,11 @@
 //! When an export runs in AWS: an EventBridge schedule expression, `rate(15 minutes)` or
-//! `cron(0 6 * * ? *)`, checked when the config is read so a typo is named with its key rather
-//! than by CloudFormation half-way through a deployment.
+//! `cron(0 6 * * ? *)`. The config warns about one that is not valid, and `sluice schedules`
+//! refuses it, naming the export, so most typos surface before CloudFormation sees them: the
+//! syntax and the ranges of numbers are checked here, EventBridge's finer rules (such as which
+//! `L`, `W` and `#` forms it takes) only by EventBridge.
 
 /// Why `expr` is not a schedule EventBridge accepts, or `Ok`.
 pub fn check(expr: &str) -> Result<(), String> {
-    let expr = expr.trim();
     if let Some(body) = expr.strip_prefix("rate(").and_then(|s| s.strip_suffix(')')) {
         return check_rate(body);
     }
@@ -15,12 +16,11 @@ pub fn check(expr: &str) -> Result<(), String> {
 }
 
 fn check_rate(body: &str) -> Result<(), String> {
-    let mut words = body.split_whitespace();
-    let (Some(value), Some(unit), None) = (words.next(), words.next(), words.next()) else {
-        return Err(format!("rate({body}) must be a number and a unit, as in rate(15 minutes)"));
+    let Some((value, unit)) = body.split_once(' ').filter(|(v, u)| !v.is_empty() && !u.contains(' ')) else {
+        return Err(format!("rate({body}) must be a number, one space and a unit, as in rate(15 minutes)"));
     };
     let value: u32 = match value.parse() {
-        Ok(v) if v > 0 => v,
+        Ok(v) if v > 0 && value.bytes().all(|b| b.is_ascii_digit()) => v,
         _ => return Err(format!("rate({body}): {value:?} is not a whole number above 0")),
     };
     let singular = matches!(unit, "minute" | "hour" | "day");
@@ -38,7 +38,7 @@ fn check_rate(body: &str) -> Result<(), String> {
 /// EventBridge's six fields: minutes hours day-of-month month day-of-week year, with `?` in one
 /// of the two day fields.
 fn check_cron(body: &str) -> Result<(), String> {
-    let fields: Vec<&str> = body.split_whitespace().collect();
+    let fields: Vec<&str> = body.split(' ').collect();
     if fields.len() != 6 {
         return Err(format!(
             "cron({body}) has {} fields; EventBridge needs 6: minutes hours day-of-month month day-of-week year, as in cron(0 6 * * ? *)",
@@ -53,6 +53,24 @@ fn check_cron(body: &str) -> Result<(), String> {
         }
         if field.contains('?') && !matches!(name, "day-of-month" | "day-of-week") {
             return Err(format!("cron({body}): `?` goes only in day-of-month or day-of-week, not {name}"));
+        }
+        let (low, high) = match name {
+            "minutes" => (0, 59),
+            "hours" => (0, 23),
+            "day-of-month" => (1, 31),
+            "month" => (1, 12),
+            "day-of-week" => (1, 7),
+            _ => (1970, 2199),
+        };
+        // Every number in the field (in lists, ranges, steps and `#`), outside step sizes.
+        for part in field.split(',') {
+            let (range, _step) = part.split_once('/').unwrap_or((part, ""));
+            for n in range.split(['-', '#']).filter_map(|t| t.trim_end_matches(['L', 'W']).parse::<u32>().ok()) {
+                let in_range = (low..=high).contains(&n) || (name == "day-of-week" && range.contains('#') && n <= 5);
+                if !in_range {
+                    return Err(format!("cron({body}): {n} is out of range for {name} ({low}-{high})"));
+                }
+            }
         }
     }
     match (fields[2] == "?", fields[4] == "?") {
@@ -77,7 +95,6 @@ mod tests {
             "cron(0 6 * * ? *)",
             "cron(0/15 * ? * MON-FRI *)",
             "cron(0 18 L * ? 2027)",
-            " rate(5 minutes) ",
         ] {
             assert_eq!(check(ok), Ok(()), "{ok}");
         }
@@ -87,7 +104,7 @@ mod tests {
     fn each_mistake_is_named() {
         for (bad, says) in [
             ("every 15 minutes", "neither rate"),
-            ("rate(15)", "a number and a unit"),
+            ("rate(15)", "a number, one space and a unit"),
             ("rate(0 minutes)", "above 0"),
             ("rate(1 minutes)", "write minute"),
             ("rate(5 minute)", "write minutes"),
@@ -97,6 +114,15 @@ mod tests {
             ("cron(0 6 ? * ? *)", "exactly one of day-of-month"),
             ("cron(? 6 * * ? *)", "not minutes"),
             ("cron(0 6 * * ? *;)", "character"),
+            ("rate(+5 minutes)", "not a whole number"),
+            ("rate(5  minutes)", "one space"),
+            (" rate(5 minutes)", "neither rate"),
+            ("cron(0 25 * * ? *)", "25 is out of range for hours"),
+            ("cron(60 6 * * ? *)", "60 is out of range for minutes"),
+            ("cron(0 6 32 * ? *)", "out of range for day-of-month"),
+            ("cron(0 6 ? 13 MON *)", "out of range for month"),
+            ("cron(0 6 ? * 8 *)", "out of range for day-of-week"),
+            ("cron(0  6 * * ? *)", "has 7 fields"),
         ] {
             let err = check(bad).unwrap_err();
             assert!(err.contains(says), "{bad}: {err}");

@@ -403,6 +403,24 @@ impl Config {
         }
     }
 
+    /// Validates one export's definition (the keys of an `[[export]]` section, as TOML) against
+    /// this config's sources, as if it were written in the file: how a definition kept in the
+    /// state store (the catalog) becomes a runnable export.
+    pub fn parse_export(&self, body: &str) -> Result<ExportSpec, ConfigError> {
+        let raw: RawExport =
+            toml::from_str(body).map_err(|e| ConfigError::Parse { path: self.path.clone(), source: Box::new(e) })?;
+        let mut v = Validator::default();
+        let declared: BTreeSet<String> = self.sources.keys().cloned().collect();
+        let spec = v.export("export", raw, &declared, &self.base_dir);
+        if let Some(spec) = &spec {
+            v.unload_needs(spec, &self.sources);
+        }
+        match spec {
+            Some(spec) if v.problems.is_empty() => Ok(spec),
+            _ => Err(ConfigError::Invalid { path: self.path.clone(), problems: v.problems }),
+        }
+    }
+
     pub fn export(&self, name: &str) -> Result<&ExportSpec, ConfigError> {
         self.exports.iter().find(|e| e.name == name).ok_or_else(|| ConfigError::UnknownExport {
             path: self.path.clone(),
@@ -541,7 +559,12 @@ impl Validator {
         }
 
         if raw.exports.is_empty() {
-            self.problem("export", "no exports defined", "add an [[export]] section (see docs/configuration.md)");
+            // Allowed: exports may all be managed in the state store (`sluice exports`).
+            self.warning(
+                "export",
+                "no exports defined in the file",
+                "add an [[export]] section (see docs/configuration.md), or manage exports with `sluice exports create` or `sluice apply`",
+            );
         }
         let mut names = BTreeSet::new();
         let mut exports = Vec::new();
@@ -793,9 +816,12 @@ impl Validator {
                 None => Destination::Local(resolve(base_dir, d)),
             },
         };
-        if let Some(schedule) = &raw.schedule {
+        // A warning, not a problem: the local CLI does not act on schedules, and `sluice
+        // schedules` refuses the export until it is fixed.
+        let schedule = raw.schedule.as_deref().map(str::trim).map(str::to_string);
+        if let Some(schedule) = &schedule {
             if let Err(why) = crate::schedule::check(schedule) {
-                self.problem(
+                self.warning(
                     format!("{key}.schedule"),
                     why,
                     "write an EventBridge schedule: rate(15 minutes), rate(1 hour) or cron(0 6 * * ? *)",
@@ -836,7 +862,7 @@ impl Validator {
             name: raw.name,
             source,
             destination,
-            schedule: raw.schedule,
+            schedule,
             state,
             format: format?,
             tables,
