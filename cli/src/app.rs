@@ -7,6 +7,7 @@ use anyhow::{anyhow, Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use sluice_core::catalog::{Catalog, Exports};
 use sluice_core::integrate::api::HttpClient;
 use sluice_core::ports::{DeliveryLedger, EventSink, HistoryStore, NoSecrets, ObjectStore, Secrets, Source};
 use sluice_core::spec::{Config, Credentials, Destination, ExportSpec, SourceSpec};
@@ -16,7 +17,13 @@ use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory};
 pub const DYNAMODB_SCHEME: &str = "dynamodb://";
 
 pub struct App {
+    /// The config file's sources and integrations, with the exports that can run: the file's
+    /// and the catalog's active or paused ones (the catalog's version wins on a shared name).
     pub config: Config,
+    /// The config file as read, without catalog exports: what definitions are checked against.
+    pub file_config: Config,
+    /// Managed exports, in the same store as the history.
+    pub catalog: Arc<dyn Catalog>,
     pub history: Arc<dyn HistoryStore>,
     /// The integrations' delivery ledger, beside the history.
     pub ledger: Arc<dyn DeliveryLedger>,
@@ -64,13 +71,14 @@ impl App {
         let _ = wants_aws;
 
         // One store serves as both the history and the delivery ledger (one connection, one client).
-        let (history, ledger): (Arc<dyn HistoryStore>, Arc<dyn DeliveryLedger>) = match &table {
+        type Stores = (Arc<dyn HistoryStore>, Arc<dyn DeliveryLedger>, Arc<dyn Catalog>);
+        let (history, ledger, catalog): Stores = match &table {
             Some(_t) => {
                 #[cfg(feature = "aws")]
                 {
                     let sdk = aws.as_ref().context("AWS configuration")?;
                     let store = Arc::new(sluice_aws::DynamoHistory::new(aws_sdk_dynamodb::Client::new(sdk), _t));
-                    (store.clone(), store)
+                    (store.clone(), store.clone(), store)
                 }
                 #[cfg(not(feature = "aws"))]
                 return Err(needs_aws("a DynamoDB history"));
@@ -80,8 +88,28 @@ impl App {
                     SqliteHistory::open(&history_path, &host)
                         .with_context(|| format!("opening the history file {}", history_path.display()))?,
                 );
-                (store.clone(), store)
+                (store.clone(), store.clone(), store)
             }
+        };
+        let file_config = config.clone();
+        let mut config = config;
+        let managed = Exports { catalog: catalog.as_ref(), config: &file_config, who: String::new() }
+            .runnable()
+            .await
+            .map_err(|e| anyhow!(e).context("reading the managed exports (sluice exports list)"))?;
+        for spec in managed {
+            if let Some(i) = config.exports.iter().position(|e| e.name == spec.name) {
+                tracing::warn!(export = %spec.name, "the catalog's active version is used, not the config file's export of the same name");
+                config.exports.remove(i);
+            }
+            config.exports.push(spec);
+        }
+        #[cfg(feature = "aws")]
+        let aws = match aws {
+            None if config.exports.iter().any(|e| matches!(e.destination, Destination::S3 { .. })) => {
+                Some(sluice_aws::client_config().await)
+            }
+            other => other,
         };
         let events: Box<dyn EventSink> = match (&event_bus, &table) {
             (Some(_bus), _) => {
@@ -99,6 +127,8 @@ impl App {
         };
         Ok(App {
             config,
+            file_config,
+            catalog,
             history,
             ledger,
             http: std::sync::OnceLock::new(),

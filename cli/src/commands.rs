@@ -80,6 +80,8 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Status => with_app(&cli, |app| status(app, cli.json)).await,
         Command::History(args) => with_app(&cli, |app| history(app, args, cli.json)).await,
         Command::CheckConnection(args) => with_app(&cli, |app| check_connection(app, args, cli.json)).await,
+        Command::Exports(cmd) => with_app(&cli, |app| crate::exports::exports(app, cmd, cli.json)).await,
+        Command::Apply(args) => with_app(&cli, |app| crate::exports::apply(app, args, cli.json)).await,
         Command::Integrate(args) => with_app(&cli, |app| crate::integrate::integrate(app, args, cli.json)).await,
     };
     match result {
@@ -334,7 +336,10 @@ pub async fn check_connection(app: App, args: &CheckArgs, json: bool) -> Result<
             for t in &r.tables {
                 match (&t.error, t.missing.is_empty()) {
                     (Some(e), _) => println!("  {}: error: {e}", t.table),
-                    (None, true) => println!("  {}: ok ({} columns)", t.table, t.columns),
+                    (None, true) if t.unusable.is_empty() => println!("  {}: ok ({} columns)", t.table, t.columns),
+                    (None, true) => {
+                        println!("  {}: incremental column of no usable type: {}", t.table, t.unusable.join(", "))
+                    }
                     (None, false) => println!("  {}: missing columns: {}", t.table, t.missing.join(", ")),
                 }
             }
@@ -426,12 +431,23 @@ struct TableStatus {
 struct ExportStatus {
     export: String,
     state: String,
+    /// For a managed export (`sluice exports`): the version that runs, the pending draft and
+    /// the revision changes are made from. Absent for exports written in the config file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    managed: Option<ManagedStatus>,
     running: Option<String>,
     destination: String,
     schedule: Option<String>,
     tables: Vec<TableStatus>,
     /// The export's integrations and their latest delivery.
     integrations: Vec<IntegrationStatus>,
+}
+
+#[derive(Serialize)]
+struct ManagedStatus {
+    active_version: Option<u64>,
+    draft_version: Option<u64>,
+    revision: u64,
 }
 
 #[derive(Serialize)]
@@ -489,9 +505,15 @@ async fn export_status(app: &App, export: &ExportSpec) -> Result<ExportStatus> {
             error: last.and_then(|d| d.error),
         });
     }
+    let entry = app.catalog.entry(&export.name).await?;
     Ok(ExportStatus {
         export: export.name.clone(),
         state: export.state.as_str().to_string(),
+        managed: entry.map(|e| ManagedStatus {
+            active_version: e.active_version,
+            draft_version: e.draft_version,
+            revision: e.revision,
+        }),
         running: lease.map(|l| l.owner.to_string()),
         destination: export.destination.to_string(),
         schedule: export.schedule.clone(),
@@ -505,6 +527,25 @@ pub async fn status(app: App, json: bool) -> Result<u8> {
     for export in &app.config.exports {
         all.push(export_status(&app, export).await?);
     }
+    // Managed exports that do not run: drafts never activated (deleted ones are left out).
+    for e in app.catalog.entries().await? {
+        if e.state == sluice_core::catalog::Lifecycle::Draft {
+            all.push(ExportStatus {
+                export: e.name.clone(),
+                state: e.state.as_str().into(),
+                managed: Some(ManagedStatus {
+                    active_version: None,
+                    draft_version: e.draft_version,
+                    revision: e.revision,
+                }),
+                running: None,
+                destination: String::new(),
+                schedule: None,
+                tables: vec![],
+                integrations: vec![],
+            });
+        }
+    }
     if json {
         print_json(&all)?;
     } else {
@@ -516,10 +557,39 @@ pub async fn status(app: App, json: bool) -> Result<u8> {
 fn render_status(all: &[ExportStatus]) -> String {
     let mut rows = Vec::new();
     for e in all {
+        if e.tables.is_empty() {
+            // A managed draft: nothing runs yet.
+            let v = e.managed.as_ref().and_then(|m| m.draft_version).map(|d| format!(" v{d}")).unwrap_or_default();
+            rows.push(vec![
+                e.export.clone(),
+                format!("{}{v}", e.state),
+                "-".into(),
+                "never".into(),
+                String::new(),
+                "0".into(),
+                "-".into(),
+                String::new(),
+            ]);
+        }
         for t in &e.tables {
             rows.push(vec![
                 e.export.clone(),
-                if e.running.is_some() { format!("{} (running)", e.state) } else { e.state.clone() },
+                {
+                    let state = match &e.managed {
+                        Some(m) => match (m.active_version, m.draft_version) {
+                            (Some(a), Some(d)) => format!("{} v{a} (draft v{d})", e.state),
+                            (Some(a), None) => format!("{} v{a}", e.state),
+                            (None, Some(d)) => format!("{} v{d}", e.state),
+                            (None, None) => e.state.clone(),
+                        },
+                        None => e.state.clone(),
+                    };
+                    if e.running.is_some() {
+                        format!("{state} (running)")
+                    } else {
+                        state
+                    }
+                },
                 t.table.clone(),
                 t.last_run.clone().unwrap_or_else(|| "never".into()),
                 t.last_result.clone().unwrap_or_default(),
@@ -568,7 +638,10 @@ fn truncate(s: &str, n: usize) -> String {
 // ---------------------------------------------------------------------------------------------
 
 pub async fn history(app: App, args: &HistoryArgs, json: bool) -> Result<u8> {
-    app.config.export(&args.export)?;
+    // A managed export's runs stay readable after it is deleted (its audit trail).
+    if app.catalog.entry(&args.export).await?.is_none() {
+        app.config.export(&args.export)?;
+    }
     let runs = app.history.runs(&args.export, args.limit as usize).await?;
     if json {
         print_json(&runs)?;

@@ -5,6 +5,7 @@
 mod app;
 mod commands;
 mod demo;
+mod exports;
 mod integrate;
 mod output;
 mod progress;
@@ -64,6 +65,13 @@ pub enum Command {
     CheckConnection(commands::CheckArgs),
     /// Deliver a run's rows to an integration's API (or send a failures file again).
     Integrate(integrate::IntegrateArgs),
+    /// Manage exports kept in the state store: create, edit, activate, discard, pause,
+    /// resume, delete, list, show, audit.
+    #[command(subcommand)]
+    Exports(exports::ExportsCommand),
+    /// Make the managed exports match a file's [[export]] sections (create or edit drafts,
+    /// activate them with --activate).
+    Apply(exports::ApplyArgs),
     /// Write the EventBridge schedules that run each export in AWS (template.yaml's section,
     /// or JSON for the CDK app) from the exports' `schedule` and `state`.
     Schedules(schedules::SchedulesArgs),

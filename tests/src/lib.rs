@@ -3,6 +3,7 @@
 //! helpers that read back what committed runs wrote.
 
 pub mod api;
+pub mod catalog;
 pub mod fakesnow;
 pub mod history;
 pub mod lambda;

@@ -156,7 +156,7 @@ impl DynamoHistory {
         ]))
     }
 
-    async fn query(
+    pub(crate) async fn query(
         &self,
         export: &str,
         sk_prefix: &str,

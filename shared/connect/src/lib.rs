@@ -56,13 +56,46 @@ pub struct TableReport {
     pub columns: usize,
     /// Configured columns (exported, incremental, fallback) the table does not have.
     pub missing: Vec<String>,
+    /// Incremental columns whose type cannot order rows by change (`COLUMN (TYPE)`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unusable: Vec<String>,
     pub error: Option<String>,
 }
 
 impl ConnectionReport {
     pub fn ok(&self) -> bool {
-        self.tables.iter().all(|t| t.error.is_none() && t.missing.is_empty())
+        self.tables.iter().all(|t| t.error.is_none() && t.missing.is_empty() && t.unusable.is_empty())
     }
+
+    /// Each problem as a sentence naming the table, for activation's refusal.
+    pub fn problems(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for t in &self.tables {
+            if let Some(e) = &t.error {
+                out.push(format!("table {}: {e}", t.table));
+            }
+            if !t.missing.is_empty() {
+                out.push(format!("table {}: no column {}", t.table, t.missing.join(", ")));
+            }
+            for u in &t.unusable {
+                out.push(format!(
+                    "table {}: the incremental column {u} cannot order changes (use a timestamp, date or number)",
+                    t.table
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// Whether a column of this source type can be a watermark: times, dates and numbers order
+/// changes; SQLite keeps times as text, so text passes too. Booleans, binary and semi-structured
+/// values do not.
+pub fn usable_watermark_type(source_type: &str) -> bool {
+    let t = source_type.to_ascii_uppercase();
+    !["BOOL", "BINARY", "BLOB", "VARBINARY", "VARIANT", "OBJECT", "ARRAY", "GEOGRAPHY", "GEOMETRY", "VECTOR"]
+        .iter()
+        .any(|bad| t.starts_with(bad))
 }
 
 /// Logs in and checks that each of the export's tables and configured columns exists.
@@ -82,22 +115,35 @@ pub async fn check_connection(
     let mut tables = Vec::new();
     for t in &export.tables {
         let mut wanted: Vec<&str> = t.columns.iter().flatten().map(String::as_str).collect();
+        let mut watermarks: Vec<&str> = Vec::new();
         if let Incremental::Timestamp(ts) = &t.incremental {
-            wanted.push(&ts.column);
-            wanted.extend(ts.fallback_column.as_deref());
+            watermarks.push(&ts.column);
+            watermarks.extend(ts.fallback_column.as_deref());
         }
+        wanted.extend(&watermarks);
         tables.push(match source.columns(&t.table).await {
-            Ok(cols) => TableReport {
+            Ok(cols) => {
+                let find = |w: &str| cols.iter().find(|c| c.name.eq_ignore_ascii_case(w));
+                TableReport {
+                    table: t.name.clone(),
+                    columns: cols.len(),
+                    missing: wanted.iter().filter(|w| find(w).is_none()).map(|w| w.to_string()).collect(),
+                    unusable: watermarks
+                        .iter()
+                        .filter_map(|w| find(w))
+                        .filter(|c| !usable_watermark_type(&c.source_type))
+                        .map(|c| format!("{} ({})", c.name, c.source_type))
+                        .collect(),
+                    error: None,
+                }
+            }
+            Err(e) => TableReport {
                 table: t.name.clone(),
-                columns: cols.len(),
-                missing: wanted
-                    .into_iter()
-                    .filter(|w| !cols.iter().any(|c| c.name.eq_ignore_ascii_case(w)))
-                    .map(str::to_string)
-                    .collect(),
-                error: None,
+                columns: 0,
+                missing: vec![],
+                unusable: vec![],
+                error: Some(e.to_string()),
             },
-            Err(e) => TableReport { table: t.name.clone(), columns: 0, missing: vec![], error: Some(e.to_string()) },
         });
     }
     Ok(ConnectionReport {

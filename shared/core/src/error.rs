@@ -80,6 +80,9 @@ pub enum HistoryError {
     LeaseLost,
     #[error("watermark is {found:?}, expected {expected:?}")]
     WatermarkMoved { expected: Option<Watermark>, found: Option<Watermark> },
+    /// A catalog change made from an old revision (someone else changed the export first).
+    #[error("changed meanwhile: now at revision {found}, by {by}")]
+    Stale { found: u64, by: String },
     #[error(transparent)]
     Other(BoxError),
 }

@@ -1,10 +1,11 @@
 //! Sluice's embedded adapters, for running the whole pipeline on one machine: an SQLite source,
-//! a directory object store, an SQLite-file history store (with the integrations' delivery ledger) and a JSON-lines
-//! event log.
+//! a directory object store, an SQLite-file history store (with the integrations' delivery ledger
+//! and the catalog of managed exports) and a JSON-lines event log.
 
 mod dir_store;
 mod error;
 mod event_log;
+mod sqlite_catalog;
 mod sqlite_history;
 mod sqlite_ledger;
 mod sqlite_source;

@@ -15,8 +15,9 @@ use sluice_core::HistoryError;
 
 use crate::error::Error;
 
-/// 2 added `deliveries`; a version 1 file gains the table when first opened.
-pub(crate) const SCHEMA_VERSION: i64 = 2;
+/// 2 added `deliveries`, 3 the catalog (`catalog`, `definitions`, `audit`); an older file gains
+/// the tables when first opened.
+pub(crate) const SCHEMA_VERSION: i64 = 3;
 /// How long a call waits for another process's transaction on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -57,6 +58,23 @@ CREATE TABLE IF NOT EXISTS deliveries (
     updated_at   TEXT NOT NULL,
     record       TEXT NOT NULL,   -- the whole DeliveryRecord as JSON
     PRIMARY KEY (integration, manifest_key, etag)
+);
+CREATE TABLE IF NOT EXISTS catalog (
+    name     TEXT PRIMARY KEY,
+    revision INTEGER NOT NULL,
+    record   TEXT NOT NULL        -- the whole CatalogEntry as JSON
+);
+CREATE TABLE IF NOT EXISTS definitions (
+    export  TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    record  TEXT NOT NULL,        -- the whole Definition as JSON
+    PRIMARY KEY (export, version)
+);
+CREATE TABLE IF NOT EXISTS audit (
+    export   TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    record   TEXT NOT NULL,       -- the whole AuditRecord as JSON
+    PRIMARY KEY (export, revision)
 );
 ";
 

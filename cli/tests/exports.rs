@@ -1,0 +1,159 @@
+//! Managed exports through the `sluice` binary, on the embedded store (the history file): the
+//! lifecycle from draft to deletion, activation refused by the real source, a managed export
+//! run and shown by `status`, a stale edit refused, and `sluice apply` as a plan/apply flow.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sluice_testkit::{create_contacts, insert_contacts};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sluice");
+
+fn sluice(config: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env_remove("SLUICE_CONFIG")
+        .env_remove("SLUICE_HISTORY")
+        .env("USER", "tester")
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr)
+}
+
+fn ok(o: Output) -> Output {
+    assert!(o.status.success(), "{}", text(&o));
+    o
+}
+
+fn json(o: Output) -> Value {
+    serde_json::from_slice(&ok(o).stdout).unwrap()
+}
+
+/// A sample database with `contacts`, a config declaring it as source `db` (no exports of its
+/// own), and a definition file for export `crm`.
+fn workspace() -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    insert_contacts(&create_contacts(&dir.path().join("source.db")), 1, 40, "2025-06-01 00:00:00");
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        "version = 1\nhistory = \"history.db\"\n\n[sources.db]\nkind = \"sqlite\"\npath = \"source.db\"\n",
+    )
+    .unwrap();
+    let definition = dir.path().join("crm.toml");
+    std::fs::write(
+        &definition,
+        "[[export]]\nname = \"crm\"\nsource = \"db\"\ndestination = \"out\"\n\n[[export.table]]\nname = \"contacts\"\n\
+         incremental = { strategy = \"timestamp\", column = \"updated_at\" }\n",
+    )
+    .unwrap();
+    (dir, config, definition)
+}
+
+#[test]
+fn an_export_goes_from_draft_to_active_runs_is_edited_and_deleted_with_every_change_audited() {
+    let (dir, cfg, definition) = workspace();
+    let e = json(sluice(&cfg, &["--json", "exports", "create", "--from", definition.to_str().unwrap()]));
+    assert_eq!((e["state"].as_str(), e["revision"].as_u64()), (Some("draft"), Some(1)));
+    assert_eq!(e["updated_by"].as_str().unwrap().split('@').next(), Some("tester"));
+    // A draft does not run.
+    let out = sluice(&cfg, &["run", "--export", "crm"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+
+    // Activation checks the real source: a table that is not there is refused, by name.
+    ok(sluice(
+        &cfg,
+        &["exports", "edit", "crm", "--add-table", "name = \"orders\"\nincremental = { strategy = \"full\" }"],
+    ));
+    let out = sluice(&cfg, &["exports", "activate", "crm"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("cannot be activated") && text(&out).contains("table orders"), "{}", text(&out));
+    ok(sluice(&cfg, &["exports", "edit", "crm", "--remove-table", "orders"]));
+    let e = json(sluice(&cfg, &["--json", "exports", "activate", "crm"]));
+    assert_eq!((e["state"].as_str(), e["active_version"].as_u64()), (Some("active"), Some(3)));
+
+    // It runs like an export of the file, and `status` shows it.
+    let run = json(sluice(&cfg, &["--json", "run", "--export", "crm"]));
+    assert_eq!(run[0]["tables"][0]["rows"], 40, "{run}");
+    let status = json(sluice(&cfg, &["--json", "status"]));
+    let crm = status.as_array().unwrap().iter().find(|x| x["export"] == "crm").unwrap().clone();
+    assert_eq!(crm["state"], "active", "{crm}");
+    assert_eq!(crm["managed"]["active_version"], 3, "{crm}");
+
+    // Editing makes a draft; the active version keeps running. A stale revision is refused.
+    let e = json(sluice(&cfg, &["--json", "exports", "show", "crm"]));
+    let revision = e["entry"]["revision"].as_u64().unwrap().to_string();
+    ok(sluice(&cfg, &["exports", "edit", "crm", "--destination", "out2", "--revision", &revision]));
+    let out = sluice(&cfg, &["exports", "edit", "crm", "--destination", "out3", "--revision", &revision]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains(&format!("changed since revision {revision}")), "{}", text(&out));
+    let shown = String::from_utf8(ok(sluice(&cfg, &["exports", "show", "crm"])).stdout).unwrap();
+    assert!(shown.contains("destination = \"out2\"") && shown.contains("active version 3, draft 4"), "{shown}");
+    // What `show` prints is a config section: saved to a file, `apply` reads it back unchanged.
+    let saved = dir.path().join("shown.toml");
+    std::fs::write(&saved, &shown).unwrap();
+    let again = String::from_utf8(ok(sluice(&cfg, &["apply", saved.to_str().unwrap(), "--dry-run"])).stdout).unwrap();
+    assert!(again.contains("crm: unchanged"), "{again}");
+    ok(sluice(&cfg, &["exports", "discard", "crm"]));
+
+    // Pause, resume, delete: exported files and history stay.
+    ok(sluice(&cfg, &["exports", "pause", "crm"]));
+    ok(sluice(&cfg, &["exports", "resume", "crm"]));
+    ok(sluice(&cfg, &["exports", "delete", "crm"]));
+    let out = sluice(&cfg, &["run", "--export", "crm"]);
+    assert_eq!(out.status.code(), Some(2), "a deleted export does not run: {}", text(&out));
+    assert!(dir.path().join("out/crm/contacts").is_dir());
+    let history = json(sluice(&cfg, &["--json", "history", "crm"]));
+    assert!(!history.as_array().unwrap().is_empty(), "{history}");
+
+    let audit = String::from_utf8(ok(sluice(&cfg, &["exports", "audit", "crm"])).stdout).unwrap();
+    let actions: Vec<&str> =
+        audit.lines().filter(|l| l.starts_with("revision")).map(|l| l.split(' ').nth(5).unwrap()).collect();
+    assert_eq!(
+        actions,
+        ["delete", "resume", "pause", "discard", "edit", "activate", "edit", "edit", "create"],
+        "{audit}"
+    );
+    assert!(audit.contains("by tester@") && audit.contains("+ destination = \"out2\""), "{audit}");
+}
+
+#[test]
+fn apply_creates_edits_and_activates_what_a_file_declares_and_a_dry_run_changes_nothing() {
+    let (_dir, cfg, definition) = workspace();
+    let plan =
+        String::from_utf8(ok(sluice(&cfg, &["apply", definition.to_str().unwrap(), "--dry-run"])).stdout).unwrap();
+    assert!(plan.contains("crm: create"), "{plan}");
+    assert_eq!(json(sluice(&cfg, &["--json", "exports", "list"])), serde_json::json!([]));
+
+    let applied = json(sluice(&cfg, &["--json", "apply", definition.to_str().unwrap(), "--activate"]));
+    assert_eq!(applied[0]["action"], "create");
+    assert_eq!(applied[0]["entry"]["state"], "active");
+    // Unchanged the second time; a changed file is an edit with its diff.
+    let again = String::from_utf8(ok(sluice(&cfg, &["apply", definition.to_str().unwrap()])).stdout).unwrap();
+    assert!(again.contains("crm: unchanged"), "{again}");
+    let text_def = std::fs::read_to_string(&definition).unwrap().replace("\"out\"", "\"exports\"");
+    std::fs::write(&definition, text_def).unwrap();
+    let edit = String::from_utf8(ok(sluice(&cfg, &["apply", definition.to_str().unwrap()])).stdout).unwrap();
+    assert!(
+        edit.contains("crm: edit")
+            && edit.contains("- destination = \"out\"")
+            && edit.contains("+ destination = \"exports\""),
+        "{edit}"
+    );
+    let list = json(sluice(&cfg, &["--json", "exports", "list"]));
+    assert_eq!((list[0]["active_version"].as_u64(), list[0]["draft_version"].as_u64()), (Some(1), Some(2)));
+
+    // A file with an invalid export changes nothing and names the problem.
+    let bad = definition.with_file_name("bad.toml");
+    std::fs::write(&bad, "[[export]]\nname = \"bad\"\nsource = \"nope\"\ndestination = \"out\"\n[[export.table]]\nname = \"t\"\nincremental = { strategy = \"full\" }\n").unwrap();
+    let out = sluice(&cfg, &["apply", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("nope"), "{}", text(&out));
+    assert_eq!(json(sluice(&cfg, &["--json", "exports", "list"])).as_array().unwrap().len(), 1);
+}

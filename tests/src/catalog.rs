@@ -1,0 +1,140 @@
+//! The `Catalog` contract and the export lifecycle on top of it, run against every store (the
+//! history file, and DynamoDB on moto) so both behave the same: versions, optimistic
+//! concurrency (of concurrent edits from one revision exactly one lands), audit.
+
+use std::path::Path;
+
+use async_trait::async_trait;
+use sluice_core::catalog::{Catalog, CatalogError, Edit, Exports, Lifecycle, Preflight};
+use sluice_core::spec::{Config, ExportSpec};
+
+/// Activation checks that pass, or refuse with one problem.
+pub struct FakePreflight(pub Option<&'static str>);
+
+#[async_trait]
+impl Preflight for FakePreflight {
+    async fn check(&self, spec: &ExportSpec) -> Vec<String> {
+        self.0.map(|p| format!("{}: {p}", spec.name)).into_iter().collect()
+    }
+}
+
+/// A config with two SQLite sources (`db` and `other`) and no exports of its own but `filed`.
+pub fn sources_config(dir: &Path) -> Config {
+    let text = "version = 1\n\n[sources.db]\nkind = \"sqlite\"\npath = \"source.db\"\n\n\
+                [sources.other]\nkind = \"sqlite\"\npath = \"other.db\"\n\n\
+                [[export]]\nname = \"filed\"\nsource = \"db\"\ndestination = \"out\"\n\
+                [[export.table]]\nname = \"contacts\"\nincremental = { strategy = \"full\" }\n";
+    Config::parse(&dir.join("sluice.toml"), text).expect("the sources config is valid")
+}
+
+pub const CONTACTS: &str = "name = \"crm\"\nsource = \"db\"\ndestination = \"out\"\n\n\
+                            [[table]]\nname = \"contacts\"\nincremental = { strategy = \"timestamp\", column = \"updated_at\" }\n";
+
+/// The whole lifecycle on a fresh catalog.
+pub async fn check_contract(catalog: &dyn Catalog, dir: &Path) {
+    let config = sources_config(dir);
+    let alice = Exports { catalog, config: &config, who: "alice@host".into() };
+    let bob = Exports { catalog, config: &config, who: "bob@host".into() };
+    let ok = FakePreflight(None);
+
+    // Create: a draft, version 1; the name is then taken, as is a name the file uses.
+    let e = alice.create(CONTACTS).await.unwrap();
+    assert_eq!((e.state, e.revision, e.draft_version, e.active_version), (Lifecycle::Draft, 1, Some(1), None));
+    assert!(matches!(bob.create(CONTACTS).await, Err(CatalogError::Exists(n)) if n == "crm"));
+    let filed = CONTACTS.replace("\"crm\"", "\"filed\"");
+    assert!(matches!(bob.create(&filed).await, Err(CatalogError::InFile { .. })));
+    // A definition naming an unknown source or with a bad key is refused with the problem.
+    let bad = CONTACTS.replace("\"crm\"", "\"bad\"").replace("\"db\"", "\"nope\"");
+    let err = bob.create(&bad).await.unwrap_err().to_string();
+    assert!(err.contains("nope"), "{err}");
+    assert!(catalog.entry("bad").await.unwrap().is_none());
+    // Drafts do not run.
+    assert!(alice.runnable().await.unwrap().is_empty());
+
+    // Activation runs the checks; refused, nothing changes.
+    let refused = alice.activate("crm", None, &FakePreflight(Some("no table contacts"))).await.unwrap_err();
+    assert!(refused.to_string().contains("crm: no table contacts"), "{refused}");
+    assert_eq!(catalog.entry("crm").await.unwrap().unwrap().revision, 1);
+    let e = alice.activate("crm", Some(1), &ok).await.unwrap();
+    assert_eq!((e.state, e.revision, e.active_version, e.draft_version), (Lifecycle::Active, 2, Some(1), None));
+    assert_eq!(alice.runnable().await.unwrap()[0].name, "crm");
+
+    // Editing an active export makes a draft of the next version; the active one still runs.
+    let orders = "name = \"orders\"\nincremental = { strategy = \"full\" }";
+    let e = alice.edit("crm", &Edit::AddTable(orders.into()), Some(2)).await.unwrap();
+    assert_eq!((e.active_version, e.draft_version, e.revision), (Some(1), Some(2), 3));
+    assert_eq!(alice.runnable().await.unwrap()[0].tables.len(), 1);
+    // Two edits made from revision 3: one lands, the other is refused as stale, naming who won.
+    let (switch, remove) = (Edit::SetSource("other".into()), Edit::RemoveTable("contacts".into()));
+    let (a, b) = tokio::join!(alice.edit("crm", &switch, Some(3)), bob.edit("crm", &remove, Some(3)));
+    let (won, lost) = match (a, b) {
+        (Ok(w), Err(l)) | (Err(l), Ok(w)) => (w, l),
+        other => panic!("exactly one of two concurrent edits lands: {other:?}"),
+    };
+    assert_eq!(won.revision, 4);
+    match &lost {
+        CatalogError::Stale { expected, found, by, .. } => {
+            assert_eq!((*expected, *found), (3, 4));
+            assert_eq!(by, &won.updated_by);
+        }
+        other => panic!("the loser is told its revision is stale: {other}"),
+    }
+    assert!(lost.to_string().contains("changed since revision 3"), "{lost}");
+    // A stale revision given up front is refused before anything is written.
+    assert!(matches!(
+        bob.edit("crm", &Edit::SetDestination("elsewhere".into()), Some(3)).await,
+        Err(CatalogError::Stale { .. })
+    ));
+    // Edits that cannot apply are named.
+    let err = bob.edit("crm", &Edit::RemoveTable("nope".into()), None).await.unwrap_err().to_string();
+    assert!(err.contains("no table \"nope\""), "{err}");
+    let err = bob.edit("crm", &Edit::SetSource("missing".into()), None).await.unwrap_err().to_string();
+    assert!(err.contains("missing"), "{err}");
+
+    // Discard drops the draft; the active version is untouched.
+    let e = bob.discard("crm", None).await.unwrap();
+    assert_eq!((e.state, e.active_version, e.draft_version), (Lifecycle::Active, Some(1), None));
+    assert!(matches!(bob.discard("crm", None).await, Err(CatalogError::WrongState { .. })));
+
+    // Pause and resume; a paused export is still listed to run (schedules skip it).
+    let e = bob.set_paused("crm", true, None).await.unwrap();
+    assert_eq!(e.state, Lifecycle::Paused);
+    assert!(matches!(bob.set_paused("crm", true, None).await, Err(CatalogError::WrongState { .. })));
+    assert_eq!(alice.runnable().await.unwrap()[0].state, sluice_core::spec::ExportState::Paused);
+    bob.set_paused("crm", false, None).await.unwrap();
+
+    // A second version activated.
+    alice.edit("crm", &Edit::AddTable(orders.into()), None).await.unwrap();
+    let e = alice.activate("crm", None, &ok).await.unwrap();
+    assert_eq!(e.active_version, Some(e.latest_version));
+    assert_eq!(alice.runnable().await.unwrap()[0].tables.len(), 2);
+
+    // Delete: refused while something uses it, unless forced; then nothing runs, but every
+    // version and the audit trail stay.
+    let used = ["orchestration crm_hourly".to_string()];
+    let err = alice.delete("crm", &used, false, None).await.unwrap_err().to_string();
+    assert!(err.contains("orchestration crm_hourly") && err.contains("--force"), "{err}");
+    let e = alice.delete("crm", &used, true, None).await.unwrap();
+    assert_eq!(e.state, Lifecycle::Deleted);
+    assert!(alice.runnable().await.unwrap().is_empty());
+    assert!(matches!(
+        alice.edit("crm", &Edit::SetSource("db".into()), None).await,
+        Err(CatalogError::WrongState { .. })
+    ));
+    for v in 1..=e.latest_version {
+        assert!(catalog.definition("crm", v).await.unwrap().is_some(), "version {v} kept");
+    }
+    let audit = catalog.audit("crm", 100).await.unwrap();
+    let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["delete", "activate", "edit", "resume", "pause", "discard", "edit", "edit", "activate", "create"],
+        "newest first"
+    );
+    assert_eq!(audit.len() as u64, e.revision);
+    let add = audit.iter().rev().find(|a| a.action == "edit").unwrap();
+    assert!(add.diff.contains("+ name = \"orders\""), "{}", add.diff);
+    assert_eq!(audit[0].who, "alice@host");
+    assert_eq!(catalog.audit("crm", 2).await.unwrap().len(), 2);
+    assert_eq!(catalog.entries().await.unwrap().len(), 1);
+}
