@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, SecretsManager};
+use sluice_core::catalog::{CatalogError, Exports};
 use sluice_core::ports::Source;
 use sluice_core::request::{ExportRequest, RequestError};
 use sluice_core::run::{ExportRunSummary, Ports, Quiet, RunOptions, Runner};
-use sluice_core::spec::{Config, ConfigError, Destination};
+use sluice_core::spec::{Config, ConfigError, Destination, ExportSpec};
 
 /// Time kept back from the Lambda deadline to remove a stopped run's parts, record it and
 /// publish its event.
@@ -46,6 +47,8 @@ pub enum FnError {
         source: sluice_core::BoxError,
     },
     #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    #[error(transparent)]
     Run(#[from] sluice_core::Error),
     #[error("{0}")]
     RunFailed(String),
@@ -55,7 +58,11 @@ impl FnError {
     /// The Lambda error type: what kind of failure, for alarms and for deciding on retries.
     pub fn error_type(&self) -> &'static str {
         match self {
-            FnError::Request(_) | FnError::Config(ConfigError::UnknownExport { .. }) => "Sluice.InvalidRequest",
+            FnError::Request(_)
+            | FnError::Config(ConfigError::UnknownExport { .. })
+            | FnError::Catalog(CatalogError::WrongState { .. }) => "Sluice.InvalidRequest",
+            FnError::Catalog(CatalogError::Store(_)) => "Sluice.RunFailed",
+            FnError::Catalog(_) => "Sluice.Configuration",
             FnError::Setting { .. }
             | FnError::Config(_)
             | FnError::ConfigFetch { .. }
@@ -134,6 +141,16 @@ impl App {
         Ok(source)
     }
 
+    /// The export to run: the catalog's active version if it manages one of this name (read
+    /// per invocation, so `sluice exports activate` takes effect at once), else the config's.
+    async fn export(&self, name: &str) -> Result<ExportSpec, FnError> {
+        let managed = Exports { catalog: &self.history, config: &self.config, who: String::new() };
+        match managed.active(name).await? {
+            Some(spec) => Ok(spec),
+            None => Ok(self.config.export(name)?.clone()),
+        }
+    }
+
     /// Runs the export an invocation asks for; `deadline` is the invocation's.
     pub async fn handle(
         &self,
@@ -141,7 +158,7 @@ impl App {
         deadline: Option<Instant>,
     ) -> Result<ExportRunSummary, FnError> {
         let request = ExportRequest::from_event(event)?;
-        let export = self.config.export(&request.export)?;
+        let export = &self.export(&request.export).await?;
         let Destination::S3 { bucket, prefix } = &export.destination else {
             return Err(FnError::Destination {
                 export: export.name.clone(),

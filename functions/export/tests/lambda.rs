@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use aws_sdk_s3::config::{Credentials, Region};
 use sluice_aws::DynamoHistory;
+use sluice_core::catalog::Exports;
 use sluice_core::ports::{HistoryStore, LeaseOwner};
+use sluice_testkit::catalog::FakePreflight;
 use sluice_testkit::fakesnow::{FakeSnow, PASSPHRASE};
 use sluice_testkit::lambda::Watch;
 use sluice_testkit::moto::{repo_root, unique_name, Moto};
@@ -110,6 +112,26 @@ async fn the_function_runs_scheduled_exports_and_answers_bad_requests_clearly() 
         err.to_string().contains("no export named \\\"nope\\\"") || err.to_string().contains("no export named"),
         "{err}"
     );
+
+    // A managed export (in the DynamoDB catalog): refused as a draft, run once activated,
+    // with no redeploy: the function reads the catalog per invocation.
+    let file = sluice_core::spec::Config::load(&config).unwrap();
+    let managed = Exports { catalog: &history, config: &file, who: "tester".into() };
+    let definition = format!(
+        "name = \"managed\"\nsource = \"db\"\ndestination = \"s3://{bucket}/managed\"\n\n[[table]]\nname = \"contacts\"\n\
+         incremental = {{ strategy = \"full\" }}\n"
+    );
+    managed.create(&definition).await.unwrap();
+    let (ok, err) = watch.invoke(r#"{"export": "managed"}"#);
+    assert!(!ok);
+    assert!(
+        err.to_string().contains("Sluice.InvalidRequest") && err.to_string().contains("activate it first"),
+        "{err}"
+    );
+    managed.activate("managed", None, &FakePreflight(None)).await.unwrap();
+    let (ok, summary) = watch.invoke(r#"{"export": "managed"}"#);
+    assert!(ok, "{summary}");
+    assert_eq!(summary["rows"], 1000, "{summary}");
 
     // Another run holds the lease: refused as already running, nothing written.
     let holder = LeaseOwner { run_id: "other".into(), host: "elsewhere".into(), pid: 1 };

@@ -332,6 +332,21 @@ impl Exports<'_> {
         self.write(next, entry.revision, None, "delete", format!("{from} -> deleted")).await
     }
 
+    /// The managed export of this name as it runs now (its active version), read at the moment
+    /// of the call so an activation takes effect without a redeploy; None when the catalog
+    /// does not hold it (it may be the config file's). A draft or a deleted export is refused.
+    pub async fn active(&self, name: &str) -> Result<Option<ExportSpec>, CatalogError> {
+        let Some(entry) = self.catalog.entry(name).await.map_err(CatalogError::Store)? else { return Ok(None) };
+        let version = match (entry.state, entry.active_version) {
+            (Lifecycle::Active | Lifecycle::Paused, Some(v)) => v,
+            (Lifecycle::Deleted, _) => return Err(self.wrong_state(&entry, "it no longer runs")),
+            _ => return Err(self.wrong_state(&entry, "activate it first (sluice exports activate)")),
+        };
+        let mut spec = self.validate(name, &self.body(name, version).await?)?;
+        spec.state = if entry.state == Lifecycle::Paused { ExportState::Paused } else { ExportState::Active };
+        Ok(Some(spec))
+    }
+
     /// The exports that run: active and paused ones, at their active version.
     pub async fn runnable(&self) -> Result<Vec<ExportSpec>, CatalogError> {
         let mut specs = Vec::new();
