@@ -55,16 +55,7 @@ impl DynamoHistory {
 #[async_trait]
 impl Catalog for DynamoHistory {
     async fn entry(&self, name: &str) -> Result<Option<CatalogEntry>, HistoryError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(entry_key(name)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.err("GetItem", e))?;
-        out.item.as_ref().map(|i| self.record_of(i)).transpose()
+        self.get_item(entry_key(name)).await?.as_ref().map(|i| self.record_of(i)).transpose()
     }
 
     async fn entries(&self) -> Result<Vec<CatalogEntry>, HistoryError> {
@@ -90,16 +81,7 @@ impl Catalog for DynamoHistory {
             ("pk".to_string(), s(format!("EXPORT#{name}"))),
             ("sk".to_string(), s(definition_sk(version))),
         ]);
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.err("GetItem", e))?;
-        out.item.as_ref().map(|i| self.record_of(i)).transpose()
+        self.get_item(key).await?.as_ref().map(|i| self.record_of(i)).transpose()
     }
 
     async fn apply(&self, change: &CatalogChange) -> Result<(), HistoryError> {

@@ -156,6 +156,20 @@ impl DynamoHistory {
         ]))
     }
 
+    /// One item by its key, read consistently (a conditional write may follow).
+    pub(crate) async fn get_item(&self, key: Item) -> Result<Option<Item>, HistoryError> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| self.err("GetItem", e))?;
+        Ok(out.item)
+    }
+
     pub(crate) async fn query(
         &self,
         export: &str,
@@ -281,18 +295,9 @@ impl HistoryStore for DynamoHistory {
     }
 
     async fn lease(&self, export: &str) -> Result<Option<Lease>, HistoryError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(Self::lease_key(export)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.err("GetItem", e))?;
-        match out.item() {
+        match self.get_item(Self::lease_key(export)).await? {
             Some(item) => {
-                let lease = self.lease_of(export, item)?;
+                let lease = self.lease_of(export, &item)?;
                 Ok((lease.expires_at > Utc::now()).then_some(lease))
             }
             None => Ok(None),

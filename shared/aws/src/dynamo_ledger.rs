@@ -34,16 +34,7 @@ where
 
 impl DynamoHistory {
     async fn delivery_item(&self, id: &DeliveryId) -> Result<Option<Item>, HistoryError> {
-        let out = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key(id)))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(|e| self.err("GetItem", e))?;
-        Ok(out.item)
+        self.get_item(key(id)).await
     }
 
     fn delivery_record(&self, item: &Item) -> Result<DeliveryRecord, HistoryError> {

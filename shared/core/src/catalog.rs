@@ -337,29 +337,30 @@ impl Exports<'_> {
     /// does not hold it (it may be the config file's). A draft or a deleted export is refused.
     pub async fn active(&self, name: &str) -> Result<Option<ExportSpec>, CatalogError> {
         let Some(entry) = self.catalog.entry(name).await.map_err(CatalogError::Store)? else { return Ok(None) };
-        let version = match (entry.state, entry.active_version) {
-            (Lifecycle::Active | Lifecycle::Paused, Some(v)) => v,
-            (Lifecycle::Deleted, _) => return Err(self.wrong_state(&entry, "it no longer runs")),
-            _ => return Err(self.wrong_state(&entry, "activate it first (sluice exports activate)")),
-        };
-        let mut spec = self.validate(name, &self.body(name, version).await?)?;
-        spec.state = if entry.state == Lifecycle::Paused { ExportState::Paused } else { ExportState::Active };
-        Ok(Some(spec))
+        match self.running(&entry).await? {
+            Some(spec) => Ok(Some(spec)),
+            None if entry.state == Lifecycle::Deleted => Err(self.wrong_state(&entry, "it no longer runs")),
+            None => Err(self.wrong_state(&entry, "activate it first (sluice exports activate)")),
+        }
     }
 
     /// The exports that run: active and paused ones, at their active version.
     pub async fn runnable(&self) -> Result<Vec<ExportSpec>, CatalogError> {
         let mut specs = Vec::new();
         for entry in self.catalog.entries().await.map_err(CatalogError::Store)? {
-            let (Some(v), Lifecycle::Active | Lifecycle::Paused) = (entry.active_version, entry.state) else {
-                continue;
-            };
-            let body = self.body(&entry.name, v).await?;
-            let mut spec = self.validate(&entry.name, &body)?;
-            spec.state = if entry.state == Lifecycle::Paused { ExportState::Paused } else { ExportState::Active };
-            specs.push(spec);
+            specs.extend(self.running(&entry).await?);
         }
         Ok(specs)
+    }
+
+    /// An entry's active version as a spec, with its state; None for drafts and deleted ones.
+    async fn running(&self, entry: &CatalogEntry) -> Result<Option<ExportSpec>, CatalogError> {
+        let (Some(v), Lifecycle::Active | Lifecycle::Paused) = (entry.active_version, entry.state) else {
+            return Ok(None);
+        };
+        let mut spec = self.validate(&entry.name, &self.body(&entry.name, v).await?)?;
+        spec.state = if entry.state == Lifecycle::Paused { ExportState::Paused } else { ExportState::Active };
+        Ok(Some(spec))
     }
 
     fn validate(&self, name: &str, body: &str) -> Result<ExportSpec, CatalogError> {
