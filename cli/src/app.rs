@@ -9,8 +9,10 @@ use std::sync::Arc;
 
 use sluice_core::catalog::{Catalog, Exports};
 use sluice_core::integrate::api::HttpClient;
+use sluice_core::orchestrate::{RecordOnly, RuleSpec, Scheduler};
 use sluice_core::ports::{DeliveryLedger, EventSink, HistoryStore, NoSecrets, ObjectStore, Secrets, Source};
 use sluice_core::spec::{Config, Credentials, Destination, ExportSpec, SourceSpec};
+use sluice_core::BoxError;
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory};
 
 /// Where the history lives, as given by `--history` or the config.
@@ -30,8 +32,33 @@ pub struct App {
     pub events: Box<dyn EventSink>,
     http: std::sync::OnceLock<sluice_http::ReqwestClient>,
     pub host: String,
+    /// The DynamoDB table of `--history dynamodb://TABLE`.
+    dynamodb_table: Option<String>,
     #[cfg(feature = "aws")]
     aws: Option<aws_config::SdkConfig>,
+}
+
+/// The settings that say where orchestrations' EventBridge rules go: the stack's outputs.
+pub const RULE_PREFIX_VAR: &str = "SLUICE_RULE_PREFIX";
+pub const EXPORT_FUNCTION_VAR: &str = "SLUICE_EXPORT_FUNCTION_ARN";
+
+/// A scheduler the environment does not say enough about: fine until a rule must change.
+struct Unconfigured(String);
+
+#[async_trait::async_trait]
+impl Scheduler for Unconfigured {
+    async fn put(&self, _: &RuleSpec) -> Result<(), BoxError> {
+        Err(self.0.clone().into())
+    }
+    async fn set_enabled(&self, _: &str, _: bool) -> Result<(), BoxError> {
+        Err(self.0.clone().into())
+    }
+    async fn remove(&self, _: &str) -> Result<(), BoxError> {
+        Err(self.0.clone().into())
+    }
+    fn rule_name(&self, _: &str, _: &str) -> Result<String, String> {
+        Err(self.0.clone())
+    }
 }
 
 pub fn hostname() -> String {
@@ -134,9 +161,36 @@ impl App {
             http: std::sync::OnceLock::new(),
             events,
             host,
+            dynamodb_table: table,
             #[cfg(feature = "aws")]
             aws,
         })
+    }
+
+    /// Where orchestrations' rules go: EventBridge with a DynamoDB history (the stack's rule
+    /// prefix and export function from the environment), records only with a history file.
+    pub fn scheduler(&self) -> Result<Box<dyn Scheduler>> {
+        if self.dynamodb_table.is_none() {
+            return Ok(Box::new(RecordOnly));
+        }
+        let (prefix, target) = (std::env::var(RULE_PREFIX_VAR), std::env::var(EXPORT_FUNCTION_VAR));
+        let (Ok(_prefix), Ok(_target)) = (prefix, target) else {
+            return Ok(Box::new(Unconfigured(format!(
+                "orchestrations in AWS need {RULE_PREFIX_VAR} and {EXPORT_FUNCTION_VAR}: set them to the stack's \
+                 OrchestrationRulePrefix and ExportFunctionArn outputs"
+            ))));
+        };
+        #[cfg(feature = "aws")]
+        {
+            let sdk = self.aws.as_ref().context("AWS configuration")?;
+            Ok(Box::new(sluice_aws::EventBridgeScheduler::new(
+                aws_sdk_eventbridge::Client::new(sdk),
+                &_prefix,
+                &_target,
+            )))
+        }
+        #[cfg(not(feature = "aws"))]
+        Err(needs_aws("EventBridge rules"))
     }
 
     /// The HTTP client integrations send with, built on first use.

@@ -81,6 +81,9 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::History(args) => with_app(&cli, |app| history(app, args, cli.json)).await,
         Command::CheckConnection(args) => with_app(&cli, |app| check_connection(app, args, cli.json)).await,
         Command::Exports(cmd) => with_app(&cli, |app| crate::exports::exports(app, cmd, cli.json)).await,
+        Command::Orchestrations(cmd) => {
+            with_app(&cli, |app| crate::orchestrations::orchestrations(app, cmd, cli.json)).await
+        }
         Command::Apply(args) => with_app(&cli, |app| crate::exports::apply(app, args, cli.json)).await,
         Command::Integrate(args) => with_app(&cli, |app| crate::integrate::integrate(app, args, cli.json)).await,
     };
@@ -438,6 +441,12 @@ struct ExportStatus {
     running: Option<String>,
     destination: String,
     schedule: Option<String>,
+    /// When it runs next: the earliest of its running orchestrations (managed exports), or its
+    /// `schedule` counted from its last run (exports of the config file, in AWS).
+    next_run: Option<chrono::DateTime<chrono::Utc>>,
+    /// Its orchestrations (managed exports).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    orchestrations: Vec<crate::orchestrations::OrchestrationStatus>,
     tables: Vec<TableStatus>,
     /// The export's integrations and their latest delivery.
     integrations: Vec<IntegrationStatus>,
@@ -506,6 +515,18 @@ async fn export_status(app: &App, export: &ExportSpec) -> Result<ExportStatus> {
         });
     }
     let entry = app.catalog.entry(&export.name).await?;
+    let now = chrono::Utc::now();
+    let orchestrations: Vec<_> = entry
+        .iter()
+        .flat_map(|e| e.orchestrations.iter().map(move |o| crate::orchestrations::OrchestrationStatus::of(e, o, now)))
+        .collect();
+    let next_run = match &entry {
+        Some(_) => orchestrations.iter().filter_map(|o| o.next_run).min(),
+        None => export.schedule.as_deref().filter(|_| export.state == ExportState::Active).and_then(|s| {
+            let anchor = runs.first().map_or(now, |r| r.started_at);
+            sluice_core::schedule::next_after(s, anchor, now)
+        }),
+    };
     Ok(ExportStatus {
         export: export.name.clone(),
         state: export.state.as_str().to_string(),
@@ -517,6 +538,8 @@ async fn export_status(app: &App, export: &ExportSpec) -> Result<ExportStatus> {
         running: lease.map(|l| l.owner.to_string()),
         destination: export.destination.to_string(),
         schedule: export.schedule.clone(),
+        next_run,
+        orchestrations,
         tables,
         integrations,
     })
@@ -541,6 +564,8 @@ pub async fn status(app: App, json: bool) -> Result<u8> {
                 running: None,
                 destination: String::new(),
                 schedule: None,
+                next_run: None,
+                orchestrations: vec![],
                 tables: vec![],
                 integrations: vec![],
             });
@@ -617,6 +642,10 @@ fn render_status(all: &[ExportStatus]) -> String {
             ]
         })
         .collect();
+    if all.iter().any(|e| !e.orchestrations.is_empty()) {
+        out.push('\n');
+        out.push_str(&crate::orchestrations::render(all.iter().flat_map(|e| &e.orchestrations)));
+    }
     if !deliveries.is_empty() {
         out.push('\n');
         out.push_str(&output::table(

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Context, Result};
 use async_trait::async_trait;
 use sluice_core::catalog::{canonical, diff, CatalogEntry, CatalogError, Edit, Exports, Preflight};
-use sluice_core::ports::ObjectMeta;
 use sluice_core::spec::{Config, ExportSpec};
 
 use crate::app::App;
@@ -65,7 +64,8 @@ pub enum ExportsCommand {
         #[command(flatten)]
         at: Revision,
     },
-    /// Stop an active export's runs (its definition and history stay).
+    /// Stop an active export's scheduled runs: its orchestrations' rules are disabled (its
+    /// definition and history stay).
     Pause {
         name: String,
         #[command(flatten)]
@@ -78,8 +78,12 @@ pub enum ExportsCommand {
         at: Revision,
     },
     /// Delete an export: it no longer runs; exported files, runs, versions and audit are kept.
+    /// Refused while orchestrations use it, unless --force (which removes them too).
     Delete {
         name: String,
+        /// Also remove the orchestrations that use it (and their EventBridge rules).
+        #[arg(long)]
+        force: bool,
         #[command(flatten)]
         at: Revision,
     },
@@ -119,8 +123,13 @@ pub fn local_user(host: &str) -> String {
     format!("{user}@{host}")
 }
 
-/// Activation's checks, with the CLI's adapters: the source has the tables and columns (the
-/// incremental ones of a usable type), the destination takes a write.
+/// Activation's checks with the CLI's adapters: see `sluice_connect::ActivationChecks`.
+async fn check_activation(app: &App, spec: &ExportSpec) -> Vec<String> {
+    let secrets = app.secrets();
+    let store = |spec: &ExportSpec| app.store(spec).map_err(|e| e.to_string());
+    sluice_connect::ActivationChecks { config: &app.config, secrets: secrets.as_ref(), store: &store }.check(spec).await
+}
+
 struct Checks<'a> {
     app: &'a App,
 }
@@ -128,29 +137,7 @@ struct Checks<'a> {
 #[async_trait]
 impl Preflight for Checks<'_> {
     async fn check(&self, spec: &ExportSpec) -> Vec<String> {
-        let mut problems = Vec::new();
-        match self.app.source_spec(spec) {
-            Ok(source) => match sluice_connect::check_connection(spec, source, self.app.secrets().as_ref()).await {
-                Ok(report) => problems.extend(report.problems()),
-                Err(e) => problems.push(format!("source {:?}: {e}", spec.source)),
-            },
-            Err(e) => problems.push(e.to_string()),
-        }
-        match self.app.store(spec) {
-            Ok(store) => {
-                // A probe written and removed under the export's own prefix.
-                let key = format!("{}/.sluice-write-check", spec.name);
-                let meta = ObjectMeta { content_type: "text/plain".into(), ..Default::default() };
-                match store.put(&key, b"sluice".to_vec(), &meta).await {
-                    Ok(()) => {
-                        let _ = store.delete(&key).await;
-                    }
-                    Err(e) => problems.push(format!("destination {} cannot be written: {e}", spec.destination)),
-                }
-            }
-            Err(e) => problems.push(e.to_string()),
-        }
-        problems
+        check_activation(self.app, spec).await
     }
 }
 
@@ -182,7 +169,7 @@ fn done(e: &CatalogEntry, json: bool) -> Result<u8> {
 }
 
 /// Catalog refusals are the caller's to fix (exit 2), like a bad config; store failures are 1.
-fn refused(e: CatalogError) -> anyhow::Error {
+pub fn refused(e: CatalogError) -> anyhow::Error {
     match e {
         CatalogError::Store(s) => anyhow!(s),
         other => anyhow!(Usage(other.to_string())),
@@ -269,9 +256,11 @@ pub async fn exports(app: App, cmd: &ExportsCommand, json: bool) -> Result<u8> {
         }
         ExportsCommand::Activate { name, at: r } => ops.activate(name, at(r), &Checks { app: &app }).await,
         ExportsCommand::Discard { name, at: r } => ops.discard(name, at(r)).await,
-        ExportsCommand::Pause { name, at: r } => ops.set_paused(name, true, at(r)).await,
-        ExportsCommand::Resume { name, at: r } => ops.set_paused(name, false, at(r)).await,
-        ExportsCommand::Delete { name, at: r } => ops.delete(name, &[], false, at(r)).await,
+        ExportsCommand::Pause { name, at: r } => ops.set_paused(name, true, at(r), app.scheduler()?.as_ref()).await,
+        ExportsCommand::Resume { name, at: r } => ops.set_paused(name, false, at(r), app.scheduler()?.as_ref()).await,
+        ExportsCommand::Delete { name, force, at: r } => {
+            ops.delete(name, *force, at(r), app.scheduler()?.as_ref()).await
+        }
     };
     done(&entry.map_err(refused)?, json)
 }

@@ -7,6 +7,7 @@ mod commands;
 mod demo;
 mod exports;
 mod integrate;
+mod orchestrations;
 mod output;
 mod progress;
 mod schedules;
@@ -69,6 +70,10 @@ pub enum Command {
     /// resume, delete, list, show, audit.
     #[command(subcommand)]
     Exports(exports::ExportsCommand),
+    /// Bind activated exports to schedules (EventBridge rules with a DynamoDB history):
+    /// create, pause, resume, delete, list.
+    #[command(subcommand)]
+    Orchestrations(orchestrations::OrchestrationsCommand),
     /// Make the managed exports match a file's [[export]] sections (create or edit drafts,
     /// activate them with --activate).
     Apply(exports::ApplyArgs),

@@ -4,9 +4,14 @@
 
 use std::path::Path;
 
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
 use async_trait::async_trait;
 use sluice_core::catalog::{Catalog, CatalogError, Edit, Exports, Lifecycle, Preflight};
+use sluice_core::orchestrate::{RuleSpec, Scheduler};
 use sluice_core::spec::{Config, ExportSpec};
+use sluice_core::BoxError;
 
 /// Activation checks that pass, or refuse with one problem.
 pub struct FakePreflight(pub Option<&'static str>);
@@ -15,6 +20,54 @@ pub struct FakePreflight(pub Option<&'static str>);
 impl Preflight for FakePreflight {
     async fn check(&self, spec: &ExportSpec) -> Vec<String> {
         self.0.map(|p| format!("{}: {p}", spec.name)).into_iter().collect()
+    }
+}
+
+/// A scheduler that keeps its rules in memory (name -> the rule), and can be made to fail.
+#[derive(Default)]
+pub struct MemoryScheduler {
+    pub rules: Mutex<BTreeMap<String, RuleSpec>>,
+    pub failing: Mutex<bool>,
+}
+
+impl MemoryScheduler {
+    fn up(&self) -> Result<(), BoxError> {
+        if *self.failing.lock().unwrap() {
+            return Err("the scheduler is unreachable".into());
+        }
+        Ok(())
+    }
+
+    /// Whether the rule exists and is enabled (None: it does not exist).
+    pub fn enabled(&self, rule: &str) -> Option<bool> {
+        self.rules.lock().unwrap().get(rule).map(|r| r.enabled)
+    }
+}
+
+#[async_trait]
+impl Scheduler for MemoryScheduler {
+    async fn put(&self, rule: &RuleSpec) -> Result<(), BoxError> {
+        self.up()?;
+        self.rules.lock().unwrap().insert(rule.rule.clone(), rule.clone());
+        Ok(())
+    }
+    async fn set_enabled(&self, rule: &str, enabled: bool) -> Result<(), BoxError> {
+        self.up()?;
+        match self.rules.lock().unwrap().get_mut(rule) {
+            Some(r) => {
+                r.enabled = enabled;
+                Ok(())
+            }
+            None => Err(format!("no rule {rule}").into()),
+        }
+    }
+    async fn remove(&self, rule: &str) -> Result<(), BoxError> {
+        self.up()?;
+        self.rules.lock().unwrap().remove(rule);
+        Ok(())
+    }
+    fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, String> {
+        Ok(format!("test-orch-{export}.{orchestration}"))
     }
 }
 
@@ -36,6 +89,7 @@ pub async fn check_contract(catalog: &dyn Catalog, dir: &Path) {
     let alice = Exports { catalog, config: &config, who: "alice@host".into() };
     let bob = Exports { catalog, config: &config, who: "bob@host".into() };
     let ok = FakePreflight(None);
+    let rules = MemoryScheduler::default();
 
     // Create: a draft, version 1; the name is then taken, as is a name the file uses.
     let e = alice.create(CONTACTS).await.unwrap();
@@ -96,12 +150,52 @@ pub async fn check_contract(catalog: &dyn Catalog, dir: &Path) {
     assert_eq!((e.state, e.active_version, e.draft_version), (Lifecycle::Active, Some(1), None));
     assert!(matches!(bob.discard("crm", None).await, Err(CatalogError::WrongState { .. })));
 
-    // Pause and resume; a paused export is still listed to run (schedules skip it).
-    let e = bob.set_paused("crm", true, None).await.unwrap();
+    // Orchestrations: only an activated export, with a valid schedule, to its own destination.
+    let err = alice.orchestrate("crm", "hourly", "rate(1 hours)", None, &rules).await.unwrap_err().to_string();
+    assert!(err.contains("write hour"), "{err}");
+    let err = alice.orchestrate("crm", "hourly", "rate(1 hour)", Some("s3://b/x"), &rules).await.unwrap_err();
+    assert!(err.to_string().contains("out, not s3://b/x"), "{err}");
+    let out = dir.join("out").display().to_string();
+    let e = alice.orchestrate("crm", "hourly", "rate(1 hour)", Some(&out), &rules).await.unwrap();
+    assert_eq!((e.revision, e.orchestrations.len()), (6, 1));
+    let rule = rules.rules.lock().unwrap()["test-orch-crm.hourly"].clone();
+    assert_eq!((rule.schedule.as_str(), rule.enabled), ("rate(1 hour)", true));
+    assert_eq!(rule.input(), r#"{"export":"crm","orchestration":"hourly"}"#);
+    assert!(alice.orchestrate("crm", "hourly", "rate(2 hours)", None, &rules).await.is_err(), "name taken");
+    assert!(alice.scheduled("crm", "hourly").await.unwrap().is_ok());
+    assert!(alice.scheduled("crm", "nightly").await.unwrap().is_err(), "unknown: skipped");
+    // Pausing one disables its rule, and its invocations are skipped.
+    alice.set_orchestration_paused("crm", "hourly", true, &rules).await.unwrap();
+    assert_eq!(rules.enabled("test-orch-crm.hourly"), Some(false));
+    assert!(alice.scheduled("crm", "hourly").await.unwrap().is_err());
+    // A scheduler failure after the catalog changed is reported; repeating the command fixes
+    // the rule without another catalog change.
+    *rules.failing.lock().unwrap() = true;
+    let err = alice.set_orchestration_paused("crm", "hourly", false, &rules).await.unwrap_err().to_string();
+    assert!(err.contains("run the same command again"), "{err}");
+    *rules.failing.lock().unwrap() = false;
+    let before = catalog.entry("crm").await.unwrap().unwrap().revision;
+    alice.set_orchestration_paused("crm", "hourly", false, &rules).await.unwrap();
+    assert_eq!(catalog.entry("crm").await.unwrap().unwrap().revision, before);
+    assert_eq!(rules.enabled("test-orch-crm.hourly"), Some(true));
+
+    // Pause and resume the export: its rules follow; a paused export is still listed to run
+    // (its scheduled invocations are skipped), and pausing twice is not an error.
+    let e = bob.set_paused("crm", true, None, &rules).await.unwrap();
     assert_eq!(e.state, Lifecycle::Paused);
-    assert!(matches!(bob.set_paused("crm", true, None).await, Err(CatalogError::WrongState { .. })));
+    assert_eq!(rules.enabled("test-orch-crm.hourly"), Some(false));
+    assert_eq!(bob.set_paused("crm", true, None, &rules).await.unwrap().revision, e.revision);
+    assert!(matches!(
+        bob.set_paused("crm", true, Some(e.revision), &rules).await,
+        Err(CatalogError::WrongState { .. })
+    ));
     assert_eq!(alice.runnable().await.unwrap()[0].state, sluice_core::spec::ExportState::Paused);
-    bob.set_paused("crm", false, None).await.unwrap();
+    assert!(alice.scheduled("crm", "hourly").await.unwrap().is_err());
+    bob.set_paused("crm", false, None, &rules).await.unwrap();
+    assert_eq!(rules.enabled("test-orch-crm.hourly"), Some(true));
+    alice.orchestrate("crm", "nightly", "cron(0 2 * * ? *)", None, &rules).await.unwrap();
+    alice.unorchestrate("crm", "nightly", &rules).await.unwrap();
+    assert_eq!(rules.enabled("test-orch-crm.nightly"), None);
 
     // A second version activated.
     alice.edit("crm", &Edit::AddTable(orders.into()), None).await.unwrap();
@@ -109,13 +203,16 @@ pub async fn check_contract(catalog: &dyn Catalog, dir: &Path) {
     assert_eq!(e.active_version, Some(e.latest_version));
     assert_eq!(alice.runnable().await.unwrap()[0].tables.len(), 2);
 
-    // Delete: refused while something uses it, unless forced; then nothing runs, but every
-    // version and the audit trail stay.
-    let used = ["orchestration crm_hourly".to_string()];
-    let err = alice.delete("crm", &used, false, None).await.unwrap_err().to_string();
-    assert!(err.contains("orchestration crm_hourly") && err.contains("--force"), "{err}");
-    let e = alice.delete("crm", &used, true, None).await.unwrap();
+    // Delete: refused while an orchestration uses it, unless forced (which removes its
+    // rules); then nothing runs, but every version and the audit trail stay.
+    let err = alice.delete("crm", false, None, &rules).await.unwrap_err().to_string();
+    assert!(err.contains("orchestration hourly") && err.contains("--force"), "{err}");
+    assert_eq!(rules.enabled("test-orch-crm.hourly"), Some(true));
+    let e = alice.delete("crm", true, None, &rules).await.unwrap();
     assert_eq!(e.state, Lifecycle::Deleted);
+    assert!(e.orchestrations.is_empty());
+    assert!(rules.rules.lock().unwrap().is_empty(), "its rules are gone");
+    assert!(alice.scheduled("crm", "hourly").await.is_err(), "a deleted export is refused");
     assert!(alice.runnable().await.unwrap().is_empty());
     assert!(matches!(
         alice.edit("crm", &Edit::SetSource("db".into()), None).await,
@@ -128,7 +225,23 @@ pub async fn check_contract(catalog: &dyn Catalog, dir: &Path) {
     let actions: Vec<&str> = audit.iter().map(|a| a.action.as_str()).collect();
     assert_eq!(
         actions,
-        ["delete", "activate", "edit", "resume", "pause", "discard", "edit", "edit", "activate", "create"],
+        [
+            "delete",
+            "activate",
+            "edit",
+            "delete orchestration",
+            "orchestrate",
+            "resume",
+            "pause",
+            "resume orchestration",
+            "pause orchestration",
+            "orchestrate",
+            "discard",
+            "edit",
+            "edit",
+            "activate",
+            "create"
+        ],
         "newest first"
     );
     assert_eq!(audit.len() as u64, e.revision);

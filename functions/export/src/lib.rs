@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, SecretsManager};
 use sluice_core::catalog::{CatalogError, Exports};
+use sluice_core::orchestrate::Skip;
 use sluice_core::ports::Source;
 use sluice_core::request::{ExportRequest, RequestError};
 use sluice_core::run::{ExportRunSummary, Ports, Quiet, RunOptions, Runner};
@@ -88,6 +89,14 @@ impl From<sluice_aws::SettingError> for FnError {
     }
 }
 
+/// What an invocation did: a run (its summary), or nothing, and why.
+#[derive(Debug, serde::Serialize)]
+#[serde(untagged)]
+pub enum Outcome {
+    Ran(ExportRunSummary),
+    Skipped { skipped: String },
+}
+
 /// Everything built once per cold start.
 pub struct App {
     pub settings: Settings,
@@ -143,22 +152,30 @@ impl App {
 
     /// The export to run: the catalog's active version if it manages one of this name (read
     /// per invocation, so `sluice exports activate` takes effect at once), else the config's.
-    async fn export(&self, name: &str) -> Result<ExportSpec, FnError> {
+    /// An orchestration's invocation runs only while the orchestration and the export run.
+    async fn export(&self, request: &ExportRequest) -> Result<Result<ExportSpec, Skip>, FnError> {
         let managed = Exports { catalog: &self.history, config: &self.config, who: String::new() };
-        match managed.active(name).await? {
-            Some(spec) => Ok(spec),
-            None => Ok(self.config.export(name)?.clone()),
+        if let Some(orchestration) = &request.orchestration {
+            return Ok(managed.scheduled(&request.export, orchestration).await?);
+        }
+        match managed.active(&request.export).await? {
+            Some(spec) => Ok(Ok(spec)),
+            None => Ok(Ok(self.config.export(&request.export)?.clone())),
         }
     }
 
     /// Runs the export an invocation asks for; `deadline` is the invocation's.
-    pub async fn handle(
-        &self,
-        event: &serde_json::Value,
-        deadline: Option<Instant>,
-    ) -> Result<ExportRunSummary, FnError> {
+    pub async fn handle(&self, event: &serde_json::Value, deadline: Option<Instant>) -> Result<Outcome, FnError> {
         let request = ExportRequest::from_event(event)?;
-        let export = &self.export(&request.export).await?;
+        let export = match self.export(&request).await? {
+            Ok(spec) => spec,
+            Err(Skip(reason)) => {
+                // Not an error: a retry or a dead letter would not change the answer.
+                tracing::info!(export = %request.export, "skipped: {reason}");
+                return Ok(Outcome::Skipped { skipped: reason });
+            }
+        };
+        let export = &export;
         let Destination::S3 { bucket, prefix } = &export.destination else {
             return Err(FnError::Destination {
                 export: export.name.clone(),
@@ -184,7 +201,7 @@ impl App {
         // Metrics ride on a log line (Embedded Metric Format): no extra API call.
         println!("{}", sluice_aws::emf_line(&summary));
         if summary.succeeded {
-            Ok(summary)
+            Ok(Outcome::Ran(summary))
         } else {
             let tables: Vec<String> =
                 summary.tables.iter().filter_map(|t| t.error.as_ref().map(|e| format!("{}: {e}", t.table))).collect();

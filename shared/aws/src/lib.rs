@@ -1,5 +1,5 @@
 //! Sluice's AWS adapters: an S3 object store with streaming multipart uploads, a DynamoDB
-//! history store (with the integrations' delivery ledger), an EventBridge event sink, and Secrets Manager for source credentials. Clients are built by the caller (once per
+//! history store (with the integrations' delivery ledger), an EventBridge event sink and orchestrations' EventBridge rules, and Secrets Manager for source credentials. Clients are built by the caller (once per
 //! process, from the standard AWS environment; see `client_config`).
 
 mod dynamo_catalog;
@@ -9,6 +9,7 @@ mod error;
 mod event_bridge;
 mod metrics;
 mod s3_store;
+mod scheduler;
 mod secrets;
 mod settings;
 
@@ -17,6 +18,7 @@ pub use error::Error;
 pub use event_bridge::{detail_within_limit, EventBridgeSink, EVENT_SOURCE, MAX_ENTRY_BYTES};
 pub use metrics::{emf_line, NAMESPACE};
 pub use s3_store::{Encryption, S3Store, MAX_IN_FLIGHT, MIN_PART_SIZE, PART_SIZE};
+pub use scheduler::{EventBridgeScheduler, RuleError, MAX_RULE_NAME};
 pub use secrets::SecretsManager;
 pub use settings::{
     duration_var, encryption_from_env, env_var, invocation_deadline, load_config, required_var, ConfigLoadError,

@@ -5,8 +5,9 @@
 use std::sync::Arc;
 
 use serde::Serialize;
-use sluice_core::ports::{Secrets, Source};
-use sluice_core::spec::{ExportSpec, Incremental, SourceSpec};
+use sluice_core::catalog::Preflight;
+use sluice_core::ports::{ObjectMeta, ObjectStore, Secrets, Source};
+use sluice_core::spec::{Config, ExportSpec, Incremental, SourceSpec};
 use sluice_core::BoxError;
 use sluice_local::SqliteSource;
 use sluice_snowflake::{SessionInfo, SnowflakeSource};
@@ -36,6 +37,48 @@ pub async fn open_source(spec: &SourceSpec, secrets: &dyn Secrets) -> Result<Arc
         SourceSpec::Sqlite { path } => Arc::new(SqliteSource::new(path.clone())),
         SourceSpec::Snowflake(sf) => Arc::new(SnowflakeSource::connect(sf, secrets).await?),
     })
+}
+
+/// Opens an export's destination, or says why it cannot.
+pub type StoreFor<'a> = dyn Fn(&ExportSpec) -> Result<Box<dyn ObjectStore>, String> + Send + Sync + 'a;
+
+/// What activating an export checks, wherever it is activated (the CLI, the control
+/// function): the source has the tables and columns, each incremental column of a type that
+/// orders changes, and the destination takes a write (a probe object under the export's own
+/// prefix, removed again).
+pub struct ActivationChecks<'a> {
+    pub config: &'a Config,
+    pub secrets: &'a dyn Secrets,
+    pub store: &'a StoreFor<'a>,
+}
+
+#[async_trait::async_trait]
+impl Preflight for ActivationChecks<'_> {
+    async fn check(&self, spec: &ExportSpec) -> Vec<String> {
+        let mut problems = Vec::new();
+        match self.config.sources.get(&spec.source) {
+            Some(source) => match check_connection(spec, source, self.secrets).await {
+                Ok(report) => problems.extend(report.problems()),
+                Err(e) => problems.push(format!("source {:?}: {e}", spec.source)),
+            },
+            None => problems.push(format!("source {:?} is not defined in the config", spec.source)),
+        }
+        match (self.store)(spec) {
+            Ok(store) => {
+                let key = format!("{}/.sluice-write-check", spec.name);
+                let meta = ObjectMeta { content_type: "text/plain".into(), ..Default::default() };
+                match store.put(&key, b"sluice".to_vec(), &meta).await {
+                    Ok(()) => {
+                        // Best effort: a probe left behind is a few bytes, not a run.
+                        let _ = store.delete(&key).await;
+                    }
+                    Err(e) => problems.push(format!("destination {} cannot be written: {e}", spec.destination)),
+                }
+            }
+            Err(e) => problems.push(e),
+        }
+        problems
+    }
 }
 
 /// What `check-connection` found for one export.

@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::HistoryError;
+use crate::orchestrate::{Orchestration, Scheduler};
 use crate::spec::{Config, ConfigError, ExportSpec, ExportState};
 
 /// Where an export is in its life.
@@ -58,6 +59,10 @@ pub struct CatalogEntry {
     pub latest_version: u64,
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
+    /// Its schedules ([`crate::orchestrate`]): part of the entry, so binding, pausing and
+    /// removing one is versioned, guarded by the revision and audited like any other change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub orchestrations: Vec<Orchestration>,
 }
 
 /// One immutable version of an export's definition.
@@ -213,6 +218,7 @@ impl Exports<'_> {
             latest_version: 1,
             updated_at: now,
             updated_by: self.who.clone(),
+            orchestrations: Vec::new(),
         };
         let diff = diff("", &body);
         self.write(entry, 0, Some(body), "create", diff).await
@@ -286,12 +292,14 @@ impl Exports<'_> {
         self.write(next, entry.revision, None, "discard", format!("draft version {draft} discarded")).await
     }
 
-    /// Stops (pause) or restarts (resume) an active export's scheduled runs.
+    /// Stops (pause) or restarts (resume) an active export's scheduled runs: its
+    /// orchestrations' rules are disabled or enabled with it.
     pub async fn set_paused(
         &self,
         name: &str,
         paused: bool,
         expected: Option<u64>,
+        scheduler: &dyn Scheduler,
     ) -> Result<CatalogEntry, CatalogError> {
         let entry = self.current(name, expected).await?;
         let (from, to, action) = if paused {
@@ -299,27 +307,36 @@ impl Exports<'_> {
         } else {
             (Lifecycle::Paused, Lifecycle::Active, "resume")
         };
+        if entry.state == to && expected.is_none() {
+            // Already so: only bring the rules in line (a repeat after a failed rule update).
+            self.sync_rules(&entry, scheduler).await?;
+            return Ok(entry);
+        }
         if entry.state != from {
             return Err(self.wrong_state(&entry, &format!("only an {} export can be {action}d", from.as_str())));
         }
         let next = CatalogEntry { state: to, ..self.bumped(&entry) };
-        self.write(next, entry.revision, None, action, format!("{} -> {}", from.as_str(), to.as_str())).await
+        let next =
+            self.write(next, entry.revision, None, action, format!("{} -> {}", from.as_str(), to.as_str())).await?;
+        self.sync_rules(&next, scheduler).await?;
+        Ok(next)
     }
 
     /// Deletes an export: nothing runs any more; exported data, runs, versions and audit
-    /// records are kept. `in_use` names what still refers to it (orchestrations); deleting
-    /// such an export needs `force`.
+    /// records are kept. An export its orchestrations still use is deleted only with `force`,
+    /// which removes them (and their rules) too.
     pub async fn delete(
         &self,
         name: &str,
-        in_use: &[String],
         force: bool,
         expected: Option<u64>,
+        scheduler: &dyn Scheduler,
     ) -> Result<CatalogEntry, CatalogError> {
         let entry = self.current(name, expected).await?;
         if entry.state == Lifecycle::Deleted {
             return Err(self.wrong_state(&entry, "it is already deleted"));
         }
+        let in_use: Vec<String> = entry.orchestrations.iter().map(|o| format!("orchestration {}", o.name)).collect();
         if !in_use.is_empty() && !force {
             return Err(CatalogError::WrongState {
                 name: name.into(),
@@ -327,9 +344,21 @@ impl Exports<'_> {
                 hint: format!("it is used by {}: remove those first, or delete with --force", in_use.join(", ")),
             });
         }
-        let next = CatalogEntry { state: Lifecycle::Deleted, draft_version: None, ..self.bumped(&entry) };
+        let next = CatalogEntry {
+            state: Lifecycle::Deleted,
+            draft_version: None,
+            orchestrations: Vec::new(),
+            ..self.bumped(&entry)
+        };
         let from = entry.state.as_str();
-        self.write(next, entry.revision, None, "delete", format!("{from} -> deleted")).await
+        let mut diff = format!("{from} -> deleted");
+        for o in &entry.orchestrations {
+            diff += &format!("\n- orchestration {}: {}", o.name, o.schedule);
+        }
+        let next = self.write(next, entry.revision, None, "delete", diff).await?;
+        // The removed orchestrations' rules go with it.
+        self.sync_rules(&CatalogEntry { state: Lifecycle::Deleted, ..entry }, scheduler).await?;
+        Ok(next)
     }
 
     /// The managed export of this name as it runs now (its active version), read at the moment
@@ -380,7 +409,7 @@ impl Exports<'_> {
         }
     }
 
-    fn bumped(&self, entry: &CatalogEntry) -> CatalogEntry {
+    pub(crate) fn bumped(&self, entry: &CatalogEntry) -> CatalogEntry {
         CatalogEntry {
             revision: entry.revision + 1,
             updated_at: Utc::now(),
@@ -393,7 +422,7 @@ impl Exports<'_> {
         CatalogError::WrongState { name: entry.name.clone(), state: entry.state.as_str(), hint: hint.into() }
     }
 
-    async fn write(
+    pub(crate) async fn write(
         &self,
         entry: CatalogEntry,
         expected: u64,

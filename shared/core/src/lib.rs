@@ -8,6 +8,7 @@ pub mod error;
 pub mod format;
 pub mod integrate;
 pub mod manifest;
+pub mod orchestrate;
 pub mod part;
 pub mod plan;
 pub mod ports;

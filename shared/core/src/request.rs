@@ -14,6 +14,10 @@ pub struct ExportRequest {
     /// Only these tables; all when absent.
     #[serde(default)]
     pub tables: Option<Vec<String>>,
+    /// Set by an orchestration's rule: the run is skipped unless the orchestration and the
+    /// export are running (see `sluice_core::orchestrate`).
+    #[serde(default)]
+    pub orchestration: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -53,7 +57,12 @@ mod tests {
             ExportRequest::from_event(&json!({"export": "crm", "full_refresh": true, "tables": ["contacts"]})).unwrap();
         assert_eq!(
             r,
-            ExportRequest { export: "crm".into(), full_refresh: true, tables: Some(vec!["contacts".into()]) }
+            ExportRequest {
+                export: "crm".into(),
+                full_refresh: true,
+                tables: Some(vec!["contacts".into()]),
+                orchestration: None
+            }
         );
     }
 

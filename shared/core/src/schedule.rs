@@ -4,6 +4,8 @@
 //! syntax and the ranges of numbers are checked here, EventBridge's finer rules (such as which
 //! `L`, `W` and `#` forms it takes) only by EventBridge.
 
+use chrono::{DateTime, Datelike, Timelike, Utc};
+
 /// Why `expr` is not a schedule EventBridge accepts, or `Ok`.
 pub fn check(expr: &str) -> Result<(), String> {
     if let Some(body) = expr.strip_prefix("rate(").and_then(|s| s.strip_suffix(')')) {
@@ -81,9 +83,94 @@ fn check_cron(body: &str) -> Result<(), String> {
     }
 }
 
+/// When a valid schedule next fires strictly after `after` (UTC, as EventBridge evaluates
+/// them), or None when it cannot be worked out here (the `L`, `W` and `#` forms, or no time
+/// within five years). A rate counts from `anchor`, its first run (EventBridge starts a rate
+/// when the rule is created), so the answer is what a status page can honestly show.
+pub fn next_after(expr: &str, anchor: DateTime<Utc>, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    check(expr).ok()?;
+    if let Some(body) = expr.strip_prefix("rate(").and_then(|s| s.strip_suffix(')')) {
+        let (value, unit) = body.split_once(' ')?;
+        let value: i64 = value.parse().ok()?;
+        let step = match unit.trim_end_matches('s') {
+            "minute" => chrono::Duration::minutes(value),
+            "hour" => chrono::Duration::hours(value),
+            _ => chrono::Duration::days(value),
+        };
+        if anchor > after {
+            return Some(anchor);
+        }
+        let periods = (after - anchor).num_seconds() / step.num_seconds() + 1;
+        return Some(anchor + step * periods as i32);
+    }
+    let body = expr.strip_prefix("cron(")?.strip_suffix(')')?;
+    let f: Vec<&str> = body.split(' ').collect();
+    let minutes = expand(f[0], 0, 59, &[])?;
+    let hours = expand(f[1], 0, 23, &[])?;
+    let days = if f[2] == "?" { None } else { Some(expand(f[2], 1, 31, &[])?) };
+    const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+    let months = expand(f[3], 1, 12, &MONTHS)?;
+    const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+    let weekdays = if f[4] == "?" { None } else { Some(expand(f[4], 1, 7, &WEEKDAYS)?) };
+    let years = expand(f[5], 1970, 2199, &[])?;
+    // Day by day, then the first matching hour and minute of a matching day: at most a few
+    // thousand steps even for a yearly schedule.
+    let start = after + chrono::Duration::minutes(1);
+    let mut day = start.date_naive();
+    for _ in 0..(5 * 366) {
+        let matches_day = years.contains(&(day.year() as u32))
+            && months.contains(&day.month())
+            && days.as_ref().is_none_or(|d| d.contains(&day.day()))
+            && weekdays.as_ref().is_none_or(|w| w.contains(&(day.weekday().num_days_from_sunday() + 1)));
+        if matches_day {
+            for &h in &hours {
+                for &m in &minutes {
+                    let t = day.and_hms_opt(h, m, 0)?.and_utc();
+                    if t >= start.with_second(0)? {
+                        return Some(t);
+                    }
+                }
+            }
+        }
+        day = day.succ_opt()?;
+    }
+    None
+}
+
+/// The values a cron field allows, in order; None for the forms only EventBridge evaluates.
+fn expand(field: &str, low: u32, high: u32, names: &[&str]) -> Option<Vec<u32>> {
+    let value = |t: &str| -> Option<u32> {
+        match names.iter().position(|n| n.eq_ignore_ascii_case(t)) {
+            Some(i) => Some(low + i as u32),
+            None => t.parse().ok().filter(|n| (low..=high).contains(n)),
+        }
+    };
+    let mut out = Vec::new();
+    for part in field.split(',') {
+        let (range, step) = match part.split_once('/') {
+            Some((r, s)) => (r, s.parse::<u32>().ok().filter(|s| *s > 0)?),
+            None => (part, 1),
+        };
+        let (from, to) = match range {
+            "*" => (low, high),
+            r => match r.split_once('-') {
+                Some((a, b)) => (value(a)?, value(b)?),
+                // `5/15` runs from 5 to the end of the range.
+                None if part.contains('/') => (value(r)?, high),
+                None => (value(r)?, value(r)?),
+            },
+        };
+        out.extend((from..=to).step_by(step as usize));
+    }
+    out.sort_unstable();
+    out.dedup();
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::check;
+    use super::{check, next_after};
+    use chrono::{TimeZone, Utc};
 
     #[test]
     fn rates_and_crons_eventbridge_accepts() {
@@ -127,5 +214,23 @@ mod tests {
             let err = check(bad).unwrap_err();
             assert!(err.contains(says), "{bad}: {err}");
         }
+    }
+
+    #[test]
+    fn next_runs_of_rates_and_crons() {
+        let t = |d: u32, h: u32, m: u32| Utc.with_ymd_and_hms(2026, 11, d, h, m, 0).unwrap();
+        // A rate counts from its first run.
+        assert_eq!(next_after("rate(15 minutes)", t(1, 0, 0), t(1, 0, 20)), Some(t(1, 0, 30)));
+        assert_eq!(next_after("rate(15 minutes)", t(1, 0, 0), t(1, 0, 30)), Some(t(1, 0, 45)));
+        assert_eq!(next_after("rate(1 day)", t(2, 6, 0), t(1, 0, 0)), Some(t(2, 6, 0)));
+        // Crons in UTC, strictly after.
+        assert_eq!(next_after("cron(0 6 * * ? *)", t(1, 0, 0), t(1, 5, 59)), Some(t(1, 6, 0)));
+        assert_eq!(next_after("cron(0 6 * * ? *)", t(1, 0, 0), t(1, 6, 0)), Some(t(2, 6, 0)));
+        assert_eq!(next_after("cron(0/15 * * * ? *)", t(1, 0, 0), t(1, 6, 7)), Some(t(1, 6, 15)));
+        // 2026-11-27 is a Friday: the next weekday run is Monday the 30th.
+        assert_eq!(next_after("cron(30 8 ? * MON-FRI *)", t(1, 0, 0), t(27, 9, 0)), Some(t(30, 8, 30)));
+        assert_eq!(next_after("cron(0 0 1 JAN ? 2025)", t(1, 0, 0), t(1, 0, 0)), None, "in the past");
+        assert_eq!(next_after("cron(0 18 L * ? *)", t(1, 0, 0), t(1, 0, 0)), None, "L is EventBridge's");
+        assert_eq!(next_after("nonsense", t(1, 0, 0), t(1, 0, 0)), None);
     }
 }

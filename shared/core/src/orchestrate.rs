@@ -1,0 +1,283 @@
+//! Orchestrations: an active export bound to its destination and a schedule. Each one is a
+//! rule in the scheduler (an EventBridge rule in AWS) that invokes the export function with
+//! `{"export": …, "orchestration": …}`.
+//!
+//! The catalog is the truth and the rule its mirror. Every change is written to the export's
+//! catalog entry first (so it is versioned, guarded by the entry's revision and audited like a
+//! definition change), then to the scheduler. If the scheduler fails after the catalog changed,
+//! nothing runs that should not: the export function checks the orchestration in the catalog
+//! on every scheduled invocation and skips a paused, deleted or unknown one; and repeating the
+//! command brings the rule in line without changing the catalog again.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::{CatalogEntry, CatalogError, Exports, Lifecycle};
+use crate::spec::{is_valid_name, ExportSpec};
+use crate::BoxError;
+
+/// One schedule of one export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Orchestration {
+    pub name: String,
+    /// An EventBridge expression: `rate(…)` or `cron(…)`, in UTC.
+    pub schedule: String,
+    /// Where its runs land: the export's destination when it was bound.
+    pub destination: String,
+    pub paused: bool,
+    /// The scheduler's name for its rule.
+    pub rule: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+/// What a scheduler rule is asked to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RuleSpec {
+    pub rule: String,
+    pub export: String,
+    pub orchestration: String,
+    pub schedule: String,
+    pub enabled: bool,
+}
+
+impl RuleSpec {
+    /// The invocation the rule sends: what `ExportRequest::from_event` reads.
+    pub fn input(&self) -> String {
+        serde_json::json!({"export": self.export, "orchestration": self.orchestration}).to_string()
+    }
+}
+
+/// Where orchestrations' rules live: EventBridge in AWS (`sluice_aws::EventBridgeScheduler`).
+/// Every method is idempotent, so a command that failed half-way can simply be repeated.
+#[async_trait]
+pub trait Scheduler: Send + Sync {
+    /// Creates or replaces the rule (schedule, target, input, enabled or not).
+    async fn put(&self, rule: &RuleSpec) -> Result<(), BoxError>;
+    async fn set_enabled(&self, rule: &str, enabled: bool) -> Result<(), BoxError>;
+    /// Removes the rule and its target; a rule already gone is not an error.
+    async fn remove(&self, rule: &str) -> Result<(), BoxError>;
+    /// The rule's name for an orchestration (within the scheduler's limits), or why not.
+    fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, String>;
+}
+
+/// On one machine nothing fires on its own: orchestrations are records that `sluice status`
+/// shows with their next run, and cron (or any scheduler) runs `sluice run --export NAME`.
+pub struct RecordOnly;
+
+#[async_trait]
+impl Scheduler for RecordOnly {
+    async fn put(&self, _: &RuleSpec) -> Result<(), BoxError> {
+        Ok(())
+    }
+    async fn set_enabled(&self, _: &str, _: bool) -> Result<(), BoxError> {
+        Ok(())
+    }
+    async fn remove(&self, _: &str) -> Result<(), BoxError> {
+        Ok(())
+    }
+    fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, String> {
+        Ok(format!("local:{export}.{orchestration}"))
+    }
+}
+
+/// Why a scheduled invocation does not run the export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skip(pub String);
+
+/// The scheduler failed after the catalog changed.
+fn rule_failed(name: &str, action: &str, e: BoxError) -> CatalogError {
+    CatalogError::Edit(format!(
+        "orchestration {name:?} is {action} in the catalog, but its rule could not be updated: {e}; \
+         scheduled runs follow the catalog in the meantime: run the same command again to update the rule"
+    ))
+}
+
+impl Exports<'_> {
+    /// Binds the export's active version to a schedule. `destination`, when given, must be
+    /// the one the export writes to (the destination is part of the export's definition,
+    /// changed by editing it, with the configure permission).
+    pub async fn orchestrate(
+        &self,
+        export: &str,
+        name: &str,
+        schedule: &str,
+        destination: Option<&str>,
+        scheduler: &dyn Scheduler,
+    ) -> Result<CatalogEntry, CatalogError> {
+        if !is_valid_name(name) {
+            return Err(CatalogError::Edit(format!(
+                "invalid orchestration name {name:?}: use 1-64 characters of a-z, 0-9 and _"
+            )));
+        }
+        let schedule = schedule.trim();
+        crate::schedule::check(schedule)
+            .map_err(|e| CatalogError::Edit(format!("orchestration {name:?}: the schedule {e}")))?;
+        let entry = self.get(export).await?;
+        let spec = match self.active(export).await {
+            Ok(Some(spec)) => spec,
+            Ok(None) => return Err(CatalogError::NotFound(export.into())),
+            Err(CatalogError::WrongState { name, state, .. }) => {
+                return Err(CatalogError::WrongState {
+                    name,
+                    state,
+                    hint: "only an activated export can be orchestrated (sluice exports activate)".into(),
+                })
+            }
+            Err(e) => return Err(e),
+        };
+        let writes_to = spec.destination.to_string();
+        if let Some(d) = destination.filter(|d| d.trim_end_matches('/') != writes_to.trim_end_matches('/')) {
+            return Err(CatalogError::Edit(format!(
+                "export {export:?} writes to {writes_to}, not {d}: change the export's destination first \
+                 (sluice exports edit {export} --destination {d}, then activate), or leave the destination out"
+            )));
+        }
+        if let Some(o) = entry.orchestrations.iter().find(|o| o.name == name) {
+            if o.schedule == schedule {
+                // Already there: only bring the rule in line (a repeat after a failed rule update).
+                self.put_rule(&entry, o, scheduler).await.map_err(|e| rule_failed(name, "created", e))?;
+                return Ok(entry);
+            }
+            return Err(CatalogError::Edit(format!(
+                "export {export:?} already has an orchestration {name:?} ({}): delete it first, or pick another name",
+                o.schedule
+            )));
+        }
+        let rule = scheduler.rule_name(export, name).map_err(CatalogError::Edit)?;
+        let now = Utc::now();
+        let o = Orchestration {
+            name: name.into(),
+            schedule: schedule.into(),
+            destination: writes_to.clone(),
+            paused: false,
+            rule,
+            created_at: now,
+            created_by: self.who.clone(),
+        };
+        let mut next = self.bumped(&entry);
+        next.orchestrations.push(o.clone());
+        let diff = format!("+ orchestration {name}: {schedule} to {writes_to}");
+        let next = self.write(next, entry.revision, None, "orchestrate", diff).await?;
+        self.put_rule(&next, &o, scheduler).await.map_err(|e| rule_failed(name, "created", e))?;
+        Ok(next)
+    }
+
+    /// Pauses or resumes one orchestration (its rule disabled or enabled).
+    pub async fn set_orchestration_paused(
+        &self,
+        export: &str,
+        name: &str,
+        paused: bool,
+        scheduler: &dyn Scheduler,
+    ) -> Result<CatalogEntry, CatalogError> {
+        let entry = self.get(export).await?;
+        let o = orchestration(&entry, name)?;
+        let action = if paused { "paused" } else { "resumed" };
+        let entry = if o.paused == paused {
+            entry // Already so in the catalog: only bring the rule in line.
+        } else {
+            let mut next = self.bumped(&entry);
+            next.orchestrations.iter_mut().filter(|o| o.name == name).for_each(|o| o.paused = paused);
+            let verb = if paused { "pause" } else { "resume" };
+            self.write(next, entry.revision, None, &format!("{verb} orchestration"), format!("{name} {action}")).await?
+        };
+        let o = orchestration(&entry, name)?;
+        scheduler.set_enabled(&o.rule, runs(&entry, o)).await.map_err(|e| rule_failed(name, action, e))?;
+        Ok(entry)
+    }
+
+    /// Removes an orchestration and its rule; the export and what it exported stay.
+    pub async fn unorchestrate(
+        &self,
+        export: &str,
+        name: &str,
+        scheduler: &dyn Scheduler,
+    ) -> Result<CatalogEntry, CatalogError> {
+        let entry = self.get(export).await?;
+        let Some(o) = entry.orchestrations.iter().find(|o| o.name == name).cloned() else {
+            // Gone from the catalog already: make sure its rule is gone too.
+            let rule = scheduler.rule_name(export, name).map_err(CatalogError::Edit)?;
+            scheduler.remove(&rule).await.map_err(|e| rule_failed(name, "deleted", e))?;
+            return Err(CatalogError::Edit(format!("export {export:?} has no orchestration {name:?}")));
+        };
+        let mut next = self.bumped(&entry);
+        next.orchestrations.retain(|o| o.name != name);
+        let diff = format!("- orchestration {name}: {}", o.schedule);
+        let next = self.write(next, entry.revision, None, "delete orchestration", diff).await?;
+        scheduler.remove(&o.rule).await.map_err(|e| rule_failed(name, "deleted", e))?;
+        Ok(next)
+    }
+
+    /// Every export's orchestrations, by export.
+    pub async fn orchestrations(&self) -> Result<Vec<(CatalogEntry, Orchestration)>, CatalogError> {
+        let entries = self.catalog.entries().await.map_err(CatalogError::Store)?;
+        Ok(entries
+            .into_iter()
+            .flat_map(|e| e.orchestrations.clone().into_iter().map(move |o| (e.clone(), o)))
+            .collect())
+    }
+
+    /// What a scheduled invocation runs: the export's active version, or why it is skipped
+    /// (the orchestration is paused or gone, or the export is paused). A deleted export or a
+    /// draft is refused as for any request.
+    pub async fn scheduled(&self, export: &str, orchestration: &str) -> Result<Result<ExportSpec, Skip>, CatalogError> {
+        let entry = self.get(export).await?;
+        let spec = self.active(export).await?.ok_or_else(|| CatalogError::NotFound(export.into()))?;
+        Ok(match entry.orchestrations.iter().find(|o| o.name == orchestration) {
+            None => Err(Skip(format!(
+                "export {export:?} has no orchestration {orchestration:?} (deleted?): remove its leftover rule with \
+                 `sluice orchestrations delete {export} {orchestration}`"
+            ))),
+            Some(o) if o.paused => Err(Skip(format!("orchestration {orchestration:?} of export {export:?} is paused"))),
+            Some(_) if entry.state == Lifecycle::Paused => Err(Skip(format!("export {export:?} is paused"))),
+            Some(_) => Ok(spec),
+        })
+    }
+
+    async fn put_rule(&self, entry: &CatalogEntry, o: &Orchestration, s: &dyn Scheduler) -> Result<(), BoxError> {
+        s.put(&RuleSpec {
+            rule: o.rule.clone(),
+            export: entry.name.clone(),
+            orchestration: o.name.clone(),
+            schedule: o.schedule.clone(),
+            enabled: runs(entry, o),
+        })
+        .await
+    }
+
+    /// Brings every rule of the export in line with its state (after pause, resume, delete).
+    pub(crate) async fn sync_rules(&self, entry: &CatalogEntry, s: &dyn Scheduler) -> Result<(), CatalogError> {
+        for o in &entry.orchestrations {
+            let done = if entry.state == Lifecycle::Deleted {
+                s.remove(&o.rule).await
+            } else {
+                s.set_enabled(&o.rule, runs(entry, o)).await
+            };
+            done.map_err(|e| {
+                CatalogError::Edit(format!(
+                    "export {:?} is {} in the catalog, but the rule of its orchestration {:?} could not be updated: {e}; \
+                     scheduled runs follow the catalog in the meantime: run the same command again to update the rule",
+                    entry.name,
+                    entry.state.as_str(),
+                    o.name
+                ))
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A rule fires only for a running orchestration of an active export.
+fn runs(entry: &CatalogEntry, o: &Orchestration) -> bool {
+    !o.paused && entry.state == Lifecycle::Active
+}
+
+fn orchestration<'e>(entry: &'e CatalogEntry, name: &str) -> Result<&'e Orchestration, CatalogError> {
+    entry
+        .orchestrations
+        .iter()
+        .find(|o| o.name == name)
+        .ok_or_else(|| CatalogError::Edit(format!("export {:?} has no orchestration {name:?}", entry.name)))
+}
