@@ -119,17 +119,12 @@ impl App {
             }
         };
         let file_config = config.clone();
-        let mut config = config;
-        let managed = Exports { catalog: catalog.as_ref(), config: &file_config, who: String::new() }
-            .runnable()
+        let (config, shadowed) = Exports { catalog: catalog.as_ref(), config: &file_config, who: String::new() }
+            .with_runnable()
             .await
             .map_err(|e| anyhow!(e).context("reading the managed exports (sluice exports list)"))?;
-        for spec in managed {
-            if let Some(i) = config.exports.iter().position(|e| e.name == spec.name) {
-                tracing::warn!(export = %spec.name, "the catalog's active version is used, not the config file's export of the same name");
-                config.exports.remove(i);
-            }
-            config.exports.push(spec);
+        for name in shadowed {
+            tracing::warn!(export = %name, "the catalog's active version is used, not the config file's export of the same name");
         }
         #[cfg(feature = "aws")]
         let aws = match aws {

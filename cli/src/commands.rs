@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use sluice_core::format::FileFormat;
 use sluice_core::plan::plan_table;
-use sluice_core::ports::{RunRecord, RunState, UnloadTarget};
+use sluice_core::ports::{RunState, UnloadTarget};
 use sluice_core::run::{error_chain, ExportRunSummary, Observer, Ports, Quiet, RunOptions, Runner};
 use sluice_core::spec::{Config, ConfigError, ExportSpec, ExportState, TableMode};
+use sluice_core::status::{ExportStatus, Stores};
 use sluice_core::Error as CoreError;
 
 use crate::app::App;
@@ -418,159 +419,9 @@ pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
 
 // ---------------------------------------------------------------------------------------------
 
-#[derive(Serialize)]
-struct TableStatus {
-    table: String,
-    last_run: Option<String>,
-    last_result: Option<String>,
-    last_finished: Option<chrono::DateTime<chrono::Utc>>,
-    rows: u64,
-    watermark: Option<sluice_core::value::Watermark>,
-    last_success: Option<String>,
-    last_error: Option<String>,
-}
-
-#[derive(Serialize)]
-struct ExportStatus {
-    export: String,
-    state: String,
-    /// For a managed export (`sluice exports`): the version that runs, the pending draft and
-    /// the revision changes are made from. Absent for exports written in the config file.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    managed: Option<ManagedStatus>,
-    running: Option<String>,
-    destination: String,
-    schedule: Option<String>,
-    /// When it runs next: the earliest of its running orchestrations (managed exports), or its
-    /// `schedule` counted from its last run (exports of the config file, in AWS).
-    next_run: Option<chrono::DateTime<chrono::Utc>>,
-    /// Its orchestrations (managed exports).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    orchestrations: Vec<crate::orchestrations::OrchestrationStatus>,
-    tables: Vec<TableStatus>,
-    /// The export's integrations and their latest delivery.
-    integrations: Vec<IntegrationStatus>,
-}
-
-#[derive(Serialize)]
-struct ManagedStatus {
-    active_version: Option<u64>,
-    draft_version: Option<u64>,
-    revision: u64,
-}
-
-#[derive(Serialize)]
-struct IntegrationStatus {
-    integration: String,
-    kind: String,
-    /// The latest delivery: its manifest, `in_progress` or `done`, counts, and any error.
-    manifest_key: Option<String>,
-    state: Option<String>,
-    rows: u64,
-    delivered: u64,
-    failed: u64,
-    updated_at: Option<chrono::DateTime<chrono::Utc>>,
-    failures_key: Option<String>,
-    error: Option<String>,
-}
-
-async fn export_status(app: &App, export: &ExportSpec) -> Result<ExportStatus> {
-    let runs: Vec<RunRecord> = app.history.runs(&export.name, 1000).await?;
-    let marks = app.history.watermarks(&export.name).await?;
-    let lease = app.history.lease(&export.name).await?;
-    let tables = export
-        .tables
-        .iter()
-        .map(|t| {
-            let mine: Vec<&RunRecord> = runs.iter().filter(|r| r.table == t.name).collect();
-            let last = mine.first();
-            TableStatus {
-                table: t.name.clone(),
-                last_run: last.map(|r| r.run_id.clone()),
-                last_result: last.map(|r| r.state.as_str().to_string()),
-                last_finished: last.and_then(|r| r.finished_at),
-                rows: last.map_or(0, |r| r.rows),
-                watermark: marks.iter().find(|m| m.table == t.name).map(|m| m.watermark.clone()),
-                last_success: mine.iter().find(|r| r.state == RunState::Succeeded).map(|r| r.run_id.clone()),
-                // The newest error since the last success: an error a later run cured is history.
-                last_error: mine.iter().take_while(|r| r.state != RunState::Succeeded).find_map(|r| r.error.clone()),
-            }
-        })
-        .collect();
-    let mut integrations = Vec::new();
-    for spec in app.config.integrations_of(&export.name) {
-        let last = app.ledger.deliveries(&spec.name, 1).await?.into_iter().next();
-        let (delivered, failed) = last.as_ref().map_or((0, 0), |d| d.progress.totals());
-        integrations.push(IntegrationStatus {
-            integration: spec.name.clone(),
-            kind: spec.kind_name().into(),
-            manifest_key: last.as_ref().map(|d| d.id.manifest_key.clone()),
-            state: last.as_ref().map(|d| d.state.as_str().into()),
-            rows: last.as_ref().map_or(0, |d| d.rows),
-            delivered,
-            failed,
-            updated_at: last.as_ref().map(|d| d.updated_at),
-            failures_key: last.as_ref().and_then(|d| d.failures_key.clone()),
-            error: last.and_then(|d| d.error),
-        });
-    }
-    let entry = app.catalog.entry(&export.name).await?;
-    let now = chrono::Utc::now();
-    let orchestrations: Vec<_> = entry
-        .iter()
-        .flat_map(|e| e.orchestrations.iter().map(move |o| crate::orchestrations::OrchestrationStatus::of(e, o, now)))
-        .collect();
-    let next_run = match &entry {
-        Some(_) => orchestrations.iter().filter_map(|o| o.next_run).min(),
-        None => export.schedule.as_deref().filter(|_| export.state == ExportState::Active).and_then(|s| {
-            let anchor = runs.first().map_or(now, |r| r.started_at);
-            sluice_core::schedule::next_after(s, anchor, now)
-        }),
-    };
-    Ok(ExportStatus {
-        export: export.name.clone(),
-        state: export.state.as_str().to_string(),
-        managed: entry.map(|e| ManagedStatus {
-            active_version: e.active_version,
-            draft_version: e.draft_version,
-            revision: e.revision,
-        }),
-        running: lease.map(|l| l.owner.to_string()),
-        destination: export.destination.to_string(),
-        schedule: export.schedule.clone(),
-        next_run,
-        orchestrations,
-        tables,
-        integrations,
-    })
-}
-
 pub async fn status(app: App, json: bool) -> Result<u8> {
-    let mut all = Vec::new();
-    for export in &app.config.exports {
-        all.push(export_status(&app, export).await?);
-    }
-    // Managed exports that do not run: drafts never activated (deleted ones are left out).
-    for e in app.catalog.entries().await? {
-        if e.state == sluice_core::catalog::Lifecycle::Draft {
-            all.push(ExportStatus {
-                export: e.name.clone(),
-                state: e.state.as_str().into(),
-                managed: Some(ManagedStatus {
-                    active_version: None,
-                    draft_version: e.draft_version,
-                    revision: e.revision,
-                }),
-                running: None,
-                destination: String::new(),
-                schedule: None,
-                next_run: None,
-                orchestrations: vec![],
-                tables: vec![],
-                integrations: vec![],
-            });
-        }
-    }
+    let stores = Stores { history: app.history.as_ref(), ledger: app.ledger.as_ref(), catalog: app.catalog.as_ref() };
+    let all = sluice_core::status::status_of_all(&stores, &app.config, chrono::Utc::now()).await?;
     if json {
         print_json(&all)?;
     } else {

@@ -4,10 +4,9 @@
 //! The operations are `sluice_core::orchestrate`; this module parses and prints.
 
 use anyhow::Result;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-use sluice_core::catalog::{CatalogEntry, Exports, Lifecycle};
-use sluice_core::orchestrate::Orchestration;
+use chrono::Utc;
+use sluice_core::catalog::Exports;
+use sluice_core::status::OrchestrationStatus;
 
 use crate::app::App;
 use crate::exit;
@@ -36,42 +35,6 @@ pub enum OrchestrationsCommand {
     Resume { export: String, name: String },
     /// Remove an orchestration and its rule (the export and what it exported stay).
     Delete { export: String, name: String },
-}
-
-/// One orchestration as `list` and `status` show it.
-#[derive(Debug, Serialize)]
-pub struct OrchestrationStatus {
-    pub export: String,
-    pub orchestration: String,
-    pub schedule: String,
-    /// running, paused, or "export paused".
-    pub state: String,
-    pub next_run: Option<DateTime<Utc>>,
-    pub destination: String,
-    pub rule: String,
-    pub created_by: String,
-}
-
-impl OrchestrationStatus {
-    pub fn of(entry: &CatalogEntry, o: &Orchestration, now: DateTime<Utc>) -> OrchestrationStatus {
-        let state = match (o.paused, entry.state) {
-            (true, _) => "paused",
-            (false, Lifecycle::Active) => "running",
-            (false, _) => "export paused",
-        };
-        OrchestrationStatus {
-            export: entry.name.clone(),
-            orchestration: o.name.clone(),
-            schedule: o.schedule.clone(),
-            state: state.into(),
-            next_run: (state == "running")
-                .then(|| sluice_core::schedule::next_after(&o.schedule, o.created_at, now))
-                .flatten(),
-            destination: o.destination.clone(),
-            rule: o.rule.clone(),
-            created_by: o.created_by.clone(),
-        }
-    }
 }
 
 pub fn render<'a>(all: impl IntoIterator<Item = &'a OrchestrationStatus>) -> String {

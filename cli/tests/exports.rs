@@ -102,10 +102,36 @@ fn an_export_goes_from_draft_to_active_runs_is_edited_and_deleted_with_every_cha
     assert!(again.contains("crm: unchanged"), "{again}");
     ok(sluice(&cfg, &["exports", "discard", "crm"]));
 
+    // An orchestration binds it to a schedule; `status` shows it with its next run, and while
+    // it exists the export is deleted only with --force.
+    let out = sluice(&cfg, &["orchestrations", "create", "crm", "nightly", "--schedule", "cron(0 2 * * *)"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("needs 6"), "{}", text(&out));
+    let o = json(sluice(
+        &cfg,
+        &["--json", "orchestrations", "create", "crm", "nightly", "--schedule", "cron(0 2 * * ? *)"],
+    ));
+    assert_eq!((o["state"].as_str(), o["schedule"].as_str()), (Some("running"), Some("cron(0 2 * * ? *)")), "{o}");
+    let next = o["next_run"].as_str().unwrap();
+    assert!(next.contains("T02:00:00"), "{o}");
+    let status = String::from_utf8(ok(sluice(&cfg, &["status"])).stdout).unwrap();
+    assert!(status.contains("ORCHESTRATION") && status.contains("nightly") && status.contains("02:00 UTC"), "{status}");
+    ok(sluice(&cfg, &["orchestrations", "pause", "crm", "nightly"]));
+    let listed = json(sluice(&cfg, &["--json", "orchestrations", "list"]));
+    assert_eq!((listed[0]["state"].as_str(), listed[0]["next_run"].as_str()), (Some("paused"), None), "{listed}");
+    ok(sluice(&cfg, &["orchestrations", "resume", "crm", "nightly"]));
+    let out = sluice(&cfg, &["exports", "delete", "crm"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("orchestration nightly") && text(&out).contains("--force"), "{}", text(&out));
+
     // Pause, resume, delete: exported files and history stay.
     ok(sluice(&cfg, &["exports", "pause", "crm"]));
+    let listed = json(sluice(&cfg, &["--json", "orchestrations", "list"]));
+    assert_eq!(listed[0]["state"], "export paused", "{listed}");
     ok(sluice(&cfg, &["exports", "resume", "crm"]));
-    ok(sluice(&cfg, &["exports", "delete", "crm"]));
+    ok(sluice(&cfg, &["exports", "delete", "crm", "--force"]));
+    let listed = json(sluice(&cfg, &["--json", "orchestrations", "list"]));
+    assert_eq!(listed, serde_json::json!([]), "the orchestration went with it");
     let out = sluice(&cfg, &["run", "--export", "crm"]);
     assert_eq!(out.status.code(), Some(2), "a deleted export does not run: {}", text(&out));
     assert!(dir.path().join("out/crm/contacts").is_dir());
@@ -117,7 +143,20 @@ fn an_export_goes_from_draft_to_active_runs_is_edited_and_deleted_with_every_cha
         audit.lines().filter(|l| l.starts_with("revision")).map(|l| l.split(' ').nth(5).unwrap()).collect();
     assert_eq!(
         actions,
-        ["delete", "resume", "pause", "discard", "edit", "activate", "edit", "edit", "create"],
+        [
+            "delete",
+            "resume",
+            "pause",
+            "resume",
+            "pause",
+            "orchestrate",
+            "discard",
+            "edit",
+            "activate",
+            "edit",
+            "edit",
+            "create"
+        ],
         "{audit}"
     );
     assert!(audit.contains("by tester@") && audit.contains("+ destination = \"out2\""), "{audit}");

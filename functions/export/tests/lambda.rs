@@ -8,7 +8,7 @@ use aws_sdk_s3::config::{Credentials, Region};
 use sluice_aws::DynamoHistory;
 use sluice_core::catalog::Exports;
 use sluice_core::ports::{HistoryStore, LeaseOwner};
-use sluice_testkit::catalog::FakePreflight;
+use sluice_testkit::catalog::{FakePreflight, MemoryScheduler};
 use sluice_testkit::fakesnow::{FakeSnow, PASSPHRASE};
 use sluice_testkit::lambda::Watch;
 use sluice_testkit::moto::{repo_root, unique_name, Moto};
@@ -132,6 +132,21 @@ async fn the_function_runs_scheduled_exports_and_answers_bad_requests_clearly() 
     let (ok, summary) = watch.invoke(r#"{"export": "managed"}"#);
     assert!(ok, "{summary}");
     assert_eq!(summary["rows"], 1000, "{summary}");
+
+    // An orchestration's rule names itself: its runs go on while it and the export run, and
+    // are skipped (not failed: a retry would not change the answer) once either is paused or
+    // it is gone.
+    let rules = MemoryScheduler::default();
+    managed.orchestrate("managed", "hourly", "rate(1 hour)", None, &rules).await.unwrap();
+    let scheduled = r#"{"export": "managed", "orchestration": "hourly"}"#;
+    let (ok, summary) = watch.invoke(scheduled);
+    assert!(ok && summary["succeeded"] == true, "{summary}");
+    managed.set_orchestration_paused("managed", "hourly", true, &rules).await.unwrap();
+    let (ok, answer) = watch.invoke(scheduled);
+    assert!(ok, "{answer}");
+    assert!(answer["skipped"].as_str().unwrap().contains("is paused"), "{answer}");
+    let (ok, answer) = watch.invoke(r#"{"export": "managed", "orchestration": "gone"}"#);
+    assert!(ok && answer["skipped"].as_str().unwrap().contains("no orchestration \"gone\""), "{answer}");
 
     // Another run holds the lease: refused as already running, nothing written.
     let holder = LeaseOwner { run_id: "other".into(), host: "elsewhere".into(), pid: 1 };

@@ -151,7 +151,7 @@ pub enum CatalogError {
 }
 
 /// An edit to the definition being prepared (the draft, or a copy of the active version).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Edit {
     /// Add a table: the keys of an `[[export.table]]` section, as TOML.
     AddTable(String),
@@ -380,6 +380,21 @@ impl Exports<'_> {
             specs.extend(self.running(&entry).await?);
         }
         Ok(specs)
+    }
+
+    /// The config with the exports that run from the catalog merged in: a managed export of
+    /// the same name as one of the file's replaces it (its names are returned, to warn about).
+    pub async fn with_runnable(&self) -> Result<(Config, Vec<String>), CatalogError> {
+        let mut config = self.config.clone();
+        let mut shadowed = Vec::new();
+        for spec in self.runnable().await? {
+            if let Some(i) = config.exports.iter().position(|e| e.name == spec.name) {
+                shadowed.push(spec.name.clone());
+                config.exports.remove(i);
+            }
+            config.exports.push(spec);
+        }
+        Ok((config, shadowed))
     }
 
     /// An entry's active version as a spec, with its state; None for drafts and deleted ones.

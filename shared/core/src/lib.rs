@@ -17,6 +17,7 @@ pub mod run;
 pub mod schedule;
 pub mod spec;
 pub mod sql;
+pub mod status;
 pub mod value;
 
 pub use error::{BoxError, Error, HistoryError, Result};
