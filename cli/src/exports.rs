@@ -346,6 +346,21 @@ pub async fn apply(app: App, args: &ApplyArgs, json: bool) -> Result<u8> {
         }
         results.push(serde_json::json!({"export": name, "action": action, "entry": entry}));
     }
+    // Exports the store holds that the file does not: left alone (the file may hold only some
+    // of a team's exports), but said, so a removal from the file is not mistaken for a delete.
+    for e in app.catalog.entries().await? {
+        if e.state != sluice_core::catalog::Lifecycle::Deleted && !plan.iter().any(|(n, ..)| *n == e.name) {
+            if !json {
+                println!(
+                    "{}: not in {} (left as it is; `sluice exports delete {}` removes it)",
+                    e.name,
+                    args.file.display(),
+                    e.name
+                );
+            }
+            results.push(serde_json::json!({"export": e.name, "action": "not in file"}));
+        }
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     }

@@ -195,4 +195,13 @@ fn apply_creates_edits_and_activates_what_a_file_declares_and_a_dry_run_changes_
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
     assert!(text(&out).contains("nope"), "{}", text(&out));
     assert_eq!(json(sluice(&cfg, &["--json", "exports", "list"])).as_array().unwrap().len(), 1);
+
+    // An export the store holds and the file does not is left alone, and said.
+    let other = definition.with_file_name("other.toml");
+    std::fs::write(&other, std::fs::read_to_string(&definition).unwrap().replace("\"crm\"", "\"crm2\"")).unwrap();
+    let plan = String::from_utf8(ok(sluice(&cfg, &["apply", other.to_str().unwrap(), "--dry-run"])).stdout).unwrap();
+    assert!(
+        plan.contains("crm2: create") && plan.contains("crm: not in") && plan.contains("exports delete crm"),
+        "{plan}"
+    );
 }

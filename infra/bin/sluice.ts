@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The CDK app: one Sluice stack, checked by cdk-nag's AwsSolutions pack on every synth.
 //
-//   cargo lambda build --release --arm64 -p sluice-export-fn -p sluice-integrate-fn   (from the repo root)
+//   cargo lambda build --release --arm64 -p sluice-export-fn -p sluice-integrate-fn -p sluice-control-fn   (from the repo root)
 //   npx cdk deploy --parameters SourceSecretArn=... --parameters IntegrationTokenSecretArn=...
 //
 // Context: `-c stackName=NAME` (default Sluice), `-c assets=DIR` (default: the `lambda` folder
@@ -19,13 +19,14 @@ const repo = path.resolve(__dirname, '..', '..');
 const targetDir = process.env.CARGO_TARGET_DIR ? path.resolve(repo, process.env.CARGO_TARGET_DIR) : path.join(repo, 'target');
 const assets = path.resolve(app.node.tryGetContext('assets') ?? path.join(targetDir, 'lambda'));
 
-const missing = ['sluice-export', 'sluice-integrate'].filter((f) => !fs.existsSync(path.join(assets, f, 'bootstrap')));
+const functions = ['sluice-export', 'sluice-integrate', 'sluice-control'];
+const missing = functions.filter((f) => !fs.existsSync(path.join(assets, f, 'bootstrap')));
 if (missing.length > 0) {
   console.error(
-    `sluice infra: no built ${missing.join(' or ')} in ${assets} (each needs a <name>/bootstrap).\n` +
+    `sluice infra: no built ${missing.join(', ')} in ${assets} (each needs a <name>/bootstrap).\n` +
       'Build them first, from the repository root:\n' +
-      '  cargo lambda build --release --arm64 -p sluice-export-fn -p sluice-integrate-fn\n' +
-      'or point -c assets=DIR at a folder holding sluice-export/bootstrap and sluice-integrate/bootstrap.',
+      '  cargo lambda build --release --arm64 -p sluice-export-fn -p sluice-integrate-fn -p sluice-control-fn\n' +
+      `or point -c assets=DIR at a folder holding ${functions.map((f) => `${f}/bootstrap`).join(', ')}.`,
   );
   process.exit(2);
 }

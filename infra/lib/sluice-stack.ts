@@ -31,7 +31,8 @@ import { Construct, IConstruct } from 'constructs';
 
 export interface SluiceStackProps extends StackProps {
   /**
-   * A folder holding `sluice-export/bootstrap` and `sluice-integrate/bootstrap`, as
+   * A folder holding `sluice-export/bootstrap`, `sluice-integrate/bootstrap` and
+   * `sluice-control/bootstrap`, as
    * `cargo lambda build --release --arm64` leaves them in `target/lambda`.
    */
   readonly assets: string;
@@ -493,6 +494,154 @@ export class SluiceStack extends Stack {
     logicalId(mapping!, 'IntegrationFunctionManifests');
 
     // ---------------------------------------------------------------------------------------
+    // The control API: one binary deployed twice, each behind its own IAM-authenticated
+    // function URL. ConfigurePolicy may invoke the configure function's URL, OperatePolicy the
+    // operate function's; each serves the reads and only its own grant's changes (docs/api.md).
+    // Orchestrations are EventBridge rules named <stack>-orch-<export>.<name>.
+    // ---------------------------------------------------------------------------------------
+    const rulePrefix = `${Aws.STACK_NAME}-orch-`;
+    const orchestrationRules = `arn:${Aws.PARTITION}:events:${Aws.REGION}:${Aws.ACCOUNT_ID}:rule/${rulePrefix}*`;
+    const controlStatements = () => [
+      new iam.PolicyStatement({ sid: 'ReadConfig', actions: ['s3:GetObject'], resources: [`${bucketArn}/${configKey}`] }),
+      new iam.PolicyStatement({
+        sid: 'Catalog',
+        actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+        resources: [table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['CATALOG', 'EXPORT#*'] } },
+      }),
+      new iam.PolicyStatement({
+        sid: 'ReadDeliveries',
+        actions: ['dynamodb:Query'],
+        resources: [table.tableArn],
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['INTEGRATION#*'] } },
+      }),
+    ];
+    const controlFunction = (
+      id: string,
+      description: string,
+      role: iam.Role,
+      group: logs.LogGroup,
+      environment: Record<string, string>,
+    ) => {
+      const fn = logicalId(
+        new lambda.Function(this, id, {
+          description,
+          runtime: lambda.Runtime.PROVIDED_AL2023,
+          architecture: lambda.Architecture.ARM_64,
+          handler: 'bootstrap',
+          code: lambda.Code.fromAsset(path.join(props.assets, 'sluice-control')),
+          memorySize: 256,
+          timeout: Duration.seconds(60),
+          reservedConcurrentExecutions: 5,
+          role,
+          logGroup: group,
+          tracing: lambda.Tracing.ACTIVE,
+          environment,
+          environmentEncryption: key,
+        }),
+        id,
+      );
+      const url = logicalId(fn.addFunctionUrl({ authType: lambda.FunctionUrlAuthType.AWS_IAM }), `${id}Url`);
+      // By name, as SAM's FunctionUrlConfig writes it (the target takes a name or an ARN).
+      (url.node.defaultChild as lambda.CfnUrl).targetFunctionArn = fn.functionName;
+      return { fn, url };
+    };
+    const controlEnv = {
+      SLUICE_CONFIG: `s3://${bucket.bucketName}/${configKey}`,
+      SLUICE_HISTORY_TABLE: table.tableName,
+      SLUICE_RULE_PREFIX: rulePrefix,
+      SLUICE_EXPORT_FUNCTION_ARN: exportFunction.functionArn,
+    };
+
+    const configureApiLogs = logGroup('ConfigureApiLogs', 'control-configure');
+    const configureApiRole = logicalId(
+      new iam.Role(this, 'ConfigureApiRole', {
+        description:
+          "The configure API's catalog items, config, source secret, destination probe, and removing a deleted export's rules",
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        inlinePolicies: {
+          'sluice-configure-api': new iam.PolicyDocument({
+            statements: [
+              logStatement(configureApiLogs),
+              ...controlStatements(),
+              new iam.PolicyStatement({
+                sid: 'ProbeDestination',
+                actions: ['s3:PutObject', 's3:DeleteObject'],
+                resources: [`${bucketArn}/${exportPrefix}/*/.sluice-write-check`],
+              }),
+              new iam.PolicyStatement({
+                sid: 'SourceCredentials',
+                actions: ['secretsmanager:GetSecretValue'],
+                resources: [sourceSecretArn],
+              }),
+              new iam.PolicyStatement({
+                sid: 'RemoveRules',
+                actions: ['events:RemoveTargets', 'events:DeleteRule'],
+                resources: [orchestrationRules],
+              }),
+              dataKey,
+            ],
+          }),
+        },
+      }),
+      'ConfigureApiRole',
+    );
+    allowWildcards(configureApiRole, '*', '<ExportBucket.Arn>/<ExportPrefix>/*/.sluice-write-check', ORCHESTRATION_RULES);
+    const configureApi = controlFunction(
+      'ConfigureApiFunction',
+      'Control API, configure permission (create, edit, activate, discard, delete exports)',
+      configureApiRole,
+      configureApiLogs,
+      { SLUICE_CONTROL_GRANT: 'configure', ...controlEnv, SLUICE_SSE: 'aws:kms', SLUICE_KMS_KEY_ID: key.keyArn },
+    );
+
+    const operateApiLogs = logGroup('OperateApiLogs', 'control-operate');
+    const operateApiRole = logicalId(
+      new iam.Role(this, 'OperateApiRole', {
+        description: "The operate API's catalog items, config, and the orchestrations' EventBridge rules",
+        assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
+        inlinePolicies: {
+          'sluice-operate-api': new iam.PolicyDocument({
+            statements: [
+              logStatement(operateApiLogs),
+              ...controlStatements(),
+              new iam.PolicyStatement({
+                sid: 'Rules',
+                actions: [
+                  'events:PutRule',
+                  'events:PutTargets',
+                  'events:EnableRule',
+                  'events:DisableRule',
+                  'events:RemoveTargets',
+                  'events:DeleteRule',
+                ],
+                resources: [orchestrationRules],
+              }),
+              dataKey,
+            ],
+          }),
+        },
+      }),
+      'OperateApiRole',
+    );
+    allowWildcards(operateApiRole, '*', ORCHESTRATION_RULES);
+    const operateApi = controlFunction(
+      'OperateApiFunction',
+      'Control API, operate permission (pause and resume exports; orchestrations)',
+      operateApiRole,
+      operateApiLogs,
+      { SLUICE_CONTROL_GRANT: 'operate', ...controlEnv },
+    );
+
+    // The orchestrations' rules invoke the export function: one permission for all of them.
+    exportFunction.addPermission('OrchestrationsPermission', {
+      principal: new iam.ServicePrincipal('events.amazonaws.com'),
+      sourceArn: orchestrationRules,
+      sourceAccount: Aws.ACCOUNT_ID,
+    });
+    logicalId(exportFunction.node.findChild('OrchestrationsPermission'), 'OrchestrationsPermission');
+
+    // ---------------------------------------------------------------------------------------
     // Alarms: function errors, dead letters, failed export runs.
     // ---------------------------------------------------------------------------------------
     const alarm = (id: string, description: string, metric: cloudwatch.Metric) => {
@@ -556,7 +705,7 @@ export class SluiceStack extends Stack {
     const configure = logicalId(
       new iam.ManagedPolicy(this, 'ConfigurePolicy', {
         description:
-          'Configure Sluice exports and integrations (edit the config file, set their secrets); cannot run them',
+          'Configure Sluice exports and integrations (the config file, their secrets, the configure API); cannot run or schedule them',
         statements: [
           new iam.PolicyStatement({
             sid: 'EditConfig',
@@ -569,6 +718,12 @@ export class SluiceStack extends Stack {
             resources: [sourceSecretArn, tokenSecretArn],
           }),
           dataKey,
+          new iam.PolicyStatement({
+            sid: 'ConfigureApi',
+            actions: ['lambda:InvokeFunctionUrl'],
+            resources: [configureApi.fn.functionArn],
+            conditions: { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } },
+          }),
         ],
       }),
       'ConfigurePolicy',
@@ -576,7 +731,7 @@ export class SluiceStack extends Stack {
     const operate = logicalId(
       new iam.ManagedPolicy(this, 'OperatePolicy', {
         description:
-          'Run and schedule Sluice exports (run now, pause and resume schedules, read history and runs); cannot change their configuration',
+          'Run and schedule Sluice exports (run now, pause and resume schedules, the operate API, read history and runs); cannot change their configuration',
         statements: [
           new iam.PolicyStatement({
             sid: 'RunNow',
@@ -606,6 +761,12 @@ export class SluiceStack extends Stack {
             conditions: { StringLike: { 's3:prefix': `${exportPrefix}/*` } },
           }),
           new iam.PolicyStatement({ sid: 'DataKey', actions: ['kms:Decrypt'], resources: [key.keyArn] }),
+          new iam.PolicyStatement({
+            sid: 'OperateApi',
+            actions: ['lambda:InvokeFunctionUrl'],
+            resources: [operateApi.fn.functionArn],
+            conditions: { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } },
+          }),
         ],
       }),
       'OperatePolicy',
@@ -617,7 +778,7 @@ export class SluiceStack extends Stack {
       'arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/<AWS::StackName>-Schedule*',
     );
 
-    const output = (id: string, value: string) => new CfnOutput(this, id, { value });
+    const output = (id: string, value: string, description?: string) => new CfnOutput(this, id, { value, description });
     output('ExportBucketName', bucket.bucketName);
     output('HistoryTableName', table.tableName);
     output('EventBusName', bus.eventBusName);
@@ -625,6 +786,10 @@ export class SluiceStack extends Stack {
     output('IntegrationFunctionName', integrationFunction.functionName);
     output('ConfigurePolicyArn', configure.managedPolicyArn);
     output('OperatePolicyArn', operate.managedPolicyArn);
+    output('ExportFunctionArn', exportFunction.functionArn, 'SLUICE_EXPORT_FUNCTION_ARN for `sluice orchestrations` with a DynamoDB history');
+    output('OrchestrationRulePrefix', rulePrefix, 'SLUICE_RULE_PREFIX for `sluice orchestrations` with a DynamoDB history');
+    output('ConfigureApiUrl', configureApi.url.url, 'The control API for the configure permission (SigV4-signed requests, service lambda)');
+    output('OperateApiUrl', operateApi.url.url, 'The control API for the operate permission (SigV4-signed requests, service lambda)');
   }
 }
 
@@ -653,6 +818,12 @@ const WILDCARDS: Record<string, string> = {
   'arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/<AWS::StackName>-Schedule*':
     'Pausing and resuming schedules: only this stack\'s schedule rules (Schedule<Export>, written by sluice schedules).',
 };
+
+const ORCHESTRATION_RULES = 'arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/<AWS::StackName>-orch-*';
+WILDCARDS[ORCHESTRATION_RULES] =
+  'Orchestrations are rules the control API creates at run time; their names start with the stack\'s own <stack>-orch- prefix.';
+WILDCARDS['<ExportBucket.Arn>/<ExportPrefix>/*/.sluice-write-check'] =
+  'Activation writes and removes one probe object per export, under the stack\'s export prefix, and nothing else.';
 
 /** Acknowledges cdk-nag's IAM5 findings on `scope` for these resources, each with its reason. */
 function allowWildcards(scope: IConstruct, ...resources: string[]) {

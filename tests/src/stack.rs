@@ -67,7 +67,7 @@ pub fn synthesized(context: &[String]) -> Synthesized {
     let cdk = infra.join("node_modules/.bin/cdk");
     assert!(cdk.exists(), "{} is missing: run scripts/setup.sh (scripts/test.sh does)", cdk.display());
     let dir = tempfile::tempdir().unwrap();
-    for f in ["sluice-export", "sluice-integrate"] {
+    for f in ["sluice-export", "sluice-integrate", "sluice-control"] {
         std::fs::create_dir_all(dir.path().join("assets").join(f)).unwrap();
         std::fs::write(dir.path().join("assets").join(f).join("bootstrap"), b"#!/bin/sh\n").unwrap();
     }
@@ -252,7 +252,7 @@ pub fn assert_same_stack(cdk: &serde_json::Value, sam: &serde_json::Value) {
         assert!(r[role]["Properties"].get("ManagedPolicyArns").is_none(), "{role} has AWS managed policies");
         all
     };
-    for role in ["ExportRole", "IntegrationRole"] {
+    for role in ["ExportRole", "IntegrationRole", "ConfigureApiRole", "OperateApiRole"] {
         let (got, want) = (role_permissions(&c, role), role_permissions(&s, role));
         assert_eq!(
             got,
