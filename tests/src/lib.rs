@@ -167,13 +167,17 @@ pub fn committed_rows(root: &Path) -> Vec<Vec<Option<String>>> {
     rows
 }
 
-/// Files under `root` whose names are neither parts nor manifests listed by a manifest: what a
+/// Files under `root` that are neither manifests, parts they list, nor committed check states: what a
 /// failed run must not leave behind (temporary files included).
 pub fn stray_files(root: &Path) -> Vec<PathBuf> {
     let listed: Vec<PathBuf> = committed_parts(root).into_iter().map(|p| p.path).collect();
+    // A check run's state sits beside its manifest; without one it is a failed run's leftover.
+    let state = |p: &Path| {
+        p.file_name().is_some_and(|n| n == sluice_core::check::STATE_FILE) && p.with_file_name("manifest.json").exists()
+    };
     files_under(root)
         .into_iter()
-        .filter(|p| !(p.file_name().is_some_and(|n| n == "manifest.json") || listed.contains(p)))
+        .filter(|p| !(p.file_name().is_some_and(|n| n == "manifest.json") || listed.contains(p) || state(p)))
         .collect()
 }
 

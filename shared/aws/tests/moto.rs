@@ -166,6 +166,7 @@ async fn dynamo_history_keeps_the_lease_and_commit_contract() {
         started_at: chrono::Utc::now(),
         finished_at: None,
         error: None,
+        changes: None,
     };
     h.begin_run(&lease, &run).await.unwrap();
     assert_eq!(h.open_runs("e").await.unwrap().len(), 1);

@@ -5,6 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::check::Changes;
 use crate::format::FormatDescription;
 use crate::value::{Column, Window};
 
@@ -46,6 +47,10 @@ pub struct Manifest {
     pub totals: Totals,
     /// Rows left out because their incremental column is NULL (see the table's fallback_column).
     pub null_rows: u64,
+    /// For the `check` strategy: the inserts, updates and deletes the parts hold (each row's
+    /// `_sluice_op` says which), and the rows found unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
     pub started_at: DateTime<Utc>,
     pub written_at: DateTime<Utc>,
 }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::check;
 use crate::error::{Error, Result};
 use crate::ports::{Filter, Query, Source, WatermarkExpr};
 use crate::spec::{ExportSpec, Incremental, TableSpec};
@@ -23,6 +24,26 @@ pub struct TablePlan {
     pub query: Option<Query>,
     /// Rows whose incremental column (and fallback) is NULL: in no window, reported each run.
     pub null_rows: u64,
+    /// For the `check` strategy: how rows are compared with the last run's state.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub check: Option<CheckPlan>,
+}
+
+/// How a `check` run compares rows: by key, on the hash of the checked columns, against the
+/// state the last committed run left.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckPlan {
+    /// The key's and the checked columns' positions among the columns read.
+    #[serde(skip)]
+    pub key: Vec<usize>,
+    #[serde(skip)]
+    pub checked: Vec<usize>,
+    pub key_columns: Vec<String>,
+    pub checked_columns: Vec<String>,
+    pub deletes: bool,
+    /// The state compared with (the committed watermark); None on a first run or a full
+    /// refresh, when every row is an insert.
+    pub previous_state: Option<String>,
 }
 
 /// Plans one table's run from its committed watermark.
@@ -68,14 +89,86 @@ pub async fn plan_table(
             columns,
             window: Window::default(),
             base_watermark: committed,
-            query: Some(Query { table: table.table.clone(), columns: column_names, filter: Filter::All }),
+            query: Some(Query {
+                table: table.table.clone(),
+                columns: column_names,
+                filter: Filter::All,
+                order_by: vec![],
+            }),
             null_rows: 0,
+            check: None,
         }),
+        Incremental::Check(c) => {
+            // Key and checked columns must be among those exported: deletes carry the key, and
+            // a change a destination cannot see would be an update of nothing.
+            let position = |name: &str, what: &str| -> Result<usize> {
+                let found = find(name)?;
+                column_names.iter().position(|c| *c == found.name).ok_or_else(|| Error::CheckColumn {
+                    export: export.name.clone(),
+                    table: table.name.clone(),
+                    column: found.name.clone(),
+                    role: what.to_string(),
+                })
+            };
+            let key = c.key.iter().map(|k| position(k, "key")).collect::<Result<Vec<_>>>()?;
+            let checked = match &c.columns {
+                Some(names) => names.iter().map(|n| position(n, "columns")).collect::<Result<Vec<_>>>()?,
+                // All: every exported column but the key (which cannot change, being the key).
+                None => (0..column_names.len()).filter(|i| !key.contains(i)).collect(),
+            };
+            let previous_state = match (&committed, full_refresh) {
+                (_, true) | (None, _) => None,
+                (Some(Watermark::Text(k)), false) if check::is_state_key(k) => Some(k.clone()),
+                (Some(other), false) => {
+                    return Err(Error::StrategyChanged {
+                        export: export.name.clone(),
+                        table: table.name.clone(),
+                        committed: other.to_string(),
+                        strategy: "check",
+                    })
+                }
+            };
+            let mut out = columns;
+            out.push(Column { name: check::OP_COLUMN.into(), source_type: "TEXT".into() });
+            Ok(TablePlan {
+                table: table.name.clone(),
+                strategy: "check",
+                columns: out,
+                window: Window::default(),
+                base_watermark: committed,
+                query: Some(Query {
+                    table: table.table.clone(),
+                    columns: column_names.clone(),
+                    filter: Filter::All,
+                    order_by: key.iter().map(|&i| column_names[i].clone()).collect(),
+                }),
+                null_rows: 0,
+                check: Some(CheckPlan {
+                    key_columns: key.iter().map(|&i| column_names[i].clone()).collect(),
+                    checked_columns: checked.iter().map(|&i| column_names[i].clone()).collect(),
+                    key,
+                    checked,
+                    deletes: c.deletes,
+                    previous_state,
+                }),
+            })
+        }
         Incremental::Timestamp(ts) => {
             let expr = WatermarkExpr {
                 column: find(&ts.column)?.name,
                 fallback: ts.fallback_column.as_deref().map(find).transpose()?.map(|c| c.name),
             };
+            if let Some(Watermark::Text(k)) = committed.as_ref().filter(|_| !full_refresh) {
+                if check::is_state_key(k) {
+                    // A check state's key is text, and would compare with text timestamps.
+                    return Err(Error::StrategyChanged {
+                        export: export.name.clone(),
+                        table: table.name.clone(),
+                        committed: k.clone(),
+                        strategy: "timestamp",
+                    });
+                }
+            }
             let high = source.upper_bound(&table.table, &expr, ts.upper_bound).await.map_err(source_err)?;
             let low = if full_refresh { None } else { committed.clone() };
             if let (Some(l), Some(h)) = (&low, &high) {
@@ -96,6 +189,7 @@ pub async fn plan_table(
                     table: table.table.clone(),
                     columns: column_names,
                     filter: Filter::Window { expr, low, high },
+                    order_by: vec![],
                 }),
                 _ => None,
             };
@@ -107,6 +201,7 @@ pub async fn plan_table(
                 base_watermark: committed,
                 query,
                 null_rows,
+                check: None,
             })
         }
     }

@@ -42,6 +42,8 @@ pub struct Query {
     pub table: TableName,
     pub columns: Vec<String>,
     pub filter: Filter,
+    /// Columns the rows must arrive sorted by (the `check` strategy's key); none: any order.
+    pub order_by: Vec<String>,
 }
 
 /// A query as the source would send it: SQL with placeholders, and the values bound to them.
@@ -285,6 +287,9 @@ pub struct RunRecord {
     pub started_at: DateTime<Utc>,
     pub finished_at: Option<DateTime<Utc>>,
     pub error: Option<String>,
+    /// A `check` run's inserts, updates and deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<crate::check::Changes>,
 }
 
 /// A table's committed watermark: the `export_history(table_name, last_export)` of a dbt setup.

@@ -9,17 +9,18 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
+use crate::check::{self, decode_key, encode_key, row_hash, Changes, NullKey, StateReader, StateWriter};
 use crate::error::{BoxError, Error, HistoryError, Result};
 use crate::format::FileFormat;
 use crate::manifest::{Manifest, PartInfo, Totals, MANIFEST_FILE, MANIFEST_VERSION};
 use crate::part::{PartError, PartWriter};
-use crate::plan::{plan_table, TablePlan};
+use crate::plan::{plan_table, CheckPlan, TablePlan};
 use crate::ports::{
     EventDetail, EventSink, HistoryStore, Lease, LeaseOwner, ObjectMeta, ObjectStore, RunEvent, RunRecord, RunState,
     Source, UnloadTarget,
 };
 use crate::spec::{ExportSpec, TableMode, TableSpec};
-use crate::value::Window;
+use crate::value::{RowBatch, Watermark, Window};
 
 /// The run summary's schema version (it is also the body of `ExportSucceeded`/`ExportFailed`).
 pub const SUMMARY_VERSION: u32 = 1;
@@ -73,6 +74,9 @@ pub struct TableOutcome {
     pub null_rows: u64,
     pub manifest_key: Option<String>,
     pub error: Option<String>,
+    /// A `check` run's inserts, updates and deletes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changes: Option<Changes>,
 }
 
 impl TableOutcome {
@@ -89,6 +93,7 @@ impl TableOutcome {
             null_rows: 0,
             manifest_key: None,
             error: Some(error),
+            changes: None,
         }
     }
 }
@@ -261,8 +266,11 @@ impl<'a> Runner<'a> {
                 let new = match (run.strategy.as_str(), run.window.is_empty()) {
                     ("timestamp", false) => run.window.high.clone(),
                     ("timestamp", true) => run.base_watermark.clone(),
+                    // Written before the manifest, so it is there.
+                    ("check", _) => Some(Watermark::Text(check::state_key(&run.prefix))),
                     _ => None,
                 };
+                run.changes = m.changes;
                 match self.ports.history.commit_run(lease, &run, run.base_watermark.as_ref(), new.as_ref()).await {
                     Ok(()) => {
                         info!(export = %export.name, table = %run.table, run_id = %run.run_id, "committed a run whose process stopped after writing its manifest");
@@ -334,6 +342,7 @@ impl<'a> Runner<'a> {
                     started_at: Utc::now(),
                     finished_at: Some(Utc::now()),
                     error: Some(error_chain(&e)),
+                    changes: None,
                 };
                 if let Err(fe) = history.fail_run(&record).await {
                     warn!(export = %export.name, table = %table.name, error = %fe, "recording the failed run failed");
@@ -364,6 +373,7 @@ impl<'a> Runner<'a> {
             started_at: Utc::now(),
             finished_at: None,
             error: None,
+            changes: None,
         };
         history.begin_run(lease, &record).await.map_err(|e| history_err(Box::new(e)))?;
         self.observer.table_started(&export.name, &table.name, &plan.window);
@@ -381,6 +391,7 @@ impl<'a> Runner<'a> {
                 null_rows: record.null_rows,
                 manifest_key: Some(record.manifest_key.clone()),
                 error: None,
+                changes: record.changes,
             }),
             Err(e) => {
                 record.state = RunState::Failed;
@@ -425,7 +436,19 @@ impl<'a> Runner<'a> {
             (TableMode::Unload, None) => Vec::new(),
             (TableMode::Stream, query) => {
                 let mut parts = PartWriter::new(store, &record.prefix, &export.format, plan.columns.clone());
-                if let Some(query) = query {
+                if let (Some(query), Some(check)) = (query, &plan.check) {
+                    let state = check::state_key(&record.prefix);
+                    match self.stream_check(export, table, plan, check, query, &state, &mut parts, &mut keeper).await {
+                        Ok(changes) => record.changes = Some(changes),
+                        Err(e) => {
+                            if let Err(ae) = parts.abort().await {
+                                warn!(export = %export.name, table = %table.name, error = %ae, "removing the failed run's parts failed");
+                            }
+                            self.remove_output(export, record).await;
+                            return Err(e);
+                        }
+                    }
+                } else if let Some(query) = query {
                     if let Err(e) = self.stream(export, table, plan, query, &mut parts, &mut keeper).await {
                         if let Err(ae) = parts.abort().await {
                             warn!(export = %export.name, table = %table.name, error = %ae, "removing the failed run's parts failed");
@@ -460,6 +483,7 @@ impl<'a> Runner<'a> {
             parts: written,
             totals: totals.clone(),
             null_rows: plan.null_rows,
+            changes: record.changes,
             started_at: record.started_at,
             written_at: Utc::now(),
         };
@@ -487,7 +511,11 @@ impl<'a> Runner<'a> {
 
         record.state = RunState::Succeeded;
         record.finished_at = Some(Utc::now());
-        let next = plan.next_watermark();
+        let next = match plan.check {
+            // The state this run wrote is what the next one compares with.
+            Some(_) => Some(Watermark::Text(check::state_key(&record.prefix))),
+            None => plan.next_watermark(),
+        };
         let committed = self.ports.history.commit_run(lease, record, plan.base_watermark.as_ref(), next.as_ref()).await;
         if let Err(e) = committed {
             // The manifest must not outlive a run the history does not record as succeeded.
@@ -534,6 +562,150 @@ impl<'a> Runner<'a> {
             keeper.keep(self.ports.history).await?;
         }
         Ok(())
+    }
+
+    /// A `check` table's run: the rows, sorted by key, merged with the last run's state. New
+    /// and changed rows go to the parts with their `_sluice_op`, keys gone as deletes (when
+    /// asked), and every key with its hash to this run's state. Memory holds one batch and one
+    /// state block, whatever the table's size.
+    #[allow(clippy::too_many_arguments)]
+    async fn stream_check(
+        &self,
+        export: &ExportSpec,
+        table: &TableSpec,
+        plan: &TablePlan,
+        check: &CheckPlan,
+        query: &crate::ports::Query,
+        state_key: &str,
+        parts: &mut PartWriter<'_>,
+        keeper: &mut LeaseKeeper<'_>,
+    ) -> Result<Changes> {
+        let store = self.ports.store;
+        let source_err = |source| Error::Source { export: export.name.clone(), table: table.name.clone(), source };
+        let store_err = |key: &str, source| Error::Store {
+            export: export.name.clone(),
+            table: table.name.clone(),
+            key: key.into(),
+            source,
+        };
+        let problem = |p: String| Error::Check { export: export.name.clone(), table: table.name.clone(), problem: p };
+        let deadline = |rows: u64| Error::Deadline { export: export.name.clone(), table: table.name.clone(), rows };
+
+        let mut old = match &check.previous_state {
+            Some(key) => Some(StateReader::open(store, key).await.map_err(|e| store_err(key, e))?),
+            None => None,
+        };
+        let mut state = StateWriter::create(store, state_key).await.map_err(|e| store_err(state_key, e))?;
+        let merged = async {
+            let width = plan.columns.len();
+            let mut out = RowBatch::with_capacity(width, 4096, 1 << 20);
+            let mut gone = RowBatch::new(check.key.len());
+            let mut changes = Changes::default();
+            let (mut key, mut prev) = (Vec::new(), Vec::new());
+            let mut read = 0u64;
+            let mut rows = until(keeper.stop_by, self.ports.source.read(query))
+                .await
+                .ok_or_else(|| deadline(0))?
+                .map_err(source_err)?;
+            // Emits the keys of the old state below `upto` (all of them when None) as deletes.
+            macro_rules! deletes_below {
+                ($upto:expr) => {
+                    while let Some((k, _)) = old.as_ref().and_then(|o| o.current()) {
+                        if $upto.is_some_and(|u: &[u8]| k >= u) {
+                            break;
+                        }
+                        if check.deletes {
+                            gone.clear();
+                            decode_key(k, &mut gone)
+                                .ok_or_else(|| problem(format!("the state {:?} holds a key that does not decode; run once with --full-refresh", check.previous_state)))?;
+                            let key_cells = gone.row(0);
+                            for c in 0..width - 1 {
+                                match check.key.iter().position(|&k| k == c) {
+                                    Some(j) => out.push_from(&gone, &key_cells[j]),
+                                    None => out.push_null(),
+                                }
+                            }
+                            out.push_text(b"delete");
+                            changes.deletes += 1;
+                        }
+                        old.as_mut().expect("current() was Some").advance().await.map_err(|e| store_err(check.previous_state.as_deref().unwrap_or(""), e))?;
+                    }
+                };
+            }
+            while let Some(batch) = until(keeper.stop_by, rows.next()).await.ok_or_else(|| deadline(read))? {
+                let batch = batch.map_err(source_err)?;
+                check_deadline(export, table, read, keeper.stop_by)?;
+                for r in 0..batch.rows() {
+                    let row = batch.row(r);
+                    key.clear();
+                    if let Err(NullKey { column }) = encode_key(&batch, row, &check.key, &mut key) {
+                        return Err(problem(format!(
+                            "key column {:?} is NULL in a row: every key column needs a value",
+                            check.key_columns[column]
+                        )));
+                    }
+                    if read > 0 && key <= prev {
+                        return Err(problem(if key == prev {
+                            format!("the key ({}) is not unique: two rows share a value; choose columns that identify one row", check.key_columns.join(", "))
+                        } else {
+                            format!("the source returned the rows out of the key's order ({}), so they cannot be compared with the last run's state: check the key columns' collation and that each holds one type", check.key_columns.join(", "))
+                        }));
+                    }
+                    read += 1;
+                    let hash = row_hash(&batch, row, &check.checked);
+                    deletes_below!(Some(key.as_slice()));
+                    let op: Option<&[u8]> = match old.as_ref().and_then(|o| o.current()) {
+                        Some((k, h)) if k == key.as_slice() => {
+                            let changed = h != hash;
+                            old.as_mut().expect("current() was Some").advance().await.map_err(|e| store_err(check.previous_state.as_deref().unwrap_or(""), e))?;
+                            changed.then_some(b"update")
+                        }
+                        _ => Some(b"insert"),
+                    };
+                    match op {
+                        Some(op) => {
+                            for cell in row {
+                                out.push_from(&batch, cell);
+                            }
+                            out.push_text(op);
+                            if op == b"insert" {
+                                changes.inserts += 1;
+                            } else {
+                                changes.updates += 1;
+                            }
+                        }
+                        None => changes.unchanged += 1,
+                    }
+                    state.push(&key, hash).await.map_err(|e| store_err(state_key, e))?;
+                    std::mem::swap(&mut key, &mut prev);
+                }
+                if out.rows() >= 4096 || out.data_len() >= 1 << 20 {
+                    parts.write_batch(&out).await.map_err(|e| part_error(export, table, plan, e))?;
+                    out = RowBatch::with_capacity(width, 4096, 1 << 20);
+                }
+                self.observer.progress(&table.name, read, parts.bytes());
+                keeper.keep(self.ports.history).await?;
+            }
+            deletes_below!(None::<&[u8]>);
+            if out.rows() > 0 {
+                parts.write_batch(&out).await.map_err(|e| part_error(export, table, plan, e))?;
+            }
+            Ok::<Changes, Error>(changes)
+        }
+        .await;
+        match merged {
+            Ok(changes) => {
+                let (keys, bytes) = state.finish().await.map_err(|e| store_err(state_key, e))?;
+                info!(export = %export.name, table = %table.name, keys, state_bytes = bytes, changes = %changes, "check state written");
+                Ok(changes)
+            }
+            Err(e) => {
+                if let Err(ae) = state.abort().await {
+                    warn!(export = %export.name, table = %table.name, error = %ae, "removing the failed run's state failed");
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Has the source write the parts itself, renewing the lease while it works and giving up

@@ -263,6 +263,9 @@ pub enum Incremental {
     Full,
     /// Rows whose `column` (or `fallback_column` where it is NULL) is in `(watermark, high]`.
     Timestamp(TimestampIncremental),
+    /// Rows whose chosen columns changed since the last committed run, by key, compared with
+    /// the state (key → hash) that run left ([`crate::check`]).
+    Check(CheckIncremental),
 }
 
 impl Incremental {
@@ -270,8 +273,19 @@ impl Incremental {
         match self {
             Incremental::Full => "full",
             Incremental::Timestamp(_) => "timestamp",
+            Incremental::Check(_) => "check",
         }
     }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckIncremental {
+    /// The columns that identify a row (unique, never NULL).
+    pub key: Vec<String>,
+    /// The columns whose change makes a row exported; `None` for all exported columns.
+    pub columns: Option<Vec<String>>,
+    /// Also export the keys that disappeared, as `_sluice_op = "delete"` rows.
+    pub deletes: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -374,6 +388,10 @@ struct RawIncremental {
     fallback_column: Option<String>,
     lag: Option<String>,
     upper_bound: Option<String>,
+    key: Option<Vec<String>>,
+    /// `"all"` or a list of column names.
+    columns: Option<toml::Value>,
+    deletes: Option<bool>,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -910,6 +928,14 @@ impl Validator {
         };
         let mode = match raw.mode.as_deref() {
             None | Some("stream") => TableMode::Stream,
+            Some("unload") if matches!(incremental, Some(Incremental::Check(_))) => {
+                self.problem(
+                    format!("{key}.mode"),
+                    "strategy \"check\" compares every row with the last run's state as it streams",
+                    "remove mode = \"unload\" (check streams)",
+                );
+                TableMode::Stream
+            }
             Some("unload") => TableMode::Unload,
             Some(other) => {
                 self.problem(format!("{key}.mode"), format!("unknown mode {other:?}"), "use stream or unload");
@@ -927,6 +953,19 @@ impl Validator {
     }
 
     fn incremental(&mut self, key: &str, raw: RawIncremental) -> Option<Incremental> {
+        if raw.strategy != "check" {
+            for (k, set) in
+                [("key", raw.key.is_some()), ("columns", raw.columns.is_some()), ("deletes", raw.deletes.is_some())]
+            {
+                if set {
+                    self.problem(
+                        format!("{key}.{k}"),
+                        format!("not used by strategy {:?}", raw.strategy),
+                        "remove it, or use strategy = \"check\"",
+                    );
+                }
+            }
+        }
         match raw.strategy.as_str() {
             "full" => {
                 for (k, set) in [
@@ -999,18 +1038,80 @@ impl Validator {
                 }))
             }
             "check" => {
-                self.problem(
-                    format!("{key}.strategy"),
-                    "strategy \"check\" (export rows whose chosen columns changed) is not available in this version",
-                    "use \"timestamp\" or \"full\"",
-                );
-                None
+                for (k, set) in [
+                    ("column", raw.column.is_some()),
+                    ("fallback_column", raw.fallback_column.is_some()),
+                    ("lag", raw.lag.is_some()),
+                    ("upper_bound", raw.upper_bound.is_some()),
+                ] {
+                    if set {
+                        self.problem(
+                            format!("{key}.{k}"),
+                            "not used by strategy \"check\"",
+                            "remove it: check compares the key and the chosen columns with the last run's state",
+                        );
+                    }
+                }
+                let names = |list: &[String]| {
+                    let mut seen = BTreeSet::new();
+                    list.iter().all(|c| !c.is_empty() && seen.insert(c.as_str()))
+                };
+                let key_columns = match raw.key {
+                    Some(k) if !k.is_empty() && names(&k) => Some(k),
+                    Some(_) => {
+                        self.problem(
+                            format!("{key}.key"),
+                            "empty, or a column empty or listed twice",
+                            "list the columns that identify a row, e.g. key = [\"ID\"]",
+                        );
+                        None
+                    }
+                    None => {
+                        self.problem(
+                            format!("{key}.key"),
+                            "missing",
+                            "name the columns that identify a row, e.g. key = [\"ID\"]",
+                        );
+                        None
+                    }
+                };
+                let columns = match raw.columns {
+                    None => Some(None),
+                    Some(toml::Value::String(s)) if s == "all" => Some(None),
+                    Some(toml::Value::Array(list)) => {
+                        let list: Option<Vec<String>> = list.iter().map(|v| v.as_str().map(str::to_string)).collect();
+                        match list {
+                            Some(l) if !l.is_empty() && names(&l) => Some(Some(l)),
+                            _ => {
+                                self.problem(
+                                    format!("{key}.columns"),
+                                    "not a list of distinct column names",
+                                    "list the columns whose change exports a row, or write columns = \"all\"",
+                                );
+                                None
+                            }
+                        }
+                    }
+                    Some(other) => {
+                        self.problem(
+                            format!("{key}.columns"),
+                            format!("invalid value {other}"),
+                            "list the columns whose change exports a row, or write columns = \"all\"",
+                        );
+                        None
+                    }
+                };
+                Some(Incremental::Check(CheckIncremental {
+                    key: key_columns?,
+                    columns: columns?,
+                    deletes: raw.deletes.unwrap_or(false),
+                }))
             }
             other => {
                 self.problem(
                     format!("{key}.strategy"),
                     format!("unknown strategy {other:?}"),
-                    "use \"timestamp\" or \"full\"",
+                    "use \"timestamp\", \"check\" or \"full\"",
                 );
                 None
             }
@@ -1324,11 +1425,27 @@ destination = "s3://b/exports"
     }
 
     #[test]
-    fn check_strategy_has_room_but_is_refused_clearly() {
-        let p = problems(
-            &MINIMAL.replace("strategy = \"timestamp\", column = \"updated_at\", lag = \"5m\"", "strategy = \"check\""),
+    fn the_check_strategy_needs_a_key_and_takes_columns_or_all() {
+        let with = |inc: &str| MINIMAL.replace("strategy = \"timestamp\", column = \"updated_at\", lag = \"5m\"", inc);
+        let p = problems(&with("strategy = \"check\""));
+        assert!(p.iter().any(|p| p.key.ends_with("incremental.key") && p.problem == "missing"), "{p:?}");
+        let p = problems(&with("strategy = \"check\", key = [\"id\"], column = \"updated_at\", columns = 3"));
+        assert!(p.iter().any(|p| p.key.ends_with(".column")), "{p:?}");
+        assert!(p.iter().any(|p| p.key.ends_with(".columns") && p.problem.contains("invalid value 3")), "{p:?}");
+        let p = problems(&with("strategy = \"timestamp\", column = \"updated_at\", deletes = true"));
+        assert!(p.iter().any(|p| p.key.ends_with(".deletes") && p.hint.contains("check")), "{p:?}");
+        let c = parse(&with("strategy = \"check\", key = [\"id\"], columns = [\"email\", \"stage\"], deletes = true"))
+            .unwrap();
+        let Incremental::Check(check) = &c.exports[0].tables[0].incremental else { panic!("check") };
+        assert_eq!(check.key, ["id"]);
+        assert_eq!(check.columns.as_deref(), Some(&["email".to_string(), "stage".to_string()][..]));
+        assert!(check.deletes);
+        let c = parse(&with("strategy = \"check\", key = [\"id\"], columns = \"all\"")).unwrap();
+        assert!(
+            matches!(&c.exports[0].tables[0].incremental, Incremental::Check(c) if c.columns.is_none() && !c.deletes)
         );
-        assert!(p[0].problem.contains("check"), "{p:?}");
+        let p = problems(&with("strategy = \"check\", key = [\"id\", \"id\"]"));
+        assert!(p.iter().any(|p| p.key.ends_with(".key")), "{p:?}");
     }
 
     #[test]

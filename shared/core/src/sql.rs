@@ -39,11 +39,15 @@ pub fn where_clause(filter: &Filter) -> RenderedQuery {
     }
 }
 
-/// `SELECT <columns> FROM <table> [WHERE <window>]`.
+/// `SELECT <columns> FROM <table> [WHERE <window>] [ORDER BY <key>]`.
 pub fn select(query: &Query) -> RenderedQuery {
     let cols = query.columns.iter().map(|c| quote_ident(c)).collect::<Vec<_>>().join(", ");
     let w = where_clause(&query.filter);
-    RenderedQuery { sql: format!("SELECT {cols} FROM {}{}", quote_table(&query.table), w.sql), params: w.params }
+    let order = match query.order_by.as_slice() {
+        [] => String::new(),
+        keys => format!(" ORDER BY {}", keys.iter().map(|k| quote_ident(k)).collect::<Vec<_>>().join(", ")),
+    };
+    RenderedQuery { sql: format!("SELECT {cols} FROM {}{}{order}", quote_table(&query.table), w.sql), params: w.params }
 }
 
 /// `SELECT COUNT(*) FROM <table> [WHERE <window>]`.
@@ -79,6 +83,7 @@ mod tests {
                 low: Some(Watermark::Text("x'; DROP TABLE t; --".into())),
                 high: Watermark::Int(5),
             },
+            order_by: vec![],
         };
         let r = select(&q);
         assert_eq!(
@@ -86,5 +91,10 @@ mod tests {
             "SELECT \"id\", \"na me\" FROM \"main\".\"con\"\"tacts\" WHERE COALESCE(\"updated_at\", \"created_at\") > ? AND COALESCE(\"updated_at\", \"created_at\") <= ?"
         );
         assert_eq!(r.params.len(), 2);
+        let keyed = Query { filter: Filter::All, order_by: vec!["id".into(), "k\"2".into()], ..q };
+        assert_eq!(
+            select(&keyed).sql,
+            "SELECT \"id\", \"na me\" FROM \"main\".\"con\"\"tacts\" ORDER BY \"id\", \"k\"\"2\""
+        );
     }
 }

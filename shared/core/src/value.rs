@@ -143,6 +143,22 @@ impl RowBatch {
         self.cells.push(Cell::Bytes(start, len));
     }
 
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.cells.clear();
+        self.data.clear();
+    }
+
+    /// Appends a copy of `cell`, which belongs to `src` (its text and bytes are copied over).
+    pub fn push_from(&mut self, src: &RowBatch, cell: &Cell) {
+        match *cell {
+            Cell::Text(s, l) => self.push_text(src.slice(s, l)),
+            Cell::Number(s, l) => self.push_number(src.slice(s, l)),
+            Cell::Bytes(s, l) => self.push_bytes(src.slice(s, l)),
+            other => self.cells.push(other),
+        }
+    }
+
     fn push_data(&mut self, v: &[u8]) -> (u32, u32) {
         // A batch is flushed by its source long before 4 GiB; the assert documents the bound.
         let start = u32::try_from(self.data.len()).expect("a row batch holds less than 4 GiB");

@@ -159,6 +159,7 @@ mod tests {
                 low: Some(Watermark::Text("2024-01-01T00:00:00".into())),
                 high: Watermark::Text("2024-01-02T00:00:00".into()),
             },
+            order_by: vec![],
         }
     }
 

@@ -1,0 +1,428 @@
+//! The `check` strategy on the embedded adapters: over seeded random sequences of inserts,
+//! updates of checked and unchecked columns, deletes and re-inserts, the changes each run
+//! exports, applied to the destination's copy, give exactly the source projected on the key and
+//! the checked columns; a run that fails or dies part way changes nothing.
+
+use async_trait::async_trait;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use sluice_core::check::{is_state_key, STATE_FILE};
+use sluice_core::ports::{HistoryStore, ObjectMeta, ObjectStore, ObjectWriter, RunState};
+use sluice_core::run::{ExportRunSummary, Ports, Quiet, RunOptions, Runner};
+use sluice_core::spec::Config;
+use sluice_core::value::Watermark;
+use sluice_core::BoxError;
+use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory, SqliteSource};
+use sluice_testkit::{committed_parts, read_csv, stray_files, Dialect};
+
+/// (email, stage) by id: the checked columns as the destination holds them.
+type Rows = BTreeMap<i64, (Option<String>, Option<String>)>;
+
+struct Env {
+    dir: tempfile::TempDir,
+    config: Config,
+    history: SqliteHistory,
+    events: JsonlEventLog,
+}
+
+impl Env {
+    fn new(deletes: bool) -> Env {
+        let dir = tempfile::tempdir().unwrap();
+        let db = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
+        db.execute_batch(
+            "CREATE TABLE items (id INTEGER PRIMARY KEY, email TEXT, stage TEXT, counter INTEGER NOT NULL DEFAULT 0)",
+        )
+        .unwrap();
+        let config = dir.path().join("sluice.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "version = 1\n[sources.db]\nkind = \"sqlite\"\npath = \"source.db\"\n\n[[export]]\nname = \"items\"\n\
+                 source = \"db\"\ndestination = \"out\"\nformat = {{ compression = \"zstd\", max_file_size = 300 }}\n\n\
+                 [[export.table]]\nname = \"items\"\nincremental = {{ strategy = \"check\", key = [\"id\"], \
+                 columns = [\"email\", \"stage\"], deletes = {deletes} }}\n"
+            ),
+        )
+        .unwrap();
+        let config = Config::load(&config).unwrap();
+        let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
+        let events = JsonlEventLog::new(dir.path().join("events.jsonl"));
+        Env { dir, config, history, events }
+    }
+
+    fn db(&self) -> rusqlite::Connection {
+        rusqlite::Connection::open(self.dir.path().join("source.db")).unwrap()
+    }
+
+    fn out(&self) -> std::path::PathBuf {
+        self.dir.path().join("out")
+    }
+
+    async fn run_with(
+        &self,
+        store: &dyn ObjectStore,
+        opts: &RunOptions,
+    ) -> Result<ExportRunSummary, sluice_core::Error> {
+        let source = SqliteSource::new(self.dir.path().join("source.db"));
+        let ports = Ports { source: &source, store, history: &self.history, events: &self.events };
+        Runner::new(ports, &Quiet).run(&self.config.exports[0], opts).await
+    }
+
+    async fn run(&self) -> ExportRunSummary {
+        let s = self.run_with(&DirectoryStore::new(self.out()), &sluice_testkit::run_options()).await.unwrap();
+        assert!(s.succeeded, "{:?}", s.error);
+        s
+    }
+
+    async fn watermark(&self) -> Option<Watermark> {
+        self.history.watermark("items", "items").await.unwrap().map(|w| w.watermark)
+    }
+
+    /// The source now: the key and the checked columns.
+    fn source_rows(&self) -> Rows {
+        let db = self.db();
+        let mut st = db.prepare("SELECT id, email, stage FROM items").unwrap();
+        let rows = st.query_map([], |r| Ok((r.get(0)?, (r.get(1)?, r.get(2)?)))).unwrap();
+        rows.map(Result::unwrap).collect()
+    }
+}
+
+/// The rows one run exported: (id, email, stage, op), in the order of its parts.
+fn exported(out: &Path, run_id: &str) -> Vec<(i64, Option<String>, Option<String>, String)> {
+    let d = Dialect {
+        delimiter: b'|',
+        quote: Some(b'"'),
+        terminator: b"\n".to_vec(),
+        null_markers: vec![],
+        empty_as_null: true,
+    };
+    let mut rows = Vec::new();
+    for part in committed_parts(out).into_iter().filter(|p| p.manifest["run_id"] == run_id) {
+        let columns: Vec<&str> =
+            part.manifest["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+        assert_eq!(columns, ["id", "email", "stage", "counter", "_sluice_op"]);
+        for r in read_csv(&part.bytes, &d).into_iter().skip(1) {
+            let text = |i: usize| r[i].clone().map(|b| String::from_utf8(b).unwrap());
+            rows.push((text(0).unwrap().parse().unwrap(), text(1), text(2), text(4).unwrap()));
+        }
+    }
+    rows
+}
+
+/// Applies a run's changes to the destination's copy, checking each makes sense there.
+fn apply(dest: &mut Rows, changes: &[(i64, Option<String>, Option<String>, String)]) {
+    let mut last = None;
+    for (id, email, stage, op) in changes {
+        assert!(last < Some(*id), "changes come sorted by key, each key once: {id} after {last:?}");
+        last = Some(*id);
+        match op.as_str() {
+            "insert" => {
+                assert!(dest.insert(*id, (email.clone(), stage.clone())).is_none(), "insert of a present key {id}")
+            }
+            "update" => {
+                let old = dest.insert(*id, (email.clone(), stage.clone()));
+                assert!(
+                    old.is_some_and(|o| o != (email.clone(), stage.clone())),
+                    "update of {id} that changed nothing"
+                );
+            }
+            "delete" => {
+                assert!(dest.remove(id).is_some(), "delete of an absent key {id}");
+                assert!(email.is_none() && stage.is_none(), "a delete carries the key only");
+            }
+            other => panic!("unknown op {other}"),
+        }
+    }
+}
+
+/// A tiny seeded generator, so a failing sequence can be replayed from its seed.
+struct Rng(u64);
+impl Rng {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        (self.0 >> 33) % n
+    }
+    fn value(&mut self, what: &str) -> Option<String> {
+        match self.below(6) {
+            0 => None,
+            1 => Some(String::new()),
+            2 => Some(format!("{what}|{}", self.below(3))),
+            _ => Some(format!("{what}-{}", self.below(4))),
+        }
+    }
+}
+
+/// A store whose writes fail once `budget` of them have gone through.
+struct FailsAfter {
+    inner: DirectoryStore,
+    budget: std::sync::Arc<AtomicI64>,
+}
+
+struct FailingWriter {
+    inner: Box<dyn ObjectWriter>,
+    budget: std::sync::Arc<AtomicI64>,
+}
+
+#[async_trait]
+impl ObjectWriter for FailingWriter {
+    async fn write(&mut self, chunk: &[u8]) -> Result<(), BoxError> {
+        if self.budget.fetch_sub(1, Ordering::SeqCst) <= 0 {
+            return Err("the disk is full (injected)".into());
+        }
+        self.inner.write(chunk).await
+    }
+    async fn finish(self: Box<Self>) -> Result<u64, BoxError> {
+        self.inner.finish().await
+    }
+    async fn abort(self: Box<Self>) -> Result<(), BoxError> {
+        self.inner.abort().await
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FailsAfter {
+    fn location(&self) -> String {
+        self.inner.location()
+    }
+    async fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectWriter>, BoxError> {
+        Ok(Box::new(FailingWriter { inner: self.inner.create(key, meta).await?, budget: self.budget.clone() }))
+    }
+    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), BoxError> {
+        if self.budget.fetch_sub(1, Ordering::SeqCst) <= 0 {
+            return Err("the disk is full (injected)".into());
+        }
+        self.inner.put(key, bytes, meta).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
+        self.inner.get(key).await
+    }
+    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, BoxError> {
+        self.inner.get_tagged(key).await
+    }
+    async fn read(&self, key: &str) -> Result<Option<sluice_core::ports::ByteStream>, BoxError> {
+        self.inner.read(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<(), BoxError> {
+        self.inner.delete(key).await
+    }
+    async fn delete_prefix(&self, prefix: &str) -> Result<u64, BoxError> {
+        self.inner.delete_prefix(prefix).await
+    }
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, BoxError> {
+        self.inner.list(prefix).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applied_in_order_the_exported_changes_rebuild_the_source_and_failed_runs_change_nothing() {
+    for seed in 1..=10u64 {
+        let env = Env::new(true);
+        let db = env.db();
+        let mut rng = Rng(seed);
+        let mut dest = Rows::new();
+        let mut next_id = 1i64;
+        for step in 0..14 {
+            for _ in 0..rng.below(25) {
+                let ids: Vec<i64> = env.source_rows().keys().copied().collect();
+                let any = |rng: &mut Rng| ids.get(rng.below(ids.len().max(1) as u64) as usize).copied();
+                match rng.below(6) {
+                    // New rows, and rows whose key was deleted before coming back.
+                    0 | 1 => {
+                        let id = if rng.below(4) == 0 && next_id > 1 {
+                            1 + rng.below(next_id as u64) as i64
+                        } else {
+                            next_id
+                        };
+                        next_id = next_id.max(id + 1);
+                        let (e, s) = (rng.value("mail"), rng.value("stage"));
+                        db.execute(
+                            "INSERT OR IGNORE INTO items (id, email, stage) VALUES (?1, ?2, ?3)",
+                            rusqlite::params![id, e, s],
+                        )
+                        .unwrap();
+                    }
+                    2 => {
+                        if let Some(id) = any(&mut rng) {
+                            let e = rng.value("mail");
+                            db.execute("UPDATE items SET email = ?2 WHERE id = ?1", rusqlite::params![id, e]).unwrap();
+                        }
+                    }
+                    3 => {
+                        if let Some(id) = any(&mut rng) {
+                            let s = rng.value("stage");
+                            db.execute("UPDATE items SET stage = ?2 WHERE id = ?1", rusqlite::params![id, s]).unwrap();
+                        }
+                    }
+                    // An unchecked column: never exported.
+                    4 => {
+                        if let Some(id) = any(&mut rng) {
+                            db.execute("UPDATE items SET counter = counter + 1 WHERE id = ?1", [id]).unwrap();
+                        }
+                    }
+                    _ => {
+                        if let Some(id) = any(&mut rng) {
+                            db.execute("DELETE FROM items WHERE id = ?1", [id]).unwrap();
+                        }
+                    }
+                }
+            }
+
+            // Now and then a run fails part way (a write refused): nothing of it stays, and the
+            // state it started from is still the one in force.
+            if rng.below(3) == 0 {
+                let before = env.watermark().await;
+                let store = FailsAfter {
+                    inner: DirectoryStore::new(env.out()),
+                    budget: std::sync::Arc::new(AtomicI64::new(rng.below(6) as i64)),
+                };
+                let failed = env.run_with(&store, &sluice_testkit::run_options()).await.unwrap();
+                if !failed.succeeded {
+                    assert_eq!(env.watermark().await, before, "seed {seed} step {step}");
+                    assert!(
+                        stray_files(&env.out()).is_empty(),
+                        "seed {seed} step {step}: {:?}",
+                        stray_files(&env.out())
+                    );
+                } else {
+                    // The budget sufficed: its changes count like any run's.
+                    apply(&mut dest, &exported(&env.out(), &failed.run_id));
+                }
+            }
+
+            let s = env.run().await;
+            let changes = exported(&env.out(), &s.run_id);
+            apply(&mut dest, &changes);
+            assert_eq!(dest, env.source_rows(), "seed {seed} step {step}");
+            let counts = s.tables[0].changes.expect("a check run reports its changes");
+            assert_eq!(counts.inserts + counts.updates + counts.deletes, changes.len() as u64);
+            assert_eq!(counts.inserts + counts.updates + counts.unchanged, dest.len() as u64);
+            assert!(matches!(env.watermark().await, Some(Watermark::Text(k)) if is_state_key(&k)));
+        }
+        assert!(stray_files(&env.out()).is_empty(), "{:?}", stray_files(&env.out()));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_killed_part_way_changes_nothing_and_the_next_run_exports_its_changes() {
+    let env = Env::new(true);
+    let db = env.db();
+    for id in 1..=50 {
+        db.execute(
+            "INSERT INTO items (id, email, stage) VALUES (?1, ?2, 'lead')",
+            rusqlite::params![id, format!("u{id}@x")],
+        )
+        .unwrap();
+    }
+    env.run().await;
+    let before = env.watermark().await;
+    db.execute("UPDATE items SET stage = 'customer' WHERE id % 10 = 0", []).unwrap();
+    db.execute("DELETE FROM items WHERE id = 7", []).unwrap();
+
+    // Killed mid-run (its future dropped while a write hangs): the record stays open, the
+    // watermark does not move.
+    struct Hangs(DirectoryStore);
+    struct Hang;
+    #[async_trait]
+    impl ObjectWriter for Hang {
+        async fn write(&mut self, _: &[u8]) -> Result<(), BoxError> {
+            std::future::pending().await
+        }
+        async fn finish(self: Box<Self>) -> Result<u64, BoxError> {
+            std::future::pending().await
+        }
+        async fn abort(self: Box<Self>) -> Result<(), BoxError> {
+            Ok(())
+        }
+    }
+    #[async_trait]
+    impl ObjectStore for Hangs {
+        fn location(&self) -> String {
+            self.0.location()
+        }
+        async fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectWriter>, BoxError> {
+            if key.ends_with(STATE_FILE) {
+                return Ok(Box::new(Hang));
+            }
+            self.0.create(key, meta).await
+        }
+        async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), BoxError> {
+            self.0.put(key, bytes, meta).await
+        }
+        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
+            self.0.get(key).await
+        }
+        async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, BoxError> {
+            self.0.get_tagged(key).await
+        }
+        async fn read(&self, key: &str) -> Result<Option<sluice_core::ports::ByteStream>, BoxError> {
+            self.0.read(key).await
+        }
+        async fn delete(&self, key: &str) -> Result<(), BoxError> {
+            self.0.delete(key).await
+        }
+        async fn delete_prefix(&self, prefix: &str) -> Result<u64, BoxError> {
+            self.0.delete_prefix(prefix).await
+        }
+        async fn list(&self, prefix: &str) -> Result<Vec<String>, BoxError> {
+            self.0.list(prefix).await
+        }
+    }
+    let mut opts = sluice_testkit::run_options();
+    opts.lease_ttl = std::time::Duration::ZERO;
+    let killed = tokio::time::timeout(
+        std::time::Duration::from_millis(300),
+        env.run_with(&Hangs(DirectoryStore::new(env.out())), &opts),
+    )
+    .await;
+    assert!(killed.is_err(), "the run should have hung");
+    assert_eq!(env.watermark().await, before);
+
+    let s = env.run().await;
+    let runs = env.history.runs("items", 10).await.unwrap();
+    assert!(runs
+        .iter()
+        .any(|r| r.state == RunState::Failed && r.error.as_deref().is_some_and(|e| e.contains("abandoned"))));
+    let changes = exported(&env.out(), &s.run_id);
+    let ops: Vec<(i64, &str)> = changes.iter().map(|(id, _, _, op)| (*id, op.as_str())).collect();
+    assert_eq!(ops, [(7, "delete"), (10, "update"), (20, "update"), (30, "update"), (40, "update"), (50, "update")]);
+    assert!(stray_files(&env.out()).is_empty(), "{:?}", stray_files(&env.out()));
+
+    // A full refresh sends every row again as an insert and starts a new state.
+    let mut opts = sluice_testkit::run_options();
+    opts.full_refresh = true;
+    let full = env.run_with(&DirectoryStore::new(env.out()), &opts).await.unwrap();
+    let c = full.tables[0].changes.unwrap();
+    assert_eq!((c.inserts, c.updates, c.deletes), (49, 0, 0));
+    assert_eq!(env.run().await.tables[0].changes.unwrap().unchanged, 49);
+}
+
+#[tokio::test]
+async fn a_key_that_is_not_unique_or_null_fails_the_run_with_what_to_fix() {
+    let env = Env::new(false);
+    let db = env.db();
+    // A table without a primary key, so the key column can repeat.
+    db.execute_batch(
+        "DROP TABLE items; CREATE TABLE items (id INTEGER, email TEXT, stage TEXT, counter INTEGER);
+         INSERT INTO items VALUES (1, 'a', 'x', 0), (1, 'b', 'y', 0);",
+    )
+    .unwrap();
+    let s = env.run_with(&DirectoryStore::new(env.out()), &sluice_testkit::run_options()).await.unwrap();
+    let err = s.tables[0].error.clone().unwrap();
+    assert!(err.contains("not unique") && err.contains("id"), "{err}");
+    assert_eq!(env.watermark().await, None);
+    assert!(stray_files(&env.out()).is_empty());
+
+    db.execute_batch("DELETE FROM items; INSERT INTO items VALUES (NULL, 'a', 'x', 0);").unwrap();
+    let s = env.run_with(&DirectoryStore::new(env.out()), &sluice_testkit::run_options()).await.unwrap();
+    assert!(s.tables[0].error.as_deref().unwrap().contains("NULL"), "{:?}", s.tables[0].error);
+
+    // The state a committed run left is gone: a clear way out.
+    db.execute_batch("DELETE FROM items; INSERT INTO items VALUES (1, 'a', 'x', 0);").unwrap();
+    let ok = env.run().await;
+    let state = env.out().join(format!("items/items/{}/{STATE_FILE}", ok.run_id));
+    std::fs::remove_file(&state).unwrap();
+    let s = env.run_with(&DirectoryStore::new(env.out()), &sluice_testkit::run_options()).await.unwrap();
+    assert!(s.tables[0].error.as_deref().unwrap().contains("--full-refresh"), "{:?}", s.tables[0].error);
+}
