@@ -248,7 +248,12 @@ pub fn render_summary(s: &ExportRunSummary, location: &str) -> String {
             vec![
                 t.table.clone(),
                 t.state.as_str().to_string(),
-                if t.strategy == "full" { "full".into() } else { t.window.to_string() },
+                match (t.strategy.as_str(), t.changes) {
+                    ("full", _) => "full".into(),
+                    (_, Some(c)) => c.to_string(),
+                    ("check", None) => "-".into(),
+                    _ => t.window.to_string(),
+                },
                 output::count(t.rows),
                 t.parts.to_string(),
                 output::bytes(t.bytes),
@@ -272,7 +277,7 @@ pub fn render_summary(s: &ExportRunSummary, location: &str) -> String {
         location
     );
     out.push_str(&indent(&output::table(
-        &["TABLE", "RESULT", "WINDOW", "ROWS", "PARTS", "BYTES", "MANIFEST / ERROR"],
+        &["TABLE", "RESULT", "WINDOW/CHANGES", "ROWS", "PARTS", "BYTES", "MANIFEST / ERROR"],
         &rows,
     )));
     out
@@ -299,6 +304,9 @@ struct PlanEntry {
     params: Vec<sluice_core::value::Watermark>,
     rows: u64,
     null_rows: u64,
+    /// For the `check` strategy: the key, the checked columns and the state compared with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    check: Option<sluice_core::plan::CheckPlan>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -380,13 +388,14 @@ pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
                 export: export.name.clone(),
                 table: table.name.clone(),
                 strategy: p.strategy.to_string(),
-                window_empty: p.window.is_empty() && p.strategy != "full",
+                window_empty: p.window.is_empty() && p.strategy == "timestamp",
                 window: p.window,
                 sql,
                 unload_sql,
                 params,
                 rows,
                 null_rows: p.null_rows,
+                check: p.check,
             });
         }
     }
@@ -396,8 +405,19 @@ pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
     }
     for e in &entries {
         println!("{}/{} ({})", e.export, e.table, e.strategy);
-        if e.strategy != "full" {
+        if e.strategy == "timestamp" {
             println!("  window:    {}{}", e.window, if e.window_empty { "  (empty: nothing to export)" } else { "" });
+        }
+        if let Some(c) = &e.check {
+            println!("  key:       {}", c.key_columns.join(", "));
+            println!("  checked:   {}", c.checked_columns.join(", "));
+            match &c.previous_state {
+                Some(state) => println!("  state:     {state} (rows are compared with it as they are read)"),
+                None => println!("  state:     none yet: every row is exported as an insert"),
+            }
+            if c.deletes {
+                println!("  deletes:   keys gone since the last run are exported with _sluice_op = \"delete\"");
+            }
         }
         if let Some(sql) = &e.sql {
             println!("  sql:       {sql}");
@@ -409,7 +429,8 @@ pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
                 println!("  param {}:   {}", i + 1, serde_json::to_string(p)?);
             }
         }
-        println!("  rows:      {}", output::count(e.rows));
+        let rows_note = if e.check.is_some() { "  (read and compared; only changes are exported)" } else { "" };
+        println!("  rows:      {}{rows_note}", output::count(e.rows));
         if e.null_rows > 0 {
             println!("  warning:   {} rows have a NULL incremental column and are in no window; set incremental.fallback_column", output::count(e.null_rows));
         }
@@ -468,9 +489,19 @@ fn render_status(all: &[ExportStatus]) -> String {
                 },
                 t.table.clone(),
                 t.last_run.clone().unwrap_or_else(|| "never".into()),
-                t.last_result.clone().unwrap_or_default(),
+                match (&t.last_result, t.changes) {
+                    (Some(r), Some(c)) => format!("{r} ({c})"),
+                    (r, _) => r.clone().unwrap_or_default(),
+                },
                 output::count(t.rows),
-                t.watermark.as_ref().map(|w| w.to_string()).unwrap_or_else(|| "-".into()),
+                match &t.watermark {
+                    // A check table's watermark is its state file: name the run that wrote it.
+                    Some(sluice_core::value::Watermark::Text(k)) if sluice_core::check::is_state_key(k) => {
+                        format!("state of {}", k.rsplit('/').nth(1).unwrap_or(k))
+                    }
+                    Some(w) => w.to_string(),
+                    None => "-".into(),
+                },
                 t.last_error.as_deref().map(|s| truncate(s, 80)).unwrap_or_default(),
             ]);
         }
@@ -538,7 +569,12 @@ pub async fn history(app: App, args: &HistoryArgs, json: bool) -> Result<u8> {
                 r.run_id.clone(),
                 r.table.clone(),
                 r.state.as_str().to_string(),
-                if r.strategy == "full" { "full".into() } else { r.window.to_string() },
+                match (r.strategy.as_str(), r.changes) {
+                    ("full", _) => "full".into(),
+                    (_, Some(c)) => c.to_string(),
+                    ("check", None) => "-".into(),
+                    _ => r.window.to_string(),
+                },
                 output::count(r.rows),
                 r.parts.to_string(),
                 output::bytes(r.bytes),
@@ -549,7 +585,8 @@ pub async fn history(app: App, args: &HistoryArgs, json: bool) -> Result<u8> {
             ]
         })
         .collect();
-    print!("{}", output::table(&["RUN", "TABLE", "STATE", "WINDOW", "ROWS", "PARTS", "BYTES", "TOOK", "ERROR"], &rows));
+    let header = ["RUN", "TABLE", "STATE", "WINDOW/CHANGES", "ROWS", "PARTS", "BYTES", "TOOK", "ERROR"];
+    print!("{}", output::table(&header, &rows));
     Ok(exit::OK)
 }
 

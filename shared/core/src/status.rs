@@ -30,6 +30,9 @@ pub struct TableStatus {
     pub watermark: Option<Watermark>,
     pub last_success: Option<String>,
     pub last_error: Option<String>,
+    /// The last run's inserts, updates and deletes (the `check` strategy).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub changes: Option<crate::check::Changes>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -169,6 +172,7 @@ pub async fn export_status(
                 last_success: mine.iter().find(|r| r.state == RunState::Succeeded).map(|r| r.run_id.clone()),
                 // The newest error since the last success: an error a later run cured is history.
                 last_error: mine.iter().take_while(|r| r.state != RunState::Succeeded).find_map(|r| r.error.clone()),
+                changes: last.and_then(|r| r.changes),
             }
         })
         .collect();
