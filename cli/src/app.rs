@@ -59,6 +59,9 @@ impl Scheduler for Unconfigured {
     fn rule_name(&self, _: &str, _: &str) -> Result<String, String> {
         Err(self.0.clone())
     }
+    fn ready(&self) -> Result<(), String> {
+        Err(self.0.clone())
+    }
 }
 
 pub fn hostname() -> String {

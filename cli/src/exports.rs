@@ -172,6 +172,8 @@ fn done(e: &CatalogEntry, json: bool) -> Result<u8> {
 pub fn refused(e: CatalogError) -> anyhow::Error {
     match e {
         CatalogError::Store(s) => anyhow!(s),
+        // EventBridge failed or is not set up: not a mistake in the command.
+        CatalogError::Scheduler(s) => anyhow!(s),
         other => anyhow!(Usage(other.to_string())),
     }
 }

@@ -607,15 +607,14 @@ export class SluiceStack extends Stack {
               ...controlStatements(),
               new iam.PolicyStatement({
                 sid: 'Rules',
-                actions: [
-                  'events:PutRule',
-                  'events:PutTargets',
-                  'events:EnableRule',
-                  'events:DisableRule',
-                  'events:RemoveTargets',
-                  'events:DeleteRule',
-                ],
+                actions: ['events:PutRule', 'events:EnableRule', 'events:DisableRule', 'events:RemoveTargets', 'events:DeleteRule'],
                 resources: [orchestrationRules],
+              }),
+              new iam.PolicyStatement({
+                sid: 'RuleTarget',
+                actions: ['events:PutTargets'],
+                resources: [orchestrationRules],
+                conditions: { ArnEquals: { 'events:TargetArn': exportFunction.functionArn } },
               }),
               dataKey,
             ],
@@ -718,12 +717,7 @@ export class SluiceStack extends Stack {
             resources: [sourceSecretArn, tokenSecretArn],
           }),
           dataKey,
-          new iam.PolicyStatement({
-            sid: 'ConfigureApi',
-            actions: ['lambda:InvokeFunctionUrl'],
-            resources: [configureApi.fn.functionArn],
-            conditions: { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } },
-          }),
+          ...throughUrl('ConfigureApi', configureApi.fn),
         ],
       }),
       'ConfigurePolicy',
@@ -761,12 +755,7 @@ export class SluiceStack extends Stack {
             conditions: { StringLike: { 's3:prefix': `${exportPrefix}/*` } },
           }),
           new iam.PolicyStatement({ sid: 'DataKey', actions: ['kms:Decrypt'], resources: [key.keyArn] }),
-          new iam.PolicyStatement({
-            sid: 'OperateApi',
-            actions: ['lambda:InvokeFunctionUrl'],
-            resources: [operateApi.fn.functionArn],
-            conditions: { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } },
-          }),
+          ...throughUrl('OperateApi', operateApi.fn),
         ],
       }),
       'OperatePolicy',
@@ -791,6 +780,28 @@ export class SluiceStack extends Stack {
     output('ConfigureApiUrl', configureApi.url.url, 'The control API for the configure permission (SigV4-signed requests, service lambda)');
     output('OperateApiUrl', operateApi.url.url, 'The control API for the operate permission (SigV4-signed requests, service lambda)');
   }
+}
+
+/**
+ * Calling a function's IAM-authenticated URL. Function URLs made since October 2025 also need
+ * InvokeFunction; only through the URL, so no one can call the function directly with a
+ * made-up caller in the event.
+ */
+function throughUrl(sid: string, fn: lambda.Function): iam.PolicyStatement[] {
+  return [
+    new iam.PolicyStatement({
+      sid,
+      actions: ['lambda:InvokeFunctionUrl'],
+      resources: [fn.functionArn],
+      conditions: { StringEquals: { 'lambda:FunctionUrlAuthType': 'AWS_IAM' } },
+    }),
+    new iam.PolicyStatement({
+      sid: `${sid}ThroughUrl`,
+      actions: ['lambda:InvokeFunction'],
+      resources: [fn.functionArn],
+      conditions: { Bool: { 'lambda:InvokedViaFunctionUrl': 'true' } },
+    }),
+  ];
 }
 
 /** Writing to the function's own log group: its ARN already ends in `:*` (its streams). */

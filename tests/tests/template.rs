@@ -128,8 +128,16 @@ fn the_stack_is_encrypted_and_each_function_may_touch_only_its_own_resources() {
     // Configuring and operating are separate policies with nothing in common but the key.
     let configure = resources["ConfigurePolicy"].to_string();
     let operate = resources["OperatePolicy"].to_string();
-    assert!(configure.contains("s3:PutObject") && !configure.contains("\"lambda:InvokeFunction\""));
-    assert!(operate.contains("\"lambda:InvokeFunction\"") && !operate.contains("s3:PutObject"));
+    assert!(configure.contains("s3:PutObject") && !operate.contains("s3:PutObject"));
+    // Operators run exports now; configurers invoke only their API, and only through its URL.
+    let statements = |policy: &str| -> Vec<serde_json::Value> {
+        resources[policy]["Properties"]["PolicyDocument"]["Statement"].as_array().unwrap().clone()
+    };
+    for st in statements("ConfigurePolicy").iter().filter(|st| st["Action"] == "lambda:InvokeFunction") {
+        assert_eq!(st["Condition"]["Bool"]["lambda:InvokedViaFunctionUrl"], "true", "{st}");
+        assert_eq!(st["Resource"]["Fn::GetAtt"][0], "ConfigureApiFunction", "{st}");
+    }
+    assert!(statements("OperatePolicy").iter().any(|st| st["Sid"] == "RunNow"));
     // The control API: each policy may call one function's URL, IAM-authenticated, and that
     // function serves that permission's changes only.
     for (policy, function, grant) in
@@ -140,6 +148,10 @@ fn the_stack_is_encrypted_and_each_function_may_touch_only_its_own_resources() {
             "{policy}"
         );
         assert!(policy.contains("lambda:FunctionUrlAuthType"), "{policy}");
+        assert!(
+            policy.contains("lambda:InvokedViaFunctionUrl"),
+            "{policy}: URLs made since October 2025 need InvokeFunction too"
+        );
         let url = &resources[&format!("{function}Url")]["Properties"];
         assert_eq!(url["AuthType"], "AWS_IAM", "{function}");
         let env = &resources[function]["Properties"]["Environment"]["Variables"];
@@ -151,6 +163,11 @@ fn the_stack_is_encrypted_and_each_function_may_touch_only_its_own_resources() {
     let (configure_role, operate_role) =
         (resources["ConfigureApiRole"].to_string(), resources["OperateApiRole"].to_string());
     assert!(operate_role.contains("events:PutRule") && !configure_role.contains("events:PutRule"));
+    // Its rules can target the export function only.
+    assert!(
+        operate_role.contains("events:TargetArn") && !configure_role.contains("events:PutTargets"),
+        "{operate_role}"
+    );
     for role in [&configure_role, &operate_role] {
         assert!(role.contains("rule/${AWS::StackName}-orch-*") && role.contains("dynamodb:LeadingKeys"), "{role}");
         assert!(!role.contains("dynamodb:DeleteItem") && !role.contains("dynamodb:UpdateItem"), "{role}");

@@ -126,6 +126,7 @@ impl From<CatalogError> for ApiError {
             CatalogError::Invalid { .. } | CatalogError::Edit(_) => (400, "Invalid"),
             CatalogError::Preflight { .. } => (422, "ChecksFailed"),
             CatalogError::Store(_) => (503, "StoreUnavailable"),
+            CatalogError::Scheduler(_) => (503, "SchedulerUnavailable"),
         };
         let message = match &e {
             // The store's error chain may be long; its first line says what failed.
@@ -278,6 +279,10 @@ pub fn route(req: &Request) -> Result<Action, ApiError> {
     let p: Vec<&str> = req.path.iter().map(String::as_str).collect();
     let export = |i: usize| p[i].to_string();
     let revision = body.revision;
+    if revision.is_some() && p.get(2) == Some(&"orchestrations") {
+        // Orchestration changes always apply to the export's latest revision.
+        return Err(ApiError::bad_request("orchestration changes take no revision: leave it out"));
+    }
     Ok(match (req.method.as_str(), p.as_slice()) {
         ("GET", ["exports"]) => Action::Status,
         ("GET", ["exports", _]) => Action::Show { export: export(1), version: number("version")? },
@@ -308,9 +313,11 @@ pub fn route(req: &Request) -> Result<Action, ApiError> {
         ("POST", ["exports", _, "discard"]) => Action::Discard { export: export(1), revision },
         ("POST", ["exports", _, "pause"]) => Action::Pause { export: export(1), paused: true, revision },
         ("POST", ["exports", _, "resume"]) => Action::Pause { export: export(1), paused: false, revision },
-        ("DELETE", ["exports", _]) => {
-            Action::Delete { export: export(1), force: query("force") == Some("true"), revision: number("revision")? }
-        }
+        ("DELETE", ["exports", _]) => Action::Delete {
+            export: export(1),
+            force: matches!(query("force"), Some("true" | "1")),
+            revision: number("revision")?.or(revision),
+        },
         ("POST", ["exports", _, "orchestrations"]) => Action::Orchestrate {
             export: export(1),
             name: need(body.name, "name")?,

@@ -146,6 +146,9 @@ pub enum CatalogError {
     Preflight { name: String, problems: Vec<String> },
     #[error("{0}")]
     Edit(String),
+    /// The scheduler (EventBridge) failed or is not configured: not the caller's input.
+    #[error("{0}")]
+    Scheduler(String),
     #[error(transparent)]
     Store(HistoryError),
 }
@@ -302,6 +305,9 @@ impl Exports<'_> {
         scheduler: &dyn Scheduler,
     ) -> Result<CatalogEntry, CatalogError> {
         let entry = self.current(name, expected).await?;
+        if !entry.orchestrations.is_empty() {
+            crate::orchestrate::check_ready(scheduler)?;
+        }
         let (from, to, action) = if paused {
             (Lifecycle::Active, Lifecycle::Paused, "pause")
         } else {
@@ -344,6 +350,13 @@ impl Exports<'_> {
                 hint: format!("it is used by {}: remove those first, or delete with --force", in_use.join(", ")),
             });
         }
+        // The rules go first: if that fails, nothing changed and the delete can be repeated.
+        // (If the write below then fails, the rules are gone while the catalog still lists the
+        // orchestrations: resuming one puts its rule back.)
+        if !entry.orchestrations.is_empty() {
+            crate::orchestrate::check_ready(scheduler)?;
+            self.remove_rules(&entry, scheduler).await?;
+        }
         let next = CatalogEntry {
             state: Lifecycle::Deleted,
             draft_version: None,
@@ -355,10 +368,7 @@ impl Exports<'_> {
         for o in &entry.orchestrations {
             diff += &format!("\n- orchestration {}: {}", o.name, o.schedule);
         }
-        let next = self.write(next, entry.revision, None, "delete", diff).await?;
-        // The removed orchestrations' rules go with it.
-        self.sync_rules(&CatalogEntry { state: Lifecycle::Deleted, ..entry }, scheduler).await?;
-        Ok(next)
+        self.write(next, entry.revision, None, "delete", diff).await
     }
 
     /// The managed export of this name as it runs now (its active version), read at the moment
@@ -433,7 +443,7 @@ impl Exports<'_> {
         }
     }
 
-    fn wrong_state(&self, entry: &CatalogEntry, hint: &str) -> CatalogError {
+    pub(crate) fn wrong_state(&self, entry: &CatalogEntry, hint: &str) -> CatalogError {
         CatalogError::WrongState { name: entry.name.clone(), state: entry.state.as_str(), hint: hint.into() }
     }
 

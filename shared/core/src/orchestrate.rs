@@ -60,6 +60,11 @@ pub trait Scheduler: Send + Sync {
     async fn remove(&self, rule: &str) -> Result<(), BoxError>;
     /// The rule's name for an orchestration (within the scheduler's limits), or why not.
     fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, String>;
+    /// Why this scheduler cannot change rules at all (missing settings), checked before the
+    /// catalog is written so a change is refused whole.
+    fn ready(&self) -> Result<(), String> {
+        Ok(())
+    }
 }
 
 /// On one machine nothing fires on its own: orchestrations are records that `sluice status`
@@ -88,10 +93,16 @@ pub struct Skip(pub String);
 
 /// The scheduler failed after the catalog changed.
 fn rule_failed(name: &str, action: &str, e: BoxError) -> CatalogError {
-    CatalogError::Edit(format!(
-        "orchestration {name:?} is {action} in the catalog, but its rule could not be updated: {e}; \
-         scheduled runs follow the catalog in the meantime: run the same command again to update the rule"
+    CatalogError::Scheduler(format!(
+        "orchestration {name:?} is {action} in the catalog, but its rule could not be updated: {}; \
+         scheduled runs follow the catalog in the meantime: run the same command again to update the rule",
+        crate::run::error_chain(e.as_ref())
     ))
+}
+
+/// Missing settings are the caller's to fix (like a bad command line), not a failure.
+fn not_ready(scheduler: &dyn Scheduler) -> Result<(), CatalogError> {
+    scheduler.ready().map_err(CatalogError::Edit)
 }
 
 impl Exports<'_> {
@@ -114,7 +125,11 @@ impl Exports<'_> {
         let schedule = schedule.trim();
         crate::schedule::check(schedule)
             .map_err(|e| CatalogError::Edit(format!("orchestration {name:?}: the schedule {e}")))?;
+        not_ready(scheduler)?;
         let entry = self.get(export).await?;
+        if entry.state == Lifecycle::Deleted {
+            return Err(self.wrong_state(&entry, "a deleted export cannot be orchestrated"));
+        }
         let spec = match self.active(export).await {
             Ok(Some(spec)) => spec,
             Ok(None) => return Err(CatalogError::NotFound(export.into())),
@@ -172,6 +187,7 @@ impl Exports<'_> {
         paused: bool,
         scheduler: &dyn Scheduler,
     ) -> Result<CatalogEntry, CatalogError> {
+        not_ready(scheduler)?;
         let entry = self.get(export).await?;
         let o = orchestration(&entry, name)?;
         let action = if paused { "paused" } else { "resumed" };
@@ -184,7 +200,8 @@ impl Exports<'_> {
             self.write(next, entry.revision, None, &format!("{verb} orchestration"), format!("{name} {action}")).await?
         };
         let o = orchestration(&entry, name)?;
-        scheduler.set_enabled(&o.rule, runs(&entry, o)).await.map_err(|e| rule_failed(name, action, e))?;
+        // Put, not enable: it also brings back a rule whose creation failed.
+        self.put_rule(&entry, o, scheduler).await.map_err(|e| rule_failed(name, action, e))?;
         Ok(entry)
     }
 
@@ -195,12 +212,14 @@ impl Exports<'_> {
         name: &str,
         scheduler: &dyn Scheduler,
     ) -> Result<CatalogEntry, CatalogError> {
+        not_ready(scheduler)?;
         let entry = self.get(export).await?;
         let Some(o) = entry.orchestrations.iter().find(|o| o.name == name).cloned() else {
-            // Gone from the catalog already: make sure its rule is gone too.
+            // Gone from the catalog already (a repeat after a failed rule removal, or an
+            // export deleted with --force): make sure its rule is gone too. Done, not an error.
             let rule = scheduler.rule_name(export, name).map_err(CatalogError::Edit)?;
             scheduler.remove(&rule).await.map_err(|e| rule_failed(name, "deleted", e))?;
-            return Err(CatalogError::Edit(format!("export {export:?} has no orchestration {name:?}")));
+            return Ok(entry);
         };
         let mut next = self.bumped(&entry);
         next.orchestrations.retain(|o| o.name != name);
@@ -224,6 +243,13 @@ impl Exports<'_> {
     /// draft is refused as for any request.
     pub async fn scheduled(&self, export: &str, orchestration: &str) -> Result<Result<ExportSpec, Skip>, CatalogError> {
         let entry = self.get(export).await?;
+        if entry.state == Lifecycle::Deleted {
+            // A rule left behind by a delete whose rule removal failed: nothing to run.
+            return Ok(Err(Skip(format!(
+                "export {export:?} is deleted: remove the leftover rule with \
+                 `sluice orchestrations delete {export} {orchestration}`"
+            ))));
+        }
         let spec = self.active(export).await?.ok_or_else(|| CatalogError::NotFound(export.into()))?;
         Ok(match entry.orchestrations.iter().find(|o| o.name == orchestration) {
             None => Err(Skip(format!(
@@ -247,26 +273,47 @@ impl Exports<'_> {
         .await
     }
 
-    /// Brings every rule of the export in line with its state (after pause, resume, delete).
+    /// Brings every rule of the export in line with its state (after pause and resume): each
+    /// is put again (which also restores one whose creation failed), and every rule is tried
+    /// before the failures are reported together.
     pub(crate) async fn sync_rules(&self, entry: &CatalogEntry, s: &dyn Scheduler) -> Result<(), CatalogError> {
+        let mut failed = Vec::new();
         for o in &entry.orchestrations {
-            let done = if entry.state == Lifecycle::Deleted {
-                s.remove(&o.rule).await
-            } else {
-                s.set_enabled(&o.rule, runs(entry, o)).await
-            };
-            done.map_err(|e| {
-                CatalogError::Edit(format!(
-                    "export {:?} is {} in the catalog, but the rule of its orchestration {:?} could not be updated: {e}; \
-                     scheduled runs follow the catalog in the meantime: run the same command again to update the rule",
-                    entry.name,
-                    entry.state.as_str(),
-                    o.name
-                ))
-            })?;
+            if let Err(e) = self.put_rule(entry, o, s).await {
+                failed.push(format!("{}: {}", o.name, crate::run::error_chain(e.as_ref())));
+            }
         }
-        Ok(())
+        rules_failed(entry, failed)
     }
+
+    /// Removes the rules of the export's orchestrations (before a forced delete): all are
+    /// tried; a rule already gone is not a failure.
+    pub(crate) async fn remove_rules(&self, entry: &CatalogEntry, s: &dyn Scheduler) -> Result<(), CatalogError> {
+        let mut failed = Vec::new();
+        for o in &entry.orchestrations {
+            if let Err(e) = s.remove(&o.rule).await {
+                failed.push(format!("{}: {}", o.name, crate::run::error_chain(e.as_ref())));
+            }
+        }
+        rules_failed(entry, failed)
+    }
+}
+
+fn rules_failed(entry: &CatalogEntry, failed: Vec<String>) -> Result<(), CatalogError> {
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(CatalogError::Scheduler(format!(
+        "export {:?} is {} in the catalog, but the rules of these orchestrations could not be updated: {}; \
+         scheduled runs follow the catalog in the meantime: run the same command again to update them",
+        entry.name,
+        entry.state.as_str(),
+        failed.join("; ")
+    )))
+}
+
+pub(crate) fn check_ready(scheduler: &dyn Scheduler) -> Result<(), CatalogError> {
+    not_ready(scheduler)
 }
 
 /// A rule fires only for a running orchestration of an active export.

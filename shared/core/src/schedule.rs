@@ -4,7 +4,7 @@
 //! syntax and the ranges of numbers are checked here, EventBridge's finer rules (such as which
 //! `L`, `W` and `#` forms it takes) only by EventBridge.
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
+use chrono::{DateTime, Datelike, Utc};
 
 /// Why `expr` is not a schedule EventBridge accepts, or `Ok`.
 pub fn check(expr: &str) -> Result<(), String> {
@@ -92,16 +92,17 @@ pub fn next_after(expr: &str, anchor: DateTime<Utc>, after: DateTime<Utc>) -> Op
     if let Some(body) = expr.strip_prefix("rate(").and_then(|s| s.strip_suffix(')')) {
         let (value, unit) = body.split_once(' ')?;
         let value: i64 = value.parse().ok()?;
-        let step = match unit.trim_end_matches('s') {
-            "minute" => chrono::Duration::minutes(value),
-            "hour" => chrono::Duration::hours(value),
-            _ => chrono::Duration::days(value),
-        };
+        let seconds = value.checked_mul(match unit.trim_end_matches('s') {
+            "minute" => 60,
+            "hour" => 3600,
+            _ => 86_400,
+        })?;
         if anchor > after {
             return Some(anchor);
         }
-        let periods = (after - anchor).num_seconds() / step.num_seconds() + 1;
-        return Some(anchor + step * periods as i32);
+        // Checked: a rate of millions of days is valid and must not overflow the calendar.
+        let periods = (after - anchor).num_seconds() / seconds + 1;
+        return anchor.checked_add_signed(chrono::Duration::try_seconds(periods.checked_mul(seconds)?)?);
     }
     let body = expr.strip_prefix("cron(")?.strip_suffix(')')?;
     let f: Vec<&str> = body.split(' ').collect();
@@ -115,8 +116,7 @@ pub fn next_after(expr: &str, anchor: DateTime<Utc>, after: DateTime<Utc>) -> Op
     let years = expand(f[5], 1970, 2199, &[])?;
     // Day by day, then the first matching hour and minute of a matching day: at most a few
     // thousand steps even for a yearly schedule.
-    let start = after + chrono::Duration::minutes(1);
-    let mut day = start.date_naive();
+    let mut day = after.date_naive();
     for _ in 0..(5 * 366) {
         let matches_day = years.contains(&(day.year() as u32))
             && months.contains(&day.month())
@@ -126,7 +126,7 @@ pub fn next_after(expr: &str, anchor: DateTime<Utc>, after: DateTime<Utc>) -> Op
             for &h in &hours {
                 for &m in &minutes {
                     let t = day.and_hms_opt(h, m, 0)?.and_utc();
-                    if t >= start.with_second(0)? {
+                    if t > after {
                         return Some(t);
                     }
                 }
@@ -232,5 +232,9 @@ mod tests {
         assert_eq!(next_after("cron(0 0 1 JAN ? 2025)", t(1, 0, 0), t(1, 0, 0)), None, "in the past");
         assert_eq!(next_after("cron(0 18 L * ? *)", t(1, 0, 0), t(1, 0, 0)), None, "L is EventBridge's");
         assert_eq!(next_after("nonsense", t(1, 0, 0), t(1, 0, 0)), None);
+        // Half a second before a run, that run is next; a rate too long for the calendar is None.
+        let almost = t(1, 5, 59) + chrono::Duration::milliseconds(30_500);
+        assert_eq!(next_after("cron(0 6 * * ? *)", t(1, 0, 0), almost), Some(t(1, 6, 0)));
+        assert_eq!(next_after("rate(100000000 days)", t(1, 0, 0), t(2, 0, 0)), None);
     }
 }

@@ -193,8 +193,12 @@ pub async fn export_status(
             error: last.and_then(|d| d.error),
         });
     }
-    let orchestrations: Vec<_> =
-        entry.iter().flat_map(|e| e.orchestrations.iter().map(move |o| OrchestrationStatus::of(e, o, now))).collect();
+    let orchestrations: Vec<_> = entry
+        .iter()
+        .flat_map(|e| e.orchestrations.iter().map(move |o| OrchestrationStatus::of(e, o, now)))
+        // Where runs land now: the active version's destination, whatever it was when bound.
+        .map(|o| OrchestrationStatus { destination: export.destination.to_string(), ..o })
+        .collect();
     let next_run = match entry {
         Some(_) => orchestrations.iter().filter_map(|o| o.next_run).min(),
         None => export.schedule.as_deref().filter(|_| export.state == ExportState::Active).and_then(|s| {
