@@ -217,6 +217,8 @@ impl ObjectStore for FailsAfter {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn applied_in_order_the_exported_changes_rebuild_the_source_and_failed_runs_change_nothing() {
+    let mut seen = BTreeMap::<String, usize>::new();
+    let mut failed_runs = 0;
     for seed in 1..=10u64 {
         let env = Env::new(true);
         let db = env.db();
@@ -279,6 +281,7 @@ async fn applied_in_order_the_exported_changes_rebuild_the_source_and_failed_run
                 };
                 let failed = env.run_with(&store, &sluice_testkit::run_options()).await.unwrap();
                 if !failed.succeeded {
+                    failed_runs += 1;
                     assert_eq!(env.watermark().await, before, "seed {seed} step {step}");
                     assert!(
                         stray_files(&env.out()).is_empty(),
@@ -293,6 +296,9 @@ async fn applied_in_order_the_exported_changes_rebuild_the_source_and_failed_run
 
             let s = env.run().await;
             let changes = exported(&env.out(), &s.run_id);
+            for c in &changes {
+                *seen.entry(c.3.clone()).or_default() += 1;
+            }
             apply(&mut dest, &changes);
             assert_eq!(dest, env.source_rows(), "seed {seed} step {step}");
             let counts = s.tables[0].changes.expect("a check run reports its changes");
@@ -302,6 +308,9 @@ async fn applied_in_order_the_exported_changes_rebuild_the_source_and_failed_run
         }
         assert!(stray_files(&env.out()).is_empty(), "{:?}", stray_files(&env.out()));
     }
+    // The sequences exercised every kind of change, and failures.
+    assert!(["insert", "update", "delete"].iter().all(|op| seen.get(*op).is_some_and(|n| *n >= 20)), "{seen:?}");
+    assert!(failed_runs >= 10, "{failed_runs} failed runs");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -425,4 +434,46 @@ async fn a_key_that_is_not_unique_or_null_fails_the_run_with_what_to_fix() {
     std::fs::remove_file(&state).unwrap();
     let s = env.run_with(&DirectoryStore::new(env.out()), &sluice_testkit::run_options()).await.unwrap();
     assert!(s.tables[0].error.as_deref().unwrap().contains("--full-refresh"), "{:?}", s.tables[0].error);
+}
+
+#[tokio::test]
+async fn a_state_file_of_many_blocks_reads_back_whole_and_a_damaged_one_is_named() {
+    use sluice_core::check::{StateReader, StateWriter};
+    let dir = tempfile::tempdir().unwrap();
+    let store = DirectoryStore::new(dir.path().to_path_buf());
+    let key = |i: u64| format!("customer-{i:08}@example.com").into_bytes();
+    let mut w = StateWriter::create(&store, "s/state").await.unwrap();
+    let n = 60_000u64;
+    for i in 0..n {
+        w.push(&key(i), i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).await.unwrap();
+    }
+    let (entries, bytes) = w.finish().await.unwrap();
+    assert_eq!(entries, n);
+    // Several blocks, and the shared prefixes and compression keep it small.
+    assert!(bytes < n * 14, "{bytes} bytes for {n} keys");
+    let mut r = StateReader::open(&store, "s/state").await.unwrap();
+    let mut i = 0;
+    while let Some((k, h)) = r.current() {
+        assert_eq!((k, h), (key(i).as_slice(), i.wrapping_mul(0x9E37_79B9_7F4A_7C15)), "entry {i}");
+        r.advance().await.unwrap();
+        i += 1;
+    }
+    assert_eq!(i, n);
+
+    // Cut short, or not a state at all: the error says which file and what to do.
+    let path = dir.path().join("s/state");
+    let full = std::fs::read(&path).unwrap();
+    std::fs::write(&path, &full[..full.len() / 2]).unwrap();
+    let mut r = StateReader::open(&store, "s/state").await.unwrap();
+    let err = loop {
+        match r.advance().await {
+            Err(e) => break e.to_string(),
+            Ok(()) if r.current().is_none() => panic!("a cut file read to its end"),
+            Ok(()) => {}
+        }
+    };
+    assert!(err.contains("s/state") && err.contains("damaged") && err.contains("--full-refresh"), "{err}");
+    std::fs::write(&path, b"id|email\n1|a\n").unwrap();
+    let err = StateReader::open(&store, "s/state").await.err().unwrap().to_string();
+    assert!(err.contains("not a Sluice state file"), "{err}");
 }
