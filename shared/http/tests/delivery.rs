@@ -32,11 +32,16 @@ impl Env {
     /// Exports `rows` contacts, with an integration to the fake API declared as `integration`
     /// (the TOML body of `[integrations.api]`, `url`/`endpoint` added).
     async fn new(shape: Shape, rows: i64, integration: &str) -> Env {
+        Env::exporting(shape, rows, integration, "{ strategy = \"full\" }").await
+    }
+
+    /// As `new`, with the table's `incremental` given.
+    async fn exporting(shape: Shape, rows: i64, integration: &str, incremental: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
         let conn = create_contacts(&dir.path().join("source.db"));
         insert_contacts(&conn, 1, rows, "2026-01-01 00:00:00.000");
         let api = FakeApi::start(shape);
-        let config = contacts_config(dir.path(), "{ strategy = \"full\" }", CSV);
+        let config = contacts_config(dir.path(), incremental, CSV);
         let target = match shape {
             Shape::Webhook => format!("url = \"{}/contacts\"", api.url),
             Shape::Hubspot => format!("endpoint = \"{}\"\ntoken = \"env:SLUICE_TEST_HUBSPOT_TOKEN\"", api.url),
@@ -55,6 +60,18 @@ impl Env {
         let summary = Runner::new(ports, &Quiet).run(&config.exports[0], &run_options()).await.unwrap();
         assert!(summary.succeeded, "{summary:?}");
         Env { manifest: summary.tables[0].manifest_key.clone().unwrap(), ..env }
+    }
+
+    /// Runs the export again; the new run's manifest is the one delivered from then on.
+    async fn export_again(self) -> Env {
+        let config = self.config();
+        let source = SqliteSource::new(self.dir.path().join("source.db"));
+        let history = SqliteHistory::open(&self.dir.path().join("history.db"), "test-host").unwrap();
+        let (store, events) = (self.store(), self.events());
+        let ports = Ports { source: &source, store: &store, history: &history, events: &events };
+        let summary = Runner::new(ports, &Quiet).run(&config.exports[0], &run_options()).await.unwrap();
+        assert!(summary.succeeded, "{summary:?}");
+        Env { manifest: summary.tables[0].manifest_key.clone().unwrap(), ..self }
     }
 
     fn config(&self) -> Config {
@@ -272,6 +289,33 @@ async fn hubspot_contacts_are_upserted_by_email_with_per_record_errors_from_a_20
     assert_eq!(r.path, "/crm/v3/objects/contacts/batch/upsert");
     assert_eq!(r.headers["authorization"], "Bearer pat-na1-test");
     assert_eq!(r.body["inputs"][0]["idProperty"], "email");
+}
+
+/// A `check` table's changes to HubSpot: updates are upserted without Sluice's `_sluice_op`
+/// column, and a delete (which an upsert would turn into a contact of empty values) fails its
+/// record into the failures file instead.
+#[tokio::test]
+async fn hubspot_gets_a_check_tables_updates_and_refuses_its_deletes() {
+    std::env::set_var("SLUICE_TEST_HUBSPOT_TOKEN", "pat-na1-test");
+    let check = "{ strategy = \"check\", key = [\"id\"], columns = [\"email\", \"name\"], deletes = true }";
+    let integration = "kind = \"hubspot_contacts\"\nbatch_size = 100\ndrop = [\"updated_at\"]\n";
+    let env = Env::exporting(Shape::Hubspot, 20, integration, check).await;
+    let mut opts = env.options();
+    opts.token = Some("pat-na1-test".into());
+    let s = done(env.deliver_with(opts.clone()).await);
+    assert_eq!((s.delivered, s.failed), (20, 0));
+    assert!(env.api.contacts().values().all(|c| c.get("_sluice_op").is_none()), "not a contact property");
+
+    let db = rusqlite::Connection::open(env.dir.path().join("source.db")).unwrap();
+    db.execute_batch("UPDATE contacts SET name = 'Renamed' WHERE id = 4; DELETE FROM contacts WHERE id = 9;").unwrap();
+    let env = env.export_again().await;
+    let s = done(env.deliver_with(opts).await);
+    assert_eq!((s.delivered, s.failed), (1, 1));
+    assert_eq!(env.api.contacts()["user4@example.com"]["name"], "Renamed");
+    let f = &env.failures()[0];
+    assert_eq!(f.stage, "check");
+    assert!(f.error.contains("do not delete contacts"), "{f:?}");
+    assert_eq!(f.row["id"].to_string().trim_matches('"'), "9", "{f:?}");
 }
 
 #[tokio::test]

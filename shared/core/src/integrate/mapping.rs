@@ -16,6 +16,8 @@ use crate::value::Column;
 pub struct Mapper {
     props: Vec<(Arc<str>, Source)>,
     nulls: Nulls,
+    /// The `_sluice_op` column, when its deletes cannot be sent (see `refusing_deletes`).
+    refused_deletes: Option<usize>,
 }
 
 #[derive(Debug, Clone)]
@@ -104,7 +106,16 @@ impl Mapper {
                 other => (name, other),
             })
             .collect();
-        Ok(Mapper { props, nulls: mapping.nulls })
+        Ok(Mapper { props, nulls: mapping.nulls, refused_deletes: None })
+    }
+
+    /// Rows whose column `op` (a `check` table's `_sluice_op`) says `delete` cannot be sent.
+    pub fn refusing_deletes(self, op: Option<usize>) -> Mapper {
+        Mapper { refused_deletes: op, ..self }
+    }
+
+    pub fn is_refused_delete(&self, row: &Row) -> bool {
+        self.refused_deletes.and_then(|i| row.get(i)).and_then(Value::as_str) == Some("delete")
     }
 
     /// Whether the mapping sends property `name`.

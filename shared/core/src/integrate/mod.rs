@@ -339,8 +339,20 @@ impl<'a> Deliverer<'a> {
         let store = self.ports.store;
         let (dialect, compression) = Dialect::from_manifest(&manifest.format)
             .map_err(|e| DeliverError::ManifestCorrupt { key: manifest_key.into(), problem: e.to_string() })?;
-        let mapper = Mapper::new(&self.spec.mapping, &manifest.columns)
-            .map_err(|problem| DeliverError::Mapping { integration: self.spec.name.clone(), problem })?;
+        // A `check` table's rows say what happened to them (`_sluice_op`). HubSpot contact
+        // updates upsert: Sluice's own column is not a contact property, and a delete, which an
+        // upsert would turn into a contact of empty values, fails its record instead (it lands
+        // in the failures file for the team to act on). A webhook gets the column as it is.
+        let hubspot = matches!(self.spec.kind, spec::IntegrationKind::HubspotContacts(_));
+        let op_column = manifest.columns.iter().position(|c| c.name == crate::check::OP_COLUMN);
+        let mut mapping = self.spec.mapping.clone();
+        if hubspot && op_column.is_some() && mapping.properties.is_none() {
+            mapping.drop.push(crate::check::OP_COLUMN.into());
+        }
+        let refuse_deletes = if hubspot { op_column } else { None };
+        let mapper = Mapper::new(&mapping, &manifest.columns)
+            .map_err(|problem| DeliverError::Mapping { integration: self.spec.name.clone(), problem })?
+            .refusing_deletes(refuse_deletes);
         if let spec::IntegrationKind::HubspotContacts(h) = &self.spec.kind {
             if !mapper.has(&h.id_property) {
                 return Err(DeliverError::Mapping {
@@ -697,6 +709,15 @@ impl<'a> Deliverer<'a> {
                 error,
                 row: row_map(row),
             };
+            if mapper.is_refused_delete(row) {
+                failures.push(fail(
+                    "check",
+                    "a delete (_sluice_op = \"delete\"): HubSpot contact updates do not delete contacts; \
+                     act on it in HubSpot (archive the contact) or leave deletes = false on the table"
+                        .into(),
+                ));
+                continue;
+            }
             match mapper.map(row) {
                 Err(e) => failures.push(fail("mapping", e)),
                 Ok(properties) => {
