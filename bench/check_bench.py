@@ -7,6 +7,8 @@ On the benchmark's `contacts` table (bench/gen_contacts.sh, 10M rows by default)
   first   the first `check` run (no state yet: every row is an insert, the state is written)
   delta   a `check` run after 1% of the rows changed in a checked column (a fresh 1% each
           round: `company` of the rows with id % 100 = round), with deletes on
+  deletes last, a `check` run after 10% of the rows were deleted: that many delete rows, which
+          must stream out in batches like any change
 
 Rounds interleave a full export and a delta run, so drift on the machine hits both alike.
 Each is timed and its peak RSS measured as in export_bench.py (wait4 and /proc VmHWM). The
@@ -84,7 +86,7 @@ def main() -> int:
         dirs[name] = d
 
     floor = self_maxrss_kib()
-    results = {"full": [], "first": [], "delta": []}
+    results = {"full": [], "first": [], "delta": [], "deletes": []}
 
     def run(kind: str, extra: list[str]) -> dict | None:
         d = dirs["full" if kind == "full" else "check"]
@@ -126,7 +128,12 @@ def main() -> int:
         changed = conn.execute("SELECT changes()").fetchone()[0]
         delta = run("delta", [])
         ok &= delta is not None and delta["changes"]["updates"] == changed and delta["rows"] == changed
+    with conn:
+        conn.execute("DELETE FROM contacts WHERE id % 10 = 5")
+    deleted = conn.execute("SELECT changes()").fetchone()[0]
     conn.close()
+    gone = run("deletes", [])
+    ok &= gone is not None and gone["changes"]["deletes"] == deleted and gone["rows"] == deleted
 
     def med(kind, key):
         vals = [r[key] for r in results[kind]]
@@ -135,7 +142,7 @@ def main() -> int:
     print(f"\ncheck strategy, {args.rows:,} rows, {args.runs} rounds (median wall; peak RSS)")
     print(f"{'run':<28}{'wall s':>10}{'peak RSS MiB':>14}{'rows out':>12}{'state B/key':>13}")
     for kind, label in [("full", "full export (strategy full)"), ("first", "check, first run (no state)"),
-                        ("delta", "check, 1% changed")]:
+                        ("delta", "check, 1% changed"), ("deletes", "check, 10% deleted")]:
         if not results[kind]:
             continue
         per_key = med(kind, "state_bytes_per_key") if kind != "full" else None
@@ -143,7 +150,8 @@ def main() -> int:
               f"{int(med(kind, 'rows')):>12,}{'' if per_key is None else f'{per_key:.2f}':>13}")
     if results["full"] and results["delta"]:
         print(f"delta / full wall time: {med('delta', 'wall_s') / med('full', 'wall_s'):.2f}")
-    peak = max((r["peak_rss_kib"] for r in results["delta"] + results["first"]), default=0) / 1024
+    checks = results["delta"] + results["first"] + results["deletes"]
+    peak = max((r["peak_rss_kib"] for r in checks), default=0) / 1024
     per_key = max((r["state_bytes_per_key"] for r in results["delta"] + results["first"]), default=0)
     targets = {"peak_rss_mib_below_256": peak < 256, "state_bytes_per_key_below_20": per_key < 20}
     print(f"targets: peak RSS {peak:.1f} MiB < 256: {targets['peak_rss_mib_below_256']}; "

@@ -127,7 +127,7 @@ pub trait Preflight: Send + Sync {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("no export named {0:?} in the catalog (sluice exports list shows them)")]
+    #[error("no export named {0:?} in the catalog (sluice exports list, or GET /exports, shows them)")]
     NotFound(String),
     #[error("an export named {0:?} already exists: pick another name, or edit it")]
     Exists(String),
@@ -347,7 +347,10 @@ impl Exports<'_> {
             return Err(CatalogError::WrongState {
                 name: name.into(),
                 state: entry.state.as_str(),
-                hint: format!("it is used by {}: remove those first, or delete with --force", in_use.join(", ")),
+                hint: format!(
+                    "it is used by {}: remove those first, or force the delete (--force; ?force=true in the API)",
+                    in_use.join(", ")
+                ),
             });
         }
         // The rules go first: if that fails, nothing changed and the delete can be repeated.
@@ -379,7 +382,10 @@ impl Exports<'_> {
         match self.running(&entry).await? {
             Some(spec) => Ok(Some(spec)),
             None if entry.state == Lifecycle::Deleted => Err(self.wrong_state(&entry, "it no longer runs")),
-            None => Err(self.wrong_state(&entry, "activate it first (sluice exports activate)")),
+            None => {
+                Err(self
+                    .wrong_state(&entry, "activate it first (sluice exports activate, or POST /exports/NAME/activate)"))
+            }
         }
     }
 

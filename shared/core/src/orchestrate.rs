@@ -137,7 +137,7 @@ impl Exports<'_> {
                 return Err(CatalogError::WrongState {
                     name,
                     state,
-                    hint: "only an activated export can be orchestrated (sluice exports activate)".into(),
+                    hint: "only an activated export can be orchestrated: activate it first".into(),
                 })
             }
             Err(e) => return Err(e),

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use tracing::{info, warn};
 
-use crate::check::{self, decode_key, encode_key, row_hash, Changes, NullKey, StateReader, StateWriter};
+use crate::check::{self, decode_key, encode_key, row_hash, Changes, NullKey, StateMeta, StateReader, StateWriter};
 use crate::error::{BoxError, Error, HistoryError, Result};
 use crate::format::FileFormat;
 use crate::manifest::{Manifest, PartInfo, Totals, MANIFEST_FILE, MANIFEST_VERSION};
@@ -531,6 +531,21 @@ impl<'a> Runner<'a> {
                 other => Error::History { export: export.name.clone(), source: Box::new(other) },
             });
         }
+        // The state this run compared with is referenced by nothing any more: remove it, so a
+        // table's states do not pile up (only the newest is ever read).
+        if let (Some(_), Some(Watermark::Text(old))) = (&plan.check, &plan.base_watermark) {
+            if check::is_state_key(old)
+                && Some(old)
+                    != next.as_ref().and_then(|n| match n {
+                        Watermark::Text(t) => Some(t),
+                        _ => None,
+                    })
+            {
+                if let Err(e) = store.delete(old).await {
+                    warn!(export = %export.name, table = %table.name, key = %old, error = %e, "removing the previous check state failed; it is no longer used");
+                }
+            }
+        }
         info!(export = %export.name, table = %table.name, run_id = %record.run_id, rows = record.rows,
             bytes = record.bytes, parts = record.parts, watermark = %next.as_ref().map_or("-".to_string(), |w| w.to_string()), "table run committed");
         Ok(())
@@ -591,11 +606,10 @@ impl<'a> Runner<'a> {
         let problem = |p: String| Error::Check { export: export.name.clone(), table: table.name.clone(), problem: p };
         let deadline = |rows: u64| Error::Deadline { export: export.name.clone(), table: table.name.clone(), rows };
 
-        let mut old = match &check.previous_state {
-            Some(key) => Some(StateReader::open(store, key).await.map_err(|e| store_err(key, e))?),
-            None => None,
-        };
-        let mut state = StateWriter::create(store, state_key).await.map_err(|e| store_err(state_key, e))?;
+        let meta = StateMeta::new(&check.key_columns, &check.checked_columns);
+        let previous = check.previous_state.as_deref();
+        let old_err = |e| store_err(previous.unwrap_or_default(), e);
+        let mut state = StateWriter::create(store, state_key, &meta).await.map_err(|e| store_err(state_key, e))?;
         let merged = async {
             let width = plan.columns.len();
             let mut out = RowBatch::with_capacity(width, 4096, 1 << 20);
@@ -607,6 +621,40 @@ impl<'a> Runner<'a> {
                 .await
                 .ok_or_else(|| deadline(0))?
                 .map_err(source_err)?;
+            // The old state is opened once the source answers: a warehouse may sort for minutes
+            // before its first row, and an object stream left idle that long can be cut.
+            let mut old: Option<StateReader> = None;
+            let mut opened = previous.is_none();
+            macro_rules! open_old {
+                () => {
+                    if !opened {
+                        opened = true;
+                        let k = previous.unwrap_or_default();
+                        let r = StateReader::open(store, k).await.map_err(old_err)?;
+                        if r.meta() != &meta {
+                            return Err(problem(format!(
+                                "the key or the checked columns changed since the last run (it keyed by {} and checked {}); \
+                                 run once with --full-refresh to start a new state",
+                                r.meta().key.join(", "),
+                                r.meta().columns.join(", ")
+                            )));
+                        }
+                        old = Some(r);
+                    }
+                };
+            }
+            // Writes the rows gathered so far once they make a batch, renewing the lease: deletes
+            // can come in long runs between two rows read, or all at the end.
+            macro_rules! flush_if_full {
+                () => {
+                    if out.rows() >= 4096 || out.data_len() >= 1 << 20 {
+                        parts.write_batch(&out).await.map_err(|e| part_error(export, table, plan, e))?;
+                        out.clear();
+                        check_deadline(export, table, read, keeper.stop_by)?;
+                        keeper.keep(self.ports.history).await?;
+                    }
+                };
+            }
             // Emits the keys of the old state below `upto` (all of them when None) as deletes.
             macro_rules! deletes_below {
                 ($upto:expr) => {
@@ -616,8 +664,14 @@ impl<'a> Runner<'a> {
                         }
                         if check.deletes {
                             gone.clear();
-                            decode_key(k, &mut gone)
-                                .ok_or_else(|| problem(format!("the state {:?} holds a key that does not decode; run once with --full-refresh", check.previous_state)))?;
+                            if decode_key(k, &mut gone) != Some(check.key.len()) {
+                                return Err(problem(format!(
+                                    "the state {} holds a key that does not decode into the key's {} columns; \
+                                     run once with --full-refresh",
+                                    previous.unwrap_or_default(),
+                                    check.key.len()
+                                )));
+                            }
                             let key_cells = gone.row(0);
                             for c in 0..width - 1 {
                                 match check.key.iter().position(|&k| k == c) {
@@ -628,13 +682,15 @@ impl<'a> Runner<'a> {
                             out.push_text(b"delete");
                             changes.deletes += 1;
                         }
-                        old.as_mut().expect("current() was Some").advance().await.map_err(|e| store_err(check.previous_state.as_deref().unwrap_or(""), e))?;
+                        old.as_mut().expect("current() was Some").advance().await.map_err(old_err)?;
+                        flush_if_full!();
                     }
                 };
             }
             while let Some(batch) = until(keeper.stop_by, rows.next()).await.ok_or_else(|| deadline(read))? {
                 let batch = batch.map_err(source_err)?;
                 check_deadline(export, table, read, keeper.stop_by)?;
+                open_old!();
                 for r in 0..batch.rows() {
                     let row = batch.row(r);
                     key.clear();
@@ -648,7 +704,7 @@ impl<'a> Runner<'a> {
                         return Err(problem(if key == prev {
                             format!("the key ({}) is not unique: two rows share a value; choose columns that identify one row", check.key_columns.join(", "))
                         } else {
-                            format!("the source returned the rows out of the key's order ({}), so they cannot be compared with the last run's state: check the key columns' collation and that each holds one type", check.key_columns.join(", "))
+                            format!("the source returned the rows out of the key's order ({}), so they cannot be compared with the last run's state: check the key columns' collation", check.key_columns.join(", "))
                         }));
                     }
                     read += 1;
@@ -657,7 +713,7 @@ impl<'a> Runner<'a> {
                     let op: Option<&[u8]> = match old.as_ref().and_then(|o| o.current()) {
                         Some((k, h)) if k == key.as_slice() => {
                             let changed = h != hash;
-                            old.as_mut().expect("current() was Some").advance().await.map_err(|e| store_err(check.previous_state.as_deref().unwrap_or(""), e))?;
+                            old.as_mut().expect("current() was Some").advance().await.map_err(old_err)?;
                             changed.then_some(b"update")
                         }
                         _ => Some(b"insert"),
@@ -679,13 +735,13 @@ impl<'a> Runner<'a> {
                     state.push(&key, hash).await.map_err(|e| store_err(state_key, e))?;
                     std::mem::swap(&mut key, &mut prev);
                 }
-                if out.rows() >= 4096 || out.data_len() >= 1 << 20 {
-                    parts.write_batch(&out).await.map_err(|e| part_error(export, table, plan, e))?;
-                    out = RowBatch::with_capacity(width, 4096, 1 << 20);
-                }
+                flush_if_full!();
                 self.observer.progress(&table.name, read, parts.bytes());
                 keeper.keep(self.ports.history).await?;
             }
+            // A table with no rows left: every key of the old state is a delete.
+            open_old!();
+            debug_assert!(opened);
             deletes_below!(None::<&[u8]>);
             if out.rows() > 0 {
                 parts.write_batch(&out).await.map_err(|e| part_error(export, table, plan, e))?;

@@ -329,20 +329,25 @@ async fn a_run_killed_part_way_changes_nothing_and_the_next_run_exports_its_chan
     db.execute("UPDATE items SET stage = 'customer' WHERE id % 10 = 0", []).unwrap();
     db.execute("DELETE FROM items WHERE id = 7", []).unwrap();
 
-    // Killed mid-run (its future dropped while a write hangs): the record stays open, the
-    // watermark does not move.
+    // Killed late in the merge (its future dropped while the new state's first block is being
+    // written, its parts already out): the record stays open, the watermark does not move.
     struct Hangs(DirectoryStore);
-    struct Hang;
+    /// Passes the state's header through, then hangs on its first block.
+    struct Hang(Box<dyn ObjectWriter>, usize);
     #[async_trait]
     impl ObjectWriter for Hang {
-        async fn write(&mut self, _: &[u8]) -> Result<(), BoxError> {
-            std::future::pending().await
+        async fn write(&mut self, chunk: &[u8]) -> Result<(), BoxError> {
+            self.1 += 1;
+            if self.1 > 3 {
+                std::future::pending::<()>().await;
+            }
+            self.0.write(chunk).await
         }
         async fn finish(self: Box<Self>) -> Result<u64, BoxError> {
             std::future::pending().await
         }
         async fn abort(self: Box<Self>) -> Result<(), BoxError> {
-            Ok(())
+            self.0.abort().await
         }
     }
     #[async_trait]
@@ -352,7 +357,7 @@ async fn a_run_killed_part_way_changes_nothing_and_the_next_run_exports_its_chan
         }
         async fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectWriter>, BoxError> {
             if key.ends_with(STATE_FILE) {
-                return Ok(Box::new(Hang));
+                return Ok(Box::new(Hang(self.0.create(key, meta).await?, 0)));
             }
             self.0.create(key, meta).await
         }
@@ -405,6 +410,25 @@ async fn a_run_killed_part_way_changes_nothing_and_the_next_run_exports_its_chan
     let c = full.tables[0].changes.unwrap();
     assert_eq!((c.inserts, c.updates, c.deletes), (49, 0, 0));
     assert_eq!(env.run().await.tables[0].changes.unwrap().unchanged, 49);
+    // Only the newest state is kept: each run removes the one it compared with.
+    let states = std::fs::read_dir(env.out().join("items/items"))
+        .unwrap()
+        .filter(|run| run.as_ref().unwrap().path().join(STATE_FILE).exists())
+        .count();
+    assert_eq!(states, 1);
+
+    // Other checked columns make the state incomparable: said, and a full refresh starts anew.
+    let path = env.dir.path().join("sluice.toml");
+    let text =
+        std::fs::read_to_string(&path).unwrap().replace("columns = [\"email\", \"stage\"]", "columns = [\"stage\"]");
+    std::fs::write(&path, text).unwrap();
+    let env = Env { config: Config::load(&path).unwrap(), ..env };
+    let s = env.run_with(&DirectoryStore::new(env.out()), &sluice_testkit::run_options()).await.unwrap();
+    let err = s.tables[0].error.clone().unwrap();
+    assert!(err.contains("checked columns changed") && err.contains("--full-refresh"), "{err}");
+    let full = env.run_with(&DirectoryStore::new(env.out()), &opts).await.unwrap();
+    assert!(full.succeeded, "{:?}", full.error);
+    assert_eq!(env.run().await.tables[0].changes.unwrap().unchanged, 49);
 }
 
 #[tokio::test]
@@ -438,11 +462,12 @@ async fn a_key_that_is_not_unique_or_null_fails_the_run_with_what_to_fix() {
 
 #[tokio::test]
 async fn a_state_file_of_many_blocks_reads_back_whole_and_a_damaged_one_is_named() {
-    use sluice_core::check::{StateReader, StateWriter};
+    use sluice_core::check::{StateMeta, StateReader, StateWriter};
     let dir = tempfile::tempdir().unwrap();
     let store = DirectoryStore::new(dir.path().to_path_buf());
     let key = |i: u64| format!("customer-{i:08}@example.com").into_bytes();
-    let mut w = StateWriter::create(&store, "s/state").await.unwrap();
+    let meta = StateMeta::new(&["email".into()], &["name".into()]);
+    let mut w = StateWriter::create(&store, "s/state", &meta).await.unwrap();
     let n = 60_000u64;
     for i in 0..n {
         w.push(&key(i), i.wrapping_mul(0x9E37_79B9_7F4A_7C15)).await.unwrap();
@@ -452,6 +477,7 @@ async fn a_state_file_of_many_blocks_reads_back_whole_and_a_damaged_one_is_named
     // Several blocks, and the shared prefixes and compression keep it small.
     assert!(bytes < n * 14, "{bytes} bytes for {n} keys");
     let mut r = StateReader::open(&store, "s/state").await.unwrap();
+    assert_eq!(r.meta(), &meta);
     let mut i = 0;
     while let Some((k, h)) = r.current() {
         assert_eq!((k, h), (key(i).as_slice(), i.wrapping_mul(0x9E37_79B9_7F4A_7C15)), "entry {i}");
@@ -460,9 +486,24 @@ async fn a_state_file_of_many_blocks_reads_back_whole_and_a_damaged_one_is_named
     }
     assert_eq!(i, n);
 
-    // Cut short, or not a state at all: the error says which file and what to do.
+    // Damaged, cut short, or not a state at all: the error says which file and what to do.
     let path = dir.path().join("s/state");
     let full = std::fs::read(&path).unwrap();
+    let mut flipped = full.clone();
+    let at = flipped.len() / 3;
+    flipped[at] ^= 0x10;
+    std::fs::write(&path, &flipped).unwrap();
+    let err = async {
+        let mut r = StateReader::open(&store, "s/state").await?;
+        while r.current().is_some() {
+            r.advance().await?;
+        }
+        Ok::<(), BoxError>(())
+    }
+    .await
+    .expect_err("a flipped bit is caught (the blocks carry checksums)")
+    .to_string();
+    assert!(err.contains("damaged"), "{err}");
     std::fs::write(&path, &full[..full.len() / 2]).unwrap();
     let mut r = StateReader::open(&store, "s/state").await.unwrap();
     let err = loop {
@@ -476,4 +517,72 @@ async fn a_state_file_of_many_blocks_reads_back_whole_and_a_damaged_one_is_named
     std::fs::write(&path, b"id|email\n1|a\n").unwrap();
     let err = StateReader::open(&store, "s/state").await.err().unwrap().to_string();
     assert!(err.contains("not a Sluice state file"), "{err}");
+}
+
+/// The key encoding against SQLite's own `ORDER BY`: values of every storage class (integers
+/// and reals mixed in one column, text with NUL bytes and multi-byte characters, blobs), alone
+/// and as the second column of a composite key, come back in strictly ascending encoded order.
+#[tokio::test]
+async fn encoded_keys_ascend_in_the_order_sqlite_sorts_them() {
+    use sluice_core::check::encode_key;
+    use sluice_core::ports::{Filter, Query, Source};
+    use sluice_core::spec::TableName;
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("keys.db");
+    let db = rusqlite::Connection::open(&path).unwrap();
+    db.execute_batch("CREATE TABLE k (a, b, PRIMARY KEY (a, b)); CREATE TABLE n (x NUMERIC PRIMARY KEY);").unwrap();
+    let mut rng = Rng(42);
+    let texts = ["", "a", "a\0", "a\0b", "ab", "b", "é", "日本", "Z", "\u{10FFFF}"];
+    let value = |rng: &mut Rng| -> rusqlite::types::Value {
+        use rusqlite::types::Value::*;
+        match rng.below(5) {
+            0 => Integer(rng.below(2000) as i64 - 1000),
+            1 => Integer([i64::MIN, i64::MAX, 1 << 53, (1 << 60) + 1][rng.below(4) as usize]),
+            2 => Real((rng.below(4000) as f64 - 2000.0) / 7.0),
+            3 => Text(format!("{}{}", texts[rng.below(texts.len() as u64) as usize], rng.below(3))),
+            _ => Blob(vec![rng.below(3) as u8, 0, rng.below(256) as u8]),
+        }
+    };
+    for _ in 0..3000 {
+        let a = rng.below(4) as i64;
+        db.execute("INSERT OR IGNORE INTO k VALUES (?1, ?2)", rusqlite::params![a, value(&mut rng)]).unwrap();
+        let x = match rng.below(3) {
+            0 => rusqlite::types::Value::Integer(rng.below(100) as i64 - 50),
+            1 => rusqlite::types::Value::Real((rng.below(1000) as f64 - 500.0) / 8.0),
+            _ => rusqlite::types::Value::Real(2f64.powi(60)),
+        };
+        db.execute("INSERT OR IGNORE INTO n VALUES (?1)", [x]).unwrap();
+    }
+    // A whole float above 2^53 beside integers within its rounding: ordered exactly.
+    db.execute_batch("INSERT OR IGNORE INTO n VALUES (1152921504606846977), (1152921504606846975)").unwrap();
+
+    let source = SqliteSource::new(path);
+    for (table, cols) in [("k", vec!["a", "b"]), ("n", vec!["x"])] {
+        let query = Query {
+            table: TableName::parse(table).unwrap(),
+            columns: cols.iter().map(|c| c.to_string()).collect(),
+            filter: Filter::All,
+            order_by: cols.iter().map(|c| c.to_string()).collect(),
+        };
+        use futures::StreamExt;
+        let mut rows = source.read(&query).await.unwrap();
+        let (mut prev, mut n) = (Vec::new(), 0);
+        let key: Vec<usize> = (0..cols.len()).collect();
+        while let Some(batch) = rows.next().await {
+            let batch = batch.unwrap();
+            for r in 0..batch.rows() {
+                let mut k = Vec::new();
+                encode_key(&batch, batch.row(r), &key, &mut k).unwrap();
+                assert!(
+                    n == 0 || k > prev,
+                    "table {table}, row {n}: {:?} does not sort after the row before",
+                    batch.row(r)
+                );
+                prev = k;
+                n += 1;
+            }
+        }
+        assert!(n > 300, "{table}: {n} rows");
+    }
 }

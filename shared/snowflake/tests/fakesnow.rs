@@ -445,6 +445,11 @@ incremental = { strategy = "check", key = ["ID"], columns = ["EMAIL", "STAGE"], 
                     statements.push(format!("UPDATE CONTACTS SET STAGE = {} WHERE ID = {id}", lit(&stage)));
                     source.get_mut(&id).unwrap().1 = stage;
                 }
+                (3, true) if below(2) == 0 => {
+                    let email = value(below(4), "m");
+                    statements.push(format!("UPDATE CONTACTS SET EMAIL = {} WHERE ID = {id}", lit(&email)));
+                    source.get_mut(&id).unwrap().0 = email;
+                }
                 (3, true) => statements.push(format!("UPDATE CONTACTS SET VISITS = VISITS + 1 WHERE ID = {id}")),
                 (4, true) => {
                     statements.push(format!("DELETE FROM CONTACTS WHERE ID = {id}"));
