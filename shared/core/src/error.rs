@@ -66,6 +66,14 @@ pub enum Error {
     #[error("export {export:?}, table {table:?}, row {row}, column {column:?}: {problem}")]
     Encode { export: String, table: String, column: String, row: u64, problem: String },
 
+    #[error("export {export:?}, table {table:?}: the history did not answer the commit, nor could it say whether it landed; the run's manifest is kept and the next run settles it (commits it if it did not land)")]
+    CommitUncertain {
+        export: String,
+        table: String,
+        #[source]
+        source: BoxError,
+    },
+
     #[error("export {export:?}, table {table:?}: stopped before the function's deadline after {rows} rows; nothing was committed. Raise the function's timeout, narrow the window (run more often), or export this table with the warehouse's unload mode")]
     Deadline { export: String, table: String, rows: u64 },
 

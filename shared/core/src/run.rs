@@ -393,6 +393,8 @@ impl<'a> Runner<'a> {
                 error: None,
                 changes: record.changes,
             }),
+            // Its manifest is kept and its record left `running`: the next run settles it.
+            Err(e @ Error::CommitUncertain { .. }) => Err(e),
             Err(e) => {
                 record.state = RunState::Failed;
                 record.finished_at = Some(Utc::now());
@@ -517,19 +519,42 @@ impl<'a> Runner<'a> {
             None => plan.next_watermark(),
         };
         let committed = self.ports.history.commit_run(lease, record, plan.base_watermark.as_ref(), next.as_ref()).await;
-        if let Err(e) = committed {
-            // The manifest must not outlive a run the history does not record as succeeded.
-            self.remove_output(export, record).await;
-            return Err(match e {
-                HistoryError::LeaseLost => Error::LeaseLost { export: export.name.clone() },
-                HistoryError::WatermarkMoved { expected, found } => Error::WatermarkMoved {
+        match committed {
+            Ok(()) => {}
+            // Refused: the manifest must not outlive a run the history does not record as
+            // succeeded.
+            Err(HistoryError::LeaseLost) => {
+                self.remove_output(export, record).await;
+                return Err(Error::LeaseLost { export: export.name.clone() });
+            }
+            Err(HistoryError::WatermarkMoved { expected, found }) => {
+                self.remove_output(export, record).await;
+                return Err(Error::WatermarkMoved {
                     export: export.name.clone(),
                     table: table.name.clone(),
                     expected: expected.map_or("none".into(), |w| w.to_string()),
                     found: found.map_or("none".into(), |w| w.to_string()),
-                },
-                other => Error::History { export: export.name.clone(), source: Box::new(other) },
-            });
+                });
+            }
+            // Failed without an answer: the commit may have landed (a reply lost on the way).
+            // Removing the output of a commit that landed would lose its rows, so ask first.
+            Err(other) => match self.commit_landed(export, record).await {
+                Some(true) => {
+                    warn!(export = %export.name, table = %table.name, run_id = %record.run_id, error = %other,
+                        "the commit's answer was lost, but the history shows it landed");
+                }
+                Some(false) => {
+                    self.remove_output(export, record).await;
+                    return Err(Error::History { export: export.name.clone(), source: Box::new(other) });
+                }
+                None => {
+                    return Err(Error::CommitUncertain {
+                        export: export.name.clone(),
+                        table: table.name.clone(),
+                        source: Box::new(other),
+                    })
+                }
+            },
         }
         // The state this run compared with is referenced by nothing any more: remove it, so a
         // table's states do not pile up (only the newest is ever read).
@@ -805,6 +830,14 @@ impl<'a> Runner<'a> {
                 }
             }
         }
+    }
+
+    /// Whether the history records this table run as succeeded; None when it cannot tell.
+    async fn commit_landed(&self, export: &ExportSpec, record: &RunRecord) -> Option<bool> {
+        let runs = self.ports.history.runs(&export.name, 500).await.ok()?;
+        Some(
+            runs.iter().any(|r| r.run_id == record.run_id && r.table == record.table && r.state == RunState::Succeeded),
+        )
     }
 
     async fn remove_output(&self, export: &ExportSpec, record: &RunRecord) {

@@ -13,7 +13,7 @@ use sluice_core::spec::Config;
 use sluice_core::value::Watermark;
 use sluice_core::{BoxError, Error};
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory, SqliteSource};
-use sluice_testkit::history::BeforeCommit;
+use sluice_testkit::history::{BeforeCommit, Lost, LostCommit};
 use sluice_testkit::{committed_rows, contacts_config, create_contacts, insert_contacts, stray_files};
 
 const CSV: &str = "{ compression = \"none\", max_file_size = 400 }";
@@ -263,6 +263,46 @@ async fn a_refused_commit_leaves_no_manifest_and_the_watermark_it_found() {
     assert_eq!(runs[0].state, RunState::Failed);
     let events = std::fs::read_to_string(env.dir.path().join("events.jsonl")).unwrap();
     assert!(events.contains("\"detail-type\":\"ExportFailed\""), "{events}");
+}
+
+/// A commit whose answer is lost: if the history shows it landed, the run stands; if it shows
+/// it did not, the output goes; if the history cannot say, the manifest stays and the next run
+/// settles it. In every case each row is exported once and none is lost.
+#[tokio::test]
+async fn a_commit_whose_answer_is_lost_neither_loses_nor_doubles_rows() {
+    for (lost, blind) in [(Lost::AfterApplying, false), (Lost::BeforeApplying, false), (Lost::BeforeApplying, true)] {
+        let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\" }");
+        insert_contacts(&env.db(), 1, 30, "2025-12-31 00:00:00");
+        let store = DirectoryStore::new(env.out());
+        let history = LostCommit::new(&env.history, lost, blind);
+        let s = env.run_with(&store, &history, &env.opts()).await.unwrap();
+        match (lost, blind) {
+            (Lost::AfterApplying, _) => {
+                assert!(s.succeeded, "it landed: {:?}", s.error);
+                assert!(env.watermark().await.is_some());
+            }
+            (_, false) => {
+                assert!(!s.succeeded);
+                assert_eq!(env.watermark().await, None);
+                assert!(store.list("").await.unwrap().is_empty(), "it did not land: nothing stays");
+            }
+            (_, true) => {
+                assert!(
+                    s.tables[0].error.as_deref().unwrap().contains("the next run settles it"),
+                    "{:?}",
+                    s.tables[0].error
+                );
+                assert_eq!(env.history.open_runs("contacts").await.unwrap().len(), 1, "left running, manifest kept");
+            }
+        }
+        // The next run (on the plain history) settles whatever is left, and adds nothing twice.
+        env.run().await;
+        assert_eq!(env.history.open_runs("contacts").await.unwrap().len(), 0);
+        let seen = exported(&env.out());
+        assert_eq!(seen.len(), 30, "{lost:?} blind={blind}");
+        assert!(seen.values().all(|n| *n == 1), "{lost:?} blind={blind}: {seen:?}");
+        assert!(stray_files(&env.out()).is_empty());
+    }
 }
 
 /// The real directory store, where the process "dies" (the run's future is dropped) right
