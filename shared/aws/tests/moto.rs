@@ -475,3 +475,39 @@ async fn secrets_manager_returns_the_secret_and_names_a_missing_one() {
     let err = secrets.secret_string("sluice/absent").await.unwrap_err().to_string();
     assert!(err.contains("\"sluice/absent\"") && err.contains("not found"), "{err}");
 }
+
+/// The `check` strategy on S3 and DynamoDB: a state larger than an S3 part is written as a
+/// multipart upload, read back as a stream by the next run, and removed once that run commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_check_table_keeps_its_state_in_s3_and_exports_only_what_changed() {
+    let cfg = config().await;
+    let (s3, b) = bucket(&cfg).await;
+    let (ddb, t) = table(&cfg).await;
+    let dir = tempfile::tempdir().unwrap();
+    let check = "{ strategy = \"check\", key = [\"id\"], columns = [\"email\", \"name\"], deletes = true }";
+    let (spec, source) = contacts(dir.path(), 1_000_000, check, "{ compression = \"zstd\" }");
+    let store = S3Store::new(s3.clone(), &b, "exports", None);
+    let history = DynamoHistory::new(ddb, &t);
+    let events = sluice_local::JsonlEventLog::new(dir.path().join("events.jsonl"));
+    let ports = Ports { source: &source, store: &store, history: &history, events: &events };
+    let first = Runner::new(ports, &Quiet).run(&spec.exports[0], &sluice_testkit::run_options()).await.unwrap();
+    assert!(first.succeeded, "{:?}", first.error);
+    let Some(Watermark::Text(state)) = history.watermark("contacts", "contacts").await.unwrap().map(|w| w.watermark)
+    else {
+        panic!("a check table's watermark is its state's key")
+    };
+    let head = s3.head_object().bucket(&b).key(format!("exports/{state}")).send().await.unwrap();
+    assert!(head.content_length().unwrap() > PART_SIZE as i64, "the state spans several S3 parts");
+
+    let db = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
+    db.execute_batch(
+        "UPDATE contacts SET email = 'moved@example.com' WHERE id % 1000 = 0; DELETE FROM contacts WHERE id = 17;",
+    )
+    .unwrap();
+    let second = Runner::new(ports, &Quiet).run(&spec.exports[0], &sluice_testkit::run_options()).await.unwrap();
+    assert!(second.succeeded, "{:?}", second.error);
+    let c = second.tables[0].changes.unwrap();
+    assert_eq!((c.inserts, c.updates, c.deletes, c.unchanged), (0, 1000, 1, 998_999));
+    assert!(store.get(&state).await.unwrap().is_none(), "the state it compared with is removed");
+    assert!(s3.list_multipart_uploads().bucket(&b).send().await.unwrap().uploads().is_empty());
+}
