@@ -205,3 +205,24 @@ fn apply_creates_edits_and_activates_what_a_file_declares_and_a_dry_run_changes_
         "{plan}"
     );
 }
+
+#[test]
+fn a_managed_export_that_no_longer_validates_is_named_and_the_rest_still_work() {
+    let (_dir, cfg, definition) = workspace();
+    ok(sluice(&cfg, &["apply", definition.to_str().unwrap(), "--activate"]));
+    // The file's source is renamed: the active version names a source that is gone.
+    let renamed = std::fs::read_to_string(&cfg).unwrap().replace("[sources.db]", "[sources.warehouse]");
+    std::fs::write(&cfg, renamed).unwrap();
+    let out = sluice(&cfg, &["status"]);
+    assert!(out.status.success(), "{}", text(&out));
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        said.contains("crm") && said.contains("no source named") && said.contains("left out until it is fixed"),
+        "{said}"
+    );
+    // Its definition can still be read and fixed.
+    ok(sluice(&cfg, &["exports", "edit", "crm", "--source", "warehouse"]));
+    ok(sluice(&cfg, &["exports", "activate", "crm"]));
+    let status = json(sluice(&cfg, &["--json", "status"]));
+    assert_eq!(status[0]["export"], "crm", "{status}");
+}

@@ -417,10 +417,12 @@ impl App {
         let ops = Exports { catalog: &self.history, config: &self.config, who: who.to_string() };
         let entry = match action {
             Action::Status => {
-                let (config, _) = ops.with_runnable().await?;
+                let (config, _, invalid) = ops.with_runnable().await?;
                 let stores = Stores { history: &self.history, ledger: &self.history, catalog: &self.history };
                 let all = status_of_all(&stores, &config, chrono::Utc::now()).await.map_err(CatalogError::Store)?;
-                return Ok(json!({ "exports": all }));
+                // One broken definition must not hide every export's status: listed apart.
+                let problems: Vec<String> = invalid.iter().map(ToString::to_string).collect();
+                return Ok(json!({ "exports": all, "problems": problems }));
             }
             Action::Show { export, version } => {
                 let e = ops.get(export).await?;

@@ -399,18 +399,29 @@ impl Exports<'_> {
     }
 
     /// The config with the exports that run from the catalog merged in: a managed export of
-    /// the same name as one of the file's replaces it (its names are returned, to warn about).
-    pub async fn with_runnable(&self) -> Result<(Config, Vec<String>), CatalogError> {
+    /// the same name as one of the file's replaces it. Also returns what to warn about: the
+    /// names shadowed, and each managed export whose active version no longer validates against
+    /// the file (a source removed, say), left out so the others still run and show.
+    pub async fn with_runnable(&self) -> Result<(Config, Vec<String>, Vec<CatalogError>), CatalogError> {
         let mut config = self.config.clone();
-        let mut shadowed = Vec::new();
-        for spec in self.runnable().await? {
+        let (mut shadowed, mut invalid) = (Vec::new(), Vec::new());
+        for entry in self.catalog.entries().await.map_err(CatalogError::Store)? {
+            let spec = match self.running(&entry).await {
+                Ok(Some(spec)) => spec,
+                Ok(None) => continue,
+                Err(e @ CatalogError::Invalid { .. }) => {
+                    invalid.push(e);
+                    continue;
+                }
+                Err(e) => return Err(e),
+            };
             if let Some(i) = config.exports.iter().position(|e| e.name == spec.name) {
                 shadowed.push(spec.name.clone());
                 config.exports.remove(i);
             }
             config.exports.push(spec);
         }
-        Ok((config, shadowed))
+        Ok((config, shadowed, invalid))
     }
 
     /// An entry's active version as a spec, with its state; None for drafts and deleted ones.
