@@ -55,12 +55,9 @@ pub enum StartError {
     Setting { name: &'static str, problem: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("reading the config from {location}")]
-    ConfigFetch {
-        location: String,
-        #[source]
-        source: sluice_core::BoxError,
-    },
+    /// The config file could not be fetched or is not valid.
+    #[error(transparent)]
+    ConfigLoad(#[from] sluice_aws::ConfigLoadError),
 }
 
 impl From<sluice_aws::SettingError> for StartError {
@@ -354,13 +351,7 @@ impl App {
     pub async fn init(settings: Settings) -> Result<App, StartError> {
         let sdk = sluice_aws::client_config().await;
         let s3 = sluice_aws::s3_client(&sdk);
-        let config = match sluice_aws::load_config(&s3, &settings.base.config).await {
-            Ok(c) => c,
-            Err(sluice_aws::ConfigLoadError::Config(e)) => return Err(e.into()),
-            Err(sluice_aws::ConfigLoadError::Fetch { location, source }) => {
-                return Err(StartError::ConfigFetch { location, source })
-            }
-        };
+        let config = sluice_aws::load_config(&s3, &settings.base.config).await?;
         let history = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.base.history_table);
         let scheduler = EventBridgeScheduler::new(
             aws_sdk_eventbridge::Client::new(&sdk),

@@ -11,12 +11,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn serve() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    sluice_connect::function_logging();
     // A start that fails (a missing setting, a bad config) fails every invocation with why.
     let settings = settings_from_env().map_err(|e| sluice_core::run::error_chain(&e))?;
     let app = App::init(settings).await.map_err(|e| sluice_core::run::error_chain(&e))?;

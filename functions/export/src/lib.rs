@@ -30,12 +30,9 @@ pub enum FnError {
     Setting { name: &'static str, problem: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("reading the config from {location}")]
-    ConfigFetch {
-        location: String,
-        #[source]
-        source: sluice_core::BoxError,
-    },
+    /// The config file could not be fetched or is not valid.
+    #[error(transparent)]
+    ConfigLoad(#[from] sluice_aws::ConfigLoadError),
     #[error(transparent)]
     Request(#[from] RequestError),
     #[error("export {export:?} writes to {destination}; the function writes to S3 only: set destination = \"s3://bucket/prefix\"")]
@@ -64,10 +61,9 @@ impl FnError {
             | FnError::Catalog(CatalogError::WrongState { .. }) => "Sluice.InvalidRequest",
             FnError::Catalog(CatalogError::Store(_)) => "Sluice.RunFailed",
             FnError::Catalog(_) => "Sluice.Configuration",
-            FnError::Setting { .. }
-            | FnError::Config(_)
-            | FnError::ConfigFetch { .. }
-            | FnError::Destination { .. } => "Sluice.Configuration",
+            FnError::Setting { .. } | FnError::Config(_) | FnError::ConfigLoad(_) | FnError::Destination { .. } => {
+                "Sluice.Configuration"
+            }
             FnError::Source { .. } => "Sluice.SourceUnavailable",
             FnError::Run(e) if e.is_lease_held() => "Sluice.AlreadyRunning",
             FnError::Run(_) | FnError::RunFailed(_) => "Sluice.RunFailed",
@@ -115,13 +111,7 @@ impl App {
     pub async fn init(settings: Settings) -> Result<App, FnError> {
         let sdk = sluice_aws::client_config().await;
         let s3 = sluice_aws::s3_client(&sdk);
-        let config = match sluice_aws::load_config(&s3, &settings.config).await {
-            Ok(c) => c,
-            Err(sluice_aws::ConfigLoadError::Config(e)) => return Err(e.into()),
-            Err(sluice_aws::ConfigLoadError::Fetch { location, source }) => {
-                return Err(FnError::ConfigFetch { location, source })
-            }
-        };
+        let config = sluice_aws::load_config(&s3, &settings.config).await?;
         for w in &config.warnings {
             tracing::warn!(key = %w.key, "{}", w);
         }

@@ -21,12 +21,7 @@ fn main() -> Result<(), lambda_runtime::Error> {
 }
 
 async fn serve() -> Result<(), lambda_runtime::Error> {
-    tracing_subscriber::fmt()
-        .json()
-        .flatten_event(true)
-        .with_current_span(false)
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
-        .init();
+    sluice_connect::function_logging();
     let app = App::init(settings_from_env()?).await?;
     let app = &app;
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {

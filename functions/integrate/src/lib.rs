@@ -24,12 +24,9 @@ pub enum FnError {
     Setting { name: &'static str, problem: String },
     #[error(transparent)]
     Config(#[from] ConfigError),
-    #[error("reading the config from {location}")]
-    ConfigFetch {
-        location: String,
-        #[source]
-        source: sluice_core::BoxError,
-    },
+    /// The config file could not be fetched or is not valid.
+    #[error(transparent)]
+    ConfigLoad(#[from] sluice_aws::ConfigLoadError),
     #[error("integration {integration:?}: {problem}")]
     Token { integration: String, problem: String },
     #[error("cannot read the event: {0}")]
@@ -43,7 +40,7 @@ impl FnError {
     pub fn error_type(&self) -> &'static str {
         match self {
             FnError::Event(_) => "Sluice.InvalidEvent",
-            FnError::Setting { .. } | FnError::Config(_) | FnError::ConfigFetch { .. } | FnError::Token { .. } => {
+            FnError::Setting { .. } | FnError::Config(_) | FnError::ConfigLoad(_) | FnError::Token { .. } => {
                 "Sluice.Configuration"
             }
             FnError::Deliver(DeliverError::Busy { .. }) => "Sluice.Busy",
@@ -100,13 +97,7 @@ impl App {
     pub async fn init(settings: Settings) -> Result<App, FnError> {
         let sdk = sluice_aws::client_config().await;
         let s3 = sluice_aws::s3_client(&sdk);
-        let config = match sluice_aws::load_config(&s3, &settings.common.config).await {
-            Ok(c) => c,
-            Err(sluice_aws::ConfigLoadError::Config(e)) => return Err(e.into()),
-            Err(sluice_aws::ConfigLoadError::Fetch { location, source }) => {
-                return Err(FnError::ConfigFetch { location, source })
-            }
-        };
+        let config = sluice_aws::load_config(&s3, &settings.common.config).await?;
         let spec = config.integration(&settings.integration)?.clone();
         let export = config.export(&spec.export)?;
         let Destination::S3 { bucket, prefix } = &export.destination else {

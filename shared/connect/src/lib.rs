@@ -31,6 +31,17 @@ pub fn bound_allocator() {
     }
 }
 
+/// Logging for a Lambda function: JSON lines (CloudWatch reads them as fields), `info` unless
+/// `RUST_LOG` says otherwise. Call once, at the start of the function's `main`.
+pub fn function_logging() {
+    tracing_subscriber::fmt()
+        .json()
+        .flatten_event(true)
+        .with_current_span(false)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .init();
+}
+
 /// Opens the source: for Snowflake, reads the credentials and logs in.
 pub async fn open_source(spec: &SourceSpec, secrets: &dyn Secrets) -> Result<Arc<dyn Source>, BoxError> {
     Ok(match spec {
