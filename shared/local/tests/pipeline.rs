@@ -274,7 +274,7 @@ async fn a_commit_whose_answer_is_lost_neither_loses_nor_doubles_rows() {
         let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\" }");
         insert_contacts(&env.db(), 1, 30, "2025-12-31 00:00:00");
         let store = DirectoryStore::new(env.out());
-        let history = LostCommit::new(&env.history, lost, blind);
+        let history = LostCommit::losing(&env.history, lost, blind);
         let s = env.run_with(&store, &history, &env.opts()).await.unwrap();
         match (lost, blind) {
             (Lost::AfterApplying, _) => {
