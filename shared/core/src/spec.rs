@@ -966,21 +966,21 @@ impl Validator {
                 }
             }
         }
+        // The timestamp strategy's keys, named when another strategy is given them.
+        let timestamp_keys = [
+            ("column", raw.column.is_some()),
+            ("fallback_column", raw.fallback_column.is_some()),
+            ("lag", raw.lag.is_some()),
+            ("upper_bound", raw.upper_bound.is_some()),
+        ];
         match raw.strategy.as_str() {
             "full" => {
-                for (k, set) in [
-                    ("column", raw.column.is_some()),
-                    ("fallback_column", raw.fallback_column.is_some()),
-                    ("lag", raw.lag.is_some()),
-                    ("upper_bound", raw.upper_bound.is_some()),
-                ] {
-                    if set {
-                        self.problem(
-                            format!("{key}.{k}"),
-                            "not used by strategy \"full\"",
-                            "remove it, or use strategy = \"timestamp\"",
-                        );
-                    }
+                for (k, _) in timestamp_keys.iter().filter(|(_, set)| *set) {
+                    self.problem(
+                        format!("{key}.{k}"),
+                        "not used by strategy \"full\"",
+                        "remove it, or use strategy = \"timestamp\"",
+                    );
                 }
                 Some(Incremental::Full)
             }
@@ -1038,19 +1038,12 @@ impl Validator {
                 }))
             }
             "check" => {
-                for (k, set) in [
-                    ("column", raw.column.is_some()),
-                    ("fallback_column", raw.fallback_column.is_some()),
-                    ("lag", raw.lag.is_some()),
-                    ("upper_bound", raw.upper_bound.is_some()),
-                ] {
-                    if set {
-                        self.problem(
-                            format!("{key}.{k}"),
-                            "not used by strategy \"check\"",
-                            "remove it: check compares the key and the chosen columns with the last run's state",
-                        );
-                    }
+                for (k, _) in timestamp_keys.iter().filter(|(_, set)| *set) {
+                    self.problem(
+                        format!("{key}.{k}"),
+                        "not used by strategy \"check\"",
+                        "remove it: check compares the key and the chosen columns with the last run's state",
+                    );
                 }
                 let names = |list: &[String]| {
                     let mut seen = BTreeSet::new();
