@@ -50,6 +50,46 @@ pub struct RunArgs {
     /// later, or let S3 events do it).
     #[arg(long)]
     pub no_integrate: bool,
+    /// Run only the active exports that are due: a schedule of theirs (a running
+    /// orchestration's, or the file's `schedule`) has come round since their last run. For a
+    /// cron line on one machine: `* * * * * sluice run --due`.
+    #[arg(long, conflicts_with = "exports")]
+    pub due: bool,
+}
+
+/// The active exports a schedule has come round for since their last run started (or that
+/// never ran): a managed export's running orchestrations, counted from their creation; a file
+/// export's `schedule`, counted from its last run.
+async fn due_exports(app: &App) -> Result<Vec<&ExportSpec>> {
+    let now = chrono::Utc::now();
+    let mut due = Vec::new();
+    for export in app.config.exports.iter().filter(|e| e.state == ExportState::Active) {
+        // Each schedule with what a rate counts from: an orchestration's creation (as its
+        // EventBridge rule does), or None for the export's last run.
+        type Counted = (String, Option<chrono::DateTime<chrono::Utc>>);
+        let schedules: Vec<Counted> = match app.catalog.entry(&export.name).await? {
+            Some(entry) => entry
+                .orchestrations
+                .iter()
+                .filter(|o| !o.paused)
+                .map(|o| (o.schedule.clone(), Some(o.created_at)))
+                .collect(),
+            None => export.schedule.iter().map(|s| (s.clone(), None)).collect(),
+        };
+        if schedules.is_empty() {
+            continue;
+        }
+        let last = app.history.runs(&export.name, 1).await?.first().map(|r| r.started_at);
+        let is_due = |(schedule, anchor): &Counted| match last {
+            None => true,
+            Some(last) => sluice_core::schedule::next_after(schedule, anchor.unwrap_or(last), last)
+                .is_some_and(|next| next <= now),
+        };
+        if schedules.iter().any(is_due) {
+            due.push(export);
+        }
+    }
+    Ok(due)
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -157,7 +197,17 @@ fn print_json<T: Serialize>(value: &T) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 
 pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
-    let exports = select(&app.config, &args.exports, true)?;
+    let exports = if args.due { due_exports(&app).await? } else { select(&app.config, &args.exports, true)? };
+    if args.due && exports.is_empty() {
+        if json && (app.config.integrations.is_empty() || args.no_integrate) {
+            print_json(&serde_json::json!([]))?;
+        } else if json {
+            print_json(&serde_json::json!({"runs": [], "deliveries": []}))?;
+        } else {
+            println!("nothing is due");
+        }
+        return Ok(exit::OK);
+    }
     if exports.is_empty() {
         return Err(
             Usage("no active export to run; set state = \"active\" on one or name it with --export".into()).into()

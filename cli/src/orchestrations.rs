@@ -1,6 +1,6 @@
 //! `sluice orchestrations …`: an activated managed export bound to a schedule. With a DynamoDB
 //! history each one is an EventBridge rule that invokes the export function; with a history
-//! file it is a record (`status` shows its next run; cron runs `sluice run --export NAME`).
+//! file it is a record (`status` shows its next run; cron runs `sluice run --due`).
 //! The operations are `sluice_core::orchestrate`; this module parses and prints.
 
 use anyhow::Result;

@@ -226,3 +226,35 @@ fn a_managed_export_that_no_longer_validates_is_named_and_the_rest_still_work() 
     let status = json(sluice(&cfg, &["--json", "status"]));
     assert_eq!(status[0]["export"], "crm", "{status}");
 }
+
+/// `sluice run --due` on one machine: an export runs when one of its schedules has come round
+/// since its last run (a managed export's running orchestration, or a file export's
+/// `schedule`), so cron can call it every minute.
+#[test]
+fn run_due_runs_what_a_schedule_has_come_round_for() {
+    let (_dir, cfg, definition) = workspace();
+    // A file export with a daily schedule beside the managed one.
+    let mut file = std::fs::read_to_string(&cfg).unwrap();
+    file.push_str(
+        "\n[[export]]\nname = \"daily\"\nsource = \"db\"\ndestination = \"out\"\nschedule = \"rate(1 day)\"\n\n\
+         [[export.table]]\nname = \"contacts\"\nincremental = { strategy = \"full\" }\n",
+    );
+    std::fs::write(&cfg, file).unwrap();
+    ok(sluice(&cfg, &["apply", definition.to_str().unwrap(), "--activate"]));
+    let names = |v: &Value| -> Vec<String> {
+        let mut n: Vec<String> =
+            v.as_array().unwrap().iter().map(|s| s["export"].as_str().unwrap().to_string()).collect();
+        n.sort();
+        n
+    };
+    // crm has no orchestration yet: only the file's scheduled export is due (it never ran).
+    assert_eq!(names(&json(sluice(&cfg, &["--json", "run", "--due"]))), ["daily"]);
+    ok(sluice(&cfg, &["orchestrations", "create", "crm", "hourly", "--schedule", "rate(1 hour)"]));
+    assert_eq!(names(&json(sluice(&cfg, &["--json", "run", "--due"]))), ["crm"], "crm never ran; daily just did");
+    let again = String::from_utf8(ok(sluice(&cfg, &["run", "--due"])).stdout).unwrap();
+    assert!(again.contains("nothing is due"), "{again}");
+    // A paused orchestration is never due.
+    ok(sluice(&cfg, &["orchestrations", "pause", "crm", "hourly"]));
+    let out = sluice(&cfg, &["run", "--due", "--export", "crm"]);
+    assert_eq!(out.status.code(), Some(2), "--due picks the exports itself: {}", text(&out));
+}
