@@ -68,7 +68,8 @@ pub trait Scheduler: Send + Sync {
 }
 
 /// On one machine nothing fires on its own: orchestrations are records that `sluice status`
-/// shows with their next run, and `sluice run --due`, from cron every minute, runs the exports they make due.
+/// shows with their next run, and `sluice run --due` (from cron, every minute) runs the
+/// exports they make due.
 pub struct RecordOnly;
 
 #[async_trait]
