@@ -10,6 +10,7 @@ pub mod lambda;
 pub mod ledger;
 pub mod moto;
 pub mod stack;
+pub mod store;
 
 use rusqlite::{params, Connection};
 use std::io::Read;

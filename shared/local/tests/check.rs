@@ -5,16 +5,17 @@
 
 use async_trait::async_trait;
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 
 use sluice_core::check::{is_state_key, STATE_FILE};
-use sluice_core::ports::{HistoryStore, ObjectMeta, ObjectStore, ObjectWriter, RunState};
+use sluice_core::ports::{HistoryStore, ObjectStore, ObjectWriter, RunState};
 use sluice_core::run::{ExportRunSummary, Ports, Quiet, RunOptions, Runner};
 use sluice_core::spec::Config;
 use sluice_core::value::Watermark;
 use sluice_core::BoxError;
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory, SqliteSource};
+use sluice_testkit::store::Intercepted;
 use sluice_testkit::{committed_parts, read_csv, stray_files, Dialect};
 
 /// (email, stage) by id: the checked columns as the destination holds them.
@@ -155,9 +156,19 @@ impl Rng {
 }
 
 /// A store whose writes fail once `budget` of them have gone through.
-struct FailsAfter {
-    inner: DirectoryStore,
-    budget: std::sync::Arc<AtomicI64>,
+fn fails_after(out: PathBuf, budget: i64) -> Intercepted<DirectoryStore> {
+    let budget = std::sync::Arc::new(AtomicI64::new(budget));
+    let spent = budget.clone();
+    Intercepted::new(DirectoryStore::new(out))
+        .writers(move |_, inner| Box::new(FailingWriter { inner, budget: budget.clone() }))
+        .before_put(move |_| spend(&spent))
+}
+
+fn spend(budget: &AtomicI64) -> Result<(), BoxError> {
+    if budget.fetch_sub(1, Ordering::SeqCst) <= 0 {
+        return Err("the disk is full (injected)".into());
+    }
+    Ok(())
 }
 
 struct FailingWriter {
@@ -168,9 +179,7 @@ struct FailingWriter {
 #[async_trait]
 impl ObjectWriter for FailingWriter {
     async fn write(&mut self, chunk: &[u8]) -> Result<(), BoxError> {
-        if self.budget.fetch_sub(1, Ordering::SeqCst) <= 0 {
-            return Err("the disk is full (injected)".into());
-        }
+        spend(&self.budget)?;
         self.inner.write(chunk).await
     }
     async fn finish(self: Box<Self>) -> Result<u64, BoxError> {
@@ -178,40 +187,6 @@ impl ObjectWriter for FailingWriter {
     }
     async fn abort(self: Box<Self>) -> Result<(), BoxError> {
         self.inner.abort().await
-    }
-}
-
-#[async_trait]
-impl ObjectStore for FailsAfter {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    async fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectWriter>, BoxError> {
-        Ok(Box::new(FailingWriter { inner: self.inner.create(key, meta).await?, budget: self.budget.clone() }))
-    }
-    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), BoxError> {
-        if self.budget.fetch_sub(1, Ordering::SeqCst) <= 0 {
-            return Err("the disk is full (injected)".into());
-        }
-        self.inner.put(key, bytes, meta).await
-    }
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
-        self.inner.get(key).await
-    }
-    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, BoxError> {
-        self.inner.get_tagged(key).await
-    }
-    async fn read(&self, key: &str) -> Result<Option<sluice_core::ports::ByteStream>, BoxError> {
-        self.inner.read(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), BoxError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64, BoxError> {
-        self.inner.delete_prefix(prefix).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, BoxError> {
-        self.inner.list(prefix).await
     }
 }
 
@@ -275,10 +250,7 @@ async fn applied_in_order_the_exported_changes_rebuild_the_source_and_failed_run
             // state it started from is still the one in force.
             if rng.below(3) == 0 {
                 let before = env.watermark().await;
-                let store = FailsAfter {
-                    inner: DirectoryStore::new(env.out()),
-                    budget: std::sync::Arc::new(AtomicI64::new(rng.below(6) as i64)),
-                };
+                let store = fails_after(env.out(), rng.below(6) as i64);
                 let failed = env.run_with(&store, &sluice_testkit::run_options()).await.unwrap();
                 if !failed.succeeded {
                     failed_runs += 1;
@@ -331,11 +303,10 @@ async fn a_run_killed_part_way_changes_nothing_and_the_next_run_exports_its_chan
 
     // Killed late in the merge (its future dropped while the new state's first block is being
     // written, its parts already out): the record stays open, the watermark does not move.
-    struct Hangs(DirectoryStore);
     /// Passes the state's header through, then hangs on its first block.
-    struct Hang(Box<dyn ObjectWriter>, usize);
+    struct HangAfter(Box<dyn ObjectWriter>, usize);
     #[async_trait]
-    impl ObjectWriter for Hang {
+    impl ObjectWriter for HangAfter {
         async fn write(&mut self, chunk: &[u8]) -> Result<(), BoxError> {
             self.1 += 1;
             if self.1 > 3 {
@@ -350,46 +321,16 @@ async fn a_run_killed_part_way_changes_nothing_and_the_next_run_exports_its_chan
             self.0.abort().await
         }
     }
-    #[async_trait]
-    impl ObjectStore for Hangs {
-        fn location(&self) -> String {
-            self.0.location()
+    let hangs = Intercepted::new(DirectoryStore::new(env.out())).writers(|key, w| {
+        if key.ends_with(STATE_FILE) {
+            Box::new(HangAfter(w, 0))
+        } else {
+            w
         }
-        async fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectWriter>, BoxError> {
-            if key.ends_with(STATE_FILE) {
-                return Ok(Box::new(Hang(self.0.create(key, meta).await?, 0)));
-            }
-            self.0.create(key, meta).await
-        }
-        async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), BoxError> {
-            self.0.put(key, bytes, meta).await
-        }
-        async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
-            self.0.get(key).await
-        }
-        async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, BoxError> {
-            self.0.get_tagged(key).await
-        }
-        async fn read(&self, key: &str) -> Result<Option<sluice_core::ports::ByteStream>, BoxError> {
-            self.0.read(key).await
-        }
-        async fn delete(&self, key: &str) -> Result<(), BoxError> {
-            self.0.delete(key).await
-        }
-        async fn delete_prefix(&self, prefix: &str) -> Result<u64, BoxError> {
-            self.0.delete_prefix(prefix).await
-        }
-        async fn list(&self, prefix: &str) -> Result<Vec<String>, BoxError> {
-            self.0.list(prefix).await
-        }
-    }
+    });
     let mut opts = sluice_testkit::run_options();
     opts.lease_ttl = std::time::Duration::ZERO;
-    let killed = tokio::time::timeout(
-        std::time::Duration::from_millis(300),
-        env.run_with(&Hangs(DirectoryStore::new(env.out())), &opts),
-    )
-    .await;
+    let killed = tokio::time::timeout(std::time::Duration::from_millis(300), env.run_with(&hangs, &opts)).await;
     assert!(killed.is_err(), "the run should have hung");
     assert_eq!(env.watermark().await, before);
 

@@ -1,19 +1,19 @@
 //! The whole export pipeline on the embedded adapters: incremental runs over a changing SQLite
 //! database, the lease, the conditional commit, and runs that die part way.
 
-use async_trait::async_trait;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use sluice_core::ports::{HistoryStore, LeaseOwner, ObjectMeta, ObjectStore, ObjectWriter, RunState};
+use sluice_core::ports::{HistoryStore, LeaseOwner, ObjectStore, RunState};
 use sluice_core::run::{Ports, Quiet, RunOptions, Runner};
 use sluice_core::spec::Config;
 use sluice_core::value::Watermark;
-use sluice_core::{BoxError, Error};
+use sluice_core::Error;
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory, SqliteSource};
 use sluice_testkit::history::{BeforeCommit, Lost, LostCommit};
+use sluice_testkit::store::{Hang, Intercepted};
 use sluice_testkit::{committed_rows, contacts_config, create_contacts, insert_contacts, stray_files};
 
 const CSV: &str = "{ compression = \"none\", max_file_size = 400 }";
@@ -307,67 +307,19 @@ async fn a_commit_whose_answer_is_lost_neither_loses_nor_doubles_rows() {
 
 /// The real directory store, where the process "dies" (the run's future is dropped) right
 /// after the manifest is written, or while a part is being written.
-struct DiesAt {
-    inner: DirectoryStore,
-    after_manifest: bool,
-}
-
-struct Hang;
-#[async_trait]
-impl ObjectWriter for Hang {
-    async fn write(&mut self, _chunk: &[u8]) -> Result<(), BoxError> {
-        std::future::pending().await
-    }
-    async fn finish(self: Box<Self>) -> Result<u64, BoxError> {
-        std::future::pending().await
-    }
-    async fn abort(self: Box<Self>) -> Result<(), BoxError> {
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl ObjectStore for DiesAt {
-    fn location(&self) -> String {
-        self.inner.location()
-    }
-    async fn create(&self, key: &str, meta: &ObjectMeta) -> Result<Box<dyn ObjectWriter>, BoxError> {
-        if !self.after_manifest && key.contains("part-00002") {
-            return Ok(Box::new(Hang));
-        }
-        self.inner.create(key, meta).await
-    }
-    async fn put(&self, key: &str, bytes: Vec<u8>, meta: &ObjectMeta) -> Result<(), BoxError> {
-        self.inner.put(key, bytes, meta).await?;
-        if self.after_manifest {
-            std::future::pending::<()>().await;
-        }
-        Ok(())
-    }
-    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, BoxError> {
-        self.inner.get(key).await
-    }
-    async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, BoxError> {
-        self.inner.get_tagged(key).await
-    }
-    async fn read(&self, key: &str) -> Result<Option<sluice_core::ports::ByteStream>, BoxError> {
-        self.inner.read(key).await
-    }
-    async fn delete(&self, key: &str) -> Result<(), BoxError> {
-        self.inner.delete(key).await
-    }
-    async fn delete_prefix(&self, prefix: &str) -> Result<u64, BoxError> {
-        self.inner.delete_prefix(prefix).await
-    }
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, BoxError> {
-        self.inner.list(prefix).await
+fn dies_at(out: PathBuf, after_manifest: bool) -> Intercepted<DirectoryStore> {
+    let store = Intercepted::new(DirectoryStore::new(out));
+    if after_manifest {
+        store.after_put(|_| Box::pin(std::future::pending()))
+    } else {
+        store.writers(|key, w| if key.contains("part-00002") { Box::new(Hang) } else { w })
     }
 }
 
 async fn die_then_rerun(after_manifest: bool) {
     let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\" }");
     insert_contacts(&env.db(), 1, 40, "2025-12-31 00:00:00");
-    let dying = DiesAt { inner: DirectoryStore::new(env.out()), after_manifest };
+    let dying = dies_at(env.out(), after_manifest);
     let mut opts = env.opts();
     // A zero TTL: the dead run's lease (held by this very, live process) has expired at once.
     opts.lease_ttl = std::time::Duration::ZERO;
