@@ -50,9 +50,6 @@ impl Scheduler for Unconfigured {
     async fn put(&self, _: &RuleSpec) -> Result<(), BoxError> {
         Err(self.0.clone().into())
     }
-    async fn set_enabled(&self, _: &str, _: bool) -> Result<(), BoxError> {
-        Err(self.0.clone().into())
-    }
     async fn remove(&self, _: &str) -> Result<(), BoxError> {
         Err(self.0.clone().into())
     }

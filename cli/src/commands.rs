@@ -7,12 +7,14 @@ use serde::Serialize;
 use std::io::IsTerminal;
 use std::time::Duration;
 
+use sluice_core::check::Changes;
 use sluice_core::format::FileFormat;
 use sluice_core::plan::plan_table;
 use sluice_core::ports::{RunState, UnloadTarget};
 use sluice_core::run::{error_chain, ExportRunSummary, Observer, Ports, Quiet, RunOptions, Runner};
 use sluice_core::spec::{Config, ConfigError, ExportSpec, ExportState, TableMode};
 use sluice_core::status::{ExportStatus, Stores};
+use sluice_core::value::Window;
 use sluice_core::Error as CoreError;
 
 use crate::app::App;
@@ -290,6 +292,16 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
     })
 }
 
+/// The WINDOW/CHANGES cell of a table run: `full`, a check run's `+ins ~upd -del`, or its window.
+fn window_or_changes(strategy: &str, window: &Window, changes: Option<Changes>) -> String {
+    match (strategy, changes) {
+        ("full", _) => "full".into(),
+        (_, Some(c)) => c.to_string(),
+        ("check", None) => "-".into(),
+        _ => window.to_string(),
+    }
+}
+
 pub fn render_summary(s: &ExportRunSummary, location: &str) -> String {
     let rows: Vec<Vec<String>> = s
         .tables
@@ -298,12 +310,7 @@ pub fn render_summary(s: &ExportRunSummary, location: &str) -> String {
             vec![
                 t.table.clone(),
                 t.state.as_str().to_string(),
-                match (t.strategy.as_str(), t.changes) {
-                    ("full", _) => "full".into(),
-                    (_, Some(c)) => c.to_string(),
-                    ("check", None) => "-".into(),
-                    _ => t.window.to_string(),
-                },
+                window_or_changes(&t.strategy, &t.window, t.changes),
                 output::count(t.rows),
                 t.parts.to_string(),
                 output::bytes(t.bytes),
@@ -619,12 +626,7 @@ pub async fn history(app: App, args: &HistoryArgs, json: bool) -> Result<u8> {
                 r.run_id.clone(),
                 r.table.clone(),
                 r.state.as_str().to_string(),
-                match (r.strategy.as_str(), r.changes) {
-                    ("full", _) => "full".into(),
-                    (_, Some(c)) => c.to_string(),
-                    ("check", None) => "-".into(),
-                    _ => r.window.to_string(),
-                },
+                window_or_changes(&r.strategy, &r.window, r.changes),
                 output::count(r.rows),
                 r.parts.to_string(),
                 output::bytes(r.bytes),

@@ -124,12 +124,6 @@ pub fn local_user(host: &str) -> String {
 }
 
 /// Activation's checks with the CLI's adapters: see `sluice_connect::ActivationChecks`.
-async fn check_activation(app: &App, spec: &ExportSpec) -> Vec<String> {
-    let secrets = app.secrets();
-    let store = |spec: &ExportSpec| app.store(spec).map_err(|e| e.to_string());
-    sluice_connect::ActivationChecks { config: &app.config, secrets: secrets.as_ref(), store: &store }.check(spec).await
-}
-
 struct Checks<'a> {
     app: &'a App,
 }
@@ -137,7 +131,11 @@ struct Checks<'a> {
 #[async_trait]
 impl Preflight for Checks<'_> {
     async fn check(&self, spec: &ExportSpec) -> Vec<String> {
-        check_activation(self.app, spec).await
+        let secrets = self.app.secrets();
+        let store = |spec: &ExportSpec| self.app.store(spec).map_err(|e| e.to_string());
+        let checks =
+            sluice_connect::ActivationChecks { config: &self.app.config, secrets: secrets.as_ref(), store: &store };
+        checks.check(spec).await
     }
 }
 

@@ -607,7 +607,8 @@ export class SluiceStack extends Stack {
               ...controlStatements(),
               new iam.PolicyStatement({
                 sid: 'Rules',
-                actions: ['events:PutRule', 'events:EnableRule', 'events:DisableRule', 'events:RemoveTargets', 'events:DeleteRule'],
+                // Pausing and resuming put the rule again with its state, which also restores a lost one.
+                actions: ['events:PutRule', 'events:RemoveTargets', 'events:DeleteRule'],
                 resources: [orchestrationRules],
               }),
               new iam.PolicyStatement({

@@ -51,16 +51,6 @@ impl Scheduler for MemoryScheduler {
         self.rules.lock().unwrap().insert(rule.rule.clone(), rule.clone());
         Ok(())
     }
-    async fn set_enabled(&self, rule: &str, enabled: bool) -> Result<(), BoxError> {
-        self.up()?;
-        match self.rules.lock().unwrap().get_mut(rule) {
-            Some(r) => {
-                r.enabled = enabled;
-                Ok(())
-            }
-            None => Err(format!("no rule {rule}").into()),
-        }
-    }
     async fn remove(&self, rule: &str) -> Result<(), BoxError> {
         self.up()?;
         self.rules.lock().unwrap().remove(rule);

@@ -83,15 +83,6 @@ impl Scheduler for EventBridgeScheduler {
         Ok(())
     }
 
-    async fn set_enabled(&self, rule: &str, enabled: bool) -> Result<(), BoxError> {
-        if enabled {
-            self.client.enable_rule().name(rule).send().await.map_err(|e| Self::failed("EnableRule", rule, e))?;
-        } else {
-            self.client.disable_rule().name(rule).send().await.map_err(|e| Self::failed("DisableRule", rule, e))?;
-        }
-        Ok(())
-    }
-
     async fn remove(&self, rule: &str) -> Result<(), BoxError> {
         match self.client.remove_targets().rule(rule).ids(TARGET_ID).send().await {
             Ok(_) => {}

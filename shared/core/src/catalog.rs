@@ -306,7 +306,7 @@ impl Exports<'_> {
     ) -> Result<CatalogEntry, CatalogError> {
         let entry = self.current(name, expected).await?;
         if !entry.orchestrations.is_empty() {
-            crate::orchestrate::check_ready(scheduler)?;
+            crate::orchestrate::not_ready(scheduler)?;
         }
         let (from, to, action) = if paused {
             (Lifecycle::Active, Lifecycle::Paused, "pause")
@@ -357,7 +357,7 @@ impl Exports<'_> {
         // (If the write below then fails, the rules are gone while the catalog still lists the
         // orchestrations: resuming one puts its rule back.)
         if !entry.orchestrations.is_empty() {
-            crate::orchestrate::check_ready(scheduler)?;
+            crate::orchestrate::not_ready(scheduler)?;
             self.remove_rules(&entry, scheduler).await?;
         }
         let next = CatalogEntry {
@@ -425,7 +425,7 @@ impl Exports<'_> {
     }
 
     /// An entry's active version as a spec, with its state; None for drafts and deleted ones.
-    async fn running(&self, entry: &CatalogEntry) -> Result<Option<ExportSpec>, CatalogError> {
+    pub(crate) async fn running(&self, entry: &CatalogEntry) -> Result<Option<ExportSpec>, CatalogError> {
         let (Some(v), Lifecycle::Active | Lifecycle::Paused) = (entry.active_version, entry.state) else {
             return Ok(None);
         };

@@ -55,7 +55,6 @@ impl RuleSpec {
 pub trait Scheduler: Send + Sync {
     /// Creates or replaces the rule (schedule, target, input, enabled or not).
     async fn put(&self, rule: &RuleSpec) -> Result<(), BoxError>;
-    async fn set_enabled(&self, rule: &str, enabled: bool) -> Result<(), BoxError>;
     /// Removes the rule and its target; a rule already gone is not an error.
     async fn remove(&self, rule: &str) -> Result<(), BoxError>;
     /// The rule's name for an orchestration (within the scheduler's limits), or why not.
@@ -75,9 +74,6 @@ pub struct RecordOnly;
 #[async_trait]
 impl Scheduler for RecordOnly {
     async fn put(&self, _: &RuleSpec) -> Result<(), BoxError> {
-        Ok(())
-    }
-    async fn set_enabled(&self, _: &str, _: bool) -> Result<(), BoxError> {
         Ok(())
     }
     async fn remove(&self, _: &str) -> Result<(), BoxError> {
@@ -102,7 +98,7 @@ fn rule_failed(name: &str, action: &str, e: BoxError) -> CatalogError {
 }
 
 /// Missing settings are the caller's to fix (like a bad command line), not a failure.
-fn not_ready(scheduler: &dyn Scheduler) -> Result<(), CatalogError> {
+pub(crate) fn not_ready(scheduler: &dyn Scheduler) -> Result<(), CatalogError> {
     scheduler.ready().map_err(CatalogError::Edit)
 }
 
@@ -131,17 +127,8 @@ impl Exports<'_> {
         if entry.state == Lifecycle::Deleted {
             return Err(self.wrong_state(&entry, "a deleted export cannot be orchestrated"));
         }
-        let spec = match self.active(export).await {
-            Ok(Some(spec)) => spec,
-            Ok(None) => return Err(CatalogError::NotFound(export.into())),
-            Err(CatalogError::WrongState { name, state, .. }) => {
-                return Err(CatalogError::WrongState {
-                    name,
-                    state,
-                    hint: "only an activated export can be orchestrated: activate it first".into(),
-                })
-            }
-            Err(e) => return Err(e),
+        let Some(spec) = self.running(&entry).await? else {
+            return Err(self.wrong_state(&entry, "only an activated export can be orchestrated: activate it first"));
         };
         let writes_to = spec.destination.to_string();
         if let Some(d) = destination.filter(|d| d.trim_end_matches('/') != writes_to.trim_end_matches('/')) {
@@ -251,7 +238,11 @@ impl Exports<'_> {
                  `sluice orchestrations delete {export} {orchestration}`"
             ))));
         }
-        let spec = self.active(export).await?.ok_or_else(|| CatalogError::NotFound(export.into()))?;
+        let Some(spec) = self.running(&entry).await? else {
+            return Err(
+                self.wrong_state(&entry, "activate it first (sluice exports activate, or POST /exports/NAME/activate)")
+            );
+        };
         Ok(match entry.orchestrations.iter().find(|o| o.name == orchestration) {
             None => Err(Skip(format!(
                 "export {export:?} has no orchestration {orchestration:?} (deleted?): remove its leftover rule with \
@@ -311,10 +302,6 @@ fn rules_failed(entry: &CatalogEntry, failed: Vec<String>) -> Result<(), Catalog
         entry.state.as_str(),
         failed.join("; ")
     )))
-}
-
-pub(crate) fn check_ready(scheduler: &dyn Scheduler) -> Result<(), CatalogError> {
-    not_ready(scheduler)
 }
 
 /// A rule fires only for a running orchestration of an active export.

@@ -438,22 +438,23 @@ impl<'a> Runner<'a> {
             (TableMode::Unload, None) => Vec::new(),
             (TableMode::Stream, query) => {
                 let mut parts = PartWriter::new(store, &record.prefix, &export.format, plan.columns.clone());
-                if let (Some(query), Some(check)) = (query, &plan.check) {
-                    let state = check::state_key(&record.prefix);
-                    match self.stream_check(export, table, plan, check, query, &state, &mut parts, &mut keeper).await {
-                        Ok(changes) => record.changes = Some(changes),
-                        Err(e) => {
-                            if let Err(ae) = parts.abort().await {
-                                warn!(export = %export.name, table = %table.name, error = %ae, "removing the failed run's parts failed");
-                            }
-                            self.remove_output(export, record).await;
-                            return Err(e);
+                if let Some(query) = query {
+                    let streamed = match &plan.check {
+                        Some(check) => {
+                            let state = check::state_key(&record.prefix);
+                            let changes =
+                                self.stream_check(export, table, plan, check, query, &state, &mut parts, &mut keeper);
+                            changes.await.map(|c| record.changes = Some(c))
                         }
-                    }
-                } else if let Some(query) = query {
-                    if let Err(e) = self.stream(export, table, plan, query, &mut parts, &mut keeper).await {
+                        None => self.stream(export, table, plan, query, &mut parts, &mut keeper).await,
+                    };
+                    if let Err(e) = streamed {
                         if let Err(ae) = parts.abort().await {
                             warn!(export = %export.name, table = %table.name, error = %ae, "removing the failed run's parts failed");
+                        }
+                        if plan.check.is_some() {
+                            // Its state may be out already, beside the parts.
+                            self.remove_output(export, record).await;
                         }
                         return Err(e);
                     }
@@ -559,13 +560,7 @@ impl<'a> Runner<'a> {
         // The state this run compared with is referenced by nothing any more: remove it, so a
         // table's states do not pile up (only the newest is ever read).
         if let (Some(_), Some(Watermark::Text(old))) = (&plan.check, &plan.base_watermark) {
-            if check::is_state_key(old)
-                && Some(old)
-                    != next.as_ref().and_then(|n| match n {
-                        Watermark::Text(t) => Some(t),
-                        _ => None,
-                    })
-            {
+            if check::is_state_key(old) && next.as_ref() != plan.base_watermark.as_ref() {
                 if let Err(e) = store.delete(old).await {
                     warn!(export = %export.name, table = %table.name, key = %old, error = %e, "removing the previous check state failed; it is no longer used");
                 }
