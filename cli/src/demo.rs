@@ -46,12 +46,13 @@ format = { kind = "csv", delimiter = "|", header = true, compression = "none", m
 
   [[export.table]]
   name = "contacts"
-  # Rows changed since the last run; no lag, because the demo changes rows and runs right away.
-  incremental = { strategy = "timestamp", column = "updated_at", lag = "0s" }
+  # Rows changed since the last run. A row is exported once its stamp is older than the lag
+  # (5 seconds unless set), so a transaction committing just after its stamp is never skipped.
+  incremental = { strategy = "timestamp", column = "updated_at" }
 
   [[export.table]]
   name = "orders"
-  incremental = { strategy = "timestamp", column = "updated_at", lag = "0s" }
+  incremental = { strategy = "timestamp", column = "updated_at" }
 "#;
 
 /// A small deterministic generator, so every demo database is the same.
@@ -128,6 +129,10 @@ pub fn build_sample(path: &Path, contacts: u32) -> Result<()> {
     Ok(())
 }
 
+/// How long the demo waits before its second run: the default lag and the second in progress
+/// must be over before rows stamped now are in a window.
+const WAIT: std::time::Duration = std::time::Duration::from_millis(6500);
+
 /// Changes a few rows the way an application would: updates stamp `updated_at` with now.
 fn change_rows(path: &Path, contacts: u32) -> Result<(usize, usize)> {
     let conn = Connection::open(path)?;
@@ -179,6 +184,12 @@ pub async fn demo(args: &DemoArgs) -> Result<u8> {
 
     let (updated, inserted) = change_rows(&db, args.contacts)?;
     println!("\n3. The application updates {updated} contacts and places {inserted} orders.");
+    println!(
+        "   Waiting {:.1} s: a row is exported once its stamp is older than the lag (5 s unless set), so a \
+         transaction that commits just after taking its stamp is never skipped.",
+        WAIT.as_secs_f64()
+    );
+    tokio::time::sleep(WAIT).await;
     println!("\n4. Second run: only what changed since the watermark is exported.");
     let code = commands::run(open().await?, &run_args, false).await?;
     if code != exit::OK {

@@ -295,6 +295,15 @@ pub struct TimestampIncremental {
     pub upper_bound: UpperBound,
 }
 
+/// The lag when the config names none. A writer takes its stamp before its transaction
+/// commits, and a run that reads in between would close the window above a row it cannot see
+/// yet. Single-statement writes commit within milliseconds of their stamp; five seconds covers
+/// them with a wide margin (a slow fsync, a lock wait, a replica catching up) and costs five
+/// seconds of freshness on schedules measured in minutes. Writers that stamp at the start of a
+/// long transaction need a lag longer than that transaction; `lag = "0s"` is for writers known
+/// to stamp at commit.
+pub const DEFAULT_LAG: Duration = Duration::from_secs(5);
+
 /// How `high` is captured before a run reads.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum UpperBound {
@@ -997,7 +1006,7 @@ impl Validator {
                     }
                 };
                 let lag = match raw.lag.as_deref() {
-                    None => Some(Duration::ZERO),
+                    None => Some(DEFAULT_LAG),
                     Some(l) => {
                         let d = parse_duration(l);
                         if d.is_none() {

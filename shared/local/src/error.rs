@@ -22,6 +22,18 @@ pub enum Error {
         #[source]
         source: rusqlite::Error,
     },
+    #[error(
+        "upper_bound = \"now\" cannot bound {column} of {table}: its first stamp is {seen}, and Sluice reads these \
+         as time: {recognised}; store the stamps in one of them, or set incremental.upper_bound = \"max\""
+    )]
+    StampLayout { table: String, column: String, seen: String, recognised: &'static str },
+    #[error(
+        "{column} of {table} holds stamps of more than one layout, {first} and {other}: SQLite compares them by \
+         storage class and character, not by time, so windows would skip or repeat rows; rewrite the column in one \
+         layout (for example UPDATE ... SET {column} = strftime('%Y-%m-%d %H:%M:%f', {column}) for text stamps), \
+         or export the table with strategy = \"check\""
+    )]
+    MixedStamps { table: String, column: String, first: String, other: String },
     #[error("{op} {path}")]
     Io {
         op: &'static str,

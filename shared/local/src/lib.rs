@@ -9,6 +9,7 @@ mod sqlite_catalog;
 mod sqlite_history;
 mod sqlite_ledger;
 mod sqlite_source;
+mod stamp;
 
 pub use dir_store::DirectoryStore;
 pub use error::Error;

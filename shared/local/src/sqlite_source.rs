@@ -4,7 +4,7 @@
 
 use async_trait::async_trait;
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use rusqlite::types::ValueRef;
+use rusqlite::types::{Value, ValueRef};
 use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use sluice_core::value::{BatchPool, Column, Watermark};
 use sluice_core::BoxError;
 
 use crate::error::Error;
+use crate::stamp::{self, Layout};
 
 /// A batch is handed over at this many rows or `BATCH_BYTES` of text, whichever comes first;
 /// the byte cap keeps a batch's memory the same for narrow and wide rows.
@@ -77,51 +78,41 @@ fn from_sql(v: ValueRef<'_>) -> Option<Watermark> {
     }
 }
 
-/// Renders "now minus lag" in the layout the column already uses, so SQLite's comparison of the
-/// stored values with the bound means what it says. Text stamps compare as text: the bound
-/// keeps the sample's date/time separator and `Z` suffix and carries milliseconds, which orders
-/// correctly against values with any number of fraction digits.
-fn render_now(now: DateTime<Utc>, sample: ValueRef<'_>) -> Watermark {
-    match sample {
-        ValueRef::Integer(i) => {
-            let abs = i.unsigned_abs();
-            Watermark::Int(if abs < 100_000_000_000 {
-                now.timestamp()
-            } else if abs < 100_000_000_000_000 {
-                now.timestamp_millis()
-            } else {
-                now.timestamp_micros()
-            })
+/// The smallest and largest non-NULL value of `e`: two index seeks where an index leads with
+/// the column, one scan otherwise.
+fn extremes(conn: &Connection, t: &str, e: &str) -> Result<(Option<Value>, Option<Value>), Error> {
+    let probe = format!("EXPLAIN QUERY PLAN SELECT MIN({e}) FROM {t}");
+    let indexed = {
+        let mut stmt = conn.prepare(&probe).map_err(query_err(&probe))?;
+        let details = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(query_err(&probe))?;
+        details.iter().any(|d| d.contains("INDEX"))
+    };
+    let q = if indexed {
+        format!("SELECT (SELECT MIN({e}) FROM {t}), (SELECT MAX({e}) FROM {t})")
+    } else {
+        format!("SELECT MIN({e}), MAX({e}) FROM {t}")
+    };
+    conn.query_row(&q, [], |r| Ok((r.get::<_, Value>(0)?, r.get::<_, Value>(1)?)))
+        .map(|(a, b)| (Some(a).filter(|v| *v != Value::Null), Some(b).filter(|v| *v != Value::Null)))
+        .map_err(query_err(&q))
+}
+
+fn mixed(table: &TableName, column: &str, a: &Value, b: &Value) -> Error {
+    let show = |v: &Value| {
+        let layout = Layout::of(ValueRef::from(v))
+            .map_or_else(|_| "a layout Sluice does not read as time".into(), |l| l.describe());
+        match v {
+            Value::Text(s) => format!("{s:?} ({layout})"),
+            Value::Integer(i) => format!("{i} ({layout})"),
+            Value::Real(f) => format!("{f} ({layout})"),
+            Value::Blob(_) => "a BLOB".to_string(),
+            Value::Null => "NULL".to_string(),
         }
-        ValueRef::Real(f) => {
-            let secs = now.timestamp_micros() as f64 / 1e6;
-            // Below ten million the values are Julian days (SQLite's julianday()).
-            Watermark::Float(if f.abs() < 1e7 { secs / 86400.0 + 2_440_587.5 } else { secs })
-        }
-        ValueRef::Text(t) | ValueRef::Blob(t) => {
-            let t = String::from_utf8_lossy(t);
-            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-                // Epoch digits stored as text compare as text: same digits, same length.
-                let v = match t.len() {
-                    ..=11 => now.timestamp(),
-                    12..=14 => now.timestamp_millis(),
-                    _ => now.timestamp_micros(),
-                };
-                return Watermark::Text(v.to_string());
-            }
-            let b = t.as_bytes();
-            if t.len() == 10 && b[4] == b'-' && b[7] == b'-' {
-                // Dates only: a day is in a window once it is over, so today's rows are never
-                // split between two runs.
-                let day = (now - ChronoDuration::days(1)).format("%Y-%m-%d");
-                return Watermark::Text(day.to_string());
-            }
-            let sep = if t.as_bytes().get(10) == Some(&b'T') { 'T' } else { ' ' };
-            let zulu = if t.ends_with('Z') { "Z" } else { "" };
-            Watermark::Text(format!("{}{sep}{}{zulu}", now.format("%Y-%m-%d"), now.format("%H:%M:%S%.3f")))
-        }
-        ValueRef::Null => Watermark::Text(now.format("%Y-%m-%d %H:%M:%S%.3f").to_string()),
-    }
+    };
+    Error::MixedStamps { table: table.to_string(), column: column.to_string(), first: show(a), other: show(b) }
 }
 
 fn table_sql(table: &TableName) -> Result<String, Error> {
@@ -175,15 +166,45 @@ impl Source for SqliteSource {
         match bound {
             UpperBound::Now { lag } => {
                 let q = format!("SELECT {e} FROM {t} WHERE {e} IS NOT NULL LIMIT 1");
-                let mut stmt = conn.prepare(&q).map_err(query_err(&q))?;
-                let mut rows = stmt.query([]).map_err(query_err(&q))?;
-                let Some(row) = rows.next().map_err(query_err(&q))? else { return Ok(None) };
-                let sample = row.get_ref(0).map_err(query_err(&q))?;
+                let sample: Option<Value> = conn
+                    .query_row(&q, [], |r| r.get(0))
+                    .map(Some)
+                    .or_else(|e| match e {
+                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
+                        e => Err(e),
+                    })
+                    .map_err(query_err(&q))?;
+                let Some(sample) = sample else { return Ok(None) };
+                let layout = Layout::of(ValueRef::from(&sample)).map_err(|seen| Error::StampLayout {
+                    table: table.to_string(),
+                    column: e.clone(),
+                    seen,
+                    recognised: stamp::RECOGNISED,
+                })?;
+                // The sample, the smallest and the largest stamp must share a layout: SQLite
+                // orders by storage class first, and text by its characters, so a second
+                // layout sorts into the wrong windows (or none). Checking the two ends catches
+                // any mix of storage classes or epoch units, whatever lies between them.
+                let (min, max) = extremes(&conn, &t, &e)?;
+                let mut layout = layout;
+                for other in [min, max].into_iter().flatten() {
+                    match Layout::of(ValueRef::from(&other)) {
+                        Ok(l) if l.same_family(&layout) => layout = layout.join(&l),
+                        _ => return Err(mixed(table, &e, &sample, &other).into()),
+                    }
+                }
                 let lag = ChronoDuration::from_std(lag).unwrap_or(ChronoDuration::MAX);
                 let now = (self.clock)().checked_sub_signed(lag).unwrap_or(DateTime::<Utc>::MIN_UTC);
-                Ok(Some(render_now(now, sample)))
+                Ok(Some(layout.bound(now)))
             }
             UpperBound::Max => {
+                // The maximum needs no layout, but one storage class: a text stamp among
+                // numbers sorts above every one of them.
+                if let (Some(min), Some(max)) = extremes(&conn, &t, &e)? {
+                    if min.data_type() != max.data_type() {
+                        return Err(mixed(table, &e, &min, &max).into());
+                    }
+                }
                 let q = sql::tie_safe_max(&t, expr);
                 let v = conn.query_row(&q, [], |r| Ok(from_sql(r.get_ref(0)?))).map_err(query_err(&q))?;
                 Ok(v)
@@ -260,30 +281,4 @@ fn stream_rows(conn: &Connection, rendered: &RenderedQuery, width: usize, tx: &R
         tx.blocking_send(Ok(batch));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use chrono::TimeZone;
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 23, 10, 30, 15).unwrap() + ChronoDuration::milliseconds(250)
-    }
-
-    #[test]
-    fn now_bound_follows_the_columns_layout() {
-        assert_eq!(
-            render_now(now(), ValueRef::Text(b"2024-01-01 00:00:00")),
-            Watermark::Text("2026-11-23 10:30:15.250".into())
-        );
-        assert_eq!(
-            render_now(now(), ValueRef::Text(b"2024-01-01T00:00:00.123456Z")),
-            Watermark::Text("2026-11-23T10:30:15.250Z".into())
-        );
-        assert_eq!(render_now(now(), ValueRef::Text(b"2024-01-01")), Watermark::Text("2026-11-22".into()));
-        assert_eq!(render_now(now(), ValueRef::Text(b"1700000000")), Watermark::Text(now().timestamp().to_string()));
-        assert_eq!(render_now(now(), ValueRef::Integer(1_700_000_000)), Watermark::Int(now().timestamp()));
-        assert_eq!(render_now(now(), ValueRef::Integer(1_700_000_000_000)), Watermark::Int(now().timestamp_millis()));
-    }
 }

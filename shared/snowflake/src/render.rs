@@ -262,7 +262,7 @@ fn parse_i64(s: &[u8]) -> Option<i64> {
 }
 
 /// `-?seconds[.fraction]` → (floored seconds, nanoseconds in 0..1e9).
-fn parse_epoch(s: &[u8]) -> Option<(i64, u32)> {
+pub(crate) fn parse_epoch(s: &[u8]) -> Option<(i64, u32)> {
     let (neg, body) = match s.first() {
         Some(b'-') => (true, &s[1..]),
         _ => (false, s),

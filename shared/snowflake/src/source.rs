@@ -216,6 +216,28 @@ fn watermark(raw: &str, ty: &ColumnType) -> Result<Watermark, String> {
     }
 }
 
+/// `raw` (Snowflake's `seconds.nanoseconds[ offset]`) moved back to the largest value a column
+/// of `scale` can hold before the unit `raw` falls in: the column's own unit, or the
+/// millisecond for finer columns, since Snowflake's clock ticks in milliseconds and a row
+/// stamped in the millisecond still in progress may commit after the read.
+fn close_unit(raw: &str, scale: u8) -> Option<String> {
+    let (value, offset) = match raw.split_once(' ') {
+        Some((v, o)) => (v, Some(o)),
+        None => (raw, None),
+    };
+    let (secs, nanos) = render::parse_epoch(value.as_bytes())?;
+    let total = i128::from(secs) * 1_000_000_000 + i128::from(nanos);
+    let unit = 10i128.pow(9 - u32::from(scale.min(3)));
+    let step = 10i128.pow(9 - u32::from(scale.min(9)));
+    let high = total.div_euclid(unit) * unit - step;
+    let mut out = format!("{}.{:09}", high.div_euclid(1_000_000_000), high.rem_euclid(1_000_000_000));
+    if let Some(o) = offset {
+        out.push(' ');
+        out.push_str(o);
+    }
+    Some(out)
+}
+
 /// Cancels the statement unless disarmed: a reader that stops early leaves no query running.
 struct CancelOnDrop(Option<QueryCanceller>);
 
@@ -249,6 +271,8 @@ impl Source for SnowflakeSource {
         let e = sql::watermark_expr(expr);
         let name = table.to_string();
         let what = format!("capturing the upper bound of {name}");
+        // The stamp column's own scale, for "now": the cast below answers at scale 9.
+        let mut scale = None;
         let q = match bound {
             UpperBound::Max => RenderedQuery {
                 // The largest value below the maximum: rows tied with the newest wait a run.
@@ -263,8 +287,15 @@ impl Source for SnowflakeSource {
                         &name,
                     )
                     .await?;
-                let lag = lag.as_secs();
-                // The lag is our own integer, not user text: safe to write into the statement.
+                scale = ty.as_ref().map(Kind::of).and_then(|k| match k {
+                    Kind::TimestampNtz { scale } | Kind::TimestampLtz { scale } | Kind::TimestampTz { scale } => {
+                        Some(scale)
+                    }
+                    _ => None,
+                });
+                // Whole seconds, rounded up (a longer lag is the safe side). The lag is our own
+                // integer, not user text: safe to write into the statement.
+                let lag = lag.as_millis().div_ceil(1000);
                 let now = format!("DATEADD(second, -{lag}, CURRENT_TIMESTAMP())");
                 let sql = match ty.unwrap_or(ColumnType::Boolean) {
                     ColumnType::TimestampNtz { .. } => format!("SELECT CAST({now} AS TIMESTAMP_NTZ)"),
@@ -287,6 +318,16 @@ impl Source for SnowflakeSource {
             }
         };
         let (value, ty) = self.scalar(&q, &what, &name).await?;
+        // "Now" is a moment; the bound is the last value the column can hold before the unit
+        // that moment is in, so a row stamped in that unit and committed after the read is
+        // still ahead of the window (a DATE bound is already yesterday).
+        let value = match (scale, value) {
+            (Some(scale), Some(raw)) => Some(close_unit(&raw, scale).ok_or_else(|| SnowflakeError::Data {
+                what: what.clone(),
+                message: format!("unexpected value {raw:?}"),
+            })?),
+            (_, value) => value,
+        };
         match (value, ty) {
             (Some(raw), Some(ty)) => {
                 Ok(Some(watermark(&raw, &ty).map_err(|message| SnowflakeError::Data { what, message })?))
@@ -406,6 +447,20 @@ mod tests {
     use super::*;
 
     use snowflake_connector_rs::bench_support::column_type;
+
+    #[test]
+    fn now_closes_at_the_last_unit_that_is_over() {
+        // 10:30:15.250123456 UTC (and +02:00 for TIMESTAMP_TZ).
+        let now = "1700044215.250123456";
+        assert_eq!(close_unit(now, 0).unwrap(), "1700044214.000000000");
+        assert_eq!(close_unit(now, 1).unwrap(), "1700044215.100000000");
+        assert_eq!(close_unit(now, 3).unwrap(), "1700044215.249000000");
+        assert_eq!(close_unit(now, 6).unwrap(), "1700044215.249999000");
+        assert_eq!(close_unit(now, 9).unwrap(), "1700044215.249999999");
+        assert_eq!(close_unit("1700044215.250123456 1560", 0).unwrap(), "1700044214.000000000 1560");
+        assert_eq!(close_unit("-1.5", 0).unwrap(), "-3.000000000");
+        assert_eq!(close_unit("x", 0), None);
+    }
 
     #[test]
     fn watermarks_keep_the_columns_type_and_full_precision() {

@@ -490,3 +490,30 @@ incremental = { strategy = "check", key = ["ID"], columns = ["EMAIL", "STAGE"], 
     assert!(["insert", "update", "delete"].iter().all(|op| applied.get(*op).is_some_and(|n| *n >= 2)), "{applied:?}");
     assert!(stray_files(&env.out()).is_empty());
 }
+
+/// fakesnow (DuckDB) keeps every timestamp at scale 9, so a whole-second column's bound is
+/// checked by `close_unit`'s unit test; here the real statement and the millisecond cut.
+#[tokio::test]
+async fn now_closes_at_the_last_millisecond_that_is_over() {
+    use sluice_core::ports::Source as _;
+    let fs = FakeSnow::shared();
+    let db = fs.database(
+        "DB",
+        &[
+            "CREATE TABLE NANOS (ID NUMBER(38,0), UPDATED_AT TIMESTAMP_NTZ(9))",
+            "INSERT INTO NANOS VALUES (1, '2024-01-01 00:00:01')",
+        ],
+    );
+    let tables = "[[export.table]]\nname = \"NANOS\"\nincremental = { strategy = \"full\" }\n";
+    let env = Env::new(fs, &db, "password", "password", CSV, tables);
+    let source = env.source(fs).await.unwrap();
+    let expr = sluice_core::ports::WatermarkExpr { column: "UPDATED_AT".into(), fallback: None };
+    let table = sluice_core::spec::TableName::parse("NANOS").unwrap();
+    let before = chrono::Utc::now();
+    let now = sluice_core::spec::UpperBound::Now { lag: std::time::Duration::ZERO };
+    let w = source.upper_bound(&table, &expr, now).await.unwrap();
+    let Some(Watermark::Text(bound)) = w else { panic!("a text bound, not {w:?}") };
+    assert!(bound.ends_with("999999"), "{bound}");
+    let at = chrono::NaiveDateTime::parse_from_str(&bound, "%Y-%m-%dT%H:%M:%S%.f").unwrap().and_utc();
+    assert!((at - before).abs() < chrono::Duration::seconds(30), "{bound} against {before}");
+}
