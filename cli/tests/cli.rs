@@ -85,6 +85,99 @@ fn demo_exports_then_exports_only_what_changed() {
     assert_eq!(rows.len(), 4005);
 }
 
+/// The simplest config the docs show, over a table whose stamps SQLite writes itself in whole
+/// seconds, with runs between the inserts: once the lag has passed, every row is exported once.
+/// (With the bound in milliseconds and no lag, none of the five inserted rows ever was.)
+#[test]
+fn rows_stamped_in_whole_seconds_are_all_exported_once_at_the_defaults() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = rusqlite::Connection::open(dir.path().join("t.db")).unwrap();
+    db.execute_batch(
+        "CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT, updated_at TEXT NOT NULL);
+         INSERT INTO t(v, updated_at) VALUES ('a', strftime('%Y-%m-%d %H:%M:%S', 'now', '-1 minute'));",
+    )
+    .unwrap();
+    let config = dir.path().join("sluice.toml");
+    std::fs::write(
+        &config,
+        "version = 1\nhistory = \"history.db\"\n\n[sources.db]\nkind = \"sqlite\"\npath = \"t.db\"\n\n\
+         [[export]]\nname = \"t\"\nsource = \"db\"\ndestination = \"out\"\n\n\
+         [[export.table]]\nname = \"t\"\nincremental = { strategy = \"timestamp\", column = \"updated_at\" }\n",
+    )
+    .unwrap();
+    for i in 1..=5 {
+        run_ok(&config, &["run"]);
+        db.execute("INSERT INTO t(v, updated_at) VALUES (?1, strftime('%Y-%m-%d %H:%M:%S', 'now'))", [format!("r{i}")])
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(1200));
+    }
+    // The default lag (5 s) and the second in progress, with a margin.
+    std::thread::sleep(Duration::from_millis(6500));
+    run_ok(&config, &["run"]);
+    assert_eq!(ids(&dir.path().join("out")), [1, 2, 3, 4, 5, 6]);
+}
+
+/// Ctrl-C (and SIGTERM) stop a run cleanly: it stops reading, aborts its parts, records the
+/// table's run as failed ("interrupted"), gives the lease back and exits 130 (143), leaving the
+/// watermark where it was. A second signal exits at once.
+#[test]
+fn an_interrupted_run_stops_cleanly_records_why_and_releases_its_lease() {
+    let (dir, config) = workspace(300_000, INCREMENTAL, FULL_CSV);
+    let out = dir.path().join("out");
+    let leases = || -> i64 {
+        let h = rusqlite::Connection::open(dir.path().join("history.db")).unwrap();
+        h.query_row("SELECT count(*) FROM leases", [], |r| r.get(0)).unwrap()
+    };
+    run_ok(&config, &["run"]);
+    let mut interrupted = Vec::new();
+    for (signal, code) in [(libc::SIGINT, 130), (libc::SIGTERM, 143)] {
+        // A full refresh reads the whole table, so there is a read under way to interrupt.
+        for delay_ms in [150u64, 80, 250, 40, 120] {
+            let before = watermark(&config);
+            let mut child = sluice(&config, &["run", "--full-refresh"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap();
+            std::thread::sleep(Duration::from_millis(delay_ms));
+            let sent = Instant::now();
+            unsafe { libc::kill(child.id() as i32, signal) };
+            let status = child.wait().unwrap();
+            let mut err = String::new();
+            std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut err).unwrap();
+            // Finished before the signal, or killed before the handler was installed: nothing
+            // to check here.
+            if matches!(status.code(), Some(0) | None) {
+                continue;
+            }
+            assert_eq!(status.code(), Some(code), "{err}");
+            assert!(sent.elapsed() < Duration::from_secs(5), "stopped within a bound");
+            assert!(err.contains("interrupted"), "{err}");
+            assert_eq!(leases(), 0, "the lease is given back");
+            assert_eq!(watermark(&config), before, "nothing committed");
+            assert!(stray_files(&out).is_empty(), "left behind: {:?}", stray_files(&out));
+            let history = String::from_utf8(run_ok(&config, &["history", "contacts", "--json"]).stdout).unwrap();
+            assert!(!history.contains("\"running\""), "{history}");
+            assert!(history.contains("interrupted (SIG"), "{history}");
+            interrupted.push(code);
+            break;
+        }
+    }
+    assert_eq!(interrupted, [130, 143], "a run was interrupted mid-way by each signal");
+
+    // A second signal exits at once, leaving what a killed run leaves for the next run.
+    let mut child =
+        sluice(&config, &["run", "--full-refresh"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    std::thread::sleep(Duration::from_millis(5));
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert!(matches!(status.code(), Some(0) | Some(130) | None), "{status:?}");
+    run_ok(&config, &["run"]);
+    assert!(stray_files(&out).is_empty(), "left behind: {:?}", stray_files(&out));
+}
+
 #[test]
 fn demo_refuses_a_folder_it_did_not_make() {
     let dir = tempfile::tempdir().unwrap();
@@ -134,6 +227,8 @@ fn killed_runs_leave_no_manifest_and_no_watermark_change_and_the_next_run_export
         insert_contacts(&db, next, 5_000, &now);
         next += 5_000;
     }
+    // Past the default lag (5 s) and the second in progress, the last rows are in a window.
+    std::thread::sleep(Duration::from_millis(6_500));
     run_ok(&config, &["run"]);
     let all = ids(&out);
     assert_eq!(all.len() as i64, next - 1, "every row exactly once ({committed_kills} kills had committed)");
@@ -309,6 +404,8 @@ fn plan_shows_the_window_the_bound_sql_and_the_row_count_without_exporting() {
     assert!(!dir.path().join("out").exists());
 
     run_ok(&config, &["run"]);
+    // A second later the bound (whole milliseconds: the table's stamps) has moved on.
+    std::thread::sleep(Duration::from_millis(1_100));
     let plan: serde_json::Value = serde_json::from_slice(&run_ok(&config, &["plan", "--json"]).stdout).unwrap();
     assert_eq!(plan[0]["rows"], 0);
     assert_eq!(plan[0]["params"].as_array().unwrap().len(), 2, "low and high are bound");

@@ -229,6 +229,15 @@ pub fn contacts_config(dir: &Path, incremental: &str, format: &str) -> PathBuf {
     path
 }
 
+/// The id of a process that has exited: a lease it holds on this machine is taken over at once,
+/// as a killed run's is.
+pub fn dead_pid() -> u32 {
+    let mut child = std::process::Command::new("true").spawn().expect("spawning true");
+    let pid = child.id();
+    child.wait().expect("waiting for true");
+    pid
+}
+
 /// A run as `sluice run` makes it on this machine: this process and host hold the lease, for a
 /// minute between renewals, with no deadline.
 pub fn run_options() -> sluice_core::run::RunOptions {
@@ -239,6 +248,7 @@ pub fn run_options() -> sluice_core::run::RunOptions {
         pid: std::process::id(),
         lease_ttl: std::time::Duration::from_secs(60),
         stop_by: None,
+        interrupt: None,
     }
 }
 

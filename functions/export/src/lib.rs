@@ -105,6 +105,9 @@ pub struct App {
     /// a failed run drops its source so the next one logs in afresh.
     sources: tokio::sync::Mutex<HashMap<String, Arc<dyn Source>>>,
     host: String,
+    /// The runtime's shutdown signal (SIGTERM), when the binary watches it: a run under way
+    /// stops cleanly, recorded as interrupted, and releases its lease.
+    interrupt: Option<sluice_core::stop::Interrupt>,
 }
 
 impl App {
@@ -119,7 +122,12 @@ impl App {
         let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), &settings.event_bus);
         let secrets = SecretsManager::new(aws_sdk_secretsmanager::Client::new(&sdk));
         let host = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "lambda".into());
-        Ok(App { settings, config, s3, history, events, secrets, sources: Default::default(), host })
+        Ok(App { settings, config, s3, history, events, secrets, sources: Default::default(), host, interrupt: None })
+    }
+
+    /// Runs started after this stop cleanly when `interrupt` fires (the runtime's SIGTERM).
+    pub fn interruptible(self, interrupt: sluice_core::stop::Interrupt) -> App {
+        App { interrupt: Some(interrupt), ..self }
     }
 
     async fn source(&self, export: &str, name: &str) -> Result<Arc<dyn Source>, FnError> {
@@ -181,6 +189,7 @@ impl App {
             pid: std::process::id(),
             lease_ttl: LEASE_TTL,
             stop_by: deadline.map(|d| d.checked_sub(self.settings.deadline_margin).unwrap_or(d)),
+            interrupt: self.interrupt.clone(),
         };
         let ports = Ports { source: source.as_ref(), store: &store, history: &self.history, events: &self.events };
         let summary = Runner::new(ports, &Quiet).run(export, &opts).await;

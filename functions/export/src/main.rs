@@ -22,7 +22,18 @@ fn main() -> Result<(), lambda_runtime::Error> {
 
 async fn serve() -> Result<(), lambda_runtime::Error> {
     sluice_connect::function_logging();
-    let app = App::init(settings_from_env()?).await?;
+    // The runtime sends SIGTERM before it shuts the environment down: a run under way stops at
+    // its next step, is recorded as interrupted, and gives its lease back instead of leaving it
+    // to expire.
+    let (interrupter, interrupt) = sluice_core::stop::interrupt_channel();
+    if let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        tokio::spawn(async move {
+            term.recv().await;
+            tracing::warn!("SIGTERM: stopping the run under way");
+            interrupter.interrupt("SIGTERM");
+        });
+    }
+    let app = App::init(settings_from_env()?).await?.interruptible(interrupt);
     let app = &app;
     run(service_fn(move |event: LambdaEvent<serde_json::Value>| async move {
         let deadline = sluice_aws::invocation_deadline(event.context.deadline);

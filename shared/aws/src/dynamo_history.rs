@@ -15,7 +15,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sluice_core::ports::{HistoryStore, Lease, LeaseOwner, RunRecord, RunState, WatermarkRecord};
+use sluice_core::ports::{
+    HistoryStore, Lease, LeaseOwner, RunRecord, RunState, WatermarkRecord, LEASE_TAKEOVER_MARGIN,
+};
 use sluice_core::value::Watermark;
 use sluice_core::HistoryError;
 
@@ -221,7 +223,11 @@ impl HistoryStore for DynamoHistory {
             .table_name(&self.table)
             .set_item(Some(item))
             .condition_expression(LEASE_FREE)
-            .expression_attribute_values(":now", n(now.timestamp_millis()))
+            // Expired by at least the margin on this clock: see LEASE_TAKEOVER_MARGIN.
+            .expression_attribute_values(
+                ":now",
+                n((now - chrono::Duration::from_std(LEASE_TAKEOVER_MARGIN).unwrap_or_default()).timestamp_millis()),
+            )
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
             .send()
             .await;
@@ -424,14 +430,29 @@ impl HistoryStore for DynamoHistory {
     async fn fail_run(&self, run: &RunRecord) -> Result<(), HistoryError> {
         let mut failed = run.clone();
         failed.state = RunState::Failed;
-        self.client
+        let put = self
+            .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(self.run_item(&failed)?))
+            // A run another process committed (from its manifest) stays committed.
+            .condition_expression("attribute_not_exists(pk) OR #state <> :succeeded")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":succeeded", s(RunState::Succeeded.as_str()))
             .send()
-            .await
-            .map_err(|e| self.err("PutItem", e))?;
-        Ok(())
+            .await;
+        match put {
+            Ok(_) => Ok(()),
+            Err(e)
+                if matches!(
+                    e.as_service_error(),
+                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(self.err("PutItem", e)),
+        }
     }
 
     async fn runs(&self, export: &str, limit: usize) -> Result<Vec<RunRecord>, HistoryError> {

@@ -66,6 +66,9 @@ pub enum Error {
     #[error("export {export:?}, table {table:?}, row {row}, column {column:?}: {problem}")]
     Encode { export: String, table: String, column: String, row: u64, problem: String },
 
+    #[error("export {export:?}, table {table:?}: the lease was taken over after this run wrote its manifest; the run now holding the lease commits this run from its manifest or removes it (sluice status and history show which), so nothing is lost or exported twice")]
+    LeaseLostAfterManifest { export: String, table: String },
+
     #[error("export {export:?}, table {table:?}: the history did not answer the commit, nor could it say whether it landed; the run's manifest is kept and the next run settles it (commits it if it did not land)")]
     CommitUncertain {
         export: String,
@@ -76,6 +79,9 @@ pub enum Error {
 
     #[error("export {export:?}, table {table:?}: stopped before the function's deadline after {rows} rows; nothing was committed. Raise the function's timeout, narrow the window (run more often), or export this table with the warehouse's unload mode")]
     Deadline { export: String, table: String, rows: u64 },
+
+    #[error("export {export:?}, table {table:?}: interrupted ({signal}) after {rows} rows; nothing was committed, and the next run exports this window again")]
+    Interrupted { export: String, table: String, rows: u64, signal: &'static str },
 
     #[error("export {export:?}: {count} of its tables failed: {tables}")]
     TablesFailed { export: String, count: usize, tables: String },

@@ -19,6 +19,7 @@ pub mod schedule;
 pub mod spec;
 pub mod sql;
 pub mod status;
+pub mod stop;
 pub mod value;
 
 pub use error::{BoxError, Error, HistoryError, Result};

@@ -302,9 +302,17 @@ pub struct WatermarkRecord {
     pub committed_at: DateTime<Utc>,
 }
 
+/// How long after its expiry a lease may be taken over. Machines' clocks differ: one running
+/// ahead sees a live run's lease expire early, takes it, and both runs write at once. With this
+/// margin a takeover waits until the lease has been expired this long by the taker's clock, so
+/// clocks that agree within it (NTP keeps them within milliseconds; Lambda's are synchronised)
+/// never take a live lease. A dead process on the same machine is taken over at once.
+pub const LEASE_TAKEOVER_MARGIN: Duration = Duration::from_secs(30);
+
 #[async_trait]
 pub trait HistoryStore: Send + Sync {
-    /// Takes the export's lease, or fails with `HistoryError::LeaseHeld` naming the holder.
+    /// Takes the export's lease, or fails with `HistoryError::LeaseHeld` naming the holder. An
+    /// expired lease is taken over only [`LEASE_TAKEOVER_MARGIN`] after its expiry.
     async fn acquire_lease(&self, export: &str, owner: &LeaseOwner, ttl: Duration) -> Result<Lease, HistoryError>;
     /// Extends the lease to `ttl` from now if this owner still holds it; `LeaseLost` otherwise.
     async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Lease, HistoryError>;
@@ -328,7 +336,9 @@ pub trait HistoryStore: Send + Sync {
         expected: Option<&Watermark>,
         new: Option<&Watermark>,
     ) -> Result<(), HistoryError>;
-    /// Records a run as failed (its record carries the error).
+    /// Records a run as failed (its record carries the error), unless the history already
+    /// records it as succeeded: a run the lease's next holder committed from its manifest
+    /// stays committed, whatever its first process says afterwards.
     async fn fail_run(&self, run: &RunRecord) -> Result<(), HistoryError>;
     /// An export's runs, newest first.
     async fn runs(&self, export: &str, limit: usize) -> Result<Vec<RunRecord>, HistoryError>;

@@ -20,6 +20,7 @@ use crate::ports::{
     Source, UnloadTarget,
 };
 use crate::spec::{ExportSpec, TableMode, TableSpec};
+use crate::stop::{Halt, Interrupt, Stop};
 use crate::value::{RowBatch, Watermark, Window};
 
 /// The run summary's schema version (it is also the body of `ExportSucceeded`/`ExportFailed`).
@@ -48,6 +49,16 @@ pub struct RunOptions {
     /// When the run must have stopped (a Lambda's deadline less a margin for cleaning up):
     /// past it, no new batch or table is started and the table's run fails cleanly.
     pub stop_by: Option<Instant>,
+    /// A signal to stop (SIGINT, SIGTERM, the runtime's shutdown): the run stops reading at its
+    /// next step, aborts its parts, records the table's run as failed ("interrupted"), releases
+    /// the lease and returns.
+    pub interrupt: Option<Interrupt>,
+}
+
+impl RunOptions {
+    fn stop(&self) -> Stop {
+        Stop { deadline: self.stop_by, interrupt: self.interrupt.clone() }
+    }
 }
 
 /// Progress for a person watching (a progress bar) or for logs.
@@ -274,6 +285,10 @@ impl<'a> Runner<'a> {
                 match self.ports.history.commit_run(lease, &run, run.base_watermark.as_ref(), new.as_ref()).await {
                     Ok(()) => {
                         info!(export = %export.name, table = %run.table, run_id = %run.run_id, "committed a run whose process stopped after writing its manifest");
+                        if run.strategy == "check" {
+                            self.remove_superseded_state(export, &run.table, run.base_watermark.as_ref(), new.as_ref())
+                                .await;
+                        }
                         continue;
                     }
                     Err(HistoryError::WatermarkMoved { .. }) => {
@@ -312,13 +327,12 @@ impl<'a> Runner<'a> {
             .await
             .map_err(|e| history_err(Box::new(e)))?
             .map(|w| w.watermark);
-        check_deadline(export, table, 0, opts.stop_by)?;
-        let planned =
-            until(opts.stop_by, plan_table(self.ports.source, export, table, committed.clone(), opts.full_refresh))
-                .await
-                .unwrap_or_else(|| {
-                    Err(Error::Deadline { export: export.name.clone(), table: table.name.clone(), rows: 0 })
-                });
+        let stop = opts.stop();
+        stop.check().map_err(|h| halted(export, table, 0, h))?;
+        let planned = stop
+            .until(plan_table(self.ports.source, export, table, committed.clone(), opts.full_refresh))
+            .await
+            .unwrap_or_else(|h| Err(halted(export, table, 0, h)));
         let plan = match planned {
             Ok(plan) => plan,
             Err(e) => {
@@ -355,13 +369,16 @@ impl<'a> Runner<'a> {
                 "rows with a NULL incremental column are in no window; set incremental.fallback_column to export them");
         }
         let prefix = run_prefix(&export.name, table, run_id);
+        // A `check` run with no state to compare with exports every row as an insert: a
+        // complete copy of the table, to replace a destination's copy with, not to apply to it.
+        let complete_copy = plan.check.as_ref().is_some_and(|c| c.previous_state.is_none());
         let mut record = RunRecord {
             export: export.name.clone(),
             table: table.name.clone(),
             run_id: run_id.to_string(),
             state: RunState::Running,
             strategy: plan.strategy.to_string(),
-            full_refresh: opts.full_refresh,
+            full_refresh: opts.full_refresh || complete_copy,
             window: plan.window.clone(),
             base_watermark: plan.base_watermark.clone(),
             rows: 0,
@@ -393,8 +410,9 @@ impl<'a> Runner<'a> {
                 error: None,
                 changes: record.changes,
             }),
-            // Its manifest is kept and its record left `running`: the next run settles it.
-            Err(e @ Error::CommitUncertain { .. }) => Err(e),
+            // Its manifest is kept and its record left `running`: the lease's holder (the next
+            // run) settles it. Marking it failed here could overwrite that holder's commit.
+            Err(e @ (Error::CommitUncertain { .. } | Error::LeaseLostAfterManifest { .. })) => Err(e),
             Err(e) => {
                 record.state = RunState::Failed;
                 record.finished_at = Some(Utc::now());
@@ -422,7 +440,7 @@ impl<'a> Runner<'a> {
             ttl: opts.lease_ttl,
             export: &export.name,
             renewed: Instant::now(),
-            stop_by: opts.stop_by,
+            stop: opts.stop(),
         };
         let written = match (table.mode, &plan.query) {
             (TableMode::Unload, Some(query)) => {
@@ -522,21 +540,46 @@ impl<'a> Runner<'a> {
         let committed = self.ports.history.commit_run(lease, record, plan.base_watermark.as_ref(), next.as_ref()).await;
         match committed {
             Ok(()) => {}
-            // Refused: the manifest must not outlive a run the history does not record as
-            // succeeded.
-            Err(HistoryError::LeaseLost) => {
-                self.remove_output(export, record).await;
-                return Err(Error::LeaseLost { export: export.name.clone() });
-            }
-            Err(HistoryError::WatermarkMoved { expected, found }) => {
-                self.remove_output(export, record).await;
-                return Err(Error::WatermarkMoved {
-                    export: export.name.clone(),
-                    table: table.name.clone(),
-                    expected: expected.map_or("none".into(), |w| w.to_string()),
-                    found: found.map_or("none".into(), |w| w.to_string()),
-                });
-            }
+            // Refused because another run holds the lease now. That run's reconciliation
+            // commits a run whose manifest it finds, and it may be doing so for this very run:
+            // removing the output here could pull the files from under its commit. The holder
+            // owns this run now; the manifest stays and the record stays `running` for it.
+            Err(HistoryError::LeaseLost) => match self.commit_landed(export, record).await {
+                Some(true) => {
+                    warn!(export = %export.name, table = %table.name, run_id = %record.run_id,
+                        "the lease was taken over, and the run holding it committed this run from its manifest");
+                }
+                _ => {
+                    return Err(Error::LeaseLostAfterManifest {
+                        export: export.name.clone(),
+                        table: table.name.clone(),
+                    })
+                }
+            },
+            // Refused while this run still held the lease: nobody else may settle it, but ask
+            // the history before removing anything a committed run may reference.
+            Err(HistoryError::WatermarkMoved { expected, found }) => match self.commit_landed(export, record).await {
+                Some(true) => {
+                    warn!(export = %export.name, table = %table.name, run_id = %record.run_id,
+                        "the commit was refused, but the history shows this run committed");
+                }
+                Some(false) => {
+                    self.remove_output(export, record).await;
+                    return Err(Error::WatermarkMoved {
+                        export: export.name.clone(),
+                        table: table.name.clone(),
+                        expected: expected.map_or("none".into(), |w| w.to_string()),
+                        found: found.map_or("none".into(), |w| w.to_string()),
+                    });
+                }
+                None => {
+                    return Err(Error::CommitUncertain {
+                        export: export.name.clone(),
+                        table: table.name.clone(),
+                        source: Box::new(HistoryError::WatermarkMoved { expected, found }),
+                    })
+                }
+            },
             // Failed without an answer: the commit may have landed (a reply lost on the way).
             // Removing the output of a commit that landed would lose its rows, so ask first.
             Err(other) => match self.commit_landed(export, record).await {
@@ -557,14 +600,8 @@ impl<'a> Runner<'a> {
                 }
             },
         }
-        // The state this run compared with is referenced by nothing any more: remove it, so a
-        // table's states do not pile up (only the newest is ever read).
-        if let (Some(_), Some(Watermark::Text(old))) = (&plan.check, &plan.base_watermark) {
-            if check::is_state_key(old) && next.as_ref() != plan.base_watermark.as_ref() {
-                if let Err(e) = store.delete(old).await {
-                    warn!(export = %export.name, table = %table.name, key = %old, error = %e, "removing the previous check state failed; it is no longer used");
-                }
-            }
+        if plan.check.is_some() {
+            self.remove_superseded_state(export, &table.name, plan.base_watermark.as_ref(), next.as_ref()).await;
         }
         info!(export = %export.name, table = %table.name, run_id = %record.run_id, rows = record.rows,
             bytes = record.bytes, parts = record.parts, watermark = %next.as_ref().map_or("-".to_string(), |w| w.to_string()), "table run committed");
@@ -582,16 +619,17 @@ impl<'a> Runner<'a> {
     ) -> Result<()> {
         let source_err = |source| Error::Source { export: export.name.clone(), table: table.name.clone(), source };
         // A source can sit on one statement for long (a warehouse resuming, a slow query): wait
-        // for it only until the deadline. Dropping the pending future is how the source learns
-        // to cancel its statement.
-        let deadline = |rows: u64| Error::Deadline { export: export.name.clone(), table: table.name.clone(), rows };
-        let mut rows = until(keeper.stop_by, self.ports.source.read(query))
+        // for it only until the deadline or an interrupt. Dropping the pending future is how
+        // the source learns to cancel its statement.
+        let stop = keeper.stop.clone();
+        let mut rows = stop
+            .until(self.ports.source.read(query))
             .await
-            .ok_or_else(|| deadline(0))?
+            .map_err(|h| halted(export, table, 0, h))?
             .map_err(source_err)?;
-        while let Some(batch) = until(keeper.stop_by, rows.next()).await.ok_or_else(|| deadline(parts.rows()))? {
+        while let Some(batch) = stop.until(rows.next()).await.map_err(|h| halted(export, table, parts.rows(), h))? {
             let batch = batch.map_err(source_err)?;
-            check_deadline(export, table, parts.rows(), keeper.stop_by)?;
+            stop.check().map_err(|h| halted(export, table, parts.rows(), h))?;
             parts.write_batch(&batch).await.map_err(|e| part_error(export, table, plan, e))?;
             self.observer.progress(&table.name, parts.rows(), parts.bytes());
             keeper.keep(self.ports.history).await?;
@@ -624,7 +662,7 @@ impl<'a> Runner<'a> {
             source,
         };
         let problem = |p: String| Error::Check { export: export.name.clone(), table: table.name.clone(), problem: p };
-        let deadline = |rows: u64| Error::Deadline { export: export.name.clone(), table: table.name.clone(), rows };
+        let stop = keeper.stop.clone();
 
         let meta = StateMeta::new(&check.key_columns, &check.checked_columns);
         let previous = check.previous_state.as_deref();
@@ -637,9 +675,10 @@ impl<'a> Runner<'a> {
             let mut changes = Changes::default();
             let (mut key, mut prev) = (Vec::new(), Vec::new());
             let mut read = 0u64;
-            let mut rows = until(keeper.stop_by, self.ports.source.read(query))
+            let mut rows = stop
+                .until(self.ports.source.read(query))
                 .await
-                .ok_or_else(|| deadline(0))?
+                .map_err(|h| halted(export, table, 0, h))?
                 .map_err(source_err)?;
             // The old state is opened once the source answers: a warehouse may sort for minutes
             // before its first row, and an object stream left idle that long can be cut.
@@ -670,7 +709,7 @@ impl<'a> Runner<'a> {
                     if out.rows() >= 4096 || out.data_len() >= 1 << 20 {
                         parts.write_batch(&out).await.map_err(|e| part_error(export, table, plan, e))?;
                         out.clear();
-                        check_deadline(export, table, read, keeper.stop_by)?;
+                        stop.check().map_err(|h| halted(export, table, read, h))?;
                         keeper.keep(self.ports.history).await?;
                     }
                 };
@@ -707,9 +746,9 @@ impl<'a> Runner<'a> {
                     }
                 };
             }
-            while let Some(batch) = until(keeper.stop_by, rows.next()).await.ok_or_else(|| deadline(read))? {
+            while let Some(batch) = stop.until(rows.next()).await.map_err(|h| halted(export, table, read, h))? {
                 let batch = batch.map_err(source_err)?;
-                check_deadline(export, table, read, keeper.stop_by)?;
+                stop.check().map_err(|h| halted(export, table, read, h))?;
                 open_old!();
                 for r in 0..batch.rows() {
                     let row = batch.row(r);
@@ -801,28 +840,30 @@ impl<'a> Runner<'a> {
                 source: "unload writes CSV only: use format.kind = \"csv\" or mode = \"stream\"".into(),
             });
         };
-        check_deadline(export, table, 0, keeper.stop_by)?;
+        let stop = keeper.stop.clone();
+        stop.check().map_err(|h| halted(export, table, 0, h))?;
         let target = UnloadTarget { prefix: prefix.to_string(), format: format.clone() };
         let unload = self.ports.source.unload(query, &target);
         tokio::pin!(unload);
-        let stop_by = keeper.stop_by;
-        let deadline = async move {
-            match stop_by {
-                Some(t) => tokio::time::sleep_until(t.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::pin!(deadline);
         let mut renew = tokio::time::interval_at((Instant::now() + keeper.ttl / 3).into(), keeper.ttl / 3);
         loop {
-            tokio::select! {
-                parts = &mut unload => {
-                    return parts.map_err(|source| Error::Source { export: export.name.clone(), table: table.name.clone(), source });
+            // Between renewals the unload runs until it ends, the deadline passes or an
+            // interrupt comes; dropping it cancels the statement.
+            match stop
+                .until(async {
+                    tokio::select! { parts = &mut unload => Some(parts), _ = renew.tick() => None }
+                })
+                .await
+            {
+                Ok(Some(parts)) => {
+                    return parts.map_err(|source| Error::Source {
+                        export: export.name.clone(),
+                        table: table.name.clone(),
+                        source,
+                    });
                 }
-                _ = renew.tick() => keeper.renew(self.ports.history).await?,
-                _ = &mut deadline => {
-                    return Err(Error::Deadline { export: export.name.clone(), table: table.name.clone(), rows: 0 });
-                }
+                Ok(None) => keeper.renew(self.ports.history).await?,
+                Err(h) => return Err(halted(export, table, 0, h)),
             }
         }
     }
@@ -833,6 +874,24 @@ impl<'a> Runner<'a> {
         Some(
             runs.iter().any(|r| r.run_id == record.run_id && r.table == record.table && r.state == RunState::Succeeded),
         )
+    }
+
+    /// A committed `check` run supersedes the state it compared with: nothing references it any
+    /// more, so it is removed (only the newest is ever read), whichever path committed the run.
+    async fn remove_superseded_state(
+        &self,
+        export: &ExportSpec,
+        table: &str,
+        base: Option<&Watermark>,
+        committed: Option<&Watermark>,
+    ) {
+        if let Some(Watermark::Text(old)) = base {
+            if check::is_state_key(old) && committed != base {
+                if let Err(e) = self.ports.store.delete(old).await {
+                    warn!(export = %export.name, table = %table, key = %old, error = %e, "removing the previous check state failed; it is no longer used");
+                }
+            }
+        }
     }
 
     async fn remove_output(&self, export: &ExportSpec, record: &RunRecord) {
@@ -866,23 +925,15 @@ struct LeaseKeeper<'a> {
     ttl: Duration,
     export: &'a str,
     renewed: Instant,
-    stop_by: Option<Instant>,
+    stop: Stop,
 }
 
-/// `fut`'s output, or `None` when `stop_by` comes first.
-async fn until<F: std::future::Future>(stop_by: Option<Instant>, fut: F) -> Option<F::Output> {
-    match stop_by {
-        Some(t) => tokio::time::timeout_at(t.into(), fut).await.ok(),
-        None => Some(fut.await),
-    }
-}
-
-fn check_deadline(export: &ExportSpec, table: &TableSpec, rows: u64, stop_by: Option<Instant>) -> Result<()> {
-    match stop_by {
-        Some(t) if Instant::now() >= t => {
-            Err(Error::Deadline { export: export.name.clone(), table: table.name.clone(), rows })
-        }
-        _ => Ok(()),
+/// The error of a table's run stopped early, after `rows` rows.
+fn halted(export: &ExportSpec, table: &TableSpec, rows: u64, halt: Halt) -> Error {
+    let (export, table) = (export.name.clone(), table.name.clone());
+    match halt {
+        Halt::Deadline => Error::Deadline { export, table, rows },
+        Halt::Interrupted(signal) => Error::Interrupted { export, table, rows, signal },
     }
 }
 

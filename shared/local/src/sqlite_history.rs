@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use sluice_core::ports::{HistoryStore, Lease, LeaseOwner, RunRecord, RunState, WatermarkRecord};
+use sluice_core::ports::{
+    HistoryStore, Lease, LeaseOwner, RunRecord, RunState, WatermarkRecord, LEASE_TAKEOVER_MARGIN,
+};
 use sluice_core::value::Watermark;
 use sluice_core::HistoryError;
 
@@ -212,7 +214,8 @@ impl HistoryStore for SqliteHistory {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
             if let Some((run_id, host, pid, until)) = self.lease_holder(&tx, export)? {
                 let dead_here = host == self.host && !process_alive(pid);
-                if until > ts(now) && !dead_here {
+                let margin = chrono::Duration::from_std(LEASE_TAKEOVER_MARGIN).unwrap_or_default();
+                if until > ts(now - margin) && !dead_here {
                     return Err(HistoryError::LeaseHeld {
                         owner: LeaseOwner { run_id, host, pid }.to_string(),
                         expires_at: until,
@@ -347,9 +350,23 @@ impl HistoryStore for SqliteHistory {
 
     async fn fail_run(&self, run: &RunRecord) -> Result<(), HistoryError> {
         self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+            // A run another process committed (from its manifest) stays committed.
+            let state: Option<String> = tx
+                .query_row(
+                    "SELECT state FROM runs WHERE export = ?1 AND table_name = ?2 AND run_id = ?3",
+                    params![run.export, run.table, run.run_id],
+                    |r| r.get(0),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            if state.as_deref() == Some(RunState::Succeeded.as_str()) {
+                return Ok(());
+            }
             let mut failed = run.clone();
             failed.state = RunState::Failed;
-            self.upsert_run(conn, &failed)
+            self.upsert_run(&tx, &failed)?;
+            tx.commit().map_err(|e| self.err(e))
         })
     }
 

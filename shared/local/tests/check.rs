@@ -329,7 +329,8 @@ async fn a_run_killed_part_way_changes_nothing_and_the_next_run_exports_its_chan
         }
     });
     let mut opts = sluice_testkit::run_options();
-    opts.lease_ttl = std::time::Duration::ZERO;
+    // As if its process had died: its lease on this machine is taken over at once.
+    opts.pid = sluice_testkit::dead_pid();
     let killed = tokio::time::timeout(std::time::Duration::from_millis(300), env.run_with(&hangs, &opts)).await;
     assert!(killed.is_err(), "the run should have hung");
     assert_eq!(env.watermark().await, before);
@@ -526,4 +527,52 @@ async fn encoded_keys_ascend_in_the_order_sqlite_sorts_them() {
         }
         assert!(n > 300, "{table}: {n} rows");
     }
+}
+
+/// The number of committed or leftover `check` states under the table's folder.
+fn states(out: &Path) -> usize {
+    std::fs::read_dir(out.join("items/items"))
+        .map(|dir| dir.filter(|run| run.as_ref().unwrap().path().join(STATE_FILE).exists()).count())
+        .unwrap_or(0)
+}
+
+/// A consumer must know the first run is a complete copy (every row an insert, no deletes), to
+/// replace its copy with rather than apply: its manifest says `full_refresh: true`; later runs'
+/// say `false`.
+#[tokio::test]
+async fn the_first_run_of_a_check_table_says_it_is_a_complete_copy() {
+    let env = Env::new(true);
+    env.db().execute_batch("INSERT INTO items (id, email, stage) VALUES (1, 'a', 'x'), (2, 'b', 'y')").unwrap();
+    let first = env.run().await;
+    env.db().execute("UPDATE items SET stage = 'z' WHERE id = 1", []).unwrap();
+    let second = env.run().await;
+    let flag = |run_id: &str| {
+        let parts = committed_parts(&env.out());
+        parts.iter().find(|p| p.manifest["run_id"] == run_id).unwrap().manifest["full_refresh"].clone()
+    };
+    assert_eq!(flag(&first.run_id), true);
+    assert_eq!(flag(&second.run_id), false);
+    let runs = env.history.runs("items", 10).await.unwrap();
+    let record = |id: &str| runs.iter().find(|r| r.run_id == id).unwrap().full_refresh;
+    assert!(record(&first.run_id) && !record(&second.run_id));
+}
+
+/// A run that dies after its manifest is committed by the next run's reconciliation; the state
+/// that committed run superseded is removed all the same, so states do not pile up.
+#[tokio::test]
+async fn a_state_superseded_by_a_run_committed_on_reconciliation_is_removed() {
+    let env = Env::new(false);
+    env.db().execute_batch("INSERT INTO items (id, email, stage) VALUES (1, 'a', 'x'), (2, 'b', 'y')").unwrap();
+    env.run().await;
+    for round in 0..3 {
+        env.db().execute("UPDATE items SET stage = ?1 WHERE id = 1", [format!("s{round}")]).unwrap();
+        let dies = Intercepted::new(DirectoryStore::new(env.out())).after_put(|_| Box::pin(std::future::pending()));
+        let mut opts = sluice_testkit::run_options();
+        opts.pid = sluice_testkit::dead_pid();
+        let killed = tokio::time::timeout(std::time::Duration::from_millis(300), env.run_with(&dies, &opts)).await;
+        assert!(killed.is_err(), "the run should have hung after its manifest");
+    }
+    env.run().await;
+    assert_eq!(states(&env.out()), 1, "only the committed state is kept");
+    assert!(stray_files(&env.out()).is_empty(), "{:?}", stray_files(&env.out()));
 }

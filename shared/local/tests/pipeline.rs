@@ -321,8 +321,8 @@ async fn die_then_rerun(after_manifest: bool) {
     insert_contacts(&env.db(), 1, 40, "2025-12-31 00:00:00");
     let dying = dies_at(env.out(), after_manifest);
     let mut opts = env.opts();
-    // A zero TTL: the dead run's lease (held by this very, live process) has expired at once.
-    opts.lease_ttl = std::time::Duration::ZERO;
+    // As if its process had died: its lease on this machine is taken over at once.
+    opts.pid = sluice_testkit::dead_pid();
     let died =
         tokio::time::timeout(std::time::Duration::from_millis(300), env.run_with(&dying, &env.history, &opts)).await;
     assert!(died.is_err(), "the run should have hung");
@@ -388,5 +388,77 @@ async fn a_full_refresh_reexports_everything_and_moves_the_watermark() {
     let store = DirectoryStore::new(env.out());
     let s = env.run_with(&store, &env.history, &opts).await.unwrap();
     assert_eq!(s.rows, 5);
-    assert_eq!(env.watermark().await, Some(Watermark::Text(stamp(env.now()))));
+    // The last whole second (the stamps' unit) over by now less the default 5 s lag.
+    assert_eq!(env.watermark().await, Some(Watermark::Text("2025-12-31 23:59:55".into())));
+}
+
+/// Run A stalls after writing its manifest (its process looks dead to the history); run B takes
+/// the lease over and, reconciling, commits A's run from its manifest; then A's own commit is
+/// refused. A must not remove the output the history now references: every row stays exported
+/// exactly once. (Removing it lost all ten rows: the watermark had moved past them.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_whose_lease_was_taken_over_keeps_the_output_the_new_holder_committed() {
+    for b_commits_first in [true, false] {
+        let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\" }");
+        insert_contacts(&env.db(), 1, 10, "2025-12-31 00:00:00");
+        let (dir, clock, config) = (env.dir.path().to_path_buf(), env.clock.clone(), env.config.clone());
+        let history = BeforeCommit::new(&env.history, move || {
+            let (dir, clock, config) = (dir.clone(), clock.clone(), config.clone());
+            Box::pin(async move {
+                let history = SqliteHistory::open(&dir.join("history.db"), "test-host").unwrap();
+                if b_commits_first {
+                    // B: a whole run, whose reconciliation commits A's run from its manifest.
+                    let source =
+                        SqliteSource::with_clock(dir.join("source.db"), Arc::new(move || *clock.lock().unwrap()));
+                    let store = DirectoryStore::new(dir.join("out"));
+                    let events = JsonlEventLog::new(dir.join("events.jsonl"));
+                    let ports = Ports { source: &source, store: &store, history: &history, events: &events };
+                    let s = Runner::new(ports, &Quiet).run(&config.exports[0], &sluice_testkit::run_options()).await;
+                    assert!(s.unwrap().succeeded);
+                } else {
+                    // B has just taken the lease, and has not settled A's run yet.
+                    let owner = LeaseOwner { run_id: "b".into(), host: "test-host".into(), pid: std::process::id() };
+                    history.acquire_lease("contacts", &owner, std::time::Duration::from_secs(60)).await.unwrap();
+                    let lease = history.lease("contacts").await.unwrap().unwrap();
+                    history.release_lease(&lease).await.unwrap();
+                }
+            })
+        });
+        let mut opts = env.opts();
+        opts.pid = sluice_testkit::dead_pid();
+        let store = DirectoryStore::new(env.out());
+        let a = env.run_with(&store, &history, &opts).await.unwrap();
+        if b_commits_first {
+            assert!(a.succeeded, "committed by B: {:?}", a.error);
+        } else {
+            let error = a.tables[0].error.as_deref().unwrap();
+            assert!(error.contains("the run now holding the lease commits this run"), "{error}");
+            let runs = env.history.runs("contacts", 10).await.unwrap();
+            assert_eq!(runs[0].state, RunState::Running, "left for the lease's holder to settle");
+            // The next run settles it: committed from its manifest.
+            env.run().await;
+        }
+        let seen = exported(&env.out());
+        assert_eq!(seen.len(), 10, "b_commits_first = {b_commits_first}: {seen:?}");
+        assert!(seen.values().all(|n| *n == 1));
+        assert!(env.watermark().await.is_some());
+        assert!(stray_files(&env.out()).is_empty());
+    }
+}
+
+/// Clocks differ between machines: a lease that has just expired by another machine's clock is
+/// not taken over until the takeover margin has passed too.
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_only_after_the_margin() {
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\" }");
+    let a = LeaseOwner { run_id: "a".into(), host: "machine-a".into(), pid: 1 };
+    env.history.acquire_lease("contacts", &a, std::time::Duration::ZERO).await.unwrap();
+    let b_history = SqliteHistory::open(&env.dir.path().join("history.db"), "machine-b").unwrap();
+    let b = LeaseOwner { run_id: "b".into(), host: "machine-b".into(), pid: 2 };
+    let refused = b_history.acquire_lease("contacts", &b, std::time::Duration::from_secs(60)).await;
+    assert!(matches!(refused, Err(sluice_core::HistoryError::LeaseHeld { .. })), "{refused:?}");
+    // Expired longer ago than the margin: taken over.
+    let conn = rusqlite::Connection::open(env.dir.path().join("history.db")).unwrap();
+    conn.execute("UPDATE leases SET expires_at = '2000-01-01T00:00:00Z'", []).unwrap();
+    b_history.acquire_lease("contacts", &b, std::time::Duration::from_secs(60)).await.unwrap();
 }

@@ -128,7 +128,7 @@ impl Encoder for CsvEncoder {
     fn encode_row(&mut self, batch: &RowBatch, row: usize, out: &mut Vec<u8>) -> Result<(), EncodeProblem> {
         let cells = batch.row(row);
         // A lone empty string would be a blank line, which many readers skip: quote it.
-        if let ([Cell::Text(_, 0)], Some(q)) = (cells, self.format.quote) {
+        if let ([Cell::Text(_, 0) | Cell::Bytes(_, 0)], Some(q)) = (cells, self.format.quote) {
             out.extend_from_slice(&[q, q]);
             out.extend_from_slice(self.format.record_terminator.as_bytes());
             return Ok(());
@@ -148,6 +148,8 @@ impl Encoder for CsvEncoder {
                 Cell::Text(s, l) | Cell::Number(s, l) => {
                     self.text(batch.slice(s, l), out).map_err(|problem| EncodeProblem { column: i, problem })?
                 }
+                // An empty value is written as an empty text is, so it stays apart from NULL.
+                Cell::Bytes(_, 0) => self.text(b"", out).map_err(|problem| EncodeProblem { column: i, problem })?,
                 Cell::Bytes(s, l) => push_hex(out, batch.slice(s, l)),
             }
         }
@@ -225,5 +227,24 @@ mod tests {
     fn always_quote_style_quotes_every_text_value() {
         let f = CsvFormat { quote_style: QuoteStyle::Always, ..CsvFormat::default() };
         assert_eq!(encode(f, &[Some("a"), None]), "\"a\"|\n");
+        // The empty string too, so it stays apart from NULL whatever empty_field_as_null says.
+        let f = CsvFormat { quote_style: QuoteStyle::Always, empty_field_as_null: false, ..CsvFormat::default() };
+        assert_eq!(encode(f, &[Some(""), None]), "\"\"|\n");
+    }
+
+    #[test]
+    fn an_empty_blob_is_written_as_an_empty_text_is_not_as_null() {
+        let mut batch = RowBatch::new(3);
+        batch.push_bytes(&[]);
+        batch.push_null();
+        batch.push_bytes(&[0x01]);
+        let mut out = Vec::new();
+        CsvEncoder::new(CsvFormat::default()).encode_row(&batch, 0, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "\"\"||01\n");
+        let mut lone = RowBatch::new(1);
+        lone.push_bytes(&[]);
+        let mut out = Vec::new();
+        CsvEncoder::new(CsvFormat::default()).encode_row(&lone, 0, &mut out).unwrap();
+        assert_eq!(String::from_utf8(out).unwrap(), "\"\"\n");
     }
 }
