@@ -232,6 +232,7 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
     }
     let progress = Progress::new();
     let observer: &dyn Observer = if !json && std::io::stderr().is_terminal() { &progress } else { &Quiet };
+    let signals = crate::signals::Signals::watch();
     let opts = RunOptions {
         full_refresh: args.full_refresh,
         tables: (!args.tables.is_empty()).then(|| args.tables.clone()),
@@ -239,6 +240,7 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
         pid: std::process::id(),
         lease_ttl: LEASE_TTL,
         stop_by: None,
+        interrupt: Some(signals.interrupt()),
     };
 
     let mut summaries: Vec<ExportRunSummary> = Vec::new();
@@ -246,6 +248,11 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
     let mut deliveries = Vec::new();
     let mut delivery_code = exit::OK;
     for (export, source, store) in wired {
+        if signals.interrupted().is_some() {
+            // Not started: nothing to record, and the next run picks it up as usual.
+            eprintln!("error: export {:?} not run: interrupted", export.name);
+            continue;
+        }
         let ports = Ports {
             source: source.as_ref(),
             store: store.as_ref(),
@@ -260,7 +267,7 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
                 if !json {
                     print!("{}", render_summary(&summary, &store.location()));
                 }
-                if !args.no_integrate {
+                if !args.no_integrate && signals.interrupted().is_none() {
                     let (code, results) = crate::integrate::after_run(&app, &summary, json).await?;
                     delivery_code = crate::integrate::worst([delivery_code, code]);
                     deliveries.extend(results);
@@ -283,6 +290,9 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
     let failed = summaries.iter().any(|s| !s.succeeded)
         || errors.iter().any(|e| !e.is_lease_held())
         || delivery_code == exit::FAILED;
+    if let Some(signal) = signals.interrupted() {
+        return Ok(crate::signals::exit_code(signal));
+    }
     Ok(if failed {
         exit::FAILED
     } else if !errors.is_empty() {
@@ -498,17 +508,24 @@ pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
 // ---------------------------------------------------------------------------------------------
 
 pub async fn status(app: App, json: bool) -> Result<u8> {
-    let stores = Stores { history: app.history.as_ref(), ledger: app.ledger.as_ref(), catalog: app.catalog.as_ref() };
-    let all = sluice_core::status::status_of_all(&stores, &app.config, chrono::Utc::now()).await?;
+    let open = |export: &ExportSpec| app.store(export).ok();
+    let stores = Stores {
+        history: app.history.as_ref(),
+        ledger: app.ledger.as_ref(),
+        catalog: app.catalog.as_ref(),
+        destination: Some(&open),
+    };
+    let now = chrono::Utc::now();
+    let all = sluice_core::status::status_of_all(&stores, &app.config, now).await?;
     if json {
         print_json(&all)?;
     } else {
-        print!("{}", render_status(&all));
+        print!("{}", render_status(&all, now));
     }
     Ok(exit::OK)
 }
 
-fn render_status(all: &[ExportStatus]) -> String {
+fn render_status(all: &[ExportStatus], now: chrono::DateTime<chrono::Utc>) -> String {
     let mut rows = Vec::new();
     for e in all {
         if e.tables.is_empty() {
@@ -577,6 +594,12 @@ fn render_status(all: &[ExportStatus]) -> String {
                 i.state.clone().unwrap_or_default(),
                 output::count(i.delivered),
                 output::count(i.failed),
+                match (i.undelivered, i.oldest_undelivered) {
+                    (None, _) => "?".into(),
+                    (Some(0), _) => "0".into(),
+                    (Some(n), Some(at)) => format!("{n} (oldest {} ago)", output::age(now - at)),
+                    (Some(n), None) => n.to_string(),
+                },
                 i.error.as_deref().map(|s| truncate(s, 80)).unwrap_or_default(),
             ]
         })
@@ -588,7 +611,17 @@ fn render_status(all: &[ExportStatus]) -> String {
     if !deliveries.is_empty() {
         out.push('\n');
         out.push_str(&output::table(
-            &["INTEGRATION", "KIND", "EXPORT", "LAST MANIFEST", "STATE", "DELIVERED", "FAILED", "LAST ERROR"],
+            &[
+                "INTEGRATION",
+                "KIND",
+                "EXPORT",
+                "LAST MANIFEST",
+                "STATE",
+                "DELIVERED",
+                "FAILED",
+                "UNDELIVERED",
+                "LAST ERROR",
+            ],
             &deliveries,
         ));
     }

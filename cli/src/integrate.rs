@@ -7,6 +7,7 @@ use anyhow::{anyhow, Result};
 use clap::Args;
 use std::path::Path;
 
+use sluice_core::integrate::backlog::{self, Undelivered};
 use sluice_core::integrate::event::{key_under, ObjectRef};
 use sluice_core::integrate::spec::IntegrationSpec;
 use sluice_core::integrate::{
@@ -26,8 +27,17 @@ pub struct IntegrateArgs {
     pub integration: String,
     /// A manifest to deliver (repeatable): a path inside the export's destination folder, a key
     /// relative to the destination, or s3://bucket/key.
-    #[arg(long = "manifest", short = 'm', value_name = "MANIFEST", required_unless_present = "retry_failures")]
+    #[arg(
+        long = "manifest",
+        short = 'm',
+        value_name = "MANIFEST",
+        required_unless_present_any = ["retry_failures", "pending"]
+    )]
     pub manifests: Vec<String>,
+    /// Deliver every committed manifest the integration has not finished (a stopped delivery
+    /// and the runs behind it), table by table in run order; what `sluice run` does first.
+    #[arg(long, conflicts_with_all = ["manifests", "retry_failures"])]
+    pub pending: bool,
     /// Send again the records of a failures file (<run folder>/failures/<integration>.jsonl).
     #[arg(long, value_name = "FILE", conflicts_with = "manifests")]
     pub retry_failures: Option<String>,
@@ -180,34 +190,92 @@ pub async fn integrate(app: App, args: &IntegrateArgs, json: bool) -> Result<u8>
         codes.push(code);
         results.push(value);
     }
+    if args.pending {
+        let queue = backlog::undelivered(app.history.as_ref(), app.ledger.as_ref(), wired.store.as_ref(), spec)
+            .await
+            .map_err(|e| anyhow!("integration {:?}: {}", spec.name, error_chain(&e)))?;
+        if queue.is_empty() && !json {
+            println!("integration {}: nothing undelivered", spec.name);
+        }
+        deliver_in_order(&app, spec, &deliverer, queue, json, &mut codes, &mut results).await;
+    }
     if json {
         println!("{}", serde_json::to_string_pretty(&results)?);
     }
     Ok(worst(codes))
 }
 
-/// The local fan-out: delivers each committed table of a run to the export's integrations that
-/// want it. Returns the exit code the deliveries call for.
+/// Delivers `queue` (oldest first) table by table: a table whose delivery does not finish keeps
+/// the rest of its queue, since a later run's rows must not overtake an earlier run's, and the
+/// message says how to resume.
+async fn deliver_in_order(
+    app: &App,
+    spec: &IntegrationSpec,
+    deliverer: &Deliverer<'_>,
+    queue: Vec<Undelivered>,
+    json: bool,
+    codes: &mut Vec<u8>,
+    results: &mut Vec<serde_json::Value>,
+) {
+    let mut stopped: Vec<String> = Vec::new();
+    for (i, item) in queue.iter().enumerate() {
+        if stopped.contains(&item.table) {
+            continue;
+        }
+        let outcome = deliverer.deliver(&item.manifest_key).await;
+        let (code, value) = report(&outcome, &item.manifest_key, json);
+        codes.push(code);
+        results.push(value);
+        if outcome.is_err() {
+            let waiting = queue[i..].iter().filter(|u| u.table == item.table).count();
+            eprintln!(
+                "  {waiting} manifest(s) of table {} wait for integration {}; resume with: sluice --config {} integrate --integration {} --pending (the next `sluice run` resumes them too)",
+                item.table,
+                spec.name,
+                app.config.path.display(),
+                spec.name
+            );
+            stopped.push(item.table.clone());
+        }
+    }
+}
+
+/// The local fan-out after a run, as S3 events and the integration function do it in AWS: each
+/// integration of the export delivers, in run order, the committed manifests it has not
+/// finished (an earlier run's stopped delivery first), then this run's. Returns the exit code
+/// the deliveries call for.
 pub async fn after_run(app: &App, summary: &ExportRunSummary, json: bool) -> Result<(u8, Vec<serde_json::Value>)> {
     let mut codes = Vec::new();
     let mut results = Vec::new();
     for spec in app.config.integrations_of(&summary.export) {
-        let tables: Vec<_> = summary
+        let fresh: Vec<Undelivered> = summary
             .tables
             .iter()
             .filter(|t| t.state == RunState::Succeeded && spec.wants(&summary.export, &t.table))
-            .filter_map(|t| t.manifest_key.as_ref())
+            .filter_map(|t| {
+                Some(Undelivered {
+                    table: t.table.clone(),
+                    run_id: summary.run_id.clone(),
+                    manifest_key: t.manifest_key.clone()?,
+                    committed_at: Some(summary.finished_at),
+                    attempted: false,
+                })
+            })
             .collect();
-        if tables.is_empty() {
+        let wired = wire(app, spec).await?;
+        let mut queue = backlog::undelivered(app.history.as_ref(), app.ledger.as_ref(), wired.store.as_ref(), spec)
+            .await
+            .map_err(|e| anyhow!("integration {:?}: {}", spec.name, error_chain(&e)))?;
+        for f in fresh {
+            if !queue.iter().any(|q| q.manifest_key == f.manifest_key) {
+                queue.push(f);
+            }
+        }
+        if queue.is_empty() {
             continue;
         }
-        let wired = wire(app, spec).await?;
         let deliverer = wired.deliverer(app)?;
-        for key in tables {
-            let (code, value) = report(&deliverer.deliver(key).await, key, json);
-            codes.push(code);
-            results.push(value);
-        }
+        deliver_in_order(app, spec, &deliverer, queue, json, &mut codes, &mut results).await;
     }
     Ok((worst(codes), results))
 }

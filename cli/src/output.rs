@@ -66,9 +66,29 @@ pub fn duration_ms(ms: u64) -> String {
     }
 }
 
+/// How long ago, to the coarsest unit that reads well: `45s`, `12m`, `3h`, `2d`.
+pub fn age(d: chrono::Duration) -> String {
+    let secs = d.num_seconds().max(0);
+    match secs {
+        ..=119 => format!("{secs}s"),
+        120..=7_199 => format!("{}m", secs / 60),
+        7_200..=172_799 => format!("{}h", secs / 3600),
+        _ => format!("{}d", secs / 86_400),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ages_read_well() {
+        assert_eq!(age(chrono::Duration::seconds(45)), "45s");
+        assert_eq!(age(chrono::Duration::minutes(12)), "12m");
+        assert_eq!(age(chrono::Duration::hours(3)), "3h");
+        assert_eq!(age(chrono::Duration::days(2)), "2d");
+        assert_eq!(age(chrono::Duration::seconds(-5)), "0s");
+    }
 
     #[test]
     fn numbers_read_well() {

@@ -193,3 +193,61 @@ fn a_bad_integration_is_refused_with_every_problem_and_no_secret_echoed() {
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out).contains("no integration named \"nope\""), "{}", text(&out));
 }
+
+/// A delivery stopped by an API that is down is not stranded: the stop says how to resume, status
+/// counts it, and the next `sluice run` delivers it before its own manifest, in run order.
+#[test]
+fn a_stopped_delivery_is_resumed_by_the_next_run_before_its_own_manifest() {
+    let api = FakeApi::start(Shape::Webhook);
+    let dir = tempfile::tempdir().unwrap();
+    let db = create_contacts(&dir.path().join("source.db"));
+    insert_contacts(&db, 1, 3, "2025-06-01 00:00:00");
+    let config = contacts_config(
+        dir.path(),
+        "{ strategy = \"timestamp\", column = \"updated_at\", lag = \"0s\" }",
+        "{ compression = \"gzip\" }",
+    );
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!(
+        "\n[integrations.hook]\nkind = \"webhook\"\nexport = \"contacts\"\nurl = \"{}/in\"\ntoken = \"env:HOOK_TOKEN\"\n",
+        api.url
+    ));
+    std::fs::write(&config, toml).unwrap();
+
+    // The API is down: the run commits, its delivery stops.
+    api.always(Some(503));
+    let first = sluice(&config, &["run"]).output().unwrap();
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    let resume = format!("resume with: sluice --config {} integrate --integration hook --pending", config.display());
+    assert!(text(&first).contains(&resume), "{}", text(&first));
+    let status: serde_json::Value =
+        serde_json::from_slice(&sluice(&config, &["status", "--json"]).output().unwrap().stdout).unwrap();
+    assert_eq!(status[0]["integrations"][0]["undelivered"], 1, "{status}");
+    assert!(status[0]["integrations"][0]["oldest_undelivered"].is_string(), "{status}");
+    let table = text(&sluice(&config, &["status"]).output().unwrap());
+    assert!(table.contains("UNDELIVERED") && table.contains("1 (oldest"), "{table}");
+
+    // A second run while it is still down: its manifest waits behind the first.
+    insert_contacts(&db, 4, 2, &chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.3f").to_string());
+    std::thread::sleep(Duration::from_millis(1_100));
+    let second = sluice(&config, &["run"]).output().unwrap();
+    assert_eq!(second.status.code(), Some(1), "{}", text(&second));
+    assert!(text(&second).contains("2 manifest(s) of table contacts wait"), "{}", text(&second));
+    assert!(api.applied().is_empty());
+
+    // The API is back: the next run delivers both waiting manifests first, oldest first.
+    api.always(None);
+    insert_contacts(&db, 6, 1, &chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.3f").to_string());
+    std::thread::sleep(Duration::from_millis(1_100));
+    let third = sluice(&config, &["run"]).output().unwrap();
+    assert!(third.status.success(), "{}", text(&third));
+    let order: Vec<i64> = api.applied().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(order, [1, 2, 3, 4, 5, 6], "in run order, each once");
+    let status: serde_json::Value =
+        serde_json::from_slice(&sluice(&config, &["status", "--json"]).output().unwrap().stdout).unwrap();
+    assert_eq!(status[0]["integrations"][0]["undelivered"], 0, "{status}");
+
+    // With nothing waiting, --pending says so.
+    let pending = sluice(&config, &["integrate", "-i", "hook", "--pending"]).output().unwrap();
+    assert!(pending.status.success() && text(&pending).contains("nothing undelivered"), "{}", text(&pending));
+}

@@ -409,7 +409,10 @@ impl App {
         let entry = match action {
             Action::Status => {
                 let (config, _, invalid) = ops.with_runnable().await?;
-                let stores = Stores { history: &self.history, ledger: &self.history, catalog: &self.history };
+                // The control roles do not read the destination: undelivered manifests are counted by
+                // `sluice status` and the integration function, not here.
+                let stores =
+                    Stores { history: &self.history, ledger: &self.history, catalog: &self.history, destination: None };
                 let all = status_of_all(&stores, &config, chrono::Utc::now()).await.map_err(CatalogError::Store)?;
                 // One broken definition must not hide every export's status: listed apart.
                 let problems: Vec<String> = invalid.iter().map(ToString::to_string).collect();

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, SecretsManager};
+use sluice_core::integrate::backlog::undelivered;
 use sluice_core::integrate::event::{manifest_key_under, parse, Incoming, ObjectRef};
 use sluice_core::integrate::spec::IntegrationSpec;
 use sluice_core::integrate::{resolve_token, DeliverError, Deliverer, DeliveryOptions, DeliveryOutcome, DeliveryPorts};
@@ -33,6 +34,8 @@ pub enum FnError {
     Event(String),
     #[error(transparent)]
     Deliver(#[from] DeliverError),
+    #[error("cannot list the undelivered manifests: {0}")]
+    Backlog(String),
 }
 
 impl FnError {
@@ -49,6 +52,7 @@ impl FnError {
                 "Sluice.InvalidManifest"
             }
             FnError::Deliver(_) => "Sluice.DeliveryStopped",
+            FnError::Backlog(_) => "Sluice.History",
         }
     }
 }
@@ -191,7 +195,20 @@ impl App {
         if let Some(d) = deadline {
             opts.claim_ttl = d.saturating_duration_since(Instant::now()) + CLAIM_SLACK;
         }
-        match Deliverer::new(ports, spec, opts).deliver(&key).await? {
+        let deliverer = Deliverer::new(ports, spec, opts);
+        // An earlier run's manifest of the same table whose delivery stopped goes first: a
+        // later run's rows must not overtake it. If it stops again, this event is retried.
+        let backlog = undelivered(&self.history, &self.history, &self.store, spec)
+            .await
+            .map_err(|e| FnError::Backlog(sluice_core::run::error_chain(&e)))?;
+        if let Some(at) = backlog.iter().position(|u| u.manifest_key == key) {
+            let table = &backlog[at].table;
+            for earlier in backlog[..at].iter().filter(|u| &u.table == table) {
+                info!(key = %earlier.manifest_key, run_id = %earlier.run_id, "delivering an earlier run's undelivered manifest first");
+                deliverer.deliver(&earlier.manifest_key).await?;
+            }
+        }
+        match deliverer.deliver(&key).await? {
             DeliveryOutcome::Ignored { reason } => {
                 debug!(key = %key, "{reason}");
                 Ok(json!({ "ignored": key }))

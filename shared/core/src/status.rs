@@ -7,17 +7,23 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use crate::catalog::{Catalog, CatalogEntry, Lifecycle};
+use crate::integrate::backlog;
 use crate::orchestrate::Orchestration;
-use crate::ports::{DeliveryLedger, HistoryStore, RunRecord, RunState};
+use crate::ports::{DeliveryLedger, HistoryStore, ObjectStore, RunRecord, RunState};
 use crate::spec::{Config, ExportSpec, ExportState};
 use crate::value::Watermark;
 use crate::HistoryError;
 
 /// The stores status reads.
+/// Opens an export's destination (to read its manifests), when the caller can.
+pub type OpenDestination<'a> = &'a (dyn Fn(&ExportSpec) -> Option<Box<dyn ObjectStore>> + Send + Sync);
+
 pub struct Stores<'a> {
     pub history: &'a dyn HistoryStore,
     pub ledger: &'a dyn DeliveryLedger,
     pub catalog: &'a dyn Catalog,
+    /// To count each integration's undelivered manifests; without it they are not counted.
+    pub destination: Option<OpenDestination<'a>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +83,11 @@ pub struct IntegrationStatus {
     pub updated_at: Option<DateTime<Utc>>,
     pub failures_key: Option<String>,
     pub error: Option<String>,
+    /// Committed manifests not delivered yet (a stopped delivery, and runs behind it); `None`
+    /// when the destination could not be read to count them.
+    pub undelivered: Option<usize>,
+    /// When the oldest of them committed.
+    pub oldest_undelivered: Option<DateTime<Utc>>,
 }
 
 /// One orchestration as listed.
@@ -180,7 +191,19 @@ pub async fn export_status(
     for spec in config.integrations_of(&export.name) {
         let last = stores.ledger.deliveries(&spec.name, 1).await?.into_iter().next();
         let (delivered, failed) = last.as_ref().map_or((0, 0), |d| d.progress.totals());
+        let backlog = match stores.destination.and_then(|open| open(export)) {
+            Some(store) => match backlog::undelivered(stores.history, stores.ledger, store.as_ref(), spec).await {
+                Ok(b) => Some(b),
+                Err(e) => {
+                    tracing::warn!(integration = %spec.name, error = %crate::run::error_chain(&e), "cannot count the undelivered manifests");
+                    None
+                }
+            },
+            None => None,
+        };
         integrations.push(IntegrationStatus {
+            undelivered: backlog.as_ref().map(Vec::len),
+            oldest_undelivered: backlog.as_ref().and_then(|b| b.iter().filter_map(|u| u.committed_at).min()),
             integration: spec.name.clone(),
             kind: spec.kind_name().into(),
             manifest_key: last.as_ref().map(|d| d.id.manifest_key.clone()),

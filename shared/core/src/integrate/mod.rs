@@ -6,6 +6,7 @@
 //! delivered + failed always equals the manifest's row count.
 
 pub mod api;
+pub mod backlog;
 pub mod event;
 pub mod mapping;
 pub mod pace;
