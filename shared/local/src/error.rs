@@ -34,6 +34,13 @@ pub enum Error {
          or export the table with strategy = \"check\""
     )]
     MixedStamps { table: String, column: String, first: String, other: String },
+    #[error(
+        "{column} of {table}: its newest stamp {newest}, read as {layout}, would be {at}, which is no time its \
+         rows were written at: the stamps' unit is not the one their size suggests (milliseconds in a REAL \
+         column, dates written as YYYYMMDD numbers); store them as text YYYY-MM-DD[ HH:MM:SS] or as epoch \
+         seconds, or set incremental.upper_bound = \"max\""
+    )]
+    ImplausibleStamps { table: String, column: String, newest: String, layout: String, at: String },
     #[error("{op} {path}")]
     Io {
         op: &'static str,

@@ -95,22 +95,35 @@ fn extremes(conn: &Connection, t: &str, e: &str) -> Result<(Option<Value>, Optio
     } else {
         format!("SELECT MIN({e}), MAX({e}) FROM {t}")
     };
-    conn.query_row(&q, [], |r| Ok((r.get::<_, Value>(0)?, r.get::<_, Value>(1)?)))
-        .map(|(a, b)| (Some(a).filter(|v| *v != Value::Null), Some(b).filter(|v| *v != Value::Null)))
-        .map_err(query_err(&q))
+    conn.query_row(&q, [], |r| Ok((owned(r.get_ref(0)?), owned(r.get_ref(1)?)))).map_err(query_err(&q))
+}
+
+/// A cell as an owned value; text that is not UTF-8 stays bytes (a BLOB), so it is named as a
+/// stamp Sluice cannot read instead of failing the conversion.
+fn owned(v: ValueRef<'_>) -> Option<Value> {
+    match v {
+        ValueRef::Null => None,
+        ValueRef::Integer(i) => Some(Value::Integer(i)),
+        ValueRef::Real(f) => Some(Value::Real(f)),
+        ValueRef::Text(t) => Some(match std::str::from_utf8(t) {
+            Ok(s) => Value::Text(s.to_string()),
+            Err(_) => Value::Blob(t.to_vec()),
+        }),
+        ValueRef::Blob(b) => Some(Value::Blob(b.to_vec())),
+    }
+}
+
+/// Integers and reals compare as numbers in SQLite: one class for the layout checks (a column
+/// with NUMERIC affinity stores a whole real as an integer).
+fn numeric(v: &Value) -> bool {
+    matches!(v, Value::Integer(_) | Value::Real(_))
 }
 
 fn mixed(table: &TableName, column: &str, a: &Value, b: &Value) -> Error {
     let show = |v: &Value| {
         let layout = Layout::of(ValueRef::from(v))
             .map_or_else(|_| "a layout Sluice does not read as time".into(), |l| l.describe());
-        match v {
-            Value::Text(s) => format!("{s:?} ({layout})"),
-            Value::Integer(i) => format!("{i} ({layout})"),
-            Value::Real(f) => format!("{f} ({layout})"),
-            Value::Blob(_) => "a BLOB".to_string(),
-            Value::Null => "NULL".to_string(),
-        }
+        format!("{} ({layout})", stamp::show(v))
     };
     Error::MixedStamps { table: table.to_string(), column: column.to_string(), first: show(a), other: show(b) }
 }
@@ -167,8 +180,7 @@ impl Source for SqliteSource {
             UpperBound::Now { lag } => {
                 let q = format!("SELECT {e} FROM {t} WHERE {e} IS NOT NULL LIMIT 1");
                 let sample: Option<Value> = conn
-                    .query_row(&q, [], |r| r.get(0))
-                    .map(Some)
+                    .query_row(&q, [], |r| Ok(owned(r.get_ref(0)?)))
                     .or_else(|e| match e {
                         rusqlite::Error::QueryReturnedNoRows => Ok(None),
                         e => Err(e),
@@ -187,21 +199,40 @@ impl Source for SqliteSource {
                 // any mix of storage classes or epoch units, whatever lies between them.
                 let (min, max) = extremes(&conn, &t, &e)?;
                 let mut layout = layout;
-                for other in [min, max].into_iter().flatten() {
-                    match Layout::of(ValueRef::from(&other)) {
+                for other in [&min, &max].into_iter().flatten() {
+                    match Layout::of(ValueRef::from(other)) {
                         Ok(l) if l.same_family(&layout) => layout = layout.join(&l),
-                        _ => return Err(mixed(table, &e, &sample, &other).into()),
+                        _ => return Err(mixed(table, &e, &sample, other).into()),
+                    }
+                }
+                // The unit is guessed from the values' size; the newest stamp read in it must
+                // be a plausible time, or the guess is wrong (REAL milliseconds read as seconds,
+                // integer YYYYMMDD dates) and windows would never reach the rows, or pass them.
+                let clock = (self.clock)();
+                if let Some(newest) = max.as_ref() {
+                    if let Some(at) = layout.instant(ValueRef::from(newest)) {
+                        let plausible = at >= stamp::EARLIEST && at <= clock + ChronoDuration::days(1);
+                        if !plausible {
+                            return Err(Error::ImplausibleStamps {
+                                table: table.to_string(),
+                                column: e.clone(),
+                                newest: stamp::show(newest),
+                                layout: layout.describe(),
+                                at: at.to_rfc3339(),
+                            }
+                            .into());
+                        }
                     }
                 }
                 let lag = ChronoDuration::from_std(lag).unwrap_or(ChronoDuration::MAX);
-                let now = (self.clock)().checked_sub_signed(lag).unwrap_or(DateTime::<Utc>::MIN_UTC);
+                let now = clock.checked_sub_signed(lag).unwrap_or(DateTime::<Utc>::MIN_UTC);
                 Ok(Some(layout.bound(now)))
             }
             UpperBound::Max => {
                 // The maximum needs no layout, but one storage class: a text stamp among
                 // numbers sorts above every one of them.
                 if let (Some(min), Some(max)) = extremes(&conn, &t, &e)? {
-                    if min.data_type() != max.data_type() {
+                    if min.data_type() != max.data_type() && !(numeric(&min) && numeric(&max)) {
                         return Err(mixed(table, &e, &min, &max).into());
                     }
                 }

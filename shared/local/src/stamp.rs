@@ -21,10 +21,11 @@ pub enum Layout {
     /// Text `YYYY-MM-DD`: a day is one unit.
     Date,
     /// Text `YYYY-MM-DD HH:MM[:SS[.f…]]` with ` ` or `T` between date and time, and an optional
-    /// constant suffix (`Z`, `+02:00`, `-0500`): the unit is the last field written. `digits`
-    /// is the finest fraction seen (the bound is written with it), `cut` the coarsest (the unit
-    /// in progress is that long): a column some of whose writers stamp whole seconds and others
-    /// milliseconds closes at the last whole second that is over, written as `…:SS.999`.
+    /// constant suffix (`Z`, `+02:00`, `-0500`). `digits` is the finest fraction seen (the
+    /// bound is written with it), `cut` the fraction digits of the unit in progress. Text with
+    /// a fraction is cut at the whole second: a writer that truncates to whole seconds can share
+    /// the column unseen (its `…:15` sorts below `…:15.123`, so neither end shows it), and the
+    /// second in progress must wait for it. The bound is then `…:14.999`.
     DateTime { sep: char, seconds: bool, digits: u8, cut: u8, suffix: Suffix },
     /// Integer seconds, milliseconds or microseconds since the epoch.
     EpochInt(EpochUnit),
@@ -121,6 +122,10 @@ impl Layout {
                 Layout::DateTime { sep: b, seconds: sb, suffix: xb, .. },
             ) => a == b && sa == sb && xa == xb,
             (Layout::EpochText { unit: a, .. }, Layout::EpochText { unit: b, .. }) => a == b,
+            // Numbers compare as numbers: a whole real is stored as an integer in a column with
+            // NUMERIC affinity (DATETIME, TIMESTAMP), so epoch seconds come both ways.
+            (Layout::EpochInt(EpochUnit::Seconds), Layout::EpochReal)
+            | (Layout::EpochReal, Layout::EpochInt(EpochUnit::Seconds)) => true,
             (a, b) => a == b,
         }
     }
@@ -135,7 +140,34 @@ impl Layout {
             (Layout::EpochText { unit, digits, cut }, Layout::EpochText { digits: d, cut: c, .. }) => {
                 Layout::EpochText { unit, digits: digits.max(*d), cut: cut.min(*c) }
             }
+            // Seconds as integers and as reals: bound as reals (whole milliseconds).
+            (Layout::EpochInt(EpochUnit::Seconds), Layout::EpochReal) => Layout::EpochReal,
             (l, _) => l,
+        }
+    }
+
+    /// The time a stamp of a guessed unit stands for, to check the guess: `None` for text
+    /// dates and date-times, whose layout says what they are.
+    pub fn instant(&self, value: ValueRef<'_>) -> Option<DateTime<Utc>> {
+        let from_units = |v: i64, unit: EpochUnit| match unit {
+            EpochUnit::Seconds => DateTime::from_timestamp(v, 0),
+            EpochUnit::Millis => DateTime::from_timestamp_millis(v),
+            EpochUnit::Micros => DateTime::from_timestamp_micros(v),
+        };
+        let number = match value {
+            ValueRef::Integer(i) => i as f64,
+            ValueRef::Real(f) => f,
+            ValueRef::Text(t) => std::str::from_utf8(t).ok()?.parse::<f64>().ok()?,
+            _ => return None,
+        };
+        if !number.is_finite() || number.abs() > 9e18 {
+            return None;
+        }
+        match self {
+            Layout::EpochInt(unit) | Layout::EpochText { unit, .. } => from_units(number as i64, *unit),
+            Layout::EpochReal => DateTime::from_timestamp_millis((number * 1000.0) as i64),
+            Layout::JulianDay => DateTime::from_timestamp_millis(((number - 2_440_587.5) * 86_400_000.0) as i64),
+            Layout::Date | Layout::DateTime { .. } => None,
         }
     }
 
@@ -261,7 +293,8 @@ fn text_layout(t: &str) -> Option<Layout> {
     if let Some((whole, frac)) = t.split_once('.').filter(|(w, f)| all_digits(w) && all_digits(f)) {
         if frac.len() <= 9 {
             let digits = frac.len() as u8;
-            return Some(Layout::EpochText { unit: EpochUnit::of_digits(whole.len()), digits, cut: digits });
+            // Cut at the whole unit, as text stamps with a fraction are (see `DateTime`).
+            return Some(Layout::EpochText { unit: EpochUnit::of_digits(whole.len()), digits, cut: 0 });
         }
         return None;
     }
@@ -309,7 +342,7 @@ fn text_layout(t: &str) -> Option<Layout> {
         "Z" => Suffix::Zulu,
         s => Suffix::Offset { text: s.to_string(), offset: parse_offset(s)? },
     };
-    Some(Layout::DateTime { sep, seconds, digits, cut: digits, suffix })
+    Some(Layout::DateTime { sep, seconds, digits, cut: 0, suffix })
 }
 
 /// `+HH:MM`, `+HHMM` or `+HH` (or `-`), as ISO 8601 writes an offset.
@@ -330,6 +363,21 @@ fn parse_offset(s: &str) -> Option<FixedOffset> {
     }
     let secs = h.parse::<i32>().ok()? * 3600 + m.parse::<i32>().ok()? * 60;
     FixedOffset::east_opt(sign * secs)
+}
+
+/// Stamps before this are taken for a wrong guess of their unit (an epoch read in 1970).
+pub const EARLIEST: DateTime<Utc> = DateTime::from_timestamp(946_684_800, 0).expect("2000-01-01");
+
+/// A stamp as a message shows it.
+pub fn show(v: &rusqlite::types::Value) -> String {
+    use rusqlite::types::Value;
+    match v {
+        Value::Text(s) => format!("{s:?}"),
+        Value::Integer(i) => i.to_string(),
+        Value::Real(f) => f.to_string(),
+        Value::Blob(_) => "a BLOB (or text that is not UTF-8)".into(),
+        Value::Null => "NULL".into(),
+    }
 }
 
 /// The layouts a column may use, for messages.
@@ -361,10 +409,11 @@ mod tests {
     fn text_bounds_close_at_the_last_unit_that_is_over() {
         assert_eq!(bound_of("2024-01-01 00:00:00"), t("2026-11-23 10:30:14"));
         assert_eq!(bound_of("2024-01-01 00:00"), t("2026-11-23 10:29"));
-        assert_eq!(bound_of("2024-01-01 00:00:00.1"), t("2026-11-23 10:30:15.1"));
-        assert_eq!(bound_of("2024-01-01T00:00:00.123Z"), t("2026-11-23T10:30:15.249Z"));
-        assert_eq!(bound_of("2024-01-01T00:00:00.123456"), t("2026-11-23T10:30:15.250122"));
-        assert_eq!(bound_of("2024-01-01 00:00:00.123456789"), t("2026-11-23 10:30:15.250122999"));
+        // With a fraction: the last whole second that is over, at the fraction's resolution.
+        assert_eq!(bound_of("2024-01-01 00:00:00.1"), t("2026-11-23 10:30:14.9"));
+        assert_eq!(bound_of("2024-01-01T00:00:00.123Z"), t("2026-11-23T10:30:14.999Z"));
+        assert_eq!(bound_of("2024-01-01T00:00:00.123456"), t("2026-11-23T10:30:14.999999"));
+        assert_eq!(bound_of("2024-01-01 00:00:00.123456789"), t("2026-11-23 10:30:14.999999999"));
         assert_eq!(bound_of("2024-01-01"), t("2026-11-22"));
         assert_eq!(bound_of("2024-01-01T00:00:00+02:00"), t("2026-11-23T12:30:14+02:00"));
         assert_eq!(bound_of("2024-01-01T00:00:00-0530"), t("2026-11-23T05:00:14-0530"));
@@ -379,8 +428,8 @@ mod tests {
         assert_eq!(int(1_700_000_000_000_000), Watermark::Int(secs * 1_000_000 + 250_122));
         assert_eq!(bound_of("1700000000"), t(&(secs - 1).to_string()));
         assert_eq!(bound_of("1700000000123"), t(&(secs * 1000 + 249).to_string()));
-        assert_eq!(bound_of("1700000000.12"), t(&format!("{secs}.24")));
-        assert_eq!(bound_of("1700000000.000"), t(&format!("{secs}.249")));
+        assert_eq!(bound_of("1700000000.12"), t(&format!("{}.99", secs - 1)));
+        assert_eq!(bound_of("1700000000.000"), t(&format!("{}.999", secs - 1)));
         let real = Layout::of(ValueRef::Real(1.7e9)).unwrap().bound(now());
         assert_eq!(real, Watermark::Float((secs * 1000 + 249) as f64 / 1000.0));
         let jd = Layout::of(ValueRef::Real(2_460_000.5)).unwrap().bound(now());
@@ -413,5 +462,20 @@ mod tests {
         let int = |i: i64| Layout::of(ValueRef::Integer(i)).unwrap();
         assert!(!int(1_700_000_000).same_family(&int(1_700_000_000_000)));
         assert!(!int(1_700_000_000).same_family(&text("1700000000")));
+        // A whole real stored as an integer (NUMERIC affinity) is the same epoch seconds.
+        let real = Layout::of(ValueRef::Real(1.7e9 + 0.5)).unwrap();
+        assert!(int(1_700_000_000).same_family(&real) && real.same_family(&int(1_700_000_000)));
+        assert_eq!(int(1_700_000_000).join(&real), Layout::EpochReal);
+    }
+
+    #[test]
+    fn a_guessed_unit_is_checked_against_the_time_it_gives() {
+        let real = Layout::of(ValueRef::Real(1.7e12)).unwrap();
+        // Milliseconds in a REAL column, read as seconds: far in the future.
+        assert!(real.instant(ValueRef::Real(1.7e12)).unwrap() > now() + Duration::days(365));
+        // YYYYMMDD read as epoch seconds: 1970.
+        let int = Layout::of(ValueRef::Integer(20_260_101)).unwrap();
+        assert!(int.instant(ValueRef::Integer(20_260_101)).unwrap() < EARLIEST);
+        assert_eq!(text("2024-01-01 00:00:00").instant(ValueRef::Text(b"2024-01-01 00:00:00")), None);
     }
 }

@@ -292,6 +292,26 @@ async fn a_column_with_two_layouts_is_refused_naming_both() {
     assert!(moved);
 }
 
+/// The unit of epoch stamps is guessed from their size; a guess the newest stamp makes
+/// implausible (a date far off) is refused instead of windows that never reach the rows.
+#[tokio::test]
+async fn epoch_stamps_of_an_implausible_unit_are_refused() {
+    let now_ms = chrono::Utc::now().timestamp_millis() - 60_000;
+    // Milliseconds in a REAL column would read as seconds, thousands of years ahead.
+    let (error, moved) = run_over(&[Value::Real(now_ms as f64), Value::Real(now_ms as f64 + 0.5)]).await;
+    let error = error.unwrap();
+    assert!(error.contains("milliseconds in a REAL") && error.contains("upper_bound = \"max\""), "{error}");
+    assert!(!moved);
+    // Dates as YYYYMMDD numbers would read as seconds in 1970.
+    let (error, _) = run_over(&[Value::Integer(20_260_101), Value::Integer(20_260_102)]).await;
+    assert!(error.unwrap().contains("YYYYMMDD"));
+    // Epoch seconds stored both as reals and (when whole) as integers are one layout.
+    let secs = (now_ms / 1000) as f64;
+    let (error, moved) = run_over(&[Value::Real(secs + 0.25), Value::Integer(secs as i64 - 5)]).await;
+    assert_eq!(error, None);
+    assert!(moved);
+}
+
 #[tokio::test]
 async fn a_stamp_sluice_cannot_read_as_time_is_refused() {
     let (error, moved) = run_over(&[Value::Text("01/02/2026 10:00".into())]).await;
