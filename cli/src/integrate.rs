@@ -191,7 +191,7 @@ pub async fn integrate(app: App, args: &IntegrateArgs, json: bool) -> Result<u8>
         results.push(value);
     }
     if args.pending {
-        let queue = backlog::undelivered(app.history.as_ref(), app.ledger.as_ref(), wired.store.as_ref(), spec)
+        let queue = backlog::undelivered(app.history.as_ref(), app.ledger.as_ref(), wired.store.as_ref(), spec, None)
             .await
             .map_err(|e| anyhow!("integration {:?}: {}", spec.name, error_chain(&e)))?;
         if queue.is_empty() && !json {
@@ -248,34 +248,53 @@ pub async fn after_run(app: &App, summary: &ExportRunSummary, json: bool) -> Res
     let mut codes = Vec::new();
     let mut results = Vec::new();
     for spec in app.config.integrations_of(&summary.export) {
-        let fresh: Vec<Undelivered> = summary
-            .tables
-            .iter()
-            .filter(|t| t.state == RunState::Succeeded && spec.wants(&summary.export, &t.table))
-            .filter_map(|t| {
-                Some(Undelivered {
-                    table: t.table.clone(),
-                    run_id: summary.run_id.clone(),
-                    manifest_key: t.manifest_key.clone()?,
-                    committed_at: Some(summary.finished_at),
-                    attempted: false,
-                })
-            })
-            .collect();
-        let wired = wire(app, spec).await?;
-        let mut queue = backlog::undelivered(app.history.as_ref(), app.ledger.as_ref(), wired.store.as_ref(), spec)
-            .await
-            .map_err(|e| anyhow!("integration {:?}: {}", spec.name, error_chain(&e)))?;
-        for f in fresh {
-            if !queue.iter().any(|q| q.manifest_key == f.manifest_key) {
-                queue.push(f);
-            }
+        // One integration that cannot start (its token, its ledger) fails its own deliveries,
+        // not the other integrations' or the exports still to run.
+        if let Err(e) = fan_out(app, spec, summary, json, &mut codes, &mut results).await {
+            eprintln!("error: integration {:?}: {e:#}", spec.name);
+            codes.push(exit::FAILED);
+            results.push(serde_json::json!({ "integration": spec.name, "error": format!("{e:#}") }));
         }
-        if queue.is_empty() {
-            continue;
-        }
-        let deliverer = wired.deliverer(app)?;
-        deliver_in_order(app, spec, &deliverer, queue, json, &mut codes, &mut results).await;
     }
     Ok((worst(codes), results))
+}
+
+async fn fan_out(
+    app: &App,
+    spec: &IntegrationSpec,
+    summary: &ExportRunSummary,
+    json: bool,
+    codes: &mut Vec<u8>,
+    results: &mut Vec<serde_json::Value>,
+) -> Result<()> {
+    let fresh: Vec<Undelivered> = summary
+        .tables
+        .iter()
+        .filter(|t| t.state == RunState::Succeeded && spec.wants(&summary.export, &t.table))
+        .filter_map(|t| {
+            Some(Undelivered {
+                table: t.table.clone(),
+                run_id: summary.run_id.clone(),
+                manifest_key: t.manifest_key.clone()?,
+                started_at: summary.started_at,
+                committed_at: Some(summary.finished_at),
+                attempted: false,
+            })
+        })
+        .collect();
+    let wired = wire(app, spec).await?;
+    let mut queue = backlog::undelivered(app.history.as_ref(), app.ledger.as_ref(), wired.store.as_ref(), spec, None)
+        .await
+        .map_err(|e| anyhow!("{}", error_chain(&e)))?;
+    for f in fresh {
+        if !queue.iter().any(|q| q.manifest_key == f.manifest_key) {
+            queue.push(f);
+        }
+    }
+    if queue.is_empty() {
+        return Ok(());
+    }
+    let deliverer = wired.deliverer(app)?;
+    deliver_in_order(app, spec, &deliverer, queue, json, codes, results).await;
+    Ok(())
 }

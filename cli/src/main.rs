@@ -121,5 +121,8 @@ fn main() -> ExitCode {
         }
     };
     let code = runtime.block_on(commands::dispatch(cli));
+    // A reader still stepping through an SQLite statement on a blocking thread (a run stopped
+    // by a signal) is not waited for: it would only finish the statement for nobody.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     ExitCode::from(code)
 }

@@ -20,20 +20,29 @@ pub fn exit_code(signal: &str) -> u8 {
     }
 }
 
-/// Watches SIGINT and SIGTERM for as long as it lives.
+/// Watches SIGINT and SIGTERM until the process exits: once tokio handles a signal it does not
+/// give it back to the default action, so the watch is never stopped.
 pub struct Signals {
     interrupter: std::sync::Arc<Interrupter>,
-    task: tokio::task::JoinHandle<()>,
 }
 
 impl Signals {
-    /// Starts watching; the runs are given `interrupt()`. Without signal handlers (a platform
-    /// that refuses them), runs are simply not interruptible cleanly.
+    /// Starts watching (once per process; later calls share the watch); the runs are given
+    /// `interrupt()`. Without signal handlers (a platform that refuses them), runs are simply
+    /// not interruptible cleanly.
     pub fn watch() -> Signals {
-        let (interrupter, _) = interrupt_channel();
-        let interrupter = std::sync::Arc::new(interrupter);
-        let tx = interrupter.clone();
-        let task = tokio::spawn(async move {
+        static WATCH: std::sync::OnceLock<std::sync::Arc<Interrupter>> = std::sync::OnceLock::new();
+        let interrupter = WATCH.get_or_init(|| {
+            let (interrupter, _) = interrupt_channel();
+            let interrupter = std::sync::Arc::new(interrupter);
+            Self::spawn(interrupter.clone());
+            interrupter
+        });
+        Signals { interrupter: interrupter.clone() }
+    }
+
+    fn spawn(tx: std::sync::Arc<Interrupter>) {
+        tokio::spawn(async move {
             let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
                 tracing::warn!("cannot watch SIGINT and SIGTERM; an interrupted run is settled by the next one");
                 return;
@@ -42,6 +51,11 @@ impl Signals {
                 _ = int.recv() => "SIGINT",
                 _ = term.recv() => "SIGTERM",
             };
+            if !tx.watched() {
+                // No run under way (between exports, delivering, the demo waiting): nothing to
+                // stop cleanly, so exit as the signal would have.
+                std::process::exit(i32::from(exit_code(first)));
+            }
             tx.interrupt(first);
             eprintln!(
                 "{first}: stopping at the next step and recording the run as interrupted (again to exit at once)"
@@ -55,7 +69,6 @@ impl Signals {
             }
             std::process::exit(i32::from(exit_code(first)));
         });
-        Signals { interrupter, task }
     }
 
     pub fn interrupt(&self) -> Interrupt {
@@ -65,11 +78,5 @@ impl Signals {
     /// The signal that interrupted, if one did.
     pub fn interrupted(&self) -> Option<&'static str> {
         self.interrupter.interrupted()
-    }
-}
-
-impl Drop for Signals {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }

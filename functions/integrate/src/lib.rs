@@ -177,6 +177,21 @@ impl App {
         }
     }
 
+    /// The manifest at `key`, when it is there and reads as one (the deliverer names what is
+    /// wrong otherwise).
+    async fn manifest(&self, key: &str) -> Result<Option<sluice_core::manifest::Manifest>, FnError> {
+        use sluice_core::ports::ObjectStore;
+        let bytes = self.store.get(key).await.map_err(|source| {
+            FnError::Deliver(DeliverError::Store {
+                integration: self.spec.name.clone(),
+                op: "reading",
+                key: key.into(),
+                source,
+            })
+        })?;
+        Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
+    }
+
     async fn deliver(
         &self,
         object: &ObjectRef,
@@ -198,14 +213,15 @@ impl App {
         let deliverer = Deliverer::new(ports, spec, opts);
         // An earlier run's manifest of the same table whose delivery stopped goes first: a
         // later run's rows must not overtake it. If it stops again, this event is retried.
-        let backlog = undelivered(&self.history, &self.history, &self.store, spec)
-            .await
-            .map_err(|e| FnError::Backlog(sluice_core::run::error_chain(&e)))?;
-        if let Some(at) = backlog.iter().position(|u| u.manifest_key == key) {
-            let table = &backlog[at].table;
-            for earlier in backlog[..at].iter().filter(|u| &u.table == table) {
-                info!(key = %earlier.manifest_key, run_id = %earlier.run_id, "delivering an earlier run's undelivered manifest first");
-                deliverer.deliver(&earlier.manifest_key).await?;
+        if let Some(manifest) = self.manifest(&key).await? {
+            if spec.wants(&manifest.export, &manifest.table) {
+                let backlog = undelivered(&self.history, &self.history, &self.store, spec, Some(&manifest.table))
+                    .await
+                    .map_err(|e| FnError::Backlog(sluice_core::run::error_chain(&e)))?;
+                for earlier in backlog.iter().filter(|u| u.started_at < manifest.started_at && u.manifest_key != key) {
+                    info!(key = %earlier.manifest_key, run_id = %earlier.run_id, "delivering an earlier run's undelivered manifest first");
+                    deliverer.deliver(&earlier.manifest_key).await?;
+                }
             }
         }
         match deliverer.deliver(&key).await? {

@@ -18,8 +18,8 @@ use sluice_core::run::{Ports, Quiet, Runner};
 use sluice_core::spec::Config;
 use sluice_local::SqliteSource;
 use sluice_testkit::api::{FakeApi, Fault, Shape};
-use sluice_testkit::lambda::Watch;
 use sluice_testkit::moto::{unique_name, Moto};
+use sluice_testkit::runtime::Runtime;
 use sluice_testkit::{create_contacts, insert_contacts, run_options};
 
 struct Stack {
@@ -120,6 +120,11 @@ impl Stack {
     /// Exports `rows` contacts to S3 as the export function would; returns the manifest's key.
     async fn export(&self, rows: i64, config: &str) -> String {
         insert_contacts(&create_contacts(&self.dir.path().join("source.db")), 1, rows, "2026-01-01 00:00:00");
+        self.run(config).await
+    }
+
+    /// One more run of the export over the table as it is; returns the manifest's key.
+    async fn run(&self, config: &str) -> String {
         let config = Config::parse(&self.dir.path().join("sluice.toml"), config).unwrap();
         let source = SqliteSource::new(self.dir.path().join("source.db"));
         let store = S3Store::new(self.s3.clone(), &self.bucket, "exports", None);
@@ -131,7 +136,7 @@ impl Stack {
         summary.tables[0].manifest_key.clone().unwrap()
     }
 
-    async fn watch(&self, config: &str, extra: &[(&str, &str)]) -> Watch {
+    async fn watch(&self, config: &str, extra: &[(&str, &str)]) -> Runtime {
         let key = "config/sluice.toml";
         self.s3
             .put_object()
@@ -152,7 +157,7 @@ impl Stack {
             ("HOOK_TOKEN", "hook-token".to_string()),
         ];
         env.extend(extra.iter().map(|(k, v)| (*k, v.to_string())));
-        Watch::start("integrate", "sluice-integrate", &env)
+        Runtime::start(env!("CARGO_BIN_EXE_sluice-integrate"), &env)
     }
 
     fn applied_ids(&self) -> BTreeSet<i64> {
@@ -239,7 +244,7 @@ async fn an_invocation_stopped_by_its_deadline_is_resumed_by_the_retried_message
     let body = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
         "s3": {"bucket": {"name": stack.bucket}, "object": {"key": format!("exports/{manifest}")}}}]});
     let event = json!({"Records": [{"messageId": "m-1", "body": body.to_string(), "eventSource": "aws:sqs"}]});
-    // cargo lambda gives each invocation ten minutes; keeping all but about a second of them
+    // The runtime gives each invocation ten minutes; keeping all but about a second of them
     // back makes every invocation stop early, as one that runs into its timeout does.
     let watch = stack.watch(&config, &[("SLUICE_DEADLINE_MARGIN", "599s")]).await;
     stack.api.script(vec![Fault::Slow(Duration::from_millis(10))]);
@@ -257,4 +262,46 @@ async fn an_invocation_stopped_by_its_deadline_is_resumed_by_the_retried_message
     assert!(attempts >= 2, "the first invocation stopped at its deadline");
     assert_eq!(stack.applied_ids(), (1..=400).collect());
     assert_eq!(stack.api.requests().len(), 40, "no batch sent twice across invocations");
+}
+
+/// A manifest whose delivery stopped (the API down) goes before a later run's manifest of the
+/// same table: the later one's event delivers the earlier one first, so rows arrive in run order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_earlier_stopped_delivery_is_delivered_before_the_next_manifest() {
+    let stack = Stack::new().await;
+    let config = stack.config("");
+    let first = stack.export(30, &config).await;
+    let watch = stack.watch(&config, &[]).await;
+    let direct = |key: &str| json!({"manifest": format!("s3://{}/exports/{key}", stack.bucket)}).to_string();
+
+    stack.api.always(Some(503));
+    let (ok, out) = watch.invoke(&direct(&first));
+    assert!(!ok && out.to_string().contains("Sluice.DeliveryStopped"), "{out}");
+    assert!(stack.api.applied().is_empty());
+
+    // The next run (a full copy again, each row at version 2) commits while the first is
+    // undelivered.
+    let db = create_contacts(&stack.dir.path().join("source.db"));
+    db.execute("UPDATE contacts SET version = 2", []).unwrap();
+    let second = stack.run(&config).await;
+    stack.api.always(None);
+    let (ok, out) = watch.invoke(&direct(&second));
+    assert!(ok, "{out}");
+    // Every row of the first run before any of the second's (batches of one manifest may
+    // overlap, so each run's rows are compared as a set).
+    let applied = stack.api.applied();
+    let rows = |part: &[Value]| {
+        let mut r: Vec<(String, i64)> =
+            part.iter().map(|r| (r["version"].to_string(), r["id"].as_i64().unwrap())).collect();
+        r.sort();
+        r
+    };
+    assert_eq!(applied.len(), 60);
+    let version = |v: &str| (1..=30).map(|id| (v.to_string(), id)).collect::<Vec<_>>();
+    assert_eq!(rows(&applied[..30]), version("1"), "the first run's rows first");
+    assert_eq!(rows(&applied[30..]), version("2"), "then the second's");
+    // Both are done: their events again send nothing.
+    let before = stack.api.requests().len();
+    assert!(watch.invoke(&direct(&first)).0 && watch.invoke(&direct(&second)).0);
+    assert_eq!(stack.api.requests().len(), before);
 }

@@ -138,6 +138,11 @@ async fn dynamo_history_keeps_the_lease_and_commit_contract() {
     let other = LeaseOwner { run_id: "run-b".into(), host: "lambda-2".into(), pid: 8 };
     let ttl = Duration::from_secs(60);
 
+    // A lease expired by less than the takeover margin is still held (clocks differ).
+    let brief = h.acquire_lease("e", &me, Duration::ZERO).await.unwrap();
+    assert!(matches!(h.acquire_lease("e", &other, ttl).await, Err(HistoryError::LeaseHeld { .. })));
+    h.release_lease(&brief).await.unwrap();
+
     let lease = h.acquire_lease("e", &me, ttl).await.unwrap();
     match h.acquire_lease("e", &other, ttl).await {
         Err(HistoryError::LeaseHeld { owner, .. }) => {
@@ -182,6 +187,9 @@ async fn dynamo_history_keeps_the_lease_and_commit_contract() {
     h.commit_run(&lease, &run, None, run.window.high.as_ref()).await.unwrap();
     assert_eq!(h.watermark("e", "contacts").await.unwrap().unwrap().watermark, Watermark::Text("2026-01-01".into()));
     assert!(h.open_runs("e").await.unwrap().is_empty());
+    assert_eq!(h.runs("e", 10).await.unwrap()[0].state, RunState::Succeeded);
+    // A late failure report of a run another process committed leaves it committed.
+    h.fail_run(&RunRecord { error: Some("late".into()), ..run.clone() }).await.unwrap();
     assert_eq!(h.runs("e", 10).await.unwrap()[0].state, RunState::Succeeded);
 
     // Once the lease is gone, nothing commits in its name.

@@ -544,10 +544,16 @@ impl<'a> Runner<'a> {
             // commits a run whose manifest it finds, and it may be doing so for this very run:
             // removing the output here could pull the files from under its commit. The holder
             // owns this run now; the manifest stays and the record stays `running` for it.
-            Err(HistoryError::LeaseLost) => match self.commit_landed(export, record).await {
-                Some(true) => {
+            Err(HistoryError::LeaseLost) => match self.recorded_state(export, record).await {
+                Some(RunState::Succeeded) => {
                     warn!(export = %export.name, table = %table.name, run_id = %record.run_id,
                         "the lease was taken over, and the run holding it committed this run from its manifest");
+                }
+                // The holder settled it as failed (before this manifest landed): nothing will
+                // reference this output, so it goes.
+                Some(RunState::Failed) => {
+                    self.remove_output(export, record).await;
+                    return Err(Error::LeaseLost { export: export.name.clone() });
                 }
                 _ => {
                     return Err(Error::LeaseLostAfterManifest {
@@ -558,12 +564,20 @@ impl<'a> Runner<'a> {
             },
             // Refused while this run still held the lease: nobody else may settle it, but ask
             // the history before removing anything a committed run may reference.
-            Err(HistoryError::WatermarkMoved { expected, found }) => match self.commit_landed(export, record).await {
-                Some(true) => {
+            Err(HistoryError::WatermarkMoved { expected, found }) => match self.recorded_state(export, record).await {
+                Some(RunState::Succeeded) => {
                     warn!(export = %export.name, table = %table.name, run_id = %record.run_id,
                         "the commit was refused, but the history shows this run committed");
                 }
-                Some(false) => {
+                Some(_) => {
+                    // Only while the lease is still ours: otherwise its holder may be settling
+                    // this run from its manifest right now.
+                    if keeper.renew(self.ports.history).await.is_err() {
+                        return Err(Error::LeaseLostAfterManifest {
+                            export: export.name.clone(),
+                            table: table.name.clone(),
+                        });
+                    }
                     self.remove_output(export, record).await;
                     return Err(Error::WatermarkMoved {
                         export: export.name.clone(),
@@ -582,12 +596,18 @@ impl<'a> Runner<'a> {
             },
             // Failed without an answer: the commit may have landed (a reply lost on the way).
             // Removing the output of a commit that landed would lose its rows, so ask first.
-            Err(other) => match self.commit_landed(export, record).await {
-                Some(true) => {
+            Err(other) => match self.recorded_state(export, record).await {
+                Some(RunState::Succeeded) => {
                     warn!(export = %export.name, table = %table.name, run_id = %record.run_id, error = %other,
                         "the commit's answer was lost, but the history shows it landed");
                 }
-                Some(false) => {
+                Some(_) => {
+                    if keeper.renew(self.ports.history).await.is_err() {
+                        return Err(Error::LeaseLostAfterManifest {
+                            export: export.name.clone(),
+                            table: table.name.clone(),
+                        });
+                    }
                     self.remove_output(export, record).await;
                     return Err(Error::History { export: export.name.clone(), source: Box::new(other) });
                 }
@@ -868,11 +888,14 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// Whether the history records this table run as succeeded; None when it cannot tell.
-    async fn commit_landed(&self, export: &ExportSpec, record: &RunRecord) -> Option<bool> {
+    /// The state the history records for this table run (`Running` when it has no record of
+    /// it); `None` when it cannot tell.
+    async fn recorded_state(&self, export: &ExportSpec, record: &RunRecord) -> Option<RunState> {
         let runs = self.ports.history.runs(&export.name, 500).await.ok()?;
         Some(
-            runs.iter().any(|r| r.run_id == record.run_id && r.table == record.table && r.state == RunState::Succeeded),
+            runs.iter()
+                .find(|r| r.run_id == record.run_id && r.table == record.table)
+                .map_or(RunState::Running, |r| r.state),
         )
     }
 

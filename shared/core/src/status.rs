@@ -192,13 +192,15 @@ pub async fn export_status(
         let last = stores.ledger.deliveries(&spec.name, 1).await?.into_iter().next();
         let (delivered, failed) = last.as_ref().map_or((0, 0), |d| d.progress.totals());
         let backlog = match stores.destination.and_then(|open| open(export)) {
-            Some(store) => match backlog::undelivered(stores.history, stores.ledger, store.as_ref(), spec).await {
-                Ok(b) => Some(b),
-                Err(e) => {
-                    tracing::warn!(integration = %spec.name, error = %crate::run::error_chain(&e), "cannot count the undelivered manifests");
-                    None
+            Some(store) => {
+                match backlog::undelivered(stores.history, stores.ledger, store.as_ref(), spec, None).await {
+                    Ok(b) => Some(b),
+                    Err(e) => {
+                        tracing::warn!(integration = %spec.name, error = %crate::run::error_chain(&e), "cannot count the undelivered manifests");
+                        None
+                    }
                 }
-            },
+            }
             None => None,
         };
         integrations.push(IntegrationStatus {

@@ -39,6 +39,11 @@ impl Interrupter {
         *self.0.borrow()
     }
 
+    /// Whether any run is watching (holds a receiving end).
+    pub fn watched(&self) -> bool {
+        self.0.receiver_count() > 0
+    }
+
     /// Another receiving end, for another run.
     pub fn subscribe(&self) -> Interrupt {
         Interrupt(self.0.subscribe())

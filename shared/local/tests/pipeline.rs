@@ -443,6 +443,13 @@ async fn a_run_whose_lease_was_taken_over_keeps_the_output_the_new_holder_commit
         assert!(seen.values().all(|n| *n == 1));
         assert!(env.watermark().await.is_some());
         assert!(stray_files(&env.out()).is_empty());
+        // A late failure report of the committed run (its first process, say) leaves it committed.
+        let runs = env.history.runs("contacts", 10).await.unwrap();
+        let committed = runs.iter().find(|r| r.run_id == a.run_id).unwrap().clone();
+        assert_eq!(committed.state, RunState::Succeeded);
+        env.history.fail_run(&committed).await.unwrap();
+        let runs = env.history.runs("contacts", 10).await.unwrap();
+        assert_eq!(runs.iter().find(|r| r.run_id == a.run_id).unwrap().state, RunState::Succeeded);
     }
 }
 

@@ -8,7 +8,10 @@
 //! undelivered, so the walk reads one manifest and one ledger record per undelivered run, plus
 //! one for the boundary. A table the integration never finished a delivery of is undelivered
 //! from its oldest attempted manifest on: runs committed before the integration's first attempt
-//! (before it was configured) are not sent.
+//! (before it was configured) are not sent. When the walk reaches the end of what it reads
+//! (`LOOKBACK` records) without finding a boundary, everything it walked is undelivered: a
+//! backlog older than that may be missing from the list, but none of it is dropped as
+//! "before the integration".
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -28,6 +31,8 @@ pub struct Undelivered {
     pub table: String,
     pub run_id: String,
     pub manifest_key: String,
+    /// When its run started: runs of one export are ordered by it (their lease keeps them apart).
+    pub started_at: DateTime<Utc>,
     /// When its run committed.
     pub committed_at: Option<DateTime<Utc>>,
     /// Whether a delivery of it started (and stopped), as opposed to never being tried.
@@ -46,15 +51,22 @@ pub enum BacklogError {
     },
 }
 
-/// `spec`'s undelivered manifests of its export, oldest first (by run, then table).
+/// `spec`'s undelivered manifests of its export (of `only` that table, when given), oldest
+/// first (by run, then table).
 pub async fn undelivered(
     history: &dyn HistoryStore,
     ledger: &dyn DeliveryLedger,
     store: &dyn ObjectStore,
     spec: &IntegrationSpec,
+    only: Option<&str>,
 ) -> Result<Vec<Undelivered>, BacklogError> {
     let runs = history.runs(&spec.export, LOOKBACK).await.map_err(BacklogError::History)?;
-    let mut tables: Vec<&str> = runs.iter().map(|r| r.table.as_str()).filter(|t| spec.wants(&spec.export, t)).collect();
+    let read_all = runs.len() < LOOKBACK;
+    let mut tables: Vec<&str> = runs
+        .iter()
+        .map(|r| r.table.as_str())
+        .filter(|t| spec.wants(&spec.export, t) && only.is_none_or(|o| o == *t))
+        .collect();
     tables.sort_unstable();
     tables.dedup();
     let mut out = Vec::new();
@@ -83,20 +95,24 @@ pub async fn undelivered(
                 table: table.to_string(),
                 run_id: run.run_id.clone(),
                 manifest_key: run.manifest_key.clone(),
+                started_at: run.started_at,
                 committed_at: run.finished_at,
                 attempted: record.is_some(),
             });
         }
-        if !boundary {
+        if !boundary && read_all {
             // Never finished one: from the oldest attempted on (nothing, if none was tried).
             match walked.iter().rposition(|u| u.attempted) {
                 Some(oldest) => walked.truncate(oldest + 1),
                 None => walked.clear(),
             }
+        } else if !boundary {
+            tracing::warn!(integration = %spec.name, table, lookback = LOOKBACK,
+                "no finished delivery among the newest run records: an older backlog may not be listed");
         }
         walked.reverse();
         out.extend(walked);
     }
-    out.sort_by(|a, b| (&a.run_id, &a.table).cmp(&(&b.run_id, &b.table)));
+    out.sort_by(|a, b| (a.started_at, &a.table).cmp(&(b.started_at, &b.table)));
     Ok(out)
 }
