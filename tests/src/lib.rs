@@ -9,6 +9,7 @@ pub mod history;
 pub mod lambda;
 pub mod ledger;
 pub mod moto;
+pub mod runtime;
 pub mod stack;
 pub mod store;
 

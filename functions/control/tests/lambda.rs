@@ -81,8 +81,8 @@ async fn exports_and_orchestrations_are_managed_through_the_api_each_change_by_i
             ("SLUICE_EXPORT_FUNCTION_ARN", EXPORT_FN.into()),
         ]
     };
-    let configure = Watch::start("control", "sluice-control", &env("configure"));
-    let operate = Watch::start("control", "sluice-control", &env("operate"));
+    let configure = Watch::start("control", env!("CARGO_BIN_EXE_sluice-control"), &env("configure"));
+    let operate = Watch::start("control", env!("CARGO_BIN_EXE_sluice-control"), &env("operate"));
 
     let definition = format!(
         "name = \"crm\"\nsource = \"db\"\ndestination = \"s3://{bucket}/exports\"\n\n[[table]]\nname = \"contacts\"\n\

@@ -10,8 +10,8 @@ use sluice_core::catalog::Exports;
 use sluice_core::ports::{HistoryStore, LeaseOwner};
 use sluice_testkit::catalog::{FakePreflight, MemoryScheduler};
 use sluice_testkit::fakesnow::{FakeSnow, PASSPHRASE};
-use sluice_testkit::lambda::Watch;
 use sluice_testkit::moto::{repo_root, unique_name, Moto};
+use sluice_testkit::runtime::Runtime;
 use sluice_testkit::{create_contacts, insert_contacts};
 
 /// moto's clients, and a bucket and history table of the test's own.
@@ -80,9 +80,8 @@ async fn the_function_runs_scheduled_exports_and_answers_bad_requests_clearly() 
     .unwrap();
 
     let stack = Stack { sdk, s3, bucket, ddb, table };
-    let watch = Watch::start(
-        "export",
-        "sluice-export",
+    let watch = Runtime::start(
+        env!("CARGO_BIN_EXE_sluice-export"),
         &stack.env(moto, config.display().to_string(), &[("SLUICE_EVENT_BUS", "default"), ("SLUICE_SSE", "AES256")]),
     );
     let Stack { s3, bucket, ddb, table, .. } = stack;
@@ -187,8 +186,10 @@ async fn a_snowflake_export_configured_in_s3_runs_with_its_key_from_secrets_mana
     let stack = Stack { sdk, s3, bucket, ddb, table };
     let (s3, bucket) = (&stack.s3, &stack.bucket);
 
-    let watch =
-        Watch::start("export", "sluice-export", &stack.env(moto, format!("s3://{bucket}/config/sluice.toml"), &[]));
+    let watch = Runtime::start(
+        env!("CARGO_BIN_EXE_sluice-export"),
+        &stack.env(moto, format!("s3://{bucket}/config/sluice.toml"), &[]),
+    );
     let (ok, summary) = watch.invoke(r#"{"export": "contacts"}"#);
     assert!(ok, "{summary}");
     // Tie-safe max: the newest row waits for the next run.
@@ -205,8 +206,10 @@ async fn a_snowflake_export_configured_in_s3_runs_with_its_key_from_secrets_mana
     // A secret the function cannot read: a configuration-kind error naming it, no retry loop.
     sm.delete_secret().secret_id(&secret).force_delete_without_recovery(true).send().await.unwrap();
     drop(watch);
-    let watch =
-        Watch::start("export", "sluice-export", &stack.env(moto, format!("s3://{bucket}/config/sluice.toml"), &[]));
+    let watch = Runtime::start(
+        env!("CARGO_BIN_EXE_sluice-export"),
+        &stack.env(moto, format!("s3://{bucket}/config/sluice.toml"), &[]),
+    );
     let (ok, err) = watch.invoke(r#"{"export": "contacts"}"#);
     assert!(!ok);
     let text = err.to_string();
