@@ -570,21 +570,13 @@ impl<'a> Runner<'a> {
                         "the commit was refused, but the history shows this run committed");
                 }
                 Some(_) => {
-                    // Only while the lease is still ours: otherwise its holder may be settling
-                    // this run from its manifest right now.
-                    if keeper.renew(self.ports.history).await.is_err() {
-                        return Err(Error::LeaseLostAfterManifest {
-                            export: export.name.clone(),
-                            table: table.name.clone(),
-                        });
-                    }
-                    self.remove_output(export, record).await;
-                    return Err(Error::WatermarkMoved {
+                    let refused = Error::WatermarkMoved {
                         export: export.name.clone(),
                         table: table.name.clone(),
                         expected: expected.map_or("none".into(), |w| w.to_string()),
                         found: found.map_or("none".into(), |w| w.to_string()),
-                    });
+                    };
+                    return Err(self.withdraw(export, table, record, &mut keeper, refused).await);
                 }
                 None => {
                     return Err(Error::CommitUncertain {
@@ -602,14 +594,8 @@ impl<'a> Runner<'a> {
                         "the commit's answer was lost, but the history shows it landed");
                 }
                 Some(_) => {
-                    if keeper.renew(self.ports.history).await.is_err() {
-                        return Err(Error::LeaseLostAfterManifest {
-                            export: export.name.clone(),
-                            table: table.name.clone(),
-                        });
-                    }
-                    self.remove_output(export, record).await;
-                    return Err(Error::History { export: export.name.clone(), source: Box::new(other) });
+                    let failed = Error::History { export: export.name.clone(), source: Box::new(other) };
+                    return Err(self.withdraw(export, table, record, &mut keeper, failed).await);
                 }
                 None => {
                     return Err(Error::CommitUncertain {
@@ -915,6 +901,24 @@ impl<'a> Runner<'a> {
                 }
             }
         }
+    }
+
+    /// Removes the output of a run whose commit did not land, and returns why (`refused`). Only
+    /// while the lease is still this run's: otherwise its holder may be settling the run from
+    /// its manifest right now, and the output stays for it.
+    async fn withdraw(
+        &self,
+        export: &ExportSpec,
+        table: &TableSpec,
+        record: &RunRecord,
+        keeper: &mut LeaseKeeper<'_>,
+        refused: Error,
+    ) -> Error {
+        if keeper.renew(self.ports.history).await.is_err() {
+            return Error::LeaseLostAfterManifest { export: export.name.clone(), table: table.name.clone() };
+        }
+        self.remove_output(export, record).await;
+        refused
     }
 
     async fn remove_output(&self, export: &ExportSpec, record: &RunRecord) {
