@@ -251,3 +251,26 @@ fn a_stopped_delivery_is_resumed_by_the_next_run_before_its_own_manifest() {
     let pending = sluice(&config, &["integrate", "-i", "hook", "--pending"]).output().unwrap();
     assert!(pending.status.success() && text(&pending).contains("nothing undelivered"), "{}", text(&pending));
 }
+
+/// A token travels over HTTPS only: a webhook with a token on plain http (other than to this
+/// machine) and an http HubSpot endpoint are refused by validate, naming what to write.
+#[test]
+fn a_token_is_never_sent_over_plain_http() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = contacts_config(dir.path(), "{ strategy = \"full\" }", "{ compression = \"none\" }");
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(
+        "\n[integrations.hook]\nkind = \"webhook\"\nexport = \"contacts\"\nurl = \"http://hooks.example.com/x\"\n\
+         token = \"env:HOOK_TOKEN\"\n\
+         [integrations.crm]\nkind = \"hubspot_contacts\"\nexport = \"contacts\"\nendpoint = \"http://api.hubapi.com\"\n\
+         token = \"env:HOOK_TOKEN\"\n[integrations.crm.properties]\nemail = \"email\"\n\
+         [integrations.plain]\nkind = \"webhook\"\nexport = \"contacts\"\nurl = \"http://hooks.example.com/open\"\n",
+    );
+    std::fs::write(&config, toml).unwrap();
+    let out = sluice(&config, &["validate"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let t = text(&out);
+    assert!(t.contains("integrations.hook.url: plain http, and the token would travel in clear text"), "{t}");
+    assert!(t.contains("integrations.crm.endpoint: plain http"), "{t}");
+    assert!(!t.contains("integrations.plain"), "no token, no secret to protect: {t}");
+}

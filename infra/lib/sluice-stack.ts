@@ -107,6 +107,12 @@ export class SluiceStack extends Stack {
       description:
         'The Secrets Manager secret holding the integration\'s API token (token = "secretsmanager:<this ARN>").',
     }).valueAsString;
+    const secretHosts = new CfnParameter(this, 'SecretHosts', {
+      default: '',
+      allowedPattern: '^[A-Za-z0-9*.,-]*$',
+      description:
+        'Hosts a token or credential may be sent to besides api.hubapi.com and *.snowflakecomputing.com (comma-separated, exact or *.domain, e.g. hooks.example.com); the config cannot widen it.',
+    }).valueAsString;
     const integrationConcurrency = new CfnParameter(this, 'IntegrationConcurrency', {
       type: 'Number',
       default: 2,
@@ -328,6 +334,7 @@ export class SluiceStack extends Stack {
       SLUICE_EVENT_BUS: bus.eventBusName,
       SLUICE_SSE: 'aws:kms',
       SLUICE_KMS_KEY_ID: key.keyArn,
+      SLUICE_SECRET_HOSTS: secretHosts,
     };
     const exportFunction = logicalId(
       new lambda.Function(this, 'ExportFunction', {

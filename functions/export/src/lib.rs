@@ -115,6 +115,10 @@ impl App {
         let sdk = sluice_aws::client_config().await;
         let s3 = sluice_aws::s3_client(&sdk);
         let config = sluice_aws::load_config(&s3, &settings.config).await?;
+        // The config says where credentials go; the stack says where they may go.
+        if let Some(problem) = settings.secret_hosts.check_sources(&config).into_iter().next() {
+            return Err(FnError::Setting { name: "SLUICE_SECRET_HOSTS", problem });
+        }
         for w in &config.warnings {
             tracing::warn!(key = %w.key, "{}", w);
         }

@@ -103,6 +103,10 @@ impl App {
         let s3 = sluice_aws::s3_client(&sdk);
         let config = sluice_aws::load_config(&s3, &settings.common.config).await?;
         let spec = config.integration(&settings.integration)?.clone();
+        // The config says where the token goes; the stack says where it may go.
+        if let Some(problem) = settings.common.secret_hosts.check_integration(&spec) {
+            return Err(FnError::Setting { name: "SLUICE_SECRET_HOSTS", problem });
+        }
         let export = config.export(&spec.export)?;
         let Destination::S3 { bucket, prefix } = &export.destination else {
             return Err(FnError::Setting {

@@ -305,3 +305,22 @@ async fn an_earlier_stopped_delivery_is_delivered_before_the_next_manifest() {
     assert!(watch.invoke(&direct(&first)).0 && watch.invoke(&direct(&second)).0);
     assert_eq!(stack.api.requests().len(), before);
 }
+
+/// Whoever may write the config must not be able to send the token elsewhere: a token bound for
+/// a host the stack's SLUICE_SECRET_HOSTS does not name stops the function at start, naming the
+/// host and the setting; named there, the same config starts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_goes_only_to_a_host_the_stack_allows() {
+    let stack = Stack::new().await;
+    let config = stack.config("").replace(&format!("{}/contacts", stack.api.url), "https://hooks.elsewhere.example/in");
+    let refused = stack.watch(&config, &[]).await;
+    let (ok, out) = refused.invoke(r#"{"hello": "world"}"#);
+    let text = out.to_string();
+    assert!(!ok && text.contains("SLUICE_SECRET_HOSTS") && text.contains("hooks.elsewhere.example"), "{text}");
+    assert!(!text.contains("hook-token"), "no secret in the message");
+    assert!(stack.api.requests().is_empty());
+
+    let allowed = stack.watch(&config, &[("SLUICE_SECRET_HOSTS", "*.elsewhere.example")]).await;
+    let (ok, out) = allowed.invoke(r#"{"hello": "world"}"#);
+    assert!(!ok && out.to_string().contains("Sluice.InvalidEvent"), "it started: {out}");
+}

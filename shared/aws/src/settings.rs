@@ -115,6 +115,9 @@ pub struct FunctionSettings {
     pub encryption: Option<Encryption>,
     /// `SLUICE_DEADLINE_MARGIN`: time kept back from the invocation's deadline, e.g. `15s`.
     pub deadline_margin: std::time::Duration,
+    /// `SLUICE_SECRET_HOSTS`: hosts a token or credential may be sent to besides the vendors'
+    /// own (comma-separated, exact or `*.domain`); set by the stack, never by the config.
+    pub secret_hosts: sluice_core::trust::SecretHosts,
 }
 
 impl FunctionSettings {
@@ -125,6 +128,7 @@ impl FunctionSettings {
             event_bus: env_var("SLUICE_EVENT_BUS").unwrap_or_else(|| "default".into()),
             encryption: encryption_from_env().map_err(|problem| SettingError { name: "SLUICE_SSE", problem })?,
             deadline_margin: duration_var("SLUICE_DEADLINE_MARGIN", default_margin)?,
+            secret_hosts: sluice_core::trust::SecretHosts::parse(&env_var("SLUICE_SECRET_HOSTS").unwrap_or_default()),
         })
     }
 }

@@ -20,6 +20,7 @@ pub mod spec;
 pub mod sql;
 pub mod status;
 pub mod stop;
+pub mod trust;
 pub mod value;
 
 pub use error::{BoxError, Error, HistoryError, Result};

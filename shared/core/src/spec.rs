@@ -754,6 +754,12 @@ impl Validator {
                     "not a base URL",
                     "give a base URL without path or credentials, e.g. https://myaccount.privatelink.snowflakecomputing.com",
                 );
+            } else if !crate::trust::secure_transport(e) {
+                self.problem(
+                    format!("{key}.endpoint"),
+                    "plain http, and the credentials would travel in clear text",
+                    "use https:// (plain http is allowed only to a loopback address, for tests)",
+                );
             }
         }
         let query_timeout = match raw.query_timeout.as_deref() {

@@ -409,6 +409,12 @@ impl Validator {
                 "not an http(s) URL without credentials",
                 "write https://host/path; put the token in token = \"secretsmanager:…\"",
             );
+        } else if raw.token.is_some() && !crate::trust::secure_transport(&url) {
+            self.problem(
+                format!("{key}.url"),
+                "plain http, and the token would travel in clear text",
+                "use https:// (plain http is allowed only to a loopback address, for tests)",
+            );
         }
         let method = raw.method.clone().unwrap_or_else(|| "POST".into()).to_ascii_uppercase();
         if !matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
@@ -490,6 +496,12 @@ impl Validator {
                 format!("{key}.endpoint"),
                 "not an http(s) base URL",
                 "remove it to use https://api.hubapi.com",
+            );
+        } else if !crate::trust::secure_transport(&endpoint) {
+            self.problem(
+                format!("{key}.endpoint"),
+                "plain http, and the token would travel in clear text",
+                "use https:// (plain http is allowed only to a loopback address, for tests)",
             );
         }
         let id_property = raw.id_property.clone().unwrap_or_else(|| "email".into());
