@@ -246,6 +246,15 @@ impl HistoryStore for DynamoHistory {
                             Some(item) => Some(self.lease_of(export, &item)?),
                             None => self.lease(export).await?,
                         };
+                        // Our own put, landed on an earlier try whose answer was lost (the SDK
+                        // retried it): the lease is ours.
+                        if let Some(mine) = holder.as_ref().filter(|l| l.owner.run_id == owner.run_id) {
+                            return Ok(Lease {
+                                export: export.to_string(),
+                                owner: owner.clone(),
+                                expires_at: mine.expires_at,
+                            });
+                        }
                         let (owner, expires_at) = holder
                             .map_or(("another run".to_string(), "unknown".to_string()), |l| {
                                 (l.owner.to_string(), ts(l.expires_at))

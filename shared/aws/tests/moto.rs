@@ -144,6 +144,9 @@ async fn dynamo_history_keeps_the_lease_and_commit_contract() {
     h.release_lease(&brief).await.unwrap();
 
     let lease = h.acquire_lease("e", &me, ttl).await.unwrap();
+    // The same put again (an SDK retry of one whose answer was lost): ours, not "held".
+    let again = h.acquire_lease("e", &me, ttl).await.unwrap();
+    assert_eq!(again.owner, me);
     match h.acquire_lease("e", &other, ttl).await {
         Err(HistoryError::LeaseHeld { owner, .. }) => {
             assert!(owner.contains("run-a") && owner.contains("lambda-1"), "{owner}")

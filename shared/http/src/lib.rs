@@ -58,6 +58,9 @@ impl WithoutUrl for reqwest::Error {
     }
 }
 
+/// How much of an answer's body is read (1 MiB): enough for any per-record error list.
+pub const MAX_BODY: usize = 1 << 20;
+
 #[async_trait]
 impl HttpClient for ReqwestClient {
     async fn send(&self, request: HttpRequest, timeout: Duration) -> Result<HttpResponse, TransportError> {
@@ -74,14 +77,23 @@ impl HttpClient for ReqwestClient {
                 TransportError::Failed(describe(&e))
             }
         };
-        let response = builder.send().await.map_err(fail)?;
+        let mut response = builder.send().await.map_err(fail)?;
         let status = response.status().as_u16();
         let headers = response
             .headers()
             .iter()
             .map(|(n, v)| (n.as_str().to_ascii_lowercase(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
             .collect();
-        let body = response.bytes().await.map_err(fail)?.to_vec();
+        // An answer is a status and a short document; what a misbehaving server sends past
+        // MAX_BODY is not read, so it cannot fill the function's memory.
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(fail)? {
+            let room = MAX_BODY - body.len();
+            body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+            if body.len() >= MAX_BODY {
+                break;
+            }
+        }
         Ok(HttpResponse { status, headers, body })
     }
 }

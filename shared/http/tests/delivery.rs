@@ -381,3 +381,31 @@ async fn a_delivery_waiting_on_a_slow_api_keeps_its_claim() {
     assert!(matches!(rival, sluice_core::ports::Claim::Held { .. }), "the claim was renewed: {rival:?}");
     assert_eq!(done(outcome).delivered, 20);
 }
+
+/// An answer's body is read up to MAX_BODY: a server sending more cannot fill the memory.
+#[tokio::test]
+async fn an_answer_larger_than_the_cap_is_cut() {
+    use sluice_core::integrate::api::{HttpClient, HttpRequest};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        let (mut conn, _) = listener.accept().unwrap();
+        let mut buf = [0u8; 4096];
+        let _ = conn.read(&mut buf);
+        let size = 3 * sluice_http::MAX_BODY;
+        let _ = write!(conn, "HTTP/1.1 200 OK\r\ncontent-length: {size}\r\ncontent-type: text/plain\r\n\r\n");
+        let block = vec![b'x'; 64 * 1024];
+        for _ in 0..size / block.len() {
+            if conn.write_all(&block).is_err() {
+                break;
+            }
+        }
+    });
+    let client = sluice_http::ReqwestClient::new().unwrap();
+    let request =
+        HttpRequest { method: "POST".into(), url: format!("http://{addr}/in"), headers: vec![], body: b"[]".to_vec() };
+    let answer = client.send(request, std::time::Duration::from_secs(10)).await.unwrap();
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.body.len(), sluice_http::MAX_BODY);
+}

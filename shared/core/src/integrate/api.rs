@@ -7,14 +7,35 @@ use serde_json::{json, Map, Value};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::spec::{HubspotSpec, IntegrationKind, IntegrationSpec, WebhookSpec, RECORDS_PLACEHOLDER};
+use super::spec::{HubspotSpec, IntegrationKind, IntegrationSpec, WebhookSpec, RECORDS_PLACEHOLDER, SECRET_HEADERS};
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct HttpRequest {
     pub method: String,
     pub url: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+}
+
+/// Without header values that are credentials, and without the body (rows): a request can end
+/// up in a log line or an error, and neither may carry a token or data.
+impl std::fmt::Debug for HttpRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let headers: Vec<(&str, &str)> = self
+            .headers
+            .iter()
+            .map(|(k, v)| {
+                let secret = SECRET_HEADERS.iter().any(|s| k.eq_ignore_ascii_case(s));
+                (k.as_str(), if secret { "<redacted>" } else { v.as_str() })
+            })
+            .collect();
+        f.debug_struct("HttpRequest")
+            .field("method", &self.method)
+            .field("url", &self.url)
+            .field("headers", &headers)
+            .field("body", &format_args!("<{} bytes>", self.body.len()))
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -433,5 +454,21 @@ mod tests {
         let daily = h.answer(&b, &response(429, json!({"policyName": "DAILY"})));
         assert!(matches!(daily, Answer::Fatal { .. }));
         assert!(h.check(&Outgoing { index: 0, properties: Properties::default() }).is_err());
+    }
+
+    #[test]
+    fn a_request_prints_no_credential_and_no_row() {
+        let req = HttpRequest {
+            method: "POST".into(),
+            url: "https://h/x".into(),
+            headers: vec![
+                ("Authorization".into(), "Bearer s3cret".into()),
+                ("content-type".into(), "application/json".into()),
+            ],
+            body: b"{\"email\":\"ada@example.com\"}".to_vec(),
+        };
+        let shown = format!("{req:?}");
+        assert!(!shown.contains("s3cret") && !shown.contains("ada@example.com"), "{shown}");
+        assert!(shown.contains("<redacted>") && shown.contains("application/json"), "{shown}");
     }
 }

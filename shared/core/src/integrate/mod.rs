@@ -50,7 +50,7 @@ pub struct DeliveryPorts<'a> {
     pub events: &'a dyn EventSink,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct DeliveryOptions {
     /// Who delivers (`host:pid:random`), for the claim.
     pub owner: String,
@@ -65,6 +65,20 @@ pub struct DeliveryOptions {
     pub retry_base: Duration,
     /// ... and never more than this, unless the server's `Retry-After` says more.
     pub retry_cap: Duration,
+}
+
+/// Everything but the token, which is never printed.
+impl std::fmt::Debug for DeliveryOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeliveryOptions")
+            .field("owner", &self.owner)
+            .field("claim_ttl", &self.claim_ttl)
+            .field("stop_by", &self.stop_by)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("retry_base", &self.retry_base)
+            .field("retry_cap", &self.retry_cap)
+            .finish()
+    }
 }
 
 impl DeliveryOptions {

@@ -212,7 +212,7 @@ fn is_plain_url(url: &str) -> bool {
 }
 
 /// Headers that carry credentials: those go in `token`, from the environment or a secret.
-const SECRET_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"];
+pub(crate) const SECRET_HEADERS: &[&str] = &["authorization", "proxy-authorization", "cookie", "x-api-key", "api-key"];
 
 /// The placeholder a webhook body template holds where the records go.
 pub const RECORDS_PLACEHOLDER: &str = "{{records}}";
