@@ -355,6 +355,18 @@ export class SluiceStack extends Stack {
       }),
       'ExportFunction',
     );
+    // A scheduled invocation that fails (or finds the export already running) is not retried:
+    // the next scheduled run is the retry, and the failed event goes to the dead-letter queue.
+    logicalId(
+      new lambda.CfnEventInvokeConfig(this, 'ExportFunctionEventInvokeConfig', {
+        functionName: exportFunction.functionName,
+        qualifier: '$LATEST',
+        maximumRetryAttempts: 0,
+        // As SAM writes it.
+        destinationConfig: {},
+      }),
+      'ExportFunctionEventInvokeConfig',
+    );
 
     // One rule per export that runs on a schedule: the ExportName parameter's, or those of
     // `sluice schedules --json` (template.yaml's generated section, as JSON).

@@ -68,6 +68,14 @@ fn the_stack_is_encrypted_and_each_function_may_touch_only_its_own_resources() {
         assert_eq!(f["Properties"]["Architectures"], serde_json::json!(["arm64"]), "{name}");
         assert!(f["Properties"]["KmsKeyArn"].is_object(), "{name}: environment encrypted with the key");
     }
+    // A failed (or already running) scheduled run is not retried by Lambda: the next scheduled
+    // run is the retry, and the event goes to the export's dead-letter queue at once.
+    let retries = &resources["ExportFunctionEventInvokeConfig"]["Properties"];
+    assert_eq!(retries["MaximumRetryAttempts"], 0, "{retries}");
+    assert_eq!(
+        resources["ExportFunction"]["Properties"]["DeadLetterConfig"]["TargetArn"]["Fn::GetAtt"][0],
+        "ExportDeadLetters"
+    );
     let table = &resources["HistoryTable"]["Properties"];
     assert_eq!(table["BillingMode"], "PAY_PER_REQUEST");
     assert_eq!(table["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"], true);
