@@ -139,6 +139,14 @@ impl Runtime {
         }
     }
 
+    /// Sends `signal` (e.g. `"TERM"`) to the function's process, as the runtime does at shutdown.
+    pub fn signal(&self, signal: &str) {
+        let pid = self.child.lock().unwrap().id();
+        let ok =
+            Command::new("kill").arg(format!("-{signal}")).arg(pid.to_string()).status().is_ok_and(|s| s.success());
+        assert!(ok, "kill -{signal} {pid}");
+    }
+
     fn exited(&self) -> serde_json::Value {
         serde_json::json!({ "errorType": "Runtime.ExitError", "errorMessage": self.logs() })
     }
