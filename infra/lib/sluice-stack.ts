@@ -627,14 +627,25 @@ export class SluiceStack extends Stack {
               new iam.PolicyStatement({
                 sid: 'Rules',
                 // Pausing and resuming put the rule again with its state, which also restores a lost one.
-                actions: ['events:PutRule', 'events:RemoveTargets', 'events:DeleteRule'],
+                // Schedules only: a rule with an event pattern (a source or detail type) is refused.
+                actions: ['events:PutRule'],
+                resources: [orchestrationRules],
+                conditions: { Null: { 'events:source': 'true', 'events:detail-type': 'true' } },
+              }),
+              new iam.PolicyStatement({
+                sid: 'RulesRemoved',
+                actions: ['events:RemoveTargets', 'events:DeleteRule'],
                 resources: [orchestrationRules],
               }),
               new iam.PolicyStatement({
                 sid: 'RuleTarget',
                 actions: ['events:PutTargets'],
                 resources: [orchestrationRules],
-                conditions: { ArnEquals: { 'events:TargetArn': exportFunction.functionArn } },
+                // Every target the request names is the export function, and it names one.
+                conditions: {
+                  'ForAllValues:ArnEquals': { 'events:TargetArn': [exportFunction.functionArn] },
+                  Null: { 'events:TargetArn': 'false' },
+                },
               }),
               dataKey,
             ],

@@ -176,6 +176,9 @@ fn the_stack_is_encrypted_and_each_function_may_touch_only_its_own_resources() {
         operate_role.contains("events:TargetArn") && !configure_role.contains("events:PutTargets"),
         "{operate_role}"
     );
+    // Every named target, with a set operator and the key required; rules without an event pattern.
+    assert!(operate_role.contains("ForAllValues:ArnEquals") && operate_role.contains("\"Null\""), "{operate_role}");
+    assert!(operate_role.contains("events:source") && operate_role.contains("events:detail-type"), "{operate_role}");
     for role in [&configure_role, &operate_role] {
         assert!(role.contains("rule/${AWS::StackName}-orch-*") && role.contains("dynamodb:LeadingKeys"), "{role}");
         assert!(!role.contains("dynamodb:DeleteItem") && !role.contains("dynamodb:UpdateItem"), "{role}");
