@@ -181,10 +181,18 @@ impl SqliteHistory {
     }
 
     fn upsert_run(&self, conn: &Connection, run: &RunRecord) -> Result<(), HistoryError> {
+        self.write_run(conn, run, "")
+    }
+
+    /// Inserts or replaces a run record; `condition` (a `WHERE` on the existing row) may keep
+    /// the existing one.
+    fn write_run(&self, conn: &Connection, run: &RunRecord, condition: &str) -> Result<(), HistoryError> {
         let json = serde_json::to_string(run).map_err(|e| self.corrupt(e))?;
         conn.execute(
-            "INSERT INTO runs (export, table_name, run_id, state, started_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (export, table_name, run_id) DO UPDATE SET state = excluded.state, record = excluded.record",
+            &format!(
+                "INSERT INTO runs (export, table_name, run_id, state, started_at, record) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
+                 ON CONFLICT (export, table_name, run_id) DO UPDATE SET state = excluded.state, record = excluded.record{condition}"
+            ),
             params![run.export, run.table, run.run_id, run.state.as_str(), ts(run.started_at), json],
         )
         .map_err(|e| self.err(e))?;
@@ -349,25 +357,10 @@ impl HistoryStore for SqliteHistory {
     }
 
     async fn fail_run(&self, run: &RunRecord) -> Result<(), HistoryError> {
-        self.with_conn(|conn| {
-            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
-            // A run another process committed (from its manifest) stays committed.
-            let state: Option<String> = tx
-                .query_row(
-                    "SELECT state FROM runs WHERE export = ?1 AND table_name = ?2 AND run_id = ?3",
-                    params![run.export, run.table, run.run_id],
-                    |r| r.get(0),
-                )
-                .optional()
-                .map_err(|e| self.err(e))?;
-            if state.as_deref() == Some(RunState::Succeeded.as_str()) {
-                return Ok(());
-            }
-            let mut failed = run.clone();
-            failed.state = RunState::Failed;
-            self.upsert_run(&tx, &failed)?;
-            tx.commit().map_err(|e| self.err(e))
-        })
+        let mut failed = run.clone();
+        failed.state = RunState::Failed;
+        // One statement: a run another process committed (from its manifest) stays committed.
+        self.with_conn(|conn| self.write_run(conn, &failed, " WHERE runs.state <> 'succeeded'"))
     }
 
     async fn runs(&self, export: &str, limit: usize) -> Result<Vec<RunRecord>, HistoryError> {

@@ -22,16 +22,17 @@ pub enum Layout {
     Date,
     /// Text `YYYY-MM-DD HH:MM[:SS[.f…]]` with ` ` or `T` between date and time, and an optional
     /// constant suffix (`Z`, `+02:00`, `-0500`). `digits` is the finest fraction seen (the
-    /// bound is written with it), `cut` the fraction digits of the unit in progress. Text with
-    /// a fraction is cut at the whole second: a writer that truncates to whole seconds can share
-    /// the column unseen (its `…:15` sorts below `…:15.123`, so neither end shows it), and the
-    /// second in progress must wait for it. The bound is then `…:14.999`.
-    DateTime { sep: char, seconds: bool, digits: u8, cut: u8, suffix: Suffix },
+    /// bound is written with it). The unit in progress is always the whole second (or minute):
+    /// a writer that truncates to whole seconds can share the column unseen (its `…:15` sorts
+    /// below `…:15.123`, so neither end shows it), and the second in progress must wait for it.
+    /// With a fraction the bound is then `…:14.999`.
+    DateTime { sep: char, seconds: bool, digits: u8, suffix: Suffix },
     /// Integer seconds, milliseconds or microseconds since the epoch.
     EpochInt(EpochUnit),
     /// Epoch digits stored as text (`"1700000000"`, `"1700000000.123"`): they compare as text,
-    /// so the bound keeps the integer part's width and the fraction's digits.
-    EpochText { unit: EpochUnit, digits: u8, cut: u8 },
+    /// so the bound keeps the integer part's width and the fraction's digits; like `DateTime`,
+    /// it closes at the whole unit.
+    EpochText { unit: EpochUnit, digits: u8 },
     /// Real seconds since the epoch (`unixepoch('subsec')`): SQLite's clock ticks in milliseconds.
     EpochReal,
     /// Real Julian days (`julianday()`), likewise in milliseconds.
@@ -134,11 +135,11 @@ impl Layout {
     /// with, the coarsest to close the unit in progress at.
     pub fn join(self, other: &Layout) -> Layout {
         match (self, other) {
-            (Layout::DateTime { sep, seconds, digits, cut, suffix }, Layout::DateTime { digits: d, cut: c, .. }) => {
-                Layout::DateTime { sep, seconds, digits: digits.max(*d), cut: cut.min(*c), suffix }
+            (Layout::DateTime { sep, seconds, digits, suffix }, Layout::DateTime { digits: d, .. }) => {
+                Layout::DateTime { sep, seconds, digits: digits.max(*d), suffix }
             }
-            (Layout::EpochText { unit, digits, cut }, Layout::EpochText { digits: d, cut: c, .. }) => {
-                Layout::EpochText { unit, digits: digits.max(*d), cut: cut.min(*c) }
+            (Layout::EpochText { unit, digits }, Layout::EpochText { digits: d, .. }) => {
+                Layout::EpochText { unit, digits: digits.max(*d) }
             }
             // Seconds as integers and as reals: bound as reals (whole milliseconds).
             (Layout::EpochInt(EpochUnit::Seconds), Layout::EpochReal) => Layout::EpochReal,
@@ -204,15 +205,12 @@ impl Layout {
                 let day = now.date_naive().pred_opt().unwrap_or(NaiveDate::MIN);
                 Watermark::Text(day.format("%Y-%m-%d").to_string())
             }
-            Layout::DateTime { sep, seconds, digits, cut, suffix } => {
-                let (digits, cut) = if *seconds { (u32::from(*digits), u32::from(*cut)) } else { (0, 0) };
-                // The unit in progress, in nanoseconds (a minute without seconds, else 10^-cut
-                // seconds), and the step below it the bound is written at.
-                let (unit, step): (i64, i64) = if *seconds {
-                    (10i64.pow(9 - cut), 10i64.pow(9 - digits))
-                } else {
-                    (60_000_000_000, 60_000_000_000)
-                };
+            Layout::DateTime { sep, seconds, digits, suffix } => {
+                let digits = if *seconds { u32::from(*digits) } else { 0 };
+                // The unit in progress, in nanoseconds (a minute without seconds, else a second),
+                // and the step below it the bound is written at.
+                let (unit, step): (i64, i64) =
+                    if *seconds { (1_000_000_000, 10i64.pow(9 - digits)) } else { (60_000_000_000, 60_000_000_000) };
                 let high = floor_to(now, unit) - Duration::nanoseconds(step);
                 let (date, time) = match suffix {
                     Suffix::Offset { offset, .. } => {
@@ -240,16 +238,10 @@ impl Layout {
                 Watermark::Text(s)
             }
             Layout::EpochInt(unit) => Watermark::Int(unit.count(now) - 1),
-            Layout::EpochText { unit, digits, cut } => {
-                let (digits, cut) = (u32::from(*digits), u32::from(*cut));
-                let base = match unit {
-                    EpochUnit::Seconds => 0,
-                    EpochUnit::Millis => 3,
-                    EpochUnit::Micros => 6,
-                };
-                // The count in units of 10^-cut of the epoch unit, floored, written in units
-                // of 10^-digits, less one.
-                let scaled = scaled_count(now, base, cut) * 10i128.pow(digits - cut) - 1;
+            Layout::EpochText { unit, digits } => {
+                let digits = u32::from(*digits);
+                // The count of whole epoch units that are over, written in units of 10^-digits.
+                let scaled = i128::from(unit.count(now)) * 10i128.pow(digits) - 1;
                 if digits == 0 {
                     return Watermark::Text(scaled.to_string());
                 }
@@ -273,18 +265,6 @@ fn floor_to(now: DateTime<Utc>, unit: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, sub).unwrap_or(now)
 }
 
-/// The epoch count of `now` in units of 10^-(`base` + `digits`) seconds, floored; `base` is the
-/// epoch unit's own power (0 for seconds, 3 for milliseconds, 6 for microseconds).
-fn scaled_count(now: DateTime<Utc>, base: u32, digits: u32) -> i128 {
-    let nanos = i128::from(now.timestamp()) * 1_000_000_000 + i128::from(now.timestamp_subsec_nanos());
-    let power = base + digits;
-    if power >= 9 {
-        nanos * 10i128.pow(power - 9)
-    } else {
-        nanos.div_euclid(10i128.pow(9 - power))
-    }
-}
-
 fn all_digits(s: &str) -> bool {
     !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())
 }
@@ -293,13 +273,12 @@ fn text_layout(t: &str) -> Option<Layout> {
     if let Some((whole, frac)) = t.split_once('.').filter(|(w, f)| all_digits(w) && all_digits(f)) {
         if frac.len() <= 9 {
             let digits = frac.len() as u8;
-            // Cut at the whole unit, as text stamps with a fraction are (see `DateTime`).
-            return Some(Layout::EpochText { unit: EpochUnit::of_digits(whole.len()), digits, cut: 0 });
+            return Some(Layout::EpochText { unit: EpochUnit::of_digits(whole.len()), digits });
         }
         return None;
     }
     if all_digits(t) {
-        return Some(Layout::EpochText { unit: EpochUnit::of_digits(t.len()), digits: 0, cut: 0 });
+        return Some(Layout::EpochText { unit: EpochUnit::of_digits(t.len()), digits: 0 });
     }
     let b = t.as_bytes();
     let date_ok = t.get(..10).is_some_and(|d| NaiveDate::parse_from_str(d, "%Y-%m-%d").is_ok());
@@ -342,7 +321,7 @@ fn text_layout(t: &str) -> Option<Layout> {
         "Z" => Suffix::Zulu,
         s => Suffix::Offset { text: s.to_string(), offset: parse_offset(s)? },
     };
-    Some(Layout::DateTime { sep, seconds, digits, cut: 0, suffix })
+    Some(Layout::DateTime { sep, seconds, digits, suffix })
 }
 
 /// `+HH:MM`, `+HHMM` or `+HH` (or `-`), as ISO 8601 writes an offset.
