@@ -204,7 +204,7 @@ fn a_stopped_delivery_is_resumed_by_the_next_run_before_its_own_manifest() {
     insert_contacts(&db, 1, 3, "2025-06-01 00:00:00");
     let config = contacts_config(
         dir.path(),
-        "{ strategy = \"timestamp\", column = \"updated_at\", lag = \"0s\" }",
+        "{ strategy = \"timestamp\", column = \"updated_at\" }",
         "{ compression = \"gzip\" }",
     );
     let mut toml = std::fs::read_to_string(&config).unwrap();
@@ -229,7 +229,8 @@ fn a_stopped_delivery_is_resumed_by_the_next_run_before_its_own_manifest() {
 
     // A second run while it is still down: its manifest waits behind the first.
     insert_contacts(&db, 4, 2, &chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.3f").to_string());
-    std::thread::sleep(Duration::from_millis(1_100));
+    // Past the default lag (5 s) and the second in progress.
+    std::thread::sleep(Duration::from_millis(6_500));
     let second = sluice(&config, &["run"]).output().unwrap();
     assert_eq!(second.status.code(), Some(1), "{}", text(&second));
     assert!(text(&second).contains("2 manifest(s) of table contacts wait"), "{}", text(&second));
@@ -238,7 +239,7 @@ fn a_stopped_delivery_is_resumed_by_the_next_run_before_its_own_manifest() {
     // The API is back: the next run delivers both waiting manifests first, oldest first.
     api.always(None);
     insert_contacts(&db, 6, 1, &chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.3f").to_string());
-    std::thread::sleep(Duration::from_millis(1_100));
+    std::thread::sleep(Duration::from_millis(6_500));
     let third = sluice(&config, &["run"]).output().unwrap();
     assert!(third.status.success(), "{}", text(&third));
     let order: Vec<i64> = api.applied().iter().map(|r| r["id"].as_i64().unwrap()).collect();

@@ -96,37 +96,8 @@ impl FakeApi {
     fn start_with(shape: Shape, lean: bool, port: u16) -> FakeApi {
         let state = Arc::new(Mutex::new(State { lean, ..State::default() }));
         let started = Instant::now();
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (shutdown, stop) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
-        std::thread::spawn(move || {
-            let rt =
-                tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", port)).await.expect("bind a loopback port");
-                ready_tx.send(listener.local_addr().expect("address")).expect("report the port");
-                let serve = async {
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else { continue };
-                        let st = st.clone();
-                        tokio::spawn(async move {
-                            let service = hyper::service::service_fn(move |req| {
-                                let st = st.clone();
-                                async move { Ok::<_, std::convert::Infallible>(handle(shape, st, started, req).await) }
-                            });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                };
-                tokio::select! {
-                    _ = serve => {}
-                    _ = stop => {}
-                }
-            });
-        });
-        let addr = ready_rx.recv_timeout(Duration::from_secs(10)).expect("the fake API started");
+        let (addr, shutdown) = crate::serve::serve(port, 2, move |req| handle(shape, st.clone(), started, req));
         FakeApi { url: format!("http://{addr}"), shape, state, started, _shutdown: shutdown }
     }
 

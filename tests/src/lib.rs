@@ -10,6 +10,7 @@ pub mod lambda;
 pub mod ledger;
 pub mod moto;
 pub mod runtime;
+pub mod serve;
 pub mod stack;
 pub mod store;
 

@@ -51,36 +51,8 @@ impl Runtime {
         let (queue, invocations) = mpsc::unbounded_channel::<Invocation>();
         let invocations = Arc::new(tokio::sync::Mutex::new(invocations));
         let waiting = Arc::new(Mutex::new(Waiting::default()));
-        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let (shutdown, stop) = oneshot::channel::<()>();
         let w = waiting.clone();
-        std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.expect("bind a loopback port");
-                ready_tx.send(listener.local_addr().expect("address")).expect("report the port");
-                let serve = async {
-                    loop {
-                        let Ok((stream, _)) = listener.accept().await else { continue };
-                        let (invocations, w) = (invocations.clone(), w.clone());
-                        tokio::spawn(async move {
-                            let service = hyper::service::service_fn(move |req| {
-                                let (invocations, w) = (invocations.clone(), w.clone());
-                                async move { Ok::<_, std::convert::Infallible>(handle(req, invocations, w).await) }
-                            });
-                            let _ = hyper::server::conn::http1::Builder::new()
-                                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                                .await;
-                        });
-                    }
-                };
-                tokio::select! {
-                    _ = serve => {}
-                    _ = stop => {}
-                }
-            });
-        });
-        let addr = ready_rx.recv_timeout(Duration::from_secs(10)).expect("the runtime API started");
+        let (addr, shutdown) = crate::serve::serve(0, 1, move |req| handle(req, invocations.clone(), w.clone()));
         let log = std::env::temp_dir().join(format!("sluice-runtime-{}.log", addr.port()));
         let file = std::fs::File::create(&log).expect("the runtime log");
         let name = binary.file_name().map_or("function".into(), |n| n.to_string_lossy().into_owned());

@@ -241,22 +241,23 @@ async fn sigterm_stops_a_run_cleanly_and_gives_the_lease_back() {
         ),
     )
     .unwrap();
-    let function =
-        Runtime::start(env!("CARGO_BIN_EXE_sluice-export"), &stack.env(moto, config.display().to_string(), &[]));
+    let function = std::sync::Arc::new(Runtime::start(
+        env!("CARGO_BIN_EXE_sluice-export"),
+        &stack.env(moto, config.display().to_string(), &[]),
+    ));
     let history = DynamoHistory::new(stack.ddb.clone(), &stack.table);
-    let (ok, answer) = std::thread::scope(|s| {
-        let run = s.spawn(|| function.invoke(r#"{"export": "contacts"}"#));
-        std::thread::sleep(Duration::from_millis(400));
-        function.signal("TERM");
-        run.join().unwrap()
-    });
-    let text = answer.to_string();
-    if ok {
-        // Finished before the signal arrived: nothing to check on this machine's timing.
-        eprintln!("the run finished before SIGTERM: {text}");
-        return;
+    let invoking = function.clone();
+    let run = std::thread::spawn(move || invoking.invoke(r#"{"export": "contacts"}"#));
+    // Once the run is under way (its record open; 400,000 rows take seconds to reach moto).
+    let started = std::time::Instant::now();
+    while history.open_runs("contacts").await.unwrap().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the run never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    assert!(text.contains("interrupted (SIGTERM)"), "{text}");
+    function.signal("TERM");
+    let (ok, answer) = tokio::task::spawn_blocking(move || run.join().unwrap()).await.unwrap();
+    let text = answer.to_string();
+    assert!(!ok && text.contains("interrupted (SIGTERM)"), "{text}");
     assert!(history.lease("contacts").await.unwrap().is_none(), "the lease is given back");
     assert!(history.watermark("contacts", "contacts").await.unwrap().is_none(), "nothing committed");
     let runs = history.runs("contacts", 10).await.unwrap();
