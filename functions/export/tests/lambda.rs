@@ -55,19 +55,12 @@ impl Stack {
     }
 }
 
-fn fixture(name: &str) -> String {
-    std::fs::read_to_string(repo_root().join("tests/fixtures").join(name)).unwrap()
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_function_runs_scheduled_exports_and_answers_bad_requests_clearly() {
-    let moto = Moto::shared();
-    let Stack { sdk, s3, bucket, ddb, table } = Stack::new(moto).await;
-
-    let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("source.db");
-    insert_contacts(&create_contacts(&db), 1, 1_000, "2025-06-01 00:00:00");
-    let config = dir.path().join("sluice.toml");
+/// A contacts table of `rows` rows in `dir`, and a config exporting it incrementally (the
+/// default settings) to `s3://<bucket>/exports`; returns the config's path.
+fn contacts_export(dir: &std::path::Path, rows: i64, bucket: &str) -> std::path::PathBuf {
+    let db = dir.join("source.db");
+    insert_contacts(&create_contacts(&db), 1, rows, "2025-06-01 00:00:00");
+    let config = dir.join("sluice.toml");
     std::fs::write(
         &config,
         format!(
@@ -78,6 +71,20 @@ async fn the_function_runs_scheduled_exports_and_answers_bad_requests_clearly() 
         ),
     )
     .unwrap();
+    config
+}
+
+fn fixture(name: &str) -> String {
+    std::fs::read_to_string(repo_root().join("tests/fixtures").join(name)).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_function_runs_scheduled_exports_and_answers_bad_requests_clearly() {
+    let moto = Moto::shared();
+    let Stack { sdk, s3, bucket, ddb, table } = Stack::new(moto).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = contacts_export(dir.path(), 1_000, &bucket);
 
     let stack = Stack { sdk, s3, bucket, ddb, table };
     let watch = Runtime::start(
@@ -221,26 +228,13 @@ async fn a_snowflake_export_configured_in_s3_runs_with_its_key_from_secrets_mana
 
 /// The runtime's shutdown signal (SIGTERM) stops a run under way cleanly: the invocation
 /// answers that the run was interrupted, the run is recorded failed with why, the lease is
-/// given back and the watermark stays; the next invocation exports the window.
+/// given back and the watermark stays, for the next environment's run to export the window.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_a_run_cleanly_and_gives_the_lease_back() {
     let moto = Moto::shared();
     let stack = Stack::new(moto).await;
     let dir = tempfile::tempdir().unwrap();
-    let db = dir.path().join("source.db");
-    insert_contacts(&create_contacts(&db), 1, 400_000, "2025-06-01 00:00:00");
-    let config = dir.path().join("sluice.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "version = 1\n[sources.db]\nkind = \"sqlite\"\npath = \"{}\"\n\n[[export]]\nname = \"contacts\"\nsource = \"db\"\n\
-             destination = \"s3://{}/exports\"\nformat = {{ compression = \"gzip\" }}\n\n[[export.table]]\nname = \"contacts\"\n\
-             incremental = {{ strategy = \"timestamp\", column = \"updated_at\" }}\n",
-            db.display(),
-            stack.bucket
-        ),
-    )
-    .unwrap();
+    let config = contacts_export(dir.path(), 400_000, &stack.bucket);
     let function = std::sync::Arc::new(Runtime::start(
         env!("CARGO_BIN_EXE_sluice-export"),
         &stack.env(moto, config.display().to_string(), &[]),
