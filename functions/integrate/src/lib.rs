@@ -34,8 +34,8 @@ pub enum FnError {
     Event(String),
     #[error(transparent)]
     Deliver(#[from] DeliverError),
-    #[error("cannot list the undelivered manifests: {0}")]
-    Backlog(String),
+    #[error("cannot list the undelivered manifests")]
+    Backlog(#[from] sluice_core::integrate::backlog::BacklogError),
 }
 
 impl FnError {
@@ -219,9 +219,8 @@ impl App {
         // later run's rows must not overtake it. If it stops again, this event is retried.
         if let Some(manifest) = self.manifest(&key).await? {
             if spec.wants(&manifest.export, &manifest.table) {
-                let backlog = undelivered(&self.history, &self.history, &self.store, spec, Some(&manifest.table))
-                    .await
-                    .map_err(|e| FnError::Backlog(sluice_core::run::error_chain(&e)))?;
+                let backlog =
+                    undelivered(&self.history, &self.history, &self.store, spec, Some(&manifest.table)).await?;
                 for earlier in backlog.iter().filter(|u| u.started_at < manifest.started_at && u.manifest_key != key) {
                     info!(key = %earlier.manifest_key, run_id = %earlier.run_id, "delivering an earlier run's undelivered manifest first");
                     deliverer.deliver(&earlier.manifest_key).await?;

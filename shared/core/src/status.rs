@@ -14,10 +14,10 @@ use crate::spec::{Config, ExportSpec, ExportState};
 use crate::value::Watermark;
 use crate::HistoryError;
 
-/// The stores status reads.
 /// Opens an export's destination (to read its manifests), when the caller can.
 pub type OpenDestination<'a> = &'a (dyn Fn(&ExportSpec) -> Option<Box<dyn ObjectStore>> + Send + Sync);
 
+/// The stores status reads.
 pub struct Stores<'a> {
     pub history: &'a dyn HistoryStore,
     pub ledger: &'a dyn DeliveryLedger,
