@@ -129,6 +129,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         }
         Command::Apply(args) => with_app(&cli, |app| crate::exports::apply(app, args, cli.json)).await,
         Command::Integrate(args) => with_app(&cli, |app| crate::integrate::integrate(app, args, cli.json)).await,
+        Command::Migrate => migrate(&cli, cli.json).await,
     };
     match result {
         Ok(code) => code,
@@ -749,4 +750,44 @@ fn validate(cli: &Cli, json: bool) -> Result<u8> {
         println!("  warning: {w}");
     }
     Ok(exit::OK)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// `sluice migrate`: a DynamoDB history to this version's layout. It opens the table alone (not
+/// the catalog through `App`, whose reads would refuse the old layout).
+async fn migrate(cli: &Cli, json: bool) -> Result<u8> {
+    let history = match &cli.history {
+        Some(h) => h.clone(),
+        None => load(cli)?.history_path(),
+    };
+    let Some(_table) = history.to_str().and_then(|h| h.strip_prefix(crate::app::DYNAMODB_SCHEME)) else {
+        // A history file moves itself forward when it is opened (its schema version).
+        if json {
+            print_json(&serde_json::json!({ "history": history, "changed": false }))?;
+        } else {
+            println!("{}: a history file is brought up to date when it is opened; nothing to do", history.display());
+        }
+        return Ok(exit::OK);
+    };
+    #[cfg(feature = "aws")]
+    {
+        use anyhow::Context as _;
+        let sdk = sluice_aws::client_config().await;
+        let store = sluice_aws::DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), _table);
+        let done = store.migrate().await.with_context(|| format!("migrating the history table {_table}"))?;
+        if json {
+            print_json(&done)?;
+        } else {
+            println!(
+                "{_table}: {} catalog item(s) moved to their own partition, {} open run(s) given a marker",
+                done.catalog_items_moved, done.open_markers_added
+            );
+        }
+        Ok(exit::OK)
+    }
+    #[cfg(not(feature = "aws"))]
+    Err(anyhow!(
+        "a DynamoDB history needs the AWS adapters, and this build of sluice does not include them: build it with `cargo build -p sluice-cli --features aws`"
+    ))
 }

@@ -84,6 +84,9 @@ pub enum Command {
     Schedules(schedules::SchedulesArgs),
     /// Build a sample database, export it, change a few rows and export again.
     Demo(demo::DemoArgs),
+    /// Move a DynamoDB history written by an earlier Sluice to this version's layout (once,
+    /// after upgrading; running it again changes nothing). A history file needs nothing.
+    Migrate,
 }
 
 fn init_logging(format: &str) {

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
 use crate::check::{self, decode_key, encode_key, row_hash, Changes, NullKey, StateMeta, StateReader, StateWriter};
 use crate::error::{BoxError, Error, HistoryError, Result};
@@ -136,6 +136,36 @@ pub fn run_prefix(export: &str, table: &TableSpec, run_id: &str) -> String {
     format!("{export}/{}/{run_id}", table.path_segment)
 }
 
+/// Whether `id` has the shape [`new_run_id`] gives: `YYYYMMDDTHHMMSSZ-` and 8 hex digits.
+pub fn is_run_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() == 25
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && &b[15..17] == b"Z-"
+        && b[17..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
+}
+
+/// Why a run record read back from the history cannot be trusted to name its own output: its
+/// run id is not one Sluice makes, or its folder or manifest is not the one the run id implies.
+/// Reconciliation deletes a record's folder or commits its manifest, so a record written by
+/// anyone but a run (a forged `prefix: ""` would empty the destination) is refused instead.
+pub fn foreign_record(run: &RunRecord) -> Option<String> {
+    if !is_run_id(&run.run_id) {
+        return Some(format!("run id {:?} is not one Sluice makes", run.run_id));
+    }
+    let prefix = format!("{}/{}/{}", run.export, crate::spec::path_segment(&run.table), run.run_id);
+    if run.prefix != prefix {
+        return Some(format!("its folder {:?} is not {prefix:?}, the one its run id implies", run.prefix));
+    }
+    let manifest = format!("{prefix}/{MANIFEST_FILE}");
+    if run.manifest_key != manifest {
+        return Some(format!("its manifest {:?} is not {manifest:?}", run.manifest_key));
+    }
+    None
+}
+
 /// The full chain of an error, one cause after the other, for records and events.
 pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
     let mut out = err.to_string();
@@ -253,6 +283,16 @@ impl<'a> Runner<'a> {
         let open = self.ports.history.open_runs(&export.name).await.map_err(|e| history_err(Box::new(e)))?;
         for mut run in open {
             if run.run_id == lease.owner.run_id {
+                continue;
+            }
+            if let Some(why) = foreign_record(&run) {
+                // Nothing removed, nothing committed: the record is closed as it stands.
+                error!(export = %export.name, table = %run.table, run_id = %run.run_id, problem = %why,
+                    "refused an open run record that no run of Sluice wrote; check who can write the history table");
+                run.state = RunState::Failed;
+                run.finished_at = Some(Utc::now());
+                run.error = Some(format!("refused by reconciliation: {why}; nothing was removed or committed"));
+                self.ports.history.fail_run(&run).await.map_err(|e| history_err(Box::new(e)))?;
                 continue;
             }
             let manifest = match self.ports.store.get(&run.manifest_key).await {

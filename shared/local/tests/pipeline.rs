@@ -469,3 +469,50 @@ async fn an_expired_lease_is_taken_over_only_after_the_margin() {
     conn.execute("UPDATE leases SET expires_at = '2000-01-01T00:00:00Z'", []).unwrap();
     b_history.acquire_lease("contacts", &b, std::time::Duration::from_secs(60)).await.unwrap();
 }
+
+/// Whoever can write the history (not only a run) could leave an open run record behind. The
+/// next run's reconciliation deletes an abandoned run's folder, or commits its manifest: a
+/// record whose folder or manifest is not the one its run id implies is refused instead.
+#[tokio::test]
+async fn a_forged_open_run_record_is_refused_without_removing_or_committing_anything() {
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\" }");
+    insert_contacts(&env.db(), 1, 10, "2025-12-31 00:00:00");
+    env.run().await;
+    let real = env.history.runs("contacts", 1).await.unwrap().remove(0);
+    let watermark = env.watermark().await;
+    let forger = LeaseOwner { run_id: "forger".into(), host: "elsewhere".into(), pid: 1 };
+    let lease = env.history.acquire_lease("contacts", &forger, std::time::Duration::from_secs(60)).await.unwrap();
+    let forged = |run_id: &str, prefix: &str, manifest: &str, watermark: &str| sluice_core::ports::RunRecord {
+        run_id: run_id.into(),
+        state: RunState::Running,
+        prefix: prefix.into(),
+        manifest_key: manifest.into(),
+        window: sluice_core::value::Window { low: None, high: Some(Watermark::Text(watermark.into())) },
+        started_at: Utc::now(),
+        ..real.clone()
+    };
+    let records = [
+        // The whole destination root, deleted as "abandoned parts".
+        forged("20261130T000000Z-0000aaaa", "", "20261130T000000Z-0000aaaa/manifest.json", "2030-01-01"),
+        // A real manifest, to commit a watermark far ahead (every row until then skipped).
+        forged("20261130T000001Z-0000bbbb", &real.prefix, &real.manifest_key, "2099-01-01"),
+        // A run id that is a path.
+        forged("../..", "contacts/contacts/../..", "contacts/contacts/../../manifest.json", "2099-01-01"),
+    ];
+    for r in &records {
+        env.history.begin_run(&lease, r).await.unwrap();
+    }
+    env.history.release_lease(&lease).await.unwrap();
+
+    env.run().await;
+    assert_eq!(exported(&env.out()).len(), 10, "nothing removed");
+    assert_eq!(env.watermark().await, watermark, "nothing committed");
+    let runs = env.history.runs("contacts", 20).await.unwrap();
+    for r in &records {
+        let found = runs.iter().find(|x| x.run_id == r.run_id).unwrap();
+        assert_eq!(found.state, RunState::Failed, "{found:?}");
+        let error = found.error.as_deref().unwrap();
+        assert!(error.contains("refused by reconciliation") && error.contains("nothing was removed"), "{error}");
+    }
+    assert!(env.history.open_runs("contacts").await.unwrap().is_empty());
+}
