@@ -122,7 +122,8 @@ impl App {
         for w in &config.warnings {
             tracing::warn!(key = %w.key, "{}", w);
         }
-        let history = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.history_table);
+        let history = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.history_table)
+            .with_record_ttl(settings.record_ttl);
         let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), &settings.event_bus);
         let secrets = SecretsManager::new(aws_sdk_secretsmanager::Client::new(&sdk));
         let host = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "lambda".into());

@@ -123,7 +123,8 @@ impl App {
             .await
             .map_err(|problem| FnError::Token { integration: spec.name.clone(), problem })?;
         let http = sluice_http::ReqwestClient::new().map_err(|problem| FnError::Setting { name: "HTTP", problem })?;
-        let history = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.common.history_table);
+        let history = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.common.history_table)
+            .with_record_ttl(settings.common.record_ttl);
         let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), &settings.common.event_bus);
         let host = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "lambda".into());
         Ok(App {

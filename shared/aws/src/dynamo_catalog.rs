@@ -1,9 +1,14 @@
 //! The catalog of managed exports in the history table. Entries share one partition
 //! (`pk = CATALOG`, `sk = EXPORT#<name>`, with `revision` beside the record) so listing them is
 //! one query; each export's versions and audit records sit in its own partition
-//! (`pk = EXPORT#<name>`, `sk = DEFINITION#<version>` and `AUDIT#<revision>`, zero-padded so
+//! (`pk = CATALOG#<name>`, `sk = DEFINITION#<version>` and `AUDIT#<revision>`, zero-padded so
 //! they sort). A change is one transaction whose entry put is conditioned on the revision it
 //! was made from.
+//!
+//! The catalog's partitions are apart from the export's runs (`EXPORT#<name>`) because IAM can
+//! tell partitions apart (`dynamodb:LeadingKeys`) but not sort keys: the control functions may
+//! write `CATALOG*` only, and so cannot forge a run, a watermark or a lease. Sluice before 0.2
+//! kept definitions and audit records under `EXPORT#<name>`; `sluice migrate` moves them.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
@@ -15,6 +20,11 @@ use sluice_core::HistoryError;
 use crate::dynamo_history::{n, s, DynamoHistory, Item};
 
 const CATALOG_PK: &str = "CATALOG";
+
+/// The partition of one export's definitions and audit records.
+pub(crate) fn versions_pk(name: &str) -> AttributeValue {
+    s(format!("CATALOG#{name}"))
+}
 
 fn entry_key(name: &str) -> Item {
     HashMap::from([("pk".to_string(), s(CATALOG_PK)), ("sk".to_string(), s(format!("EXPORT#{name}")))])
@@ -77,11 +87,25 @@ impl Catalog for DynamoHistory {
     }
 
     async fn definition(&self, name: &str, version: u64) -> Result<Option<Definition>, HistoryError> {
-        let key = HashMap::from([
-            ("pk".to_string(), s(format!("EXPORT#{name}"))),
-            ("sk".to_string(), s(definition_sk(version))),
-        ]);
-        self.get_item(key).await?.as_ref().map(|i| self.record_of(i)).transpose()
+        let key = HashMap::from([("pk".to_string(), versions_pk(name)), ("sk".to_string(), s(definition_sk(version)))]);
+        match self.get_item(key).await? {
+            Some(item) => self.record_of(&item).map(Some),
+            None => {
+                // Not moved yet from where Sluice before 0.2 kept it: say how, rather than
+                // treating a managed export as if it had no versions.
+                let legacy = HashMap::from([
+                    ("pk".to_string(), s(format!("EXPORT#{name}"))),
+                    ("sk".to_string(), s(definition_sk(version))),
+                ]);
+                match self.get_item(legacy).await? {
+                    Some(_) => Err(self.corrupt(format!(
+                        "export {name:?}'s definitions are in the layout of Sluice before 0.2; run `sluice migrate --history dynamodb://{}` once to move them",
+                        self.table
+                    ))),
+                    None => Ok(None),
+                }
+            }
+        }
     }
 
     async fn apply(&self, change: &CatalogChange) -> Result<(), HistoryError> {
@@ -97,14 +121,14 @@ impl Catalog for DynamoHistory {
         let mut tx = self.client.transact_write_items().transact_items(entry_put);
         if let Some(d) = &change.definition {
             let item = HashMap::from([
-                ("pk".to_string(), s(format!("EXPORT#{name}"))),
+                ("pk".to_string(), versions_pk(name)),
                 ("sk".to_string(), s(definition_sk(d.version))),
                 ("record".to_string(), self.json_of(d)?),
             ]);
             tx = tx.transact_items(self.put(item, "attribute_not_exists(pk)", &[])?);
         }
         let audit = HashMap::from([
-            ("pk".to_string(), s(format!("EXPORT#{name}"))),
+            ("pk".to_string(), versions_pk(name)),
             ("sk".to_string(), s(audit_sk(change.audit.revision))),
             ("record".to_string(), self.json_of(&change.audit)?),
         ]);
@@ -124,7 +148,7 @@ impl Catalog for DynamoHistory {
     }
 
     async fn audit(&self, name: &str, limit: usize) -> Result<Vec<AuditRecord>, HistoryError> {
-        let items = self.query(name, "AUDIT#", true, Some(limit)).await?;
+        let items = self.query_partition(versions_pk(name), "AUDIT#", true, Some(limit)).await?;
         items.iter().map(|i| self.record_of(i)).collect()
     }
 }

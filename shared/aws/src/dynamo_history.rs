@@ -1,9 +1,14 @@
 //! The history store in one DynamoDB table (on-demand, keys `pk`/`sk`). Per export
-//! (`pk = EXPORT#<export>`): the lease (`sk = LEASE`, with an `expires_at` and a TTL attribute),
-//! one watermark item per table (`sk = WATERMARK#<table>`) and one item per table run
-//! (`sk = RUN#<started_at>#<run_id>#<table>`, newest last). A run's success and its watermark
-//! advance are one `TransactWriteItems`, conditioned on the run still holding the lease and on
-//! the watermark being the one the run started from.
+//! (`pk = EXPORT#<export>`, a partition only the export function's role may write): the lease
+//! (`sk = LEASE`, with an `expires_at` and a TTL attribute), one watermark item per table
+//! (`sk = WATERMARK#<table>`), one item per table run (`sk = RUN#<started_at>#<run_id>#<table>`,
+//! newest last) and, while a run is open, its marker (`sk = OPEN#<started_at>#<run_id>#<table>`)
+//! so finding open runs reads only those. A run's success and its watermark advance are one
+//! `TransactWriteItems`, conditioned on the run still holding the lease and on the watermark
+//! being the one the run started from; it removes the marker in the same transaction.
+//!
+//! Run records carry a TTL (`with_record_ttl`, the stack's retention) so the partition does not
+//! grow for ever; watermarks, markers and the catalog never expire.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::{
@@ -38,6 +43,8 @@ const TTL_ATTRIBUTE: &str = "ttl";
 pub struct DynamoHistory {
     pub(crate) client: Client,
     pub(crate) table: String,
+    /// How long run and delivery records are kept (their `ttl`); `None` keeps them.
+    pub(crate) record_ttl: Option<Duration>,
 }
 
 pub(crate) fn s(v: impl Into<String>) -> AttributeValue {
@@ -53,12 +60,30 @@ pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Micros, true)
 }
 fn run_sk(run: &RunRecord) -> String {
-    format!("RUN#{}#{}#{}", ts(run.started_at), run.run_id, run.table)
+    format!("RUN#{}", run_suffix(run))
+}
+fn open_sk(run: &RunRecord) -> String {
+    format!("OPEN#{}", run_suffix(run))
+}
+fn run_suffix(run: &RunRecord) -> String {
+    format!("{}#{}#{}", ts(run.started_at), run.run_id, run.table)
 }
 
 impl DynamoHistory {
     pub fn new(client: Client, table: &str) -> Self {
-        DynamoHistory { client, table: table.to_string() }
+        DynamoHistory { client, table: table.to_string(), record_ttl: None }
+    }
+
+    /// Run and delivery records expire this long after their last write (DynamoDB's TTL on
+    /// `ttl`): the stack passes its retention, so a record lives as long as the files it names.
+    pub fn with_record_ttl(mut self, ttl: Option<Duration>) -> Self {
+        self.record_ttl = ttl;
+        self
+    }
+
+    /// The `ttl` attribute of a record written now, when records expire.
+    pub(crate) fn record_expiry(&self) -> Option<AttributeValue> {
+        self.record_ttl.map(|ttl| n(Utc::now().timestamp() + ttl.as_secs() as i64))
     }
 
     /// Creates the table as the stack does (for the CLI against a fresh account, and tests).
@@ -150,12 +175,45 @@ impl DynamoHistory {
 
     fn run_item(&self, run: &RunRecord) -> Result<Item, HistoryError> {
         let json = serde_json::to_string(run).map_err(|e| self.corrupt(e.to_string()))?;
-        Ok(HashMap::from([
+        let mut item = HashMap::from([
             ("pk".to_string(), pk(&run.export)),
             ("sk".to_string(), s(run_sk(run))),
             ("state".to_string(), s(run.state.as_str())),
             ("record".to_string(), s(json)),
+        ]);
+        if let Some(ttl) = self.record_expiry() {
+            item.insert(TTL_ATTRIBUTE.into(), ttl);
+        }
+        Ok(item)
+    }
+
+    /// The open-run marker: the record as it began (reconciliation reads it), no TTL.
+    pub(crate) fn open_item(&self, run: &RunRecord) -> Result<Item, HistoryError> {
+        let json = serde_json::to_string(run).map_err(|e| self.corrupt(e.to_string()))?;
+        Ok(HashMap::from([
+            ("pk".to_string(), pk(&run.export)),
+            ("sk".to_string(), s(open_sk(run))),
+            ("record".to_string(), s(json)),
         ]))
+    }
+
+    fn open_put(&self, run: &RunRecord) -> Result<TransactWriteItem, HistoryError> {
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.open_item(run)?))
+            .build()
+            .map_err(|e| self.err("TransactWriteItems", e))?;
+        Ok(TransactWriteItem::builder().put(put).build())
+    }
+
+    fn open_delete(&self, run: &RunRecord) -> Result<TransactWriteItem, HistoryError> {
+        let key = HashMap::from([("pk".to_string(), pk(&run.export)), ("sk".to_string(), s(open_sk(run)))]);
+        let delete = aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .build()
+            .map_err(|e| self.err("TransactWriteItems", e))?;
+        Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
     /// One item by its key, read consistently (a conditional write may follow).
@@ -179,15 +237,28 @@ impl DynamoHistory {
         newest_first: bool,
         limit: Option<usize>,
     ) -> Result<Vec<Item>, HistoryError> {
+        self.query_partition(pk(export), sk_prefix, newest_first, limit).await
+    }
+
+    /// The items of partition `pk` whose sort key starts with `sk_prefix`, read consistently.
+    pub(crate) async fn query_partition(
+        &self,
+        pk: AttributeValue,
+        sk_prefix: &str,
+        newest_first: bool,
+        limit: Option<usize>,
+    ) -> Result<Vec<Item>, HistoryError> {
         let mut pages = self
             .client
             .query()
             .table_name(&self.table)
             .consistent_read(true)
             .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", pk(export))
+            .expression_attribute_values(":pk", pk)
             .expression_attribute_values(":prefix", s(sk_prefix))
             .scan_index_forward(!newest_first)
+            // Pages no larger than what is wanted: a bounded read costs what it returns.
+            .set_limit(limit.map(|l| l.clamp(1, 1000) as i32))
             .into_paginator()
             .items()
             .send();
@@ -348,6 +419,7 @@ impl HistoryStore for DynamoHistory {
             .transact_write_items()
             .transact_items(self.lease_check(lease)?)
             .transact_items(self.run_put(run)?)
+            .transact_items(self.open_put(run)?)
             .send()
             .await;
         match out {
@@ -411,6 +483,7 @@ impl HistoryStore for DynamoHistory {
             .transact_items(self.lease_check(lease)?)
             .transact_items(watermark_item)
             .transact_items(self.run_put(&done)?)
+            .transact_items(self.open_delete(run)?)
             .send()
             .await;
         match out {
@@ -439,28 +512,34 @@ impl HistoryStore for DynamoHistory {
     async fn fail_run(&self, run: &RunRecord) -> Result<(), HistoryError> {
         let mut failed = run.clone();
         failed.state = RunState::Failed;
-        let put = self
-            .client
-            .put_item()
+        let put = Put::builder()
             .table_name(&self.table)
             .set_item(Some(self.run_item(&failed)?))
             // A run another process committed (from its manifest) stays committed.
             .condition_expression("attribute_not_exists(pk) OR #state <> :succeeded")
             .expression_attribute_names("#state", "state")
             .expression_attribute_values(":succeeded", s(RunState::Succeeded.as_str()))
+            .build()
+            .map_err(|e| self.err("TransactWriteItems", e))?;
+        let out = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .transact_items(self.open_delete(run)?)
             .send()
             .await;
-        match put {
+        match out {
             Ok(_) => Ok(()),
-            Err(e)
-                if matches!(
-                    e.as_service_error(),
-                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
-                ) =>
-            {
-                Ok(())
-            }
-            Err(e) => Err(self.err("PutItem", e)),
+            Err(e) => match e.as_service_error() {
+                // Committed already (by another process, from its manifest), and the commit
+                // removed the marker.
+                Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c))
+                    if c.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") =>
+                {
+                    Ok(())
+                }
+                _ => Err(self.err("TransactWriteItems", e)),
+            },
         }
     }
 
@@ -473,10 +552,10 @@ impl HistoryStore for DynamoHistory {
     }
 
     async fn open_runs(&self, export: &str) -> Result<Vec<RunRecord>, HistoryError> {
-        let items = self.query(export, "RUN#", false, None).await?;
+        // The markers only: as many reads as runs left open, however long the history.
+        let items = self.query(export, "OPEN#", false, None).await?;
         items
             .iter()
-            .filter(|i| matches!(i.get("state"), Some(AttributeValue::S(s)) if s == RunState::Running.as_str()))
             .map(|i| serde_json::from_str(&self.text(i, "record")?).map_err(|e| self.corrupt(e.to_string())))
             .collect()
     }

@@ -2,6 +2,9 @@
 //! per manifest version (`sk = DELIVERY#<manifest key>#<etag>`), with the claim's `owner` and
 //! `expires_at` beside the record. A claim reads the item, then writes it conditioned on it not
 //! having changed since (`updated_at`), so two invocations given the same event cannot both win.
+//! Every claim and save also writes the record to `sk = LAST`, so `status` reads the latest
+//! delivery with one `GetItem` however many the ledger holds. Delivery records carry the
+//! history's record TTL; a manifest past retention is gone from the destination too.
 
 use async_trait::async_trait;
 use aws_sdk_dynamodb::types::AttributeValue;
@@ -25,6 +28,10 @@ fn key(id: &DeliveryId) -> Item {
     ])
 }
 
+fn last_key(integration: &str) -> Item {
+    HashMap::from([("pk".to_string(), pk(integration)), ("sk".to_string(), s("LAST"))])
+}
+
 fn is_condition_failure<E, R>(e: &aws_sdk_dynamodb::error::SdkError<E, R>) -> bool
 where
     E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
@@ -39,6 +46,20 @@ impl DynamoHistory {
 
     fn delivery_record(&self, item: &Item) -> Result<DeliveryRecord, HistoryError> {
         serde_json::from_str(&self.text(item, "record")?).map_err(|e| self.corrupt(format!("delivery record: {e}")))
+    }
+
+    /// Records `json` as the integration's latest delivery (the last write wins).
+    async fn put_last(&self, integration: &str, json: String) -> Result<(), HistoryError> {
+        let mut item = last_key(integration);
+        item.insert("record".into(), s(json));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(|e| self.err("PutItem", e))?;
+        Ok(())
     }
 }
 
@@ -76,14 +97,20 @@ impl DeliveryLedger for DynamoHistory {
             item.insert("owner".into(), s(owner));
             item.insert("expires_at".into(), n(expires_in(ttl).timestamp_millis()));
             item.insert("updated_at".into(), s(ts(now)));
-            item.insert("record".into(), s(json));
+            item.insert("record".into(), s(json.clone()));
+            if let Some(ttl) = self.record_expiry() {
+                item.insert("ttl".into(), ttl);
+            }
             let put = self.client.put_item().table_name(&self.table).set_item(Some(item));
             let put = match seen {
                 None => put.condition_expression("attribute_not_exists(pk)"),
                 Some(at) => put.condition_expression("updated_at = :seen").expression_attribute_values(":seen", s(at)),
             };
             match put.send().await {
-                Ok(_) => return Ok(Claim::Mine(record)),
+                Ok(_) => {
+                    self.put_last(&id.integration, json).await?;
+                    return Ok(Claim::Mine(record));
+                }
                 Err(e) if is_condition_failure(&e) => continue,
                 Err(e) => return Err(self.err("PutItem", e)),
             }
@@ -116,7 +143,7 @@ impl DeliveryLedger for DynamoHistory {
             .expression_attribute_values(":me", s(owner))
             .expression_attribute_values(":state", s(record.state.as_str()))
             .expression_attribute_values(":updated", s(ts(record.updated_at)))
-            .expression_attribute_values(":record", s(json));
+            .expression_attribute_values(":record", s(json.clone()));
         let update = match hold {
             Some(ttl) => update
                 .update_expression("SET #state = :state, updated_at = :updated, #record = :record, expires_at = :exp")
@@ -127,7 +154,7 @@ impl DeliveryLedger for DynamoHistory {
         }
         .expression_attribute_names("#record", "record");
         match update.send().await {
-            Ok(_) => Ok(()),
+            Ok(_) => self.put_last(&record.id.integration, json).await,
             Err(e) if is_condition_failure(&e) => Err(HistoryError::LeaseLost),
             Err(e) => Err(self.err("UpdateItem", e)),
         }
@@ -137,23 +164,7 @@ impl DeliveryLedger for DynamoHistory {
         self.delivery_item(id).await?.map(|item| self.delivery_record(&item)).transpose()
     }
 
-    async fn deliveries(&self, integration: &str, limit: usize) -> Result<Vec<DeliveryRecord>, HistoryError> {
-        let mut pages = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-            .expression_attribute_values(":pk", pk(integration))
-            .expression_attribute_values(":prefix", s("DELIVERY#"))
-            .into_paginator()
-            .items()
-            .send();
-        let mut out = Vec::new();
-        while let Some(item) = pages.next().await {
-            out.push(self.delivery_record(&item.map_err(|e| self.err("Query", e))?)?);
-        }
-        out.sort_by_key(|r: &DeliveryRecord| std::cmp::Reverse(r.updated_at));
-        out.truncate(limit);
-        Ok(out)
+    async fn last_delivery(&self, integration: &str) -> Result<Option<DeliveryRecord>, HistoryError> {
+        self.get_item(last_key(integration)).await?.map(|item| self.delivery_record(&item)).transpose()
     }
 }

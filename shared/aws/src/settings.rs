@@ -118,6 +118,10 @@ pub struct FunctionSettings {
     /// `SLUICE_SECRET_HOSTS`: hosts a token or credential may be sent to besides the vendors'
     /// own (comma-separated, exact or `*.domain`); set by the stack, never by the config.
     pub secret_hosts: sluice_core::trust::SecretHosts,
+    /// `SLUICE_RECORD_TTL_DAYS`: run and delivery records expire this many days after their
+    /// last write (the stack sets its retention, so a record outlives no file it names);
+    /// unset keeps them.
+    pub record_ttl: Option<std::time::Duration>,
 }
 
 impl FunctionSettings {
@@ -129,6 +133,18 @@ impl FunctionSettings {
             encryption: encryption_from_env().map_err(|problem| SettingError { name: "SLUICE_SSE", problem })?,
             deadline_margin: duration_var("SLUICE_DEADLINE_MARGIN", default_margin)?,
             secret_hosts: sluice_core::trust::SecretHosts::parse(&env_var("SLUICE_SECRET_HOSTS").unwrap_or_default()),
+            record_ttl: match env_var("SLUICE_RECORD_TTL_DAYS") {
+                None => None,
+                Some(v) => match v.parse::<u64>() {
+                    Ok(days) if days > 0 => Some(std::time::Duration::from_secs(days * 86_400)),
+                    _ => {
+                        return Err(SettingError {
+                            name: "SLUICE_RECORD_TTL_DAYS",
+                            problem: format!("{v:?} is not a whole number of days above 0"),
+                        })
+                    }
+                },
+            },
         })
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
 use aws_sdk_s3::config::{Credentials, Region};
 use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, PART_SIZE};
 use sluice_core::ports::{HistoryStore, LeaseOwner, ObjectMeta, ObjectStore, RunRecord, RunState};
@@ -521,4 +522,152 @@ async fn a_check_table_keeps_its_state_in_s3_and_exports_only_what_changed() {
     assert_eq!((c.inserts, c.updates, c.deletes, c.unchanged), (0, 1000, 1, 998_999));
     assert!(store.get(&state).await.unwrap().is_none(), "the state it compared with is removed");
     assert!(s3.list_multipart_uploads().bucket(&b).send().await.unwrap().uploads().is_empty());
+}
+
+/// Every item of the table, as (pk, sk) pairs, sorted.
+async fn keys(ddb: &aws_sdk_dynamodb::Client, t: &str) -> Vec<(String, String)> {
+    let out = ddb.scan().table_name(t).send().await.unwrap();
+    let text = |i: &std::collections::HashMap<String, AttributeValue>, k: &str| i[k].as_s().unwrap().clone();
+    let mut keys: Vec<_> = out.items().iter().map(|i| (text(i, "pk"), text(i, "sk"))).collect();
+    keys.sort();
+    keys
+}
+
+fn open_run(export: &str, table: &str, run_id: &str) -> RunRecord {
+    RunRecord {
+        export: export.into(),
+        table: table.into(),
+        run_id: run_id.into(),
+        state: RunState::Running,
+        strategy: "full".into(),
+        full_refresh: false,
+        window: Window { low: None, high: None },
+        base_watermark: None,
+        rows: 0,
+        bytes: 0,
+        parts: 0,
+        null_rows: 0,
+        prefix: format!("{export}/{table}/{run_id}"),
+        manifest_key: format!("{export}/{table}/{run_id}/manifest.json"),
+        started_at: chrono::Utc::now(),
+        finished_at: None,
+        error: None,
+        changes: None,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_runs_read_only_their_markers_and_run_records_expire_with_the_retention() {
+    let cfg = config().await;
+    let (ddb, t) = table(&cfg).await;
+    let h = DynamoHistory::new(ddb.clone(), &t).with_record_ttl(Some(Duration::from_secs(30 * 86_400)));
+    let me = LeaseOwner { run_id: "20261130T000000Z-0000000a".into(), host: "lambda-1".into(), pid: 7 };
+    let lease = h.acquire_lease("e", &me, Duration::from_secs(60)).await.unwrap();
+    // A long history of finished runs, and two open ones.
+    for i in 0..30 {
+        let run = open_run("e", "contacts", &format!("20261129T0000{i:02}Z-0000000b"));
+        h.begin_run(&lease, &run).await.unwrap();
+        h.commit_run(&lease, &run, None, None).await.unwrap();
+    }
+    let (a, b) =
+        (open_run("e", "contacts", "20261130T000001Z-0000000c"), open_run("e", "orders", "20261130T000001Z-0000000c"));
+    h.begin_run(&lease, &a).await.unwrap();
+    h.begin_run(&lease, &b).await.unwrap();
+    let open = h.open_runs("e").await.unwrap();
+    assert_eq!(open.iter().map(|r| r.table.as_str()).collect::<Vec<_>>(), ["contacts", "orders"]);
+    // Reading them costs the markers, not the history: DynamoDB counts what a query scanned.
+    let scanned = ddb
+        .query()
+        .table_name(&t)
+        .key_condition_expression("pk = :pk AND begins_with(sk, :p)")
+        .expression_attribute_values(":pk", AttributeValue::S("EXPORT#e".into()))
+        .expression_attribute_values(":p", AttributeValue::S("OPEN#".into()))
+        .send()
+        .await
+        .unwrap()
+        .scanned_count();
+    assert_eq!(scanned, 2);
+    // Failing one and committing the other closes both markers.
+    h.fail_run(&RunRecord { error: Some("stopped".into()), ..a.clone() }).await.unwrap();
+    h.commit_run(&lease, &b, None, None).await.unwrap();
+    assert!(h.open_runs("e").await.unwrap().is_empty());
+    assert!(keys(&ddb, &t).await.iter().all(|(_, sk)| !sk.starts_with("OPEN#")));
+    // Run records carry the TTL (30 days from now); the watermark and lease do not expire that way.
+    let items = ddb.scan().table_name(&t).send().await.unwrap();
+    let now = chrono::Utc::now().timestamp();
+    for item in items.items() {
+        let sk = item["sk"].as_s().unwrap();
+        let ttl = item.get("ttl").map(|v| v.as_n().unwrap().parse::<i64>().unwrap());
+        if sk.starts_with("RUN#") {
+            let ttl = ttl.unwrap_or_else(|| panic!("{sk} has no ttl"));
+            assert!((ttl - now - 30 * 86_400).abs() < 120, "{sk}: {ttl}");
+        } else if sk.starts_with("WATERMARK#") {
+            assert!(ttl.is_none(), "{sk}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_items_live_apart_from_runs_and_an_old_table_is_migrated_once() {
+    let cfg = config().await;
+    let (ddb, t) = table(&cfg).await;
+    let h = DynamoHistory::new(ddb.clone(), &t);
+    let dir = tempfile::tempdir().unwrap();
+    let config = sluice_testkit::catalog::sources_config(dir.path());
+    let exports = sluice_core::catalog::Exports { catalog: &h, config: &config, who: "alice".into() };
+    exports.create(sluice_testkit::catalog::CONTACTS).await.unwrap();
+    exports.edit("crm", &sluice_core::catalog::Edit::SetDestination("elsewhere".into()), None).await.unwrap();
+    // The control functions' items are all under CATALOG partitions: IAM tells them apart from
+    // the export's runs, watermarks and lease.
+    let now = keys(&ddb, &t).await;
+    assert!(now.iter().all(|(pk, _)| pk == "CATALOG" || pk == "CATALOG#crm"), "{now:?}");
+    let versions = now.iter().filter(|(pk, _)| pk == "CATALOG#crm").count() as u64;
+    assert!(versions >= 3, "definitions and audit records: {now:?}");
+    let entry = sluice_core::catalog::Catalog::entry(&h, "crm").await.unwrap().unwrap();
+    let draft = entry.draft_version.unwrap();
+
+    // The layout of Sluice before 0.2: definitions and audit records under EXPORT#crm, and an
+    // open run without its marker.
+    let out = ddb.scan().table_name(&t).send().await.unwrap();
+    for item in out.items().iter().filter(|i| i["pk"].as_s().unwrap() == "CATALOG#crm") {
+        let mut old = item.clone();
+        old.insert("pk".into(), AttributeValue::S("EXPORT#crm".into()));
+        ddb.put_item().table_name(&t).set_item(Some(old)).send().await.unwrap();
+        ddb.delete_item()
+            .table_name(&t)
+            .key("pk", item["pk"].clone())
+            .key("sk", item["sk"].clone())
+            .send()
+            .await
+            .unwrap();
+    }
+    let stranded = open_run("crm", "contacts", "20261130T000000Z-0000000d");
+    ddb.put_item()
+        .table_name(&t)
+        .item("pk", AttributeValue::S("EXPORT#crm".into()))
+        .item("sk", AttributeValue::S(format!("RUN#x#{}#contacts", stranded.run_id)))
+        .item("state", AttributeValue::S("running".into()))
+        .item("record", AttributeValue::S(serde_json::to_string(&stranded).unwrap()))
+        .send()
+        .await
+        .unwrap();
+    // Reading an old definition says what to do rather than "no such version".
+    let shown = sluice_core::catalog::Catalog::definition(&h, "crm", draft).await.unwrap_err();
+    let shown = sluice_core::run::error_chain(&shown);
+    assert!(shown.contains("sluice migrate --history dynamodb://"), "{shown}");
+    assert!(h.open_runs("crm").await.unwrap().is_empty(), "no marker yet");
+
+    let done = h.migrate().await.unwrap();
+    assert_eq!((done.catalog_items_moved, done.open_markers_added), (versions, 1));
+    let after = keys(&ddb, &t).await;
+    assert!(
+        after.iter().all(|(pk, sk)| pk != "EXPORT#crm" || sk.starts_with("RUN#") || sk.starts_with("OPEN#")),
+        "{after:?}"
+    );
+    assert_eq!(sluice_core::catalog::Catalog::definition(&h, "crm", draft).await.unwrap().unwrap().version, draft);
+    assert_eq!(sluice_core::catalog::Catalog::audit(&h, "crm", 10).await.unwrap().len(), 2);
+    assert_eq!(h.open_runs("crm").await.unwrap()[0].run_id, stranded.run_id);
+    // Again: nothing left to do, nothing changed.
+    assert_eq!(h.migrate().await.unwrap(), sluice_aws::Migration::default());
+    assert_eq!(keys(&ddb, &t).await, after);
 }

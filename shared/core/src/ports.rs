@@ -464,8 +464,9 @@ pub trait DeliveryLedger: Send + Sync {
     /// the claim by that long; `None` gives it up (done, or stopped for a later attempt).
     async fn save(&self, record: &DeliveryRecord, owner: &str, hold: Option<Duration>) -> Result<(), HistoryError>;
     async fn delivery(&self, id: &DeliveryId) -> Result<Option<DeliveryRecord>, HistoryError>;
-    /// An integration's deliveries, most recently updated first.
-    async fn deliveries(&self, integration: &str, limit: usize) -> Result<Vec<DeliveryRecord>, HistoryError>;
+    /// The integration's delivery most recently claimed or saved, read at a constant cost
+    /// however many deliveries the ledger holds.
+    async fn last_delivery(&self, integration: &str) -> Result<Option<DeliveryRecord>, HistoryError>;
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -189,7 +189,7 @@ pub async fn export_status(
         .collect();
     let mut integrations = Vec::new();
     for spec in config.integrations_of(&export.name) {
-        let last = stores.ledger.deliveries(&spec.name, 1).await?.into_iter().next();
+        let last = stores.ledger.last_delivery(&spec.name).await?;
         let (delivered, failed) = last.as_ref().map_or((0, 0), |d| d.progress.totals());
         let backlog = match stores.destination.and_then(|open| open(export)) {
             Some(store) => {

@@ -123,20 +123,17 @@ impl DeliveryLedger for SqliteHistory {
         })
     }
 
-    async fn deliveries(&self, integration: &str, limit: usize) -> Result<Vec<DeliveryRecord>, HistoryError> {
+    async fn last_delivery(&self, integration: &str) -> Result<Option<DeliveryRecord>, HistoryError> {
         self.with_conn(|conn| {
-            let mut stmt = conn
-                .prepare("SELECT record FROM deliveries WHERE integration = ?1 ORDER BY updated_at DESC LIMIT ?2")
+            let json: Option<String> = conn
+                .query_row(
+                    "SELECT record FROM deliveries WHERE integration = ?1 ORDER BY updated_at DESC LIMIT 1",
+                    params![integration],
+                    |r| r.get(0),
+                )
+                .optional()
                 .map_err(|e| self.err(e))?;
-            let rows = stmt
-                .query_map(params![integration, limit as i64], |r| r.get::<_, String>(0))
-                .map_err(|e| self.err(e))?;
-            let mut out = Vec::new();
-            for json in rows {
-                let json = json.map_err(|e| self.err(e))?;
-                out.push(serde_json::from_str(&json).map_err(|e| self.corrupt(e))?);
-            }
-            Ok(out)
+            json.map(|j| serde_json::from_str(&j).map_err(|e| self.corrupt(e))).transpose()
         })
     }
 }
