@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use sluice_testkit::api::{FakeApi, Shape};
+use sluice_testkit::api::{FakeApi, Fault, Shape};
 use sluice_testkit::{contacts_config, create_contacts, insert_contacts};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sluice");
@@ -274,4 +274,53 @@ fn a_token_is_never_sent_over_plain_http() {
     assert!(t.contains("integrations.hook.url: plain http, and the token would travel in clear text"), "{t}");
     assert!(t.contains("integrations.crm.endpoint: plain http"), "{t}");
     assert!(!t.contains("integrations.plain"), "no token, no secret to protect: {t}");
+}
+
+/// Run N's delivery is under way in another process (slowly: an API that answers late) when run
+/// N+1 commits. N+1's rows must not overtake N's: the run's fan-out finds N held and leaves N+1
+/// waiting behind it, and the next `--pending` delivers N+1 once N is done.
+#[test]
+fn a_run_committed_while_an_earlier_delivery_is_under_way_waits_behind_it() {
+    let api = FakeApi::start(Shape::Webhook);
+    let dir = tempfile::tempdir().unwrap();
+    let db = create_contacts(&dir.path().join("source.db"));
+    insert_contacts(&db, 1, 20, "2025-06-01 00:00:00");
+    let config = contacts_config(
+        dir.path(),
+        "{ strategy = \"timestamp\", column = \"updated_at\" }",
+        "{ compression = \"gzip\" }",
+    );
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!(
+        "\n[integrations.hook]\nkind = \"webhook\"\nexport = \"contacts\"\nurl = \"{}/in\"\ntoken = \"env:HOOK_TOKEN\"\nbatch_size = 1\nmax_in_flight = 1\n",
+        api.url
+    ));
+    std::fs::write(&config, toml).unwrap();
+
+    // Run N commits while the API is down; then a slow API, and its delivery under way elsewhere.
+    api.always(Some(503));
+    let first = sluice(&config, &["run"]).output().unwrap();
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    api.always(None);
+    api.script(vec![Fault::Slow(Duration::from_millis(400)); 20]);
+    let mut stalled = sluice(&config, &["integrate", "-i", "hook", "--pending"]).stdout(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    while api.requests().is_empty() {
+        assert!(started.elapsed() < Duration::from_secs(20), "the first delivery never started");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // Run N+1, past the default lag: committed, and its rows wait.
+    insert_contacts(&db, 21, 5, &chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.3f").to_string());
+    std::thread::sleep(Duration::from_millis(6_000));
+    let second = sluice(&config, &["run"]).output().unwrap();
+    assert!(text(&second).contains("is being delivered by"), "{}", text(&second));
+    assert!(stalled.try_wait().unwrap().is_none(), "run N's delivery was still under way");
+    assert!(api.applied().iter().all(|r| r["id"].as_i64().unwrap() <= 20), "nothing of run N+1 yet");
+
+    assert!(stalled.wait().unwrap().success());
+    let pending = sluice(&config, &["integrate", "-i", "hook", "--pending"]).output().unwrap();
+    assert!(pending.status.success(), "{}", text(&pending));
+    let order: Vec<i64> = api.applied().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(order, (1..=25).collect::<Vec<_>>(), "run N's rows, then run N+1's, each once");
 }

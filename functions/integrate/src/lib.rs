@@ -5,10 +5,10 @@
 
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, SecretsManager};
-use sluice_core::integrate::backlog::undelivered;
+use sluice_core::integrate::backlog::{turn, undelivered, Turn};
 use sluice_core::integrate::event::{manifest_key_under, parse, Incoming, ObjectRef};
 use sluice_core::integrate::spec::IntegrationSpec;
 use sluice_core::integrate::{resolve_token, DeliverError, Deliverer, DeliveryOptions, DeliveryOutcome, DeliveryPorts};
@@ -64,6 +64,10 @@ pub struct Settings {
     pub common: sluice_aws::FunctionSettings,
     /// `SLUICE_INTEGRATION`: which `[integrations.<name>]` this function delivers.
     pub integration: String,
+    /// `SLUICE_CONTINUATION_QUEUE`: the URL of the function's own SQS queue. A delivery that
+    /// reached the invocation's deadline having made progress goes on in a fresh message, so
+    /// the original's receive count (and the dead-letter queue) is left to real failures.
+    pub continuation_queue: Option<String>,
 }
 
 impl Settings {
@@ -71,6 +75,7 @@ impl Settings {
         Ok(Settings {
             common: sluice_aws::FunctionSettings::from_env(DEFAULT_DEADLINE_MARGIN)?,
             integration: sluice_aws::required_var("SLUICE_INTEGRATION")?,
+            continuation_queue: sluice_aws::env_var("SLUICE_CONTINUATION_QUEUE"),
         })
     }
 }
@@ -95,6 +100,7 @@ pub struct App {
     http: sluice_http::ReqwestClient,
     token: Option<String>,
     host: String,
+    sqs: aws_sdk_sqs::Client,
 }
 
 impl App {
@@ -127,7 +133,9 @@ impl App {
             .with_record_ttl(settings.common.record_ttl);
         let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), &settings.common.event_bus);
         let host = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "lambda".into());
+        let sqs = aws_sdk_sqs::Client::new(&sdk);
         Ok(App {
+            sqs,
             bucket: bucket.clone(),
             prefix: prefix.clone(),
             settings,
@@ -151,6 +159,7 @@ impl App {
         // A margin as long as the time left means: stop at once (save progress, answer).
         let stop_by = remaining.map(|r| now + r.saturating_sub(self.settings.common.deadline_margin));
         match parse(event).map_err(FnError::Event)? {
+            Incoming::Sweep => self.sweep(deadline, stop_by).await,
             Incoming::Objects(objects) => {
                 let mut results = Vec::new();
                 for o in &objects {
@@ -170,10 +179,16 @@ impl App {
                         }
                     };
                     for o in &objects {
-                        if let Err(e) = self.deliver(o, deadline, stop_by).await {
-                            warn!(message = %id, error = %sluice_core::run::error_chain(&e), kind = e.error_type(), "delivery not finished; the message is retried");
-                            failures.push(json!({ "itemIdentifier": id }));
-                            break;
+                        match self.deliver(o, deadline, stop_by).await {
+                            Ok(_) => {}
+                            Err(e) if self.continued(&e, o).await => {
+                                info!(message = %id, key = %o.key, "the delivery reached the deadline with progress; it goes on in a fresh message");
+                            }
+                            Err(e) => {
+                                warn!(message = %id, error = %sluice_core::run::error_chain(&e), kind = e.error_type(), "delivery not finished; the message is retried");
+                                failures.push(json!({ "itemIdentifier": id }));
+                                break;
+                            }
                         }
                     }
                 }
@@ -197,6 +212,86 @@ impl App {
         Ok(bytes.and_then(|b| serde_json::from_slice(&b).ok()))
     }
 
+    fn deliverer(&self, deadline: Option<Instant>, stop_by: Option<Instant>) -> Deliverer<'_> {
+        let ports = DeliveryPorts { store: &self.store, ledger: &self.history, http: &self.http, events: &self.events };
+        let mut opts = DeliveryOptions::new(format!("{}:{}", self.host, uuid::Uuid::new_v4().simple()));
+        opts.token = self.token.clone();
+        opts.stop_by = stop_by;
+        if let Some(d) = deadline {
+            opts.claim_ttl = d.saturating_duration_since(Instant::now()) + CLAIM_SLACK;
+        }
+        Deliverer::new(ports, &self.spec, opts)
+    }
+
+    /// Whether a delivery that stopped at the deadline, having sent new batches, was handed on
+    /// to a fresh message of the function's queue (an SQS message is then done, not retried).
+    async fn continued(&self, e: &FnError, object: &ObjectRef) -> bool {
+        let FnError::Deliver(DeliverError::Stopped { at_deadline: true, summary, .. }) = e else { return false };
+        let Some(queue) = &self.settings.continuation_queue else { return false };
+        if summary.requests <= summary.retries {
+            return false; // no new batch went out: not progress, a failure to count
+        }
+        let body = json!({ "manifest": format!("s3://{}/{}", object.bucket, object.key), "continued": true });
+        match self.sqs.send_message().queue_url(queue).message_body(body.to_string()).send().await {
+            Ok(_) => true,
+            Err(err) => {
+                warn!(error = %sluice_core::run::error_chain(&err), "handing the delivery on failed; the message is retried instead");
+                false
+            }
+        }
+    }
+
+    /// The sweep: every committed manifest not delivered yet, oldest first (a table whose
+    /// delivery stops or is held elsewhere is left for the next sweep), then the age of the
+    /// oldest one left as the `UndeliveredAgeSeconds` metric the stack's alarm watches.
+    async fn sweep(&self, deadline: Option<Instant>, stop_by: Option<Instant>) -> Result<Value, FnError> {
+        let backlog = undelivered(&self.history, &self.history, &self.store, &self.spec, None).await?;
+        let deliverer = self.deliverer(deadline, stop_by);
+        let mut delivered = Vec::new();
+        let mut blocked = std::collections::BTreeSet::new();
+        for u in &backlog {
+            if blocked.contains(&u.table) {
+                continue;
+            }
+            if stop_by.is_some_and(|s| Instant::now() >= s) {
+                break;
+            }
+            match deliverer.deliver(&u.manifest_key).await {
+                Ok(_) => delivered.push(u.manifest_key.clone()),
+                Err(e) => {
+                    warn!(key = %u.manifest_key, error = %sluice_core::run::error_chain(&e), "the sweep left a table's backlog for later");
+                    blocked.insert(u.table.clone());
+                }
+            }
+        }
+        let left = undelivered(&self.history, &self.history, &self.store, &self.spec, None).await?;
+        let now = chrono::Utc::now();
+        let age = left.iter().filter_map(|u| u.committed_at).min().map_or(0, |c| (now - c).num_seconds().max(0));
+        println!("{}", sluice_aws::undelivered_emf_line(&self.spec.name, age, left.len()));
+        Ok(json!({ "swept": delivered, "undelivered": left.len(), "oldest_undelivered_age_s": age }))
+    }
+
+    /// Where a manifest stands, asking again for a short while when its run has not committed:
+    /// the export writes the manifest, then commits, so its event usually arrives first.
+    async fn wait_for_commit(
+        &self,
+        key: &str,
+        run_id: &str,
+        table: &str,
+        stop_by: Option<Instant>,
+    ) -> Result<Turn, FnError> {
+        let mut pause = Duration::from_millis(500);
+        loop {
+            let t = turn(&self.history, &self.history, &self.store, &self.spec, key, run_id, table).await?;
+            let out_of_time = stop_by.is_some_and(|s| Instant::now() + pause >= s);
+            if !matches!(t, Turn::Uncommitted { .. }) || pause > COMMIT_WAIT || out_of_time {
+                return Ok(t);
+            }
+            tokio::time::sleep(pause).await;
+            pause *= 2;
+        }
+    }
+
     async fn deliver(
         &self,
         object: &ObjectRef,
@@ -207,37 +302,77 @@ impl App {
             debug!(bucket = %object.bucket, key = %object.key, "not a manifest under this export's destination; ignored");
             return Ok(json!({ "ignored": object.key }));
         };
-        let spec = &self.spec;
-        let ports = DeliveryPorts { store: &self.store, ledger: &self.history, http: &self.http, events: &self.events };
-        let mut opts = DeliveryOptions::new(format!("{}:{}", self.host, uuid::Uuid::new_v4().simple()));
-        opts.token = self.token.clone();
-        opts.stop_by = stop_by;
-        if let Some(d) = deadline {
-            opts.claim_ttl = d.saturating_duration_since(Instant::now()) + CLAIM_SLACK;
-        }
-        let deliverer = Deliverer::new(ports, spec, opts);
-        // An earlier run's manifest of the same table whose delivery stopped goes first: a
-        // later run's rows must not overtake it. If it stops again, this event is retried.
-        if let Some(manifest) = self.manifest(&key).await? {
-            if spec.wants(&manifest.export, &manifest.table) {
-                let backlog =
-                    undelivered(&self.history, &self.history, &self.store, spec, Some(&manifest.table)).await?;
-                for earlier in backlog.iter().filter(|u| u.started_at < manifest.started_at && u.manifest_key != key) {
-                    info!(key = %earlier.manifest_key, run_id = %earlier.run_id, "delivering an earlier run's undelivered manifest first");
-                    deliverer.deliver(&earlier.manifest_key).await?;
+        let deliverer = self.deliverer(deadline, stop_by);
+        // A manifest that is missing, unreadable or not this integration's: the deliverer says
+        // which, as it does for any key.
+        let Some(manifest) = self.manifest(&key).await?.filter(|m| self.spec.wants(&m.export, &m.table)) else {
+            return outcome(&key, deliverer.deliver(&key).await?);
+        };
+        match self.wait_for_commit(&key, &manifest.run_id, &manifest.table, stop_by).await? {
+            Turn::Foreign { why } => {
+                error!(key = %key, run_id = %manifest.run_id, problem = %why,
+                    "not delivered: no committed run of this export wrote this manifest; check who can write under the export's prefix");
+                Ok(json!({ "refused": key, "why": why }))
+            }
+            Turn::Uncommitted { run_id } => {
+                info!(key = %key, run_id = %run_id, "its run has not committed; the sweep delivers it once the next run settles it");
+                Ok(json!({ "uncommitted": key, "run_id": run_id }))
+            }
+            Turn::Stale { delivered_run } => {
+                warn!(key = %key, delivered_run = %delivered_run,
+                    "not delivered: a later run of the table was delivered already, and this one's rows would overwrite newer ones");
+                Ok(json!({ "stale": key, "delivered_run": delivered_run }))
+            }
+            Turn::Ready { earlier, later } => {
+                // Earlier runs of the table first. One held by another invocation is on its way:
+                // that invocation carries on with the later ones, this one, too.
+                for e in &earlier {
+                    info!(key = %e.manifest_key, run_id = %e.run_id, "delivering an earlier run's undelivered manifest first");
+                    match deliverer.deliver(&e.manifest_key).await {
+                        Ok(_) => {}
+                        Err(DeliverError::Busy { owner, .. }) => {
+                            info!(key = %key, behind = %e.manifest_key, owner = %owner, "waiting behind an earlier run's delivery, whose owner carries on with this one");
+                            return Ok(json!({ "waiting": key, "behind": e.manifest_key }));
+                        }
+                        Err(err) => return Err(err.into()),
+                    }
                 }
+                let result = match deliverer.deliver(&key).await {
+                    Err(DeliverError::Busy { owner, .. }) => {
+                        info!(key = %key, owner = %owner, "being delivered by another invocation, which carries on with what follows");
+                        return Ok(json!({ "waiting": key, "behind": key }));
+                    }
+                    other => outcome(&key, other?)?,
+                };
+                // Then the runs after it that wait (their events may have found this one busy).
+                for l in &later {
+                    if stop_by.is_some_and(|s| Instant::now() >= s) {
+                        break;
+                    }
+                    if let Err(e) = deliverer.deliver(&l.manifest_key).await {
+                        info!(key = %l.manifest_key, error = %sluice_core::run::error_chain(&e), "a later run's delivery is left to its own event or the sweep");
+                        break;
+                    }
+                }
+                Ok(result)
             }
         }
-        match deliverer.deliver(&key).await? {
-            DeliveryOutcome::Ignored { reason } => {
-                debug!(key = %key, "{reason}");
-                Ok(json!({ "ignored": key }))
-            }
-            DeliveryOutcome::Duplicate(r) => {
-                info!(key = %key, "already delivered; a duplicate event is skipped");
-                Ok(json!({ "duplicate": key, "delivered_at": r.updated_at }))
-            }
-            DeliveryOutcome::Done(summary) => Ok(serde_json::to_value(&*summary).unwrap_or(Value::Null)),
+    }
+}
+
+/// How long an event that came before its run's commit waits for it, at most.
+const COMMIT_WAIT: Duration = Duration::from_secs(16);
+
+fn outcome(key: &str, outcome: DeliveryOutcome) -> Result<Value, FnError> {
+    match outcome {
+        DeliveryOutcome::Ignored { reason } => {
+            debug!(key = %key, "{reason}");
+            Ok(json!({ "ignored": key }))
         }
+        DeliveryOutcome::Duplicate(r) => {
+            info!(key = %key, "already delivered; a duplicate event is skipped");
+            Ok(json!({ "duplicate": key, "delivered_at": r.updated_at }))
+        }
+        DeliveryOutcome::Done(summary) => Ok(serde_json::to_value(&*summary).unwrap_or(Value::Null)),
     }
 }

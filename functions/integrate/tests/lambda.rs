@@ -324,3 +324,116 @@ async fn a_token_goes_only_to_a_host_the_stack_allows() {
     let (ok, out) = allowed.invoke(r#"{"hello": "world"}"#);
     assert!(!ok && out.to_string().contains("Sluice.InvalidEvent"), "it started: {out}");
 }
+
+/// Anyone able to put an object under the export's prefix could otherwise have the function push
+/// rows of their choosing with the production token. A manifest is delivered only when the
+/// history says its run committed it, at that key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_no_committed_run_wrote_is_not_delivered() {
+    let stack = Stack::new().await;
+    let config = stack.config("");
+    let real = stack.export(20, &config).await;
+    let bytes = stack.s3.get_object().bucket(&stack.bucket).key(format!("exports/{real}")).send().await.unwrap();
+    let text = String::from_utf8(bytes.body.collect().await.unwrap().into_bytes().to_vec()).unwrap();
+    let run_id = serde_json::from_str::<Value>(&text).unwrap()["run_id"].as_str().unwrap().to_string();
+    let put = |key: String, body: String| {
+        let s3 = stack.s3.clone();
+        let bucket = stack.bucket.clone();
+        async move { s3.put_object().bucket(bucket).key(key).body(body.into_bytes().into()).send().await.unwrap() }
+    };
+    // The real manifest copied to another run's folder, and one naming a run that never was.
+    let copied = real.replace(&run_id, "20990101T000000Z-0000dead");
+    put(format!("exports/{copied}"), text.clone()).await;
+    let invented = copied.replace("0000dead", "0000beef");
+    put(format!("exports/{invented}"), text.replace(&run_id, "20990101T000000Z-0000beef")).await;
+
+    let watch = stack.watch(&config, &[]).await;
+    for key in [&copied, &invented] {
+        let (ok, out) = watch.invoke(&json!({"manifest": format!("s3://{}/exports/{key}", stack.bucket)}).to_string());
+        assert!(ok, "{out}");
+        assert_eq!(out["deliveries"][0]["refused"], key.as_str(), "{out}");
+    }
+    assert!(stack.api.requests().is_empty(), "nothing sent");
+    assert!(watch.logs().contains("no committed run of this export wrote this manifest"), "{}", watch.logs());
+    // The real one goes.
+    let (ok, out) = watch.invoke(&json!({"manifest": format!("s3://{}/exports/{real}", stack.bucket)}).to_string());
+    assert!(ok && out["deliveries"][0]["delivered"] == 20, "{out}");
+}
+
+/// Run N's delivery is held by an invocation that is waiting out an outage when run N+1's event
+/// arrives: N+1 must not overtake it. Its event is answered "waiting" (not failed, so it costs
+/// no receive); whoever delivers N then carries on with N+1, and the sweep finds nothing left.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_delivery_of_run_n_holds_back_run_n_plus_one() {
+    use sluice_core::ports::{DeliveryId, DeliveryLedger, ObjectStore};
+    let stack = Stack::new().await;
+    let config = stack.config("");
+    let first = stack.export(30, &config).await;
+    let db = create_contacts(&stack.dir.path().join("source.db"));
+    db.execute("UPDATE contacts SET version = 2", []).unwrap();
+    let second = stack.run(&config).await;
+
+    // Another invocation holds N's claim for a few seconds (and then is gone).
+    let history = DynamoHistory::new(stack.ddb.clone(), &stack.table);
+    let store = S3Store::new(stack.s3.clone(), &stack.bucket, "exports", None);
+    let etag = store.get_tagged(&first).await.unwrap().unwrap().1;
+    let id = DeliveryId { integration: "hook".into(), manifest_key: first.clone(), etag };
+    history.claim(&id, "stalled-invocation", Duration::from_secs(3), 30).await.unwrap();
+
+    let watch = stack.watch(&config, &[]).await;
+    let direct = |key: &str| json!({"manifest": format!("s3://{}/exports/{key}", stack.bucket)}).to_string();
+    let (ok, out) = watch.invoke(&direct(&second));
+    assert!(ok, "{out}");
+    assert_eq!(out["deliveries"][0]["waiting"], second.as_str(), "{out}");
+    assert_eq!(out["deliveries"][0]["behind"], first.as_str(), "{out}");
+    assert!(stack.api.applied().is_empty(), "nothing of run N+1 before run N");
+
+    // The holder is gone; N's event comes back (its retry) and carries N+1 after it.
+    std::thread::sleep(Duration::from_millis(3_500));
+    let (ok, out) = watch.invoke(&direct(&first));
+    assert!(ok, "{out}");
+    let versions: Vec<i64> = stack.api.applied().iter().map(|r| r["version"].as_i64().unwrap()).collect();
+    assert_eq!(versions.len(), 60, "{out}");
+    assert!(versions[..30].iter().all(|v| *v == 1) && versions[30..].iter().all(|v| *v == 2), "{versions:?}");
+
+    // The sweep: nothing left, and the metric says so.
+    let (ok, out) = watch.invoke(r#"{"sweep": true}"#);
+    assert!(ok, "{out}");
+    assert_eq!(out["undelivered"], 0, "{out}");
+    assert_eq!(stack.api.applied().len(), 60);
+    assert!(watch.logs().contains("\"UndeliveredAgeSeconds\":0"), "{}", watch.logs());
+}
+
+/// A long delivery that reaches the invocation's deadline having made progress goes on in a
+/// fresh message of the function's own queue: the message it came in is done, so a healthy
+/// delivery never climbs toward the dead-letter queue's receive count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_cut_by_the_deadline_continues_in_a_fresh_message() {
+    let stack = Stack::new().await;
+    let (queue, _) = stack.queue().await;
+    let config = stack.config("rate_limit = \"10/s\"\nmax_in_flight = 2").replace("batch_size = 25", "batch_size = 10");
+    let manifest = stack.export(400, &config).await;
+    let watch =
+        stack.watch(&config, &[("SLUICE_DEADLINE_MARGIN", "599s"), ("SLUICE_CONTINUATION_QUEUE", &queue)]).await;
+    stack.api.script(vec![Fault::Slow(Duration::from_millis(10))]);
+    let body = json!({"Records": [{"eventSource": "aws:s3", "eventName": "ObjectCreated:Put",
+        "s3": {"bucket": {"name": stack.bucket}, "object": {"key": format!("exports/{manifest}")}}}]});
+    let mut event = json!({"Records": [{"messageId": "m-1", "body": body.to_string(), "eventSource": "aws:sqs"}]});
+    let mut messages = 0;
+    loop {
+        messages += 1;
+        assert!(messages <= 15, "the delivery did not finish");
+        let (ok, out) = watch.invoke(&event.to_string());
+        assert!(ok, "{out}");
+        assert_eq!(out["batchItemFailures"], json!([]), "no message is failed: {out}");
+        event = stack.drain(&queue).await;
+        match event["Records"].as_array().unwrap().len() {
+            0 => break,
+            1 => assert!(event["Records"][0]["body"].as_str().unwrap().contains("\"continued\":true"), "{event}"),
+            n => panic!("one continuation at a time, not {n}"),
+        }
+    }
+    assert!(messages >= 2, "the first invocation stopped at its deadline and handed on");
+    assert_eq!(stack.applied_ids(), (1..=400).collect());
+    assert_eq!(stack.api.requests().len(), 40, "no batch sent twice across invocations");
+}

@@ -17,7 +17,7 @@ mod settings;
 pub use dynamo_history::DynamoHistory;
 pub use error::Error;
 pub use event_bridge::{detail_within_limit, EventBridgeSink, EVENT_SOURCE, MAX_ENTRY_BYTES};
-pub use metrics::{emf_line, NAMESPACE};
+pub use metrics::{emf_line, undelivered_emf_line, NAMESPACE};
 pub use migrate::Migration;
 pub use s3_store::{Encryption, S3Store, MAX_IN_FLIGHT, MIN_PART_SIZE, PART_SIZE};
 pub use scheduler::{EventBridgeScheduler, RuleError, MAX_RULE_NAME};

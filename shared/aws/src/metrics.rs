@@ -33,3 +33,25 @@ pub fn emf_line(summary: &ExportRunSummary) -> String {
     })
     .to_string()
 }
+
+/// The EMF line of an integration's sweep: how long the oldest committed manifest it has not
+/// delivered has waited (0 when none), and how many wait. The stack's alarm watches the age.
+pub fn undelivered_emf_line(integration: &str, oldest_age_s: i64, count: usize) -> String {
+    serde_json::json!({
+        "_aws": {
+            "Timestamp": chrono::Utc::now().timestamp_millis(),
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Integration"]],
+                "Metrics": [
+                    {"Name": "UndeliveredAgeSeconds", "Unit": "Seconds"},
+                    {"Name": "Undelivered", "Unit": "Count"}
+                ]
+            }]
+        },
+        "Integration": integration,
+        "UndeliveredAgeSeconds": oldest_age_s,
+        "Undelivered": count
+    })
+    .to_string()
+}

@@ -19,6 +19,9 @@ pub enum Incoming {
     Objects(Vec<ObjectRef>),
     /// SQS messages: each message's id and what its body holds (or why it cannot be read).
     Sqs(Vec<(String, Result<Vec<ObjectRef>, String>)>),
+    /// `{"sweep": true}`, from the stack's schedule: deliver whatever committed manifest is
+    /// not delivered yet, and report how old the oldest is.
+    Sweep,
 }
 
 /// Decodes an S3 notification's key: `%XX` escapes, and `+` for a space.
@@ -94,13 +97,16 @@ pub fn objects_of(event: &Value) -> Result<Vec<ObjectRef>, String> {
     }
     let keys: Vec<&str> = event.as_object().map(|o| o.keys().map(String::as_str).collect()).unwrap_or_default();
     Err(format!(
-        "not an S3 notification, an EventBridge S3 event, an SQS batch or {{\"manifest\": \"s3://…\"}} (the event's keys: {})",
+        "not an S3 notification, an EventBridge S3 event, an SQS batch, {{\"manifest\": \"s3://…\"}} or {{\"sweep\": true}} (the event's keys: {})",
         keys.join(", ")
     ))
 }
 
 /// Reads any of the shapes.
 pub fn parse(event: &Value) -> Result<Incoming, String> {
+    if event.get("sweep") == Some(&Value::Bool(true)) {
+        return Ok(Incoming::Sweep);
+    }
     let records = event.get("Records").and_then(Value::as_array);
     if let Some(records) = records.filter(|r| r.iter().any(|r| str_at(r, "/eventSource") == Some("aws:sqs"))) {
         let mut out = Vec::new();

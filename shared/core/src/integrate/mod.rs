@@ -144,7 +144,12 @@ pub enum DeliverError {
         "integration {:?}: stopped after {} delivered and {} failed of {} rows: {reason}",
         .summary.integration, .summary.delivered, .summary.failed, .summary.rows
     )]
-    Stopped { reason: String, summary: Box<DeliverySummary> },
+    Stopped {
+        reason: String,
+        summary: Box<DeliverySummary>,
+        /// Stopped only because the invocation's time ran out: the next attempt resumes.
+        at_deadline: bool,
+    },
     #[error("integration {integration:?}: the delivery ledger failed")]
     Ledger {
         integration: String,
@@ -438,6 +443,7 @@ impl<'a> Deliverer<'a> {
 
         if let Err(stop) = stop {
             let reason = stop.reason();
+            let at_deadline = !stop.alarming();
             record.error = Some(reason.clone());
             record.updated_at = Utc::now();
             if let Err(e) = self.ports.ledger.save(&record, &self.opts.owner, None).await {
@@ -449,7 +455,7 @@ impl<'a> Deliverer<'a> {
             if stop.alarming() {
                 self.publish("IntegrationFailed", &summary).await;
             }
-            return Err(DeliverError::Stopped { reason, summary: Box::new(summary) });
+            return Err(DeliverError::Stopped { reason, summary: Box::new(summary), at_deadline });
         }
 
         // Every row is settled: gather the failures, then mark the delivery done.
