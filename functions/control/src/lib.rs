@@ -147,9 +147,50 @@ pub struct Request {
     pub who: String,
 }
 
+/// How far a request's `timeEpoch` may be from this function's clock.
+const REQUEST_FRESHNESS_MS: i64 = 5 * 60 * 1000;
+
+/// Whether `event` has the shape of a request that came through a function URL (payload 2.0):
+/// the URL's id and domain in this region, a request id and a fresh timestamp. The audit's
+/// `who` comes from the event, and a direct invocation may carry any event: one that does not
+/// look like the URL's is refused, so no tool or test event is taken for a person. (A principal
+/// allowed to invoke the function directly can still forge one; the stack grants that to
+/// nobody: its policies allow `lambda:InvokeFunction` only with `lambda:InvokedViaFunctionUrl`.)
+pub fn from_function_url(event: &Value, region: Option<&str>, now_ms: i64) -> Result<(), String> {
+    let ctx = &event["requestContext"];
+    let text = |v: &Value| v.as_str().filter(|s| !s.is_empty()).map(str::to_string);
+    if event["version"].as_str() != Some("2.0") {
+        return Err("its payload version is not 2.0".into());
+    }
+    let api = text(&ctx["apiId"]).ok_or("requestContext.apiId is missing")?;
+    let domain = text(&ctx["domainName"]).ok_or("requestContext.domainName is missing")?;
+    let expected = match region {
+        Some(r) => format!("{api}.lambda-url.{r}.on.aws"),
+        None => format!("{api}.lambda-url."),
+    };
+    if !(domain == expected || (region.is_none() && domain.starts_with(&expected))) {
+        return Err(format!("requestContext.domainName {domain:?} is not the function URL's ({expected})"));
+    }
+    text(&ctx["requestId"]).ok_or("requestContext.requestId is missing")?;
+    text(&ctx["accountId"]).ok_or("requestContext.accountId is missing")?;
+    let at = ctx["timeEpoch"].as_i64().ok_or("requestContext.timeEpoch is missing")?;
+    if (now_ms - at).abs() > REQUEST_FRESHNESS_MS {
+        return Err(format!("requestContext.timeEpoch {at} is more than five minutes from now"));
+    }
+    Ok(())
+}
+
 impl Request {
     /// Reads a function URL event (payload format 2.0).
     pub fn from_event(event: &Value) -> Result<Request, ApiError> {
+        let region = std::env::var("AWS_REGION").ok();
+        from_function_url(event, region.as_deref(), chrono::Utc::now().timestamp_millis()).map_err(|why| {
+            ApiError::new(
+                403,
+                "NotFromFunctionUrl",
+                format!("this API takes requests through its function URL only (AWS_IAM auth), so that it knows who sent them; this event was not one: {why}"),
+            )
+        })?;
         let http = &event["requestContext"]["http"];
         let method = http["method"].as_str().ok_or_else(|| {
             ApiError::bad_request("not a function URL request: requestContext.http.method is missing")
@@ -494,10 +535,16 @@ mod tests {
     use super::*;
 
     fn event(method: &str, path: &str, body: Value) -> Value {
+        let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
         json!({
             "version": "2.0",
             "rawPath": path,
             "requestContext": {
+                "accountId": "123456789012",
+                "apiId": "abcdefghij",
+                "domainName": format!("abcdefghij.lambda-url.{region}.on.aws"),
+                "requestId": "req-1",
+                "timeEpoch": chrono::Utc::now().timestamp_millis(),
                 "http": {"method": method, "path": path},
                 "authorizer": {"iam": {"userArn": "arn:aws:iam::123456789012:user/alice"}}
             },
@@ -543,6 +590,27 @@ mod tests {
         let mut text = event("POST", "/exports", json!({}));
         text["body"] = "not json".into();
         assert!(Request::from_event(&text).unwrap_err().message.contains("not JSON"));
+    }
+
+    #[test]
+    fn only_events_shaped_as_the_function_url_sends_them_are_taken() {
+        let now = chrono::Utc::now().timestamp_millis();
+        let good = event("GET", "/exports", json!({}));
+        let region = std::env::var("AWS_REGION").unwrap_or_else(|_| "us-east-1".into());
+        assert_eq!(from_function_url(&good, Some(&region), now), Ok(()));
+        // What `aws lambda invoke` with a hand-written event, or a test event, looks like.
+        let mut bare = good.clone();
+        bare["requestContext"] = json!({"http": {"method": "GET"}, "authorizer": {"iam": {"userArn": "arn:aws:iam::1:user/x"}}});
+        assert!(from_function_url(&bare, Some(&region), now).unwrap_err().contains("apiId"));
+        let mut elsewhere = good.clone();
+        elsewhere["requestContext"]["domainName"] = "abcdefghij.lambda-url.eu-west-9.on.aws".into();
+        assert!(from_function_url(&elsewhere, Some(&region), now).unwrap_err().contains("domainName"));
+        let mut stale = good.clone();
+        stale["requestContext"]["timeEpoch"] = (now - 3_600_000).into();
+        assert!(from_function_url(&stale, Some(&region), now).unwrap_err().contains("five minutes"));
+        let mut v1 = good;
+        v1["version"] = "1.0".into();
+        assert!(from_function_url(&v1, Some(&region), now).is_err());
     }
 
     #[test]

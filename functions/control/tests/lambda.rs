@@ -26,6 +26,11 @@ fn request(who: &str, method: &str, path: &str, body: Value) -> String {
         "queryStringParameters": params,
         "headers": {"content-type": "application/json"},
         "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "sluiceurl1",
+            "domainName": "sluiceurl1.lambda-url.us-east-1.on.aws",
+            "requestId": uuid::Uuid::new_v4().to_string(),
+            "timeEpoch": chrono::Utc::now().timestamp_millis(),
             "http": {"method": method, "path": path},
             "authorizer": {"iam": {"userArn": who, "accountId": "123456789012"}}
         },
@@ -205,4 +210,13 @@ async fn exports_and_orchestrations_are_managed_through_the_api_each_change_by_i
     let (ok, response) = configure.invoke(&unsigned.to_string());
     assert!(ok);
     assert_eq!(response["statusCode"], 401, "{response}");
+    // A direct invocation with a made-up caller (no function URL context) changes nothing.
+    let mut forged: Value = serde_json::from_str(&request("arn:aws:iam::123456789012:user/nobody", "POST", "/exports/crm/discard", json!({}))).unwrap();
+    forged["requestContext"]["domainName"] = Value::Null;
+    let before = call(&configure, ALICE, "GET", "/exports/crm/audit", json!({})).1;
+    let (ok, response) = configure.invoke(&forged.to_string());
+    assert!(ok);
+    assert_eq!(response["statusCode"], 403, "{response}");
+    assert!(response["body"].as_str().unwrap().contains("NotFromFunctionUrl"), "{response}");
+    assert_eq!(call(&configure, ALICE, "GET", "/exports/crm/audit", json!({})).1, before, "nothing written");
 }
