@@ -14,6 +14,7 @@ import {
   RemovalPolicy,
   Stack,
   StackProps,
+  Token,
   Validations,
 } from 'aws-cdk-lib';
 import * as cloudwatch from 'aws-cdk-lib/aws-cloudwatch';
@@ -142,6 +143,13 @@ export class SluiceStack extends Stack {
       default: '',
       description: 'An SNS topic for alarms (empty for alarms without actions).',
     }).valueAsString;
+    const undeliveredAlarmSeconds = new CfnParameter(this, 'UndeliveredAlarmSeconds', {
+      type: 'Number',
+      default: 3600,
+      minValue: 900,
+      description:
+        "UndeliveredAlarm fires when a committed manifest has waited longer than this for its delivery (seconds; at least 900, the sweep's period).",
+    }).valueAsNumber;
     Validations.of(this).acknowledge({
       id: 'CloudFormation-Validate::W2509',
       reason: 'SourceSecretArn and IntegrationTokenSecretArn name secrets, they hold none: the values stay in Secrets Manager.',
@@ -282,7 +290,7 @@ export class SluiceStack extends Stack {
     });
     const exportRole = logicalId(
       new iam.Role(this, 'ExportRole', {
-        description: "The export function's own config, runs prefix, history table, bus and source secret",
+        description: "The export function's own config, runs prefix, export history items (reading the catalog's), bus and source secret",
         assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
         inlinePolicies: {
           'sluice-export': new iam.PolicyDocument({
@@ -300,6 +308,8 @@ export class SluiceStack extends Stack {
                 resources: [bucketArn],
                 conditions: { StringLike: { 's3:prefix': `${exportPrefix}/*` } },
               }),
+              // The history table by partition: the export function writes only the exports'
+              // items (lease, watermarks, runs, open-run markers) and reads the catalog.
               new iam.PolicyStatement({
                 sid: 'History',
                 actions: [
@@ -311,6 +321,13 @@ export class SluiceStack extends Stack {
                   'dynamodb:ConditionCheckItem',
                 ],
                 resources: [table.tableArn],
+                conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['EXPORT#*'] } },
+              }),
+              new iam.PolicyStatement({
+                sid: 'ReadCatalog',
+                actions: ['dynamodb:GetItem', 'dynamodb:Query'],
+                resources: [table.tableArn],
+                conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['CATALOG', 'CATALOG#*'] } },
               }),
               new iam.PolicyStatement({ sid: 'Events', actions: ['events:PutEvents'], resources: [bus.eventBusArn] }),
               new iam.PolicyStatement({
@@ -335,6 +352,8 @@ export class SluiceStack extends Stack {
       SLUICE_SSE: 'aws:kms',
       SLUICE_KMS_KEY_ID: key.keyArn,
       SLUICE_SECRET_HOSTS: secretHosts,
+      // Run and delivery records expire with the files they name.
+      SLUICE_RECORD_TTL_DAYS: Token.asString(retentionDays),
     };
     const exportFunction = logicalId(
       new lambda.Function(this, 'ExportFunction', {
@@ -394,8 +413,13 @@ export class SluiceStack extends Stack {
     // ---------------------------------------------------------------------------------------
     const integrationDeadLetters = queue('IntegrationDeadLetters', { retentionPeriod: Duration.days(14) });
     const integrationQueue = queue('IntegrationQueue', {
-      // Six times the function's timeout, as AWS advises for SQS event sources.
+      // Six times the function's timeout, as AWS advises for SQS event sources (an invocation
+      // the function's concurrency throttles is retried within it). One message per invocation
+      // (batch size 1), so a message's clock runs only while its own manifest is delivered.
       visibilityTimeout: Duration.seconds(5400),
+      // A delivery that reaches its deadline with progress continues in a fresh message and
+      // the old one succeeds, so a receive is spent only on an invocation that failed: five
+      // failures in a row put the manifest in the dead-letter queue (DeadLettersAlarm).
       deadLetterQueue: { queue: integrationDeadLetters, maxReceiveCount: 5 },
     });
     const manifestRule = logicalId(
@@ -437,7 +461,7 @@ export class SluiceStack extends Stack {
     const runs = `${bucketArn}/${exportPrefix}/${exportName}`;
     const integrationRole = logicalId(
       new iam.Role(this, 'IntegrationRole', {
-        description: "The integration function's own config, export runs, ledger items, bus, token and queue",
+        description: "The integration function's own config, export runs and run records, ledger items, bus, token and queue",
         assumedBy: new iam.ServicePrincipal('lambda.amazonaws.com'),
         inlinePolicies: {
           'sluice-integrate': new iam.PolicyDocument({
@@ -463,6 +487,21 @@ export class SluiceStack extends Stack {
                 conditions: {
                   'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`INTEGRATION#${integrationName}`] },
                 },
+              }),
+              // Its export's run records, read only: a manifest is delivered only if its run
+              // committed, and in run order.
+              new iam.PolicyStatement({
+                sid: 'ReadHistory',
+                actions: ['dynamodb:GetItem', 'dynamodb:Query'],
+                resources: [table.tableArn],
+                conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`EXPORT#${exportName}`] } },
+              }),
+              // A delivery that reached its deadline with progress continues in a fresh message
+              // on its own queue (SLUICE_CONTINUATION_QUEUE).
+              new iam.PolicyStatement({
+                sid: 'Continuation',
+                actions: ['sqs:SendMessage'],
+                resources: [integrationQueue.queueArn],
               }),
               new iam.PolicyStatement({ sid: 'Events', actions: ['events:PutEvents'], resources: [bus.eventBusArn] }),
               new iam.PolicyStatement({
@@ -498,19 +537,53 @@ export class SluiceStack extends Stack {
         role: integrationRole,
         logGroup: integrationLogs,
         tracing: lambda.Tracing.ACTIVE,
-        environment: { ...functionEnv, SLUICE_INTEGRATION: integrationName },
+        // SLUICE_CONTINUATION_QUEUE, the queue URL: where a delivery that reached its deadline
+        // with progress continues.
+        environment: { ...functionEnv, SLUICE_INTEGRATION: integrationName, SLUICE_CONTINUATION_QUEUE: integrationQueue.queueUrl },
         environmentEncryption: key,
       }),
       'IntegrationFunction',
     );
+    // The sweep (IntegrationSweepSchedule) invokes it asynchronously: a sweep that fails is not
+    // retried, the next sweep is the retry.
+    logicalId(
+      new lambda.CfnEventInvokeConfig(this, 'IntegrationFunctionEventInvokeConfig', {
+        functionName: integrationFunction.functionName,
+        qualifier: '$LATEST',
+        maximumRetryAttempts: 0,
+        // A sweep throttled behind busy deliveries is dropped after 15 minutes rather than
+        // queued for hours: the next sweep comes then anyway.
+        maximumEventAgeInSeconds: 900,
+        // As SAM writes it.
+        destinationConfig: {},
+      }),
+      'IntegrationFunctionEventInvokeConfig',
+    );
     const manifests = new SqsEventSource(integrationQueue, {
-      batchSize: 5,
+      // One manifest per invocation: a message's visibility clock must not run while other
+      // messages of its batch are delivered.
+      batchSize: 1,
       reportBatchItemFailures: true,
       maxConcurrency: integrationConcurrency,
     });
     integrationFunction.addEventSource(manifests);
     const mapping = integrationFunction.node.children.find((c) => c instanceof lambda.EventSourceMapping);
     logicalId(mapping!, 'IntegrationFunctionManifests');
+
+    // The sweep: every 15 minutes the integration function delivers each committed manifest of
+    // its export not delivered yet, in run order (whatever an event missed, or the dead-letter
+    // queue holds), and reports the oldest one's age as Sluice/UndeliveredAgeSeconds
+    // (UndeliveredAlarm).
+    logicalId(
+      new events.Rule(this, 'IntegrationSweepSchedule', {
+        description: `Delivers what integration ${integrationName} has not delivered of export ${exportName}`,
+        schedule: events.Schedule.rate(Duration.minutes(15)),
+        targets: [
+          new targets.LambdaFunction(integrationFunction, { event: events.RuleTargetInput.fromObject({ sweep: true }) }),
+        ],
+      }),
+      'IntegrationSweepSchedule',
+    );
 
     // ---------------------------------------------------------------------------------------
     // The control API: one binary deployed twice, each behind its own IAM-authenticated
@@ -522,17 +595,19 @@ export class SluiceStack extends Stack {
     const orchestrationRules = `arn:${Aws.PARTITION}:events:${Aws.REGION}:${Aws.ACCOUNT_ID}:rule/${rulePrefix}*`;
     const controlStatements = () => [
       new iam.PolicyStatement({ sid: 'ReadConfig', actions: ['s3:GetObject'], resources: [`${bucketArn}/${configKey}`] }),
+      // The catalog (entries, definitions, audit records) is the only partition they write.
       new iam.PolicyStatement({
         sid: 'Catalog',
         actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
         resources: [table.tableArn],
-        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['CATALOG', 'EXPORT#*'] } },
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['CATALOG', 'CATALOG#*'] } },
       }),
+      // Status: runs and watermarks, and each integration's deliveries, read only.
       new iam.PolicyStatement({
-        sid: 'ReadDeliveries',
-        actions: ['dynamodb:Query'],
+        sid: 'ReadHistory',
+        actions: ['dynamodb:GetItem', 'dynamodb:Query'],
         resources: [table.tableArn],
-        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['INTEGRATION#*'] } },
+        conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['EXPORT#*', 'INTEGRATION#*'] } },
       }),
     ];
     const controlFunction = (
@@ -606,6 +681,23 @@ export class SluiceStack extends Stack {
       'ConfigureApiRole',
     );
     allowWildcards(configureApiRole, '*', '<ExportBucket.Arn>/<ExportPrefix>/*/.sluice-write-check', ORCHESTRATION_RULES);
+
+    // A manifest written under the export prefix is delivered to the API with the production
+    // token, so no one but Sluice's own roles may write or delete there: the export function
+    // writes the runs, the integration function (its IAM) only their failures/, the configure
+    // function (its IAM) only the .sluice-write-check probe.
+    bucket.addToResourcePolicy(
+      new iam.PolicyStatement({
+        sid: 'OnlySluiceWritesRuns',
+        effect: iam.Effect.DENY,
+        principals: [new iam.AnyPrincipal()],
+        actions: ['s3:PutObject', 's3:DeleteObject'],
+        resources: [`${bucketArn}/${exportPrefix}/*`],
+        conditions: {
+          ArnNotEquals: { 'aws:PrincipalArn': [exportRole.roleArn, integrationRole.roleArn, configureApiRole.roleArn] },
+        },
+      }),
+    );
     const configureApi = controlFunction(
       'ConfigureApiFunction',
       'Control API, configure permission (create, edit, activate, discard, delete exports)',
@@ -672,9 +764,15 @@ export class SluiceStack extends Stack {
     logicalId(exportFunction.node.findChild('OrchestrationsPermission'), 'OrchestrationsPermission');
 
     // ---------------------------------------------------------------------------------------
-    // Alarms: function errors, dead letters, failed export runs.
+    // Alarms: function errors, dead letters, failed export runs, manifests not handed to the
+    // integration, and manifests not delivered.
     // ---------------------------------------------------------------------------------------
-    const alarm = (id: string, description: string, metric: cloudwatch.Metric) => {
+    const alarm = (
+      id: string,
+      description: string,
+      metric: cloudwatch.Metric,
+      options: Partial<cloudwatch.CreateAlarmOptions> = {},
+    ) => {
       const a = logicalId(
         new cloudwatch.Alarm(this, id, {
           alarmDescription: description,
@@ -683,6 +781,7 @@ export class SluiceStack extends Stack {
           threshold: 1,
           comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
           treatMissingData: cloudwatch.TreatMissingData.NOT_BREACHING,
+          ...options,
         }),
         id,
       );
@@ -717,16 +816,58 @@ export class SluiceStack extends Stack {
       }),
     );
     alarm('IntegrationErrorsAlarm', 'The integration function failed an invocation', errors(integrationFunction));
-    alarm(
-      'DeadLettersAlarm',
-      'Manifests the integration gave up on (after 5 attempts) wait in its dead-letter queue',
+    const waiting = (q: sqs.Queue) =>
       new cloudwatch.Metric({
         namespace: 'AWS/SQS',
         metricName: 'ApproximateNumberOfMessagesVisible',
-        dimensionsMap: { QueueName: integrationDeadLetters.queueName },
+        dimensionsMap: { QueueName: q.queueName },
         statistic: 'Maximum',
         period: Duration.minutes(5),
+      });
+    alarm(
+      'DeadLettersAlarm',
+      'Manifests the integration gave up on (after 5 attempts) wait in its dead-letter queue',
+      waiting(integrationDeadLetters),
+    );
+    alarm(
+      'ExportDeadLettersAlarm',
+      "Scheduled export invocations that failed or found the export running wait in the export's dead-letter queue",
+      waiting(exportDeadLetters),
+    );
+    // A manifest's event the rule could not put on the integration queue: only the sweep would
+    // deliver that manifest.
+    alarm(
+      'ManifestRuleFailuresAlarm',
+      'The manifest rule failed to send manifests\' events to the integration queue',
+      new cloudwatch.Metric({
+        namespace: 'AWS/Events',
+        metricName: 'FailedInvocations',
+        dimensionsMap: { RuleName: manifestRule.ruleName },
+        statistic: 'Sum',
+        period: Duration.minutes(5),
       }),
+    );
+    // Every sweep reports the age, 0 when nothing waits, so missing data is breaching: a sweep
+    // that stops reporting (rule disabled, function failing before it reports) is itself a
+    // problem, and would hide a backlog. Two periods, so one sweep late across a period's edge
+    // does not fire it.
+    alarm(
+      'UndeliveredAlarm',
+      `A committed manifest of export ${exportName} has waited over UndeliveredAlarmSeconds for integration ${integrationName}, or its sweep stopped reporting`,
+      new cloudwatch.Metric({
+        namespace: 'Sluice',
+        metricName: 'UndeliveredAgeSeconds',
+        dimensionsMap: { Integration: integrationName },
+        statistic: 'Maximum',
+        period: Duration.minutes(15),
+      }),
+      {
+        evaluationPeriods: 2,
+        datapointsToAlarm: 2,
+        threshold: undeliveredAlarmSeconds,
+        comparisonOperator: cloudwatch.ComparisonOperator.GREATER_THAN_THRESHOLD,
+        treatMissingData: cloudwatch.TreatMissingData.BREACHING,
+      },
     );
 
     // ---------------------------------------------------------------------------------------

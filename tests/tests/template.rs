@@ -23,17 +23,9 @@ fn cfn_lint_and_sam_validate_find_nothing() {
 
 #[test]
 fn checkov_fails_no_check_and_every_skip_says_why() {
+    // Not --quiet: that leaves the skipped checks, and so their reasons, out of the report.
     let mut checkov = Command::new(tool("checkov", "checkov"));
-    checkov.args([
-        "-f",
-        "template.yaml",
-        "--framework",
-        "cloudformation",
-        "--skip-download",
-        "--output",
-        "json",
-        "--quiet",
-    ]);
+    checkov.args(["-f", "template.yaml", "--framework", "cloudformation", "--skip-download", "--output", "json"]);
     let (_, text) = run(checkov);
     let start = text.find('{').unwrap_or_else(|| panic!("no JSON from checkov:\n{text}"));
     let report: serde_json::Value = serde_json::Deserializer::from_str(&text[start..])
@@ -46,8 +38,10 @@ fn checkov_fails_no_check_and_every_skip_says_why() {
         failed.iter().map(|c| format!("{} {} on {}", c["check_id"], c["check_name"], c["resource"])).collect();
     assert!(failed.is_empty(), "checkov failed checks:\n{}", names.join("\n"));
     assert!(report["summary"]["passed"].as_u64().unwrap_or(0) > 30, "{}", report["summary"]);
-    for skipped in report["results"]["skipped_checks"].as_array().into_iter().flatten() {
-        let why = skipped["suppress_comment"].as_str().unwrap_or("");
+    let skipped = report["results"]["skipped_checks"].as_array().cloned().unwrap_or_default();
+    assert_eq!(skipped.len() as u64, report["summary"]["skipped"].as_u64().unwrap_or(0), "{}", report["summary"]);
+    for skipped in &skipped {
+        let why = skipped["check_result"]["suppress_comment"].as_str().unwrap_or("");
         assert!(why.len() > 20, "{} on {} is skipped without a reason", skipped["check_id"], skipped["resource"]);
     }
 }
@@ -94,6 +88,35 @@ fn the_stack_is_encrypted_and_each_function_may_touch_only_its_own_resources() {
     let mapping = of_type("AWS::Lambda::EventSourceMapping").next().expect("the SQS event source").1;
     assert_eq!(mapping["Properties"]["FunctionResponseTypes"], serde_json::json!(["ReportBatchItemFailures"]));
     assert!(mapping["Properties"]["ScalingConfig"]["MaximumConcurrency"].is_object());
+    // One manifest per invocation, so a message's visibility clock runs only while its own
+    // manifest is delivered; a delivery that reaches its deadline with progress continues in a
+    // fresh message on its own queue (the queue URL).
+    assert_eq!(mapping["Properties"]["BatchSize"], 1, "{mapping}");
+    let integration = &resources["IntegrationFunction"]["Properties"];
+    assert_eq!(
+        integration["Environment"]["Variables"]["SLUICE_CONTINUATION_QUEUE"],
+        serde_json::json!({"Ref": "IntegrationQueue"}),
+        "{integration}"
+    );
+    // The sweep: every 15 minutes the integration function delivers what is still undelivered;
+    // a sweep that fails is not retried, the next sweep is the retry.
+    let sweep = &resources["IntegrationSweepSchedule"]["Properties"];
+    assert_eq!(sweep["ScheduleExpression"], "rate(15 minutes)", "{sweep}");
+    assert_eq!(sweep["State"], "ENABLED", "{sweep}");
+    assert_eq!(sweep["Targets"][0]["Arn"]["Fn::GetAtt"][0], "IntegrationFunction", "{sweep}");
+    let input: serde_json::Value = serde_json::from_str(sweep["Targets"][0]["Input"].as_str().unwrap()).unwrap();
+    assert_eq!(input, serde_json::json!({"sweep": true}));
+    let invoke = &resources["IntegrationSweepSchedulePermission"]["Properties"];
+    assert_eq!(invoke["SourceArn"]["Fn::GetAtt"][0], "IntegrationSweepSchedule", "{invoke}");
+    assert_eq!(invoke["FunctionName"]["Ref"], "IntegrationFunction", "{invoke}");
+    let retries = &resources["IntegrationFunctionEventInvokeConfig"]["Properties"];
+    assert_eq!(retries["MaximumRetryAttempts"], 0, "{retries}");
+    assert_eq!(retries["MaximumEventAgeInSeconds"], 900, "{retries}");
+    // Run and delivery records expire with the files they name.
+    for f in ["ExportFunction", "IntegrationFunction"] {
+        let env = &resources[f]["Properties"]["Environment"]["Variables"];
+        assert_eq!(env["SLUICE_RECORD_TTL_DAYS"]["Ref"], "RetentionDays", "{f}: {env}");
+    }
 
     // No function statement allows every action or every resource, but for X-Ray, which has no
     // resource-level permissions; no function role carries an AWS managed policy (SAM's
@@ -125,6 +148,50 @@ fn the_stack_is_encrypted_and_each_function_may_touch_only_its_own_resources() {
     assert!(role.contains("dynamodb:LeadingKeys") && role.contains("INTEGRATION#${IntegrationName}"), "{role}");
     assert!(role.contains("${ExportPrefix}/${ExportName}/*/failures/*"), "{role}");
     assert!(!role.contains("dynamodb:DeleteItem"), "{role}");
+    // The history table by partition (dynamodb:LeadingKeys on every statement that reaches it):
+    // each function writes only its own partitions, and reads others' with GetItem and Query.
+    let list = |v: &serde_json::Value| match v {
+        serde_json::Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    };
+    let inline = |name: &str| -> Vec<serde_json::Value> {
+        resources[name]["Properties"]["Policies"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|p| list(&p["PolicyDocument"]["Statement"]))
+            .collect()
+    };
+    let sub = |text: &str| serde_json::json!({ "Fn::Sub": text });
+    let catalog = serde_json::json!(["CATALOG", "CATALOG#*"]);
+    let status = serde_json::json!(["EXPORT#*", "INTEGRATION#*"]);
+    for (name, writes, reads) in [
+        ("ExportRole", serde_json::json!(["EXPORT#*"]), catalog.clone()),
+        (
+            "IntegrationRole",
+            serde_json::json!([sub("INTEGRATION#${IntegrationName}")]),
+            serde_json::json!([sub("EXPORT#${ExportName}")]),
+        ),
+        ("ConfigureApiRole", catalog.clone(), status.clone()),
+        ("OperateApiRole", catalog.clone(), status.clone()),
+    ] {
+        let on_table: Vec<_> =
+            inline(name).into_iter().filter(|st| st["Resource"]["Fn::GetAtt"][0] == "HistoryTable").collect();
+        let keys = |st: &serde_json::Value| st["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"].clone();
+        let writing = |st: &serde_json::Value| {
+            list(&st["Action"]).iter().any(|a| a != "dynamodb:GetItem" && a != "dynamodb:Query")
+        };
+        for st in &on_table {
+            assert!(keys(st).is_array(), "{name}: no dynamodb:LeadingKeys on {st}");
+            if writing(st) {
+                assert_eq!(keys(st), writes, "{name} writes only its own partitions: {st}");
+            } else {
+                assert!(keys(st) == writes || keys(st) == reads, "{name}: {st}");
+            }
+        }
+        assert!(on_table.iter().any(|st| writing(st) && keys(st) == writes), "{name} writes {writes}");
+        assert!(on_table.iter().any(|st| !writing(st) && keys(st) == reads), "{name} reads {reads}");
+    }
     // Every queue refuses requests without TLS, as the bucket does.
     for (name, _) in of_type("AWS::SQS::Queue") {
         let policy = resources
@@ -183,6 +250,67 @@ fn the_stack_is_encrypted_and_each_function_may_touch_only_its_own_resources() {
         assert!(role.contains("rule/${AWS::StackName}-orch-*") && role.contains("dynamodb:LeadingKeys"), "{role}");
         assert!(!role.contains("dynamodb:DeleteItem") && !role.contains("dynamodb:UpdateItem"), "{role}");
     }
+
+    // Only Sluice's roles write under the export prefix (a manifest written by anyone else
+    // would be delivered to the API with the production token): exactly the roles whose IAM
+    // lets them write there.
+    let deny = statements("ExportBucketPolicy")
+        .into_iter()
+        .find(|st| st["Sid"] == "OnlySluiceWritesRuns")
+        .expect("the bucket policy's OnlySluiceWritesRuns statement");
+    assert_eq!(deny["Effect"], "Deny", "{deny}");
+    assert_eq!(deny["Principal"], serde_json::json!({"AWS": "*"}), "{deny}");
+    assert_eq!(deny["Action"], serde_json::json!(["s3:PutObject", "s3:DeleteObject"]), "{deny}");
+    assert_eq!(deny["Resource"], serde_json::json!({"Fn::Sub": "${ExportBucket.Arn}/${ExportPrefix}/*"}), "{deny}");
+    let writers: Vec<&str> = deny["Condition"]["ArnNotEquals"]["aws:PrincipalArn"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{deny}"))
+        .iter()
+        .map(|arn| arn["Fn::GetAtt"][0].as_str().unwrap())
+        .collect();
+    assert_eq!(writers, ["ExportRole", "IntegrationRole", "ConfigureApiRole"], "{deny}");
+    for (name, role) in of_type("AWS::IAM::Role") {
+        assert_eq!(role.to_string().contains("s3:PutObject"), writers.contains(&name), "{name}");
+    }
+
+    // Alarms beside the functions' errors: manifests' events the rule could not put on the
+    // queue, scheduled runs in the export's dead-letter queue, and manifests waiting too long
+    // for delivery (the sweep's metric).
+    for (alarm, namespace, metric, dimension) in [
+        (
+            "ManifestRuleFailuresAlarm",
+            "AWS/Events",
+            "FailedInvocations",
+            serde_json::json!({"Name": "RuleName", "Value": {"Ref": "ManifestRule"}}),
+        ),
+        (
+            "ExportDeadLettersAlarm",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            serde_json::json!({"Name": "QueueName", "Value": {"Fn::GetAtt": ["ExportDeadLetters", "QueueName"]}}),
+        ),
+        (
+            "UndeliveredAlarm",
+            "Sluice",
+            "UndeliveredAgeSeconds",
+            serde_json::json!({"Name": "Integration", "Value": {"Ref": "IntegrationName"}}),
+        ),
+    ] {
+        let p = &resources[alarm]["Properties"];
+        assert_eq!(p["Namespace"], namespace, "{alarm}");
+        assert_eq!(p["MetricName"], metric, "{alarm}");
+        assert_eq!(p["Dimensions"], serde_json::json!([dimension]), "{alarm}");
+        assert_eq!(p["AlarmActions"]["Fn::If"][0], "HasAlarmTopic", "{alarm}");
+    }
+    // A sweep that stops reporting is a problem in itself: missing data is breaching.
+    let undelivered = &resources["UndeliveredAlarm"]["Properties"];
+    assert_eq!(undelivered["Threshold"], serde_json::json!({"Ref": "UndeliveredAlarmSeconds"}), "{undelivered}");
+    assert_eq!(undelivered["ComparisonOperator"], "GreaterThanThreshold", "{undelivered}");
+    assert_eq!(undelivered["TreatMissingData"], "breaching", "{undelivered}");
+    assert_eq!(undelivered["Period"], 900, "{undelivered}");
+    assert_eq!(undelivered["EvaluationPeriods"], 2, "{undelivered}");
+    assert_eq!(undelivered["DatapointsToAlarm"], 2, "{undelivered}");
+    assert_eq!(t["Parameters"]["UndeliveredAlarmSeconds"]["MinValue"], 900);
 }
 
 // ---------------------------------------------------------------------------------------------
