@@ -31,7 +31,7 @@ pub struct IntegrateArgs {
         long = "manifest",
         short = 'm',
         value_name = "MANIFEST",
-        required_unless_present_any = ["retry_failures", "pending"]
+        required_unless_present_any = ["retry_failures", "pending", "skip"]
     )]
     pub manifests: Vec<String>,
     /// Deliver every committed manifest the integration has not finished (a stopped delivery
@@ -41,6 +41,14 @@ pub struct IntegrateArgs {
     /// Send again the records of a failures file (<run folder>/failures/<integration>.jsonl).
     #[arg(long, value_name = "FILE", conflicts_with = "manifests")]
     pub retry_failures: Option<String>,
+    /// Mark a manifest's delivery done without sending what is left of it (a run whose rows
+    /// must not go), so the later runs of its table waiting behind it are delivered. Needs
+    /// --reason; recorded in the ledger with who and when.
+    #[arg(long, value_name = "MANIFEST", conflicts_with_all = ["manifests", "retry_failures", "pending"], requires = "reason")]
+    pub skip: Option<String>,
+    /// Why the manifest is skipped (with --skip).
+    #[arg(long, value_name = "TEXT", requires = "skip")]
+    pub reason: Option<String>,
 }
 
 /// A manifest or failures file as a key relative to the export's destination.
@@ -124,6 +132,15 @@ fn report(outcome: &Result<DeliveryOutcome, DeliverError>, what: &str, json: boo
             }
             (exit::OK, serde_json::json!({ "duplicate": what }))
         }
+        Ok(DeliveryOutcome::Skipped(r)) => {
+            if !json {
+                println!(
+                    "{what}: {}; later runs of its table are delivered next",
+                    r.skipped.as_deref().unwrap_or("skipped")
+                );
+            }
+            (exit::OK, serde_json::json!({ "skipped": what, "record": &**r }))
+        }
         Ok(DeliveryOutcome::Ignored { reason }) => {
             eprintln!("warning: {reason}");
             (exit::OK, serde_json::json!({ "ignored": what, "reason": reason }))
@@ -181,6 +198,14 @@ pub async fn integrate(app: App, args: &IntegrateArgs, json: bool) -> Result<u8>
     if let Some(file) = &args.retry_failures {
         let key = relative_key(export, file)?;
         let (code, value) = report(&deliverer.retry_failures(&key).await, &key, json);
+        codes.push(code);
+        results.push(value);
+    }
+    if let Some(m) = &args.skip {
+        let key = relative_key(export, m)?;
+        let who = format!("{}@{}", std::env::var("USER").unwrap_or_else(|_| "someone".into()), app.host);
+        let why = args.reason.as_deref().unwrap_or_default();
+        let (code, value) = report(&deliverer.skip(&key, &who, why).await, &key, json);
         codes.push(code);
         results.push(value);
     }

@@ -324,3 +324,50 @@ fn a_run_committed_while_an_earlier_delivery_is_under_way_waits_behind_it() {
     let order: Vec<i64> = api.applied().iter().map(|r| r["id"].as_i64().unwrap()).collect();
     assert_eq!(order, (1..=25).collect::<Vec<_>>(), "run N's rows, then run N+1's, each once");
 }
+
+/// An operator may decide a run's rows are not to go (the API will never take them): `--skip`
+/// records that, with who and why, and the runs of the table waiting behind it go next.
+#[test]
+fn a_skipped_delivery_lets_the_runs_behind_it_go_and_says_who_skipped_it() {
+    let api = FakeApi::start(Shape::Webhook);
+    let dir = tempfile::tempdir().unwrap();
+    let db = create_contacts(&dir.path().join("source.db"));
+    insert_contacts(&db, 1, 3, "2025-06-01 00:00:00");
+    let config = contacts_config(
+        dir.path(),
+        "{ strategy = \"timestamp\", column = \"updated_at\" }",
+        "{ compression = \"gzip\" }",
+    );
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!(
+        "\n[integrations.hook]\nkind = \"webhook\"\nexport = \"contacts\"\nurl = \"{}/in\"\ntoken = \"env:HOOK_TOKEN\"\n",
+        api.url
+    ));
+    std::fs::write(&config, toml).unwrap();
+    api.always(Some(503));
+    let first = sluice(&config, &["run", "--json"]).output().unwrap();
+    assert_eq!(first.status.code(), Some(1), "{}", text(&first));
+    let manifest = manifest_of(&first);
+
+    // A reason is required.
+    let bare = sluice(&config, &["integrate", "-i", "hook", "--skip", &manifest]).output().unwrap();
+    assert_eq!(bare.status.code(), Some(2), "{}", text(&bare));
+    assert!(text(&bare).contains("--reason"), "{}", text(&bare));
+    let skip = sluice(&config, &["integrate", "-i", "hook", "--skip", &manifest, "--reason", "rows of a bad load"])
+        .output()
+        .unwrap();
+    assert!(skip.status.success(), "{}", text(&skip));
+    assert!(text(&skip).contains("skipped by") && text(&skip).contains("rows of a bad load"), "{}", text(&skip));
+    let status: serde_json::Value =
+        serde_json::from_slice(&sluice(&config, &["status", "--json"]).output().unwrap().stdout).unwrap();
+    assert_eq!(status[0]["integrations"][0]["undelivered"], 0, "{status}");
+
+    // The API is back: the next run delivers its own rows only.
+    api.always(None);
+    insert_contacts(&db, 4, 2, &chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.3f").to_string());
+    std::thread::sleep(Duration::from_millis(6_000));
+    let second = sluice(&config, &["run"]).output().unwrap();
+    assert!(second.status.success(), "{}", text(&second));
+    let order: Vec<i64> = api.applied().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(order, [4, 5], "the skipped run's rows were not sent");
+}

@@ -369,6 +369,7 @@ fn outcome(key: &str, outcome: DeliveryOutcome) -> Result<Value, FnError> {
             debug!(key = %key, "{reason}");
             Ok(json!({ "ignored": key }))
         }
+        DeliveryOutcome::Skipped(r) => Ok(json!({ "skipped": key, "why": r.skipped })),
         DeliveryOutcome::Duplicate(r) => {
             info!(key = %key, "already delivered; a duplicate event is skipped");
             Ok(json!({ "duplicate": key, "delivered_at": r.updated_at }))

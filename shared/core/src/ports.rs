@@ -424,6 +424,10 @@ pub struct DeliveryRecord {
     pub attempts: u32,
     /// Why the last attempt stopped, if it did.
     pub error: Option<String>,
+    /// Who skipped it, when and why, if an operator did: a skipped delivery counts as done, so
+    /// later runs of its table are no longer held behind it; none of its rows were sent since.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
 }
 
 impl DeliveryRecord {
@@ -439,6 +443,7 @@ impl DeliveryRecord {
             updated_at: now,
             attempts: 0,
             error: None,
+            skipped: None,
         }
     }
 }

@@ -128,6 +128,8 @@ pub enum DeliveryOutcome {
     Duplicate(Box<DeliveryRecord>),
     /// Every row delivered or written to the failures file.
     Done(Box<DeliverySummary>),
+    /// Marked done by an operator without sending the rest (`Deliverer::skip`).
+    Skipped(Box<DeliveryRecord>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -294,6 +296,40 @@ impl<'a> Deliverer<'a> {
         }
         let failures = failures_key(manifest_key, &self.spec.name);
         self.deliver_rows(&manifest, manifest_key, etag, &failures).await
+    }
+
+    /// Marks the manifest's delivery done without sending what is left of it, for `who` and
+    /// `why`: an operator's decision that a run's rows are not to go (the API will never take
+    /// them, they are superseded). Later runs of its table are then delivered. Refused while
+    /// another process holds the delivery; a delivery already done is left as it is.
+    pub async fn skip(&self, manifest_key: &str, who: &str, why: &str) -> Result<DeliveryOutcome, DeliverError> {
+        let (manifest, etag) = self.manifest(manifest_key).await?;
+        let id = DeliveryId { integration: self.spec.name.clone(), manifest_key: manifest_key.into(), etag };
+        let claim = self
+            .ports
+            .ledger
+            .claim(&id, &self.opts.owner, self.opts.claim_ttl, manifest.totals.rows)
+            .await
+            .map_err(|e| self.ledger_err(e))?;
+        let mut record = match claim {
+            Claim::Done(r) => return Ok(DeliveryOutcome::Duplicate(Box::new(r))),
+            Claim::Held { owner, expires_at } => {
+                return Err(DeliverError::Busy {
+                    integration: self.spec.name.clone(),
+                    key: manifest_key.into(),
+                    owner,
+                    expires_at: expires_at.to_rfc3339(),
+                })
+            }
+            Claim::Mine(r) => r,
+        };
+        let now = Utc::now();
+        record.state = DeliveryState::Done;
+        record.updated_at = now;
+        record.skipped = Some(format!("skipped by {who} at {}: {why}", now.to_rfc3339()));
+        self.ports.ledger.save(&record, &self.opts.owner, None).await.map_err(|e| self.ledger_err(e))?;
+        info!(integration = %self.spec.name, manifest = %manifest_key, who, why, "delivery skipped by an operator");
+        Ok(DeliveryOutcome::Skipped(Box::new(record)))
     }
 
     /// Sends again the records of a failures file (after the API or the mapping was fixed).
