@@ -72,4 +72,41 @@ pub async fn check_contract(ledger: &dyn DeliveryLedger) {
     let last = ledger.last_delivery("hook").await.unwrap().expect("a last delivery");
     assert_eq!(last.id, b, "{last:?}");
     assert!(ledger.last_delivery("nobody").await.unwrap().is_none());
+
+    check_send_slots(ledger).await;
+}
+
+/// The shared rate: slots spaced by at least the spacing whoever takes them, never before
+/// `not_before`, one per caller however many race, and a count per UTC day.
+async fn check_send_slots(ledger: &dyn DeliveryLedger) {
+    let spacing = Duration::from_millis(50);
+    // Slots are kept to the microsecond.
+    let micro = chrono::Duration::microseconds(1);
+    let now = chrono::Utc::now();
+    let first = ledger.take_send_slot("paced", spacing, now).await.unwrap();
+    assert!(first.at >= now - micro, "{first:?}");
+    assert_eq!(first.day_count, 1);
+    // Twelve callers at once (as concurrent invocations are): twelve distinct slots.
+    let taken = futures::future::join_all(
+        (0..12).map(|_| async { ledger.take_send_slot("paced", spacing, chrono::Utc::now()).await.unwrap() }),
+    )
+    .await;
+    let mut at: Vec<_> = taken.iter().map(|s| s.at).chain([first.at]).collect();
+    at.sort();
+    for w in at.windows(2) {
+        assert!(w[1] - w[0] >= chrono::Duration::from_std(spacing).unwrap(), "{:?} then {:?}", w[0], w[1]);
+    }
+    let mut counts: Vec<u64> = taken.iter().map(|s| s.day_count).collect();
+    counts.sort();
+    assert!(counts.iter().zip(2..).all(|(c, n)| *c >= n), "every request counted: {counts:?}");
+    // After a pause, the next slot is now, not a burst of the slots missed meanwhile.
+    let later = chrono::Utc::now() + chrono::Duration::seconds(30);
+    let resumed = ledger.take_send_slot("paced", spacing, later).await.unwrap();
+    assert!(resumed.at >= later - micro && resumed.at < later + chrono::Duration::seconds(1), "{resumed:?}");
+    let next = ledger.take_send_slot("paced", spacing, later).await.unwrap();
+    assert!(next.at - resumed.at >= chrono::Duration::from_std(spacing).unwrap());
+    // Another integration has its own pace and count; no spacing is a count only.
+    let other = ledger.take_send_slot("other", Duration::ZERO, now).await.unwrap();
+    assert!((other.at - now).abs() <= micro && other.day_count == 1, "{other:?}");
+    assert_eq!(ledger.take_send_slot("other", Duration::ZERO, now).await.unwrap().day_count, 2);
 }

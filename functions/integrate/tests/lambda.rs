@@ -437,3 +437,60 @@ async fn a_delivery_cut_by_the_deadline_continues_in_a_fresh_message() {
     assert_eq!(stack.applied_ids(), (1..=400).collect());
     assert_eq!(stack.api.requests().len(), 40, "no batch sent twice across invocations");
 }
+
+/// An API's limit is per account: four invocations delivering one integration at once (four
+/// tables' manifests, four function processes) keep to it together, through the send slots in
+/// the ledger, and the API never sees more than the limit in any window of its period.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn four_concurrent_deliveries_share_one_rate_limit() {
+    let stack = Stack::new().await;
+    let tables = ["contacts", "c2", "c3", "c4"];
+    let db = create_contacts(&stack.dir.path().join("source.db"));
+    insert_contacts(&db, 1, 150, "2026-01-01 00:00:00");
+    for t in &tables[1..] {
+        db.execute(&format!("CREATE TABLE {t} AS SELECT * FROM contacts"), []).unwrap();
+    }
+    let mut config =
+        stack.config("rate_limit = \"20/s\"\nmax_in_flight = 4").replace("batch_size = 25", "batch_size = 10");
+    let extra: String = tables[1..]
+        .iter()
+        .map(|t| format!("\n[[export.table]]\nname = \"{t}\"\nincremental = {{ strategy = \"full\" }}\n"))
+        .collect();
+    config = config.replace("\n\n[integrations.hook]", &format!("{extra}\n[integrations.hook]"));
+    let parsed = Config::parse(&stack.dir.path().join("sluice.toml"), &config).unwrap();
+    let source = SqliteSource::new(stack.dir.path().join("source.db"));
+    let store = S3Store::new(stack.s3.clone(), &stack.bucket, "exports", None);
+    let history = DynamoHistory::new(stack.ddb.clone(), &stack.table);
+    let events = EventBridgeSink::new(stack.eb.clone(), "default");
+    let ports = Ports { source: &source, store: &store, history: &history, events: &events };
+    let summary = Runner::new(ports, &Quiet).run(&parsed.exports[0], &run_options()).await.unwrap();
+    let manifests: Vec<String> = summary.tables.iter().map(|t| t.manifest_key.clone().unwrap()).collect();
+    assert_eq!(manifests.len(), 4);
+
+    let mut functions = Vec::new();
+    for _ in 0..4 {
+        functions.push(stack.watch(&config, &[]).await);
+    }
+    std::thread::scope(|s| {
+        for (f, m) in functions.iter().zip(&manifests) {
+            let event = json!({"manifest": format!("s3://{}/exports/{m}", stack.bucket)}).to_string();
+            s.spawn(move || {
+                let (ok, out) = f.invoke(&event);
+                assert!(ok && out["deliveries"][0]["delivered"] == 150, "{out}");
+            });
+        }
+    });
+    let mut times: Vec<Duration> = stack.api.requests().iter().map(|r| r.at).collect();
+    times.sort();
+    assert_eq!(times.len(), 60);
+    for (i, t) in times.iter().enumerate() {
+        let in_window = times[i..].iter().take_while(|u| **u < *t + Duration::from_secs(1)).count();
+        assert!(in_window <= 20, "{in_window} requests in the second from {t:?}: {times:?}");
+    }
+    let span = (*times.last().unwrap() - times[0]).as_secs_f64();
+    eprintln!(
+        "4 invocations, limit 20/s: {} requests in {span:.2} s, {:.2}/s",
+        times.len(),
+        (times.len() - 1) as f64 / span
+    );
+}

@@ -3,7 +3,9 @@
 //! `expires_at` beside the record. A claim reads the item, then writes it conditioned on it not
 //! having changed since (`updated_at`), so two invocations given the same event cannot both win.
 //! Every claim and save also writes the record to `sk = LAST`, so `status` reads the latest
-//! delivery with one `GetItem` however many the ledger holds. Delivery records carry the
+//! delivery with one `GetItem` however many the ledger holds. The integration's shared rate is
+//! one more item (`sk = RATE`): `last_us`, the last send slot any process took, moved on by an
+//! atomic `ADD` of the spacing, and one request count per UTC day (`day_<YYYY-MM-DD>`). Delivery records carry the
 //! history's record TTL; a manifest past retention is gone from the destination too.
 
 use async_trait::async_trait;
@@ -12,7 +14,7 @@ use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::time::Duration;
 
-use sluice_core::ports::{expires_in, Claim, DeliveryId, DeliveryLedger, DeliveryRecord, DeliveryState};
+use sluice_core::ports::{expires_in, Claim, DeliveryId, DeliveryLedger, DeliveryRecord, DeliveryState, SendSlot};
 use sluice_core::HistoryError;
 
 use crate::dynamo_history::{n, s, ts, DynamoHistory, Item};
@@ -162,6 +164,94 @@ impl DeliveryLedger for DynamoHistory {
 
     async fn delivery(&self, id: &DeliveryId) -> Result<Option<DeliveryRecord>, HistoryError> {
         self.delivery_item(id).await?.map(|item| self.delivery_record(&item)).transpose()
+    }
+
+    async fn take_send_slot(
+        &self,
+        integration: &str,
+        spacing: Duration,
+        not_before: DateTime<Utc>,
+    ) -> Result<SendSlot, HistoryError> {
+        let key = HashMap::from([("pk".to_string(), pk(integration)), ("sk".to_string(), s("RATE"))]);
+        let floor = not_before.timestamp_micros();
+        let spacing_us = spacing.as_micros() as i64;
+        let day = format!("day_{}", not_before.format("%Y-%m-%d"));
+        let gone = format!("day_{}", (not_before - chrono::Duration::days(2)).format("%Y-%m-%d"));
+        if spacing_us == 0 {
+            // A daily quota without a rate: a count only.
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key))
+                .update_expression("ADD #day :one REMOVE #gone")
+                .expression_attribute_names("#day", &day)
+                .expression_attribute_names("#gone", &gone)
+                .expression_attribute_values(":one", n(1))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+                .send()
+                .await
+                .map_err(|e| self.err("UpdateItem", e))?;
+            let attrs = out.attributes.unwrap_or_default();
+            return Ok(SendSlot { at: not_before, day_count: self.number(&attrs, &day)? as u64 });
+        }
+        // An ADD never fails and never hands two callers the same value. When the last slot is
+        // in the past (nobody sent for a while) the value it gives is stale: the slot is moved
+        // up to now, only forward (so no slot handed out comes closer than the spacing to a
+        // later one), and taken again.
+        for _ in 0..8 {
+            let out = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .update_expression("ADD last_us :spacing, #day :one REMOVE #gone")
+                .expression_attribute_names("#day", &day)
+                .expression_attribute_names("#gone", &gone)
+                .expression_attribute_values(":spacing", n(spacing_us))
+                .expression_attribute_values(":one", n(1))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
+                .send()
+                .await
+                .map_err(|e| self.err("UpdateItem", e))?;
+            let attrs = out.attributes.unwrap_or_default();
+            let at_us = self.number(&attrs, "last_us")?;
+            if at_us >= floor {
+                let at = DateTime::from_timestamp_micros(at_us).unwrap_or(not_before);
+                return Ok(SendSlot { at, day_count: self.number(&attrs, &day)? as u64 });
+            }
+            // The stale take is not a request: its count is taken back with the move (or alone,
+            // when another caller moved the slot first).
+            let moved = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key.clone()))
+                .update_expression("SET last_us = :to ADD #day :minus")
+                .condition_expression("last_us < :to")
+                .expression_attribute_names("#day", &day)
+                .expression_attribute_values(":to", n(floor - spacing_us))
+                .expression_attribute_values(":minus", n(-1))
+                .send()
+                .await;
+            match moved {
+                Ok(_) => {}
+                Err(e) if is_condition_failure(&e) => {
+                    self.client
+                        .update_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key.clone()))
+                        .update_expression("ADD #day :minus")
+                        .expression_attribute_names("#day", &day)
+                        .expression_attribute_values(":minus", n(-1))
+                        .send()
+                        .await
+                        .map_err(|e| self.err("UpdateItem", e))?;
+                }
+                Err(e) => return Err(self.err("UpdateItem", e)),
+            }
+        }
+        Err(self.corrupt(format!("integration {integration}'s send slot kept moving under eight tries")))
     }
 
     async fn last_delivery(&self, integration: &str) -> Result<Option<DeliveryRecord>, HistoryError> {

@@ -472,6 +472,26 @@ pub trait DeliveryLedger: Send + Sync {
     /// The integration's delivery most recently claimed or saved, read at a constant cost
     /// however many deliveries the ledger holds.
     async fn last_delivery(&self, integration: &str) -> Result<Option<DeliveryRecord>, HistoryError>;
+    /// Takes the integration's next send slot, shared by every process delivering it: a time no
+    /// earlier than `not_before` and at least `spacing` after the slot taken before it (by any
+    /// process), and counts one request against the UTC day of `not_before` (the caller's
+    /// now). One atomic step: of any number of concurrent callers, each gets its own slot.
+    async fn take_send_slot(
+        &self,
+        integration: &str,
+        spacing: Duration,
+        not_before: DateTime<Utc>,
+    ) -> Result<SendSlot, HistoryError>;
+}
+
+/// One request's turn in an integration's shared rate ([`DeliveryLedger::take_send_slot`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SendSlot {
+    /// When the request may go.
+    pub at: DateTime<Utc>,
+    /// Requests counted on the caller's UTC day, this one included (possibly a few more than
+    /// were sent: a count errs high, never low).
+    pub day_count: u64,
 }
 
 // ---------------------------------------------------------------------------------------------

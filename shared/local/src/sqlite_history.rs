@@ -19,7 +19,7 @@ use crate::error::Error;
 
 /// 2 added `deliveries`, 3 the catalog (`catalog`, `definitions`, `audit`); an older file gains
 /// the tables when first opened.
-pub(crate) const SCHEMA_VERSION: i64 = 3;
+pub(crate) const SCHEMA_VERSION: i64 = 4;
 /// How long a call waits for another process's transaction on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -77,6 +77,12 @@ CREATE TABLE IF NOT EXISTS audit (
     revision INTEGER NOT NULL,
     record   TEXT NOT NULL,       -- the whole AuditRecord as JSON
     PRIMARY KEY (export, revision)
+);
+CREATE TABLE IF NOT EXISTS send_slots (
+    integration TEXT PRIMARY KEY,
+    last_us     INTEGER NOT NULL, -- the last slot taken, epoch microseconds
+    day         TEXT NOT NULL,    -- its UTC day, YYYY-MM-DD
+    day_count   INTEGER NOT NULL  -- requests counted on that day
 );
 ";
 

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use rusqlite::{params, OptionalExtension, TransactionBehavior};
 use std::time::Duration;
 
-use sluice_core::ports::{expires_in, Claim, DeliveryId, DeliveryLedger, DeliveryRecord, DeliveryState};
+use sluice_core::ports::{expires_in, Claim, DeliveryId, DeliveryLedger, DeliveryRecord, DeliveryState, SendSlot};
 use sluice_core::HistoryError;
 
 use crate::sqlite_history::{process_alive, ts, SqliteHistory};
@@ -120,6 +120,41 @@ impl DeliveryLedger for SqliteHistory {
                 .optional()
                 .map_err(|e| self.err(e))?;
             json.map(|j| serde_json::from_str(&j).map_err(|e| self.corrupt(e))).transpose()
+        })
+    }
+
+    async fn take_send_slot(
+        &self,
+        integration: &str,
+        spacing: Duration,
+        not_before: DateTime<Utc>,
+    ) -> Result<SendSlot, HistoryError> {
+        self.with_conn(|conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
+            let last: Option<(i64, String, i64)> = tx
+                .query_row(
+                    "SELECT last_us, day, day_count FROM send_slots WHERE integration = ?1",
+                    params![integration],
+                    |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                )
+                .optional()
+                .map_err(|e| self.err(e))?;
+            let floor = not_before.timestamp_micros();
+            let at_us = last.as_ref().map_or(floor, |(l, _, _)| (l + spacing.as_micros() as i64).max(floor));
+            let at = DateTime::from_timestamp_micros(at_us).unwrap_or(not_before);
+            let day = not_before.format("%Y-%m-%d").to_string();
+            let day_count = match &last {
+                Some((_, d, n)) if *d == day => *n as u64 + 1,
+                _ => 1,
+            };
+            tx.execute(
+                "INSERT INTO send_slots (integration, last_us, day, day_count) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (integration) DO UPDATE SET last_us = ?2, day = ?3, day_count = ?4",
+                params![integration, at_us, day, day_count as i64],
+            )
+            .map_err(|e| self.err(e))?;
+            tx.commit().map_err(|e| self.err(e))?;
+            Ok(SendSlot { at, day_count })
         })
     }
 

@@ -30,7 +30,7 @@ async fn a_version_2_history_file_gains_the_catalog_and_keeps_its_runs() {
     assert!(history.entries().await.unwrap().is_empty());
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 3);
+    assert_eq!(version, 4);
     let kept: String = conn.query_row("SELECT run_id FROM export_history", [], |r| r.get(0)).unwrap();
     assert_eq!(kept, "r1");
 }

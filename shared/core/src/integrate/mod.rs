@@ -33,7 +33,7 @@ use crate::run::error_chain;
 use crate::HistoryError;
 use api::{Answer, Api, Batch, HttpClient, Outgoing};
 use mapping::Mapper;
-use pace::{backoff, Limiter};
+use pace::{backoff, NoSlot, Pace};
 use read::{read_part, Decompress, Dialect, ReadError, Row};
 use spec::IntegrationSpec;
 
@@ -252,7 +252,7 @@ pub struct Deliverer<'a> {
     ports: DeliveryPorts<'a>,
     spec: &'a IntegrationSpec,
     api: Box<dyn Api>,
-    limiter: Limiter,
+    pace: Pace<'a>,
     opts: DeliveryOptions,
     requests: AtomicU64,
     retries: AtomicU64,
@@ -264,7 +264,7 @@ impl<'a> Deliverer<'a> {
             ports,
             spec,
             api: api::api_for(spec),
-            limiter: Limiter::new(spec.invocation_limit()),
+            pace: Pace::new(ports.ledger, &spec.name, spec.rate_limit, spec.daily_limit),
             opts,
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
@@ -839,7 +839,16 @@ impl<'a> Deliverer<'a> {
             if self.past_deadline() {
                 return Err(Stop::Deadline);
             }
-            self.limiter.acquire().await;
+            if let Err(no) = self.pace.acquire(self.opts.stop_by.map(tokio::time::Instant::from_std)).await {
+                return Err(match no {
+                    NoSlot::Deadline => Stop::Deadline,
+                    NoSlot::DailyLimit { limit, day } => Stop::Fatal(format!(
+                        "integration {:?} reached its daily_limit of {limit} requests for {day} (UTC); the delivery resumes when it is retried after midnight UTC (raise daily_limit if the API allows more)",
+                        self.spec.name
+                    )),
+                    NoSlot::Ledger(m) => Stop::Exhausted(format!("the shared rate could not be read from the ledger: {m}")),
+                });
+            }
             let request = self.api.request(&batch, self.opts.token.as_deref());
             self.requests.fetch_add(1, Ordering::Relaxed);
             let answer = match self.ports.http.send(request, self.spec.timeout).await {
@@ -855,7 +864,7 @@ impl<'a> Deliverer<'a> {
                     self.retries.fetch_add(1, Ordering::Relaxed);
                     let pause = match wait {
                         Some(w) => {
-                            self.limiter.pause(w).await;
+                            self.pace.pause(w).await;
                             w
                         }
                         None => backoff(attempt - 1, self.opts.retry_base, self.opts.retry_cap),

@@ -26,10 +26,14 @@ pub struct IntegrationSpec {
     pub token: Option<TokenSource>,
     /// Records per request.
     pub batch_size: usize,
-    /// The API's limit for the whole account, shared by `concurrency` invocations.
+    /// The API's limit for the whole account: every process delivering the integration shares
+    /// it, through send slots in the ledger.
     pub rate_limit: Option<RateLimit>,
-    /// How many invocations may deliver at once (the SQS event source's maximum concurrency):
-    /// each one keeps to `rate_limit / concurrency`.
+    /// Requests per UTC day the API allows (HubSpot's daily quota), counted in the ledger
+    /// across every process: the delivery stops before the API would refuse.
+    pub daily_limit: Option<u64>,
+    /// How many invocations may deliver at once (the SQS event source's maximum concurrency).
+    /// The rate limit holds whatever it is; more invocations only deliver more manifests at once.
     pub concurrency: u32,
     /// Requests in flight at once within one invocation.
     pub max_in_flight: usize,
@@ -51,11 +55,6 @@ impl IntegrationSpec {
     /// Whether a manifest of `export`'s table `table` is this integration's to deliver.
     pub fn wants(&self, export: &str, table: &str) -> bool {
         self.export == export && self.tables.as_ref().is_none_or(|t| t.iter().any(|n| n == table))
-    }
-
-    /// The limit one invocation keeps to.
-    pub fn invocation_limit(&self) -> Option<RateLimit> {
-        self.rate_limit.map(|r| RateLimit { requests: (r.requests / self.concurrency).max(1), per: r.per })
     }
 }
 
@@ -160,6 +159,7 @@ pub(crate) struct RawIntegration {
     token: Option<String>,
     batch_size: Option<i64>,
     rate_limit: Option<String>,
+    daily_limit: Option<i64>,
     concurrency: Option<i64>,
     max_in_flight: Option<i64>,
     timeout: Option<String>,
@@ -359,15 +359,20 @@ impl Validator {
                 parsed
             }
         };
-        if let Some(r) = rate_limit {
-            if r.requests < concurrency {
+        let daily_limit = match raw.daily_limit {
+            // HubSpot's smallest daily allowance (private apps on the Free and Starter tiers).
+            None if hubspot => Some(250_000),
+            None => None,
+            Some(n) if (1..=1_000_000_000).contains(&n) => Some(n as u64),
+            Some(n) => {
                 self.problem(
-                    format!("{key}.concurrency"),
-                    format!("{concurrency} invocations cannot share {} requests per period", r.requests),
-                    "lower concurrency or raise rate_limit",
+                    format!("{key}.daily_limit"),
+                    format!("{n} is out of range"),
+                    "use 1 to 1000000000 requests per UTC day, or leave it out for no daily limit",
                 );
+                None
             }
-        }
+        };
         let mapping = self.mapping(key, raw.properties, raw.drop, raw.nulls.as_deref(), hubspot);
 
         (self.problems.len() == before).then(|| IntegrationSpec {
@@ -378,6 +383,7 @@ impl Validator {
             token,
             batch_size,
             rate_limit,
+            daily_limit,
             concurrency,
             max_in_flight,
             timeout,
