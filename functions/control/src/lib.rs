@@ -600,7 +600,8 @@ mod tests {
         assert_eq!(from_function_url(&good, Some(&region), now), Ok(()));
         // What `aws lambda invoke` with a hand-written event, or a test event, looks like.
         let mut bare = good.clone();
-        bare["requestContext"] = json!({"http": {"method": "GET"}, "authorizer": {"iam": {"userArn": "arn:aws:iam::1:user/x"}}});
+        bare["requestContext"] =
+            json!({"http": {"method": "GET"}, "authorizer": {"iam": {"userArn": "arn:aws:iam::1:user/x"}}});
         assert!(from_function_url(&bare, Some(&region), now).unwrap_err().contains("apiId"));
         let mut elsewhere = good.clone();
         elsewhere["requestContext"]["domainName"] = "abcdefghij.lambda-url.eu-west-9.on.aws".into();

@@ -211,7 +211,13 @@ async fn exports_and_orchestrations_are_managed_through_the_api_each_change_by_i
     assert!(ok);
     assert_eq!(response["statusCode"], 401, "{response}");
     // A direct invocation with a made-up caller (no function URL context) changes nothing.
-    let mut forged: Value = serde_json::from_str(&request("arn:aws:iam::123456789012:user/nobody", "POST", "/exports/crm/discard", json!({}))).unwrap();
+    let mut forged: Value = serde_json::from_str(&request(
+        "arn:aws:iam::123456789012:user/nobody",
+        "POST",
+        "/exports/crm/discard",
+        json!({}),
+    ))
+    .unwrap();
     forged["requestContext"]["domainName"] = Value::Null;
     let before = call(&configure, ALICE, "GET", "/exports/crm/audit", json!({})).1;
     let (ok, response) = configure.invoke(&forged.to_string());
