@@ -90,6 +90,8 @@ struct Wired<'a> {
     spec: &'a IntegrationSpec,
     store: Box<dyn ObjectStore>,
     token: Option<String>,
+    /// Where the token is read again if the API refuses it (rotated since).
+    secrets: Box<dyn sluice_core::ports::Secrets>,
 }
 
 async fn wire<'a>(app: &'a App, spec: &'a IntegrationSpec) -> Result<Wired<'a>> {
@@ -97,7 +99,7 @@ async fn wire<'a>(app: &'a App, spec: &'a IntegrationSpec) -> Result<Wired<'a>> 
     let store = app.store(export)?;
     let secrets = app.secrets();
     let token = resolve_token(spec, secrets.as_ref()).await.map_err(|e| anyhow!("integration {:?}: {e}", spec.name))?;
-    Ok(Wired { spec, store, token })
+    Ok(Wired { spec, store, token, secrets })
 }
 
 impl Wired<'_> {
@@ -107,6 +109,7 @@ impl Wired<'_> {
             ledger: app.ledger.as_ref(),
             http: app.http()?,
             events: app.events.as_ref(),
+            secrets: Some(self.secrets.as_ref()),
         };
         let mut opts = DeliveryOptions::new(owner(app));
         opts.token = self.token.clone();

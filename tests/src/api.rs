@@ -54,6 +54,8 @@ struct State {
     /// Per request: probability of a 429, a 500 and a slow answer, from a seeded generator.
     random: Option<(u64, f64, f64, f64, Duration)>,
     always: Option<u16>,
+    /// Only requests bearing this token are served; others get 401 (a rotated credential).
+    token: Option<String>,
     /// Records with this property value are refused one by one.
     reject_records: Vec<(String, String)>,
     /// A batch holding a record with this property value is refused whole (400).
@@ -118,6 +120,11 @@ impl FakeApi {
     /// Every request gets this status (e.g. 401), or normal answers again with `None`.
     pub fn always(&self, status: Option<u16>) {
         self.with(|s| s.always = status);
+    }
+
+    /// From now on, only `Authorization: Bearer <token>` is accepted; others get 401.
+    pub fn require_token(&self, token: &str) {
+        self.with(|s| s.token = Some(token.to_string()));
     }
 
     pub fn reject_records_where(&self, property: &str, value: &str) {
@@ -190,7 +197,11 @@ async fn handle(
     let (status, reply, extra, delay) = {
         let mut s = state.lock().unwrap_or_else(|p| p.into_inner());
         let key = headers.get("idempotency-key").cloned();
-        let fault = if let Some(st) = s.always {
+        let unauthorized =
+            s.token.as_ref().is_some_and(|t| headers.get("authorization") != Some(&format!("Bearer {t}")));
+        let fault = if unauthorized {
+            Some(Fault::Status(401))
+        } else if let Some(st) = s.always {
             Some(Fault::Status(st))
         } else if let Some(f) = s.script.pop_front() {
             Some(f)

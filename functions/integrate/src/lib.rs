@@ -98,7 +98,9 @@ pub struct App {
     history: DynamoHistory,
     events: EventBridgeSink,
     http: sluice_http::ReqwestClient,
-    token: Option<String>,
+    /// The API token, read at cold start and again when the API refuses it (rotated).
+    token: std::sync::Mutex<Option<String>>,
+    secrets: SecretsManager,
     host: String,
     sqs: aws_sdk_sqs::Client,
 }
@@ -145,7 +147,8 @@ impl App {
             history,
             events,
             http,
-            token,
+            token: std::sync::Mutex::new(token),
+            secrets,
             host,
         })
     }
@@ -213,9 +216,15 @@ impl App {
     }
 
     fn deliverer(&self, deadline: Option<Instant>, stop_by: Option<Instant>) -> Deliverer<'_> {
-        let ports = DeliveryPorts { store: &self.store, ledger: &self.history, http: &self.http, events: &self.events };
+        let ports = DeliveryPorts {
+            store: &self.store,
+            ledger: &self.history,
+            http: &self.http,
+            events: &self.events,
+            secrets: Some(&self.secrets),
+        };
         let mut opts = DeliveryOptions::new(format!("{}:{}", self.host, uuid::Uuid::new_v4().simple()));
-        opts.token = self.token.clone();
+        opts.token = self.token.lock().unwrap_or_else(|p| p.into_inner()).clone();
         opts.stop_by = stop_by;
         if let Some(d) = deadline {
             opts.claim_ttl = d.saturating_duration_since(Instant::now()) + CLAIM_SLACK;
@@ -264,6 +273,7 @@ impl App {
                 }
             }
         }
+        self.keep_token(&deliverer);
         let left = undelivered(&self.history, &self.history, &self.store, &self.spec, None).await?;
         let now = chrono::Utc::now();
         let age = left.iter().filter_map(|u| u.committed_at).min().map_or(0, |c| (now - c).num_seconds().max(0));
@@ -292,17 +302,33 @@ impl App {
         }
     }
 
+    /// Keeps the token a deliverer ended with (read again after a refusal) for the next ones.
+    fn keep_token(&self, deliverer: &Deliverer<'_>) {
+        *self.token.lock().unwrap_or_else(|p| p.into_inner()) = deliverer.token();
+    }
+
     async fn deliver(
         &self,
         object: &ObjectRef,
         deadline: Option<Instant>,
         stop_by: Option<Instant>,
     ) -> Result<Value, FnError> {
+        let deliverer = self.deliverer(deadline, stop_by);
+        let result = self.deliver_with(&deliverer, object, stop_by).await;
+        self.keep_token(&deliverer);
+        result
+    }
+
+    async fn deliver_with(
+        &self,
+        deliverer: &Deliverer<'_>,
+        object: &ObjectRef,
+        stop_by: Option<Instant>,
+    ) -> Result<Value, FnError> {
         let Some(key) = manifest_key_under(object, &self.bucket, &self.prefix) else {
             debug!(bucket = %object.bucket, key = %object.key, "not a manifest under this export's destination; ignored");
             return Ok(json!({ "ignored": object.key }));
         };
-        let deliverer = self.deliverer(deadline, stop_by);
         // A manifest that is missing, unreadable or not this integration's: the deliverer says
         // which, as it does for any key.
         let Some(manifest) = self.manifest(&key).await?.filter(|m| self.spec.wants(&m.export, &m.table)) else {

@@ -494,3 +494,55 @@ async fn four_concurrent_deliveries_share_one_rate_limit() {
         (times.len() - 1) as f64 / span
     );
 }
+
+/// A token rotated in Secrets Manager while the function is warm: the API refuses the old one,
+/// the function reads the secret again (once), sends the request again with the new token, and
+/// keeps it for the next deliveries. No cold start, no failed delivery.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_rotated_in_secrets_manager_is_read_again_when_the_api_refuses_the_old_one() {
+    let stack = Stack::new().await;
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&stack.moto.endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "static"))
+        .load()
+        .await;
+    let secrets = aws_sdk_secretsmanager::Client::new(&sdk);
+    let name = unique_name("hook-token");
+    secrets.create_secret().name(&name).secret_string("token-v1").send().await.unwrap();
+    let config = stack.config("").replace("token = \"env:HOOK_TOKEN\"", &format!("token = \"secretsmanager:{name}\""));
+    let first = stack.export(20, &config).await;
+    let watch = stack.watch(&config, &[]).await;
+    let direct = |key: &str| json!({"manifest": format!("s3://{}/exports/{key}", stack.bucket)}).to_string();
+    stack.api.require_token("token-v1");
+    let (ok, out) = watch.invoke(&direct(&first));
+    assert!(ok && out["deliveries"][0]["delivered"] == 20, "{out}");
+
+    // Rotated: the secret and the API move to v2 together.
+    secrets.put_secret_value().secret_id(&name).secret_string("token-v2").send().await.unwrap();
+    stack.api.require_token("token-v2");
+    let second = stack.run(&config).await;
+    let (ok, out) = watch.invoke(&direct(&second));
+    assert!(ok && out["deliveries"][0]["delivered"] == 20, "{out}");
+    let statuses: Vec<u16> = stack.api.requests().iter().map(|r| r.status).collect();
+    assert_eq!(statuses.iter().filter(|s| **s == 401).count(), 1, "one refusal, then the new token: {statuses:?}");
+    assert!(watch.logs().contains("the secret holds another (rotated)"), "{}", watch.logs());
+    assert!(!watch.logs().contains("token-v2") && !watch.logs().contains("token-v1"), "no token in the logs");
+
+    // Kept: the next delivery goes with v2 at once.
+    let db = create_contacts(&stack.dir.path().join("source.db"));
+    db.execute("UPDATE contacts SET version = 3", []).unwrap();
+    let third = stack.run(&config).await;
+    let before = stack.api.requests().len();
+    let (ok, out) = watch.invoke(&direct(&third));
+    assert!(ok, "{out}");
+    assert!(stack.api.requests()[before..].iter().all(|r| r.status == 200), "no second refusal");
+
+    // A token that is wrong for good (the secret still holds the refused one) stops the
+    // delivery after that one re-read, naming the token as the problem.
+    stack.api.require_token("token-v3");
+    db.execute("UPDATE contacts SET version = 4", []).unwrap();
+    let fourth = stack.run(&config).await;
+    let (ok, out) = watch.invoke(&direct(&fourth));
+    assert!(!ok && out.to_string().contains("check the integration's token"), "{out}");
+}

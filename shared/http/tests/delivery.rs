@@ -99,7 +99,7 @@ impl Env {
         let config = self.config();
         let spec = config.integration("api").unwrap();
         let (store, ledger, events, http) = (self.store(), self.ledger(), self.events(), ReqwestClient::new().unwrap());
-        let ports = DeliveryPorts { store: &store, ledger: &ledger, http: &http, events: &events };
+        let ports = DeliveryPorts { store: &store, ledger: &ledger, http: &http, events: &events, secrets: None };
         Deliverer::new(ports, spec, opts).deliver(&self.manifest).await
     }
 
@@ -338,7 +338,7 @@ async fn values_that_cannot_take_their_type_fail_alone_and_a_fixed_mapping_resen
     std::fs::write(&path, text).unwrap();
     let config = env.config();
     let (store, ledger, events, http) = (env.store(), env.ledger(), env.events(), ReqwestClient::new().unwrap());
-    let ports = DeliveryPorts { store: &store, ledger: &ledger, http: &http, events: &events };
+    let ports = DeliveryPorts { store: &store, ledger: &ledger, http: &http, events: &events, secrets: None };
     let failures_key = env.manifest.replace("manifest.json", "failures/api.jsonl");
     let again =
         Deliverer::new(ports, config.integration("api").unwrap(), env.options()).retry_failures(&failures_key).await;

@@ -48,6 +48,9 @@ pub struct DeliveryPorts<'a> {
     pub ledger: &'a dyn DeliveryLedger,
     pub http: &'a dyn HttpClient,
     pub events: &'a dyn EventSink,
+    /// Where a token kept in Secrets Manager is read again when the API refuses it (rotated
+    /// since it was read); `None` keeps the token the options give.
+    pub secrets: Option<&'a dyn crate::ports::Secrets>,
 }
 
 #[derive(Clone)]
@@ -254,6 +257,11 @@ pub struct Deliverer<'a> {
     api: Box<dyn Api>,
     pace: Pace<'a>,
     opts: DeliveryOptions,
+    /// The token requests carry: the options', or the one read again after a refusal.
+    token: std::sync::Mutex<Option<String>>,
+    /// Whether the token was read again already: once per deliverer, so a token that is
+    /// simply wrong stops the delivery after one more request, not a loop of them.
+    token_reread: tokio::sync::Mutex<bool>,
     requests: AtomicU64,
     retries: AtomicU64,
 }
@@ -265,9 +273,44 @@ impl<'a> Deliverer<'a> {
             spec,
             api: api::api_for(spec),
             pace: Pace::new(ports.ledger, &spec.name, spec.rate_limit, spec.daily_limit),
+            token: std::sync::Mutex::new(opts.token.clone()),
+            token_reread: tokio::sync::Mutex::new(false),
             opts,
             requests: AtomicU64::new(0),
             retries: AtomicU64::new(0),
+        }
+    }
+
+    /// The token requests carry now (after a re-read, the new one): callers that keep a token
+    /// between deliveries take it from here.
+    pub fn token(&self) -> Option<String> {
+        self.token.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// After the API refused `used`: reads a Secrets Manager token again, once, and says
+    /// whether it changed (rotated since it was read), so the request is worth sending again.
+    async fn reread_token(&self, used: Option<&str>) -> bool {
+        let (Some(secrets), Some(spec::TokenSource::SecretsManager(_))) = (self.ports.secrets, &self.spec.token) else {
+            return false;
+        };
+        // Requests refused at once wait here for the one re-reading it.
+        let mut reread = self.token_reread.lock().await;
+        if *reread {
+            // Read again already: send again if it changed since this request went.
+            return self.token().as_deref() != used;
+        }
+        *reread = true;
+        match resolve_token(self.spec, secrets).await {
+            Ok(fresh) if fresh.as_deref() != used => {
+                info!(integration = %self.spec.name, "the API refused the token and the secret holds another (rotated): using it");
+                *self.token.lock().unwrap_or_else(|p| p.into_inner()) = fresh;
+                true
+            }
+            Ok(_) => false,
+            Err(e) => {
+                warn!(integration = %self.spec.name, error = %e, "reading the token again failed");
+                false
+            }
         }
     }
 
@@ -849,7 +892,8 @@ impl<'a> Deliverer<'a> {
                     NoSlot::Ledger(m) => Stop::Exhausted(format!("the shared rate could not be read from the ledger: {m}")),
                 });
             }
-            let request = self.api.request(&batch, self.opts.token.as_deref());
+            let token = self.token();
+            let request = self.api.request(&batch, token.as_deref());
             self.requests.fetch_add(1, Ordering::Relaxed);
             let answer = match self.ports.http.send(request, self.spec.timeout).await {
                 Ok(response) => self.api.answer(&batch, &response),
@@ -874,6 +918,12 @@ impl<'a> Deliverer<'a> {
                     }
                     debug!(integration = %self.spec.name, status, attempt, wait_ms = pause.as_millis() as u64, "retrying");
                     tokio::time::sleep(pause).await;
+                }
+                Answer::Fatal { status: 401 | 403, message } => {
+                    if self.reread_token(token.as_deref()).await {
+                        continue;
+                    }
+                    return Err(Stop::Fatal(message));
                 }
                 Answer::Fatal { message, .. } => return Err(Stop::Fatal(message)),
                 other => return Ok(other),
