@@ -13,13 +13,16 @@ times):
   paced    sluice integrate -i paced: --limit requests/s (batches of 10) for about
            --seconds seconds; from the server's arrival times, the observed rate (ratio to
            the limit) and the most requests in any 1 s window (must not exceed the limit).
+  shared   --processes sluice integrate processes at once, one integration (--limit/s),
+           each delivering another table's manifest, sharing the history file: the
+           observed rate of them all and the busiest 1 s window, against the one limit.
 
 The manifests come from `sluice run --no-integrate` over databases made by
 bench/gen_contacts.sh. Builds nothing: it needs target/release/sluice and
 target/release/sluice-fake-api (cargo build --release -p sluice-cli -p sluice-testkit).
 
 Usage: bench/integrate_bench.py [--rows N] [--batch B] [--in-flight C] [--limit R]
-                                [--seconds S] [--workdir DIR]
+                                [--seconds S] [--processes P] [--workdir DIR]
 Writes <workdir>/integrate-results.json. Exit 1 if a check fails (a delivery that
 does not deliver every row, a window above the limit).
 """
@@ -74,6 +77,7 @@ def main() -> int:
     ap.add_argument("--in-flight", type=int, default=8)
     ap.add_argument("--limit", type=int, default=200, help="requests per second for the paced run")
     ap.add_argument("--seconds", type=int, default=10, help="length of the paced run")
+    ap.add_argument("--processes", type=int, default=4, help="processes sharing one limit in the shared run")
     ap.add_argument("--workdir", default=str(ROOT / ".bench" / "work"))
     args = ap.parse_args()
 
@@ -89,6 +93,13 @@ def main() -> int:
     small_rows = args.limit * args.seconds * 10
     subprocess.run(["bash", str(ROOT / "bench/gen_contacts.sh"), str(args.rows), str(big)], check=True)
     subprocess.run(["bash", str(ROOT / "bench/gen_contacts.sh"), str(small_rows), str(small)], check=True)
+
+    # The shared run's tables: copies of the small table, a manifest each.
+    per_table = small_rows // args.processes
+    copies = [f"c{i}" for i in range(args.processes)]
+    sql = "".join(f"DROP TABLE IF EXISTS {c}; CREATE TABLE {c} AS SELECT * FROM contacts LIMIT {per_table};" for c in copies)
+    subprocess.run(["sqlite3", str(small), sql], check=True)
+    shared_tables = "".join(f'[[export.table]]\nname = "{c}"\nincremental = {{ strategy = "full" }}\n' for c in copies)
 
     api = Api(fake)
     config = work / "sluice.toml"
@@ -118,6 +129,12 @@ destination = "out"
 name = "contacts"
 incremental = {{ strategy = "full" }}
 
+[[export]]
+name = "shared"
+source = "small"
+destination = "out"
+{shared_tables}
+
 [integrations.fast]
 kind = "webhook"
 export = "big"
@@ -132,12 +149,23 @@ url = "{api.url}/paced"
 batch_size = 10
 max_in_flight = {args.in_flight}
 rate_limit = "{args.limit}/s"
+
+[integrations.shared]
+kind = "webhook"
+export = "shared"
+url = "{api.url}/shared"
+batch_size = 10
+max_in_flight = {args.in_flight}
+rate_limit = "{args.limit}/s"
 """)
     for stale in ("history.db", "history.db-wal", "history.db-shm", "events.jsonl"):
         (work / stale).unlink(missing_ok=True)
     subprocess.run(["rm", "-rf", str(work / "out")], check=True)
     ran = subprocess.run([str(sluice), "-c", str(config), "run", "--no-integrate", "--json"], capture_output=True, check=True)
-    manifests = {r["export"]: r["tables"][0]["manifest_key"] for r in json.loads(ran.stdout)}
+    ran_json = json.loads(ran.stdout)
+    runs = ran_json["runs"] if isinstance(ran_json, dict) else ran_json
+    manifests = {r["export"]: r["tables"][0]["manifest_key"] for r in runs}
+    shared_manifests = [t["manifest_key"] for r in runs if r["export"] == "shared" for t in r["tables"]]
 
     results: dict = {"rows": args.rows, "batch": args.batch, "in_flight": args.in_flight}
     ok = True
@@ -189,6 +217,28 @@ rate_limit = "{args.limit}/s"
               f"{worst} requests in one second (limit {args.limit})", file=sys.stderr)
         ok = False
 
+    # 4. Several processes, one integration, one limit.
+    api = Api(fake)
+    config.write_text(config.read_text().replace(f"{url_of(config)}", api.url))
+    start = time.perf_counter()
+    procs = [subprocess.Popen([str(sluice), "-c", str(config), "integrate", "-i", "shared", "-m", m, "--json"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for m in shared_manifests]
+    codes = [p.wait() for p in procs]
+    wall_s = time.perf_counter() - start
+    st = api.stats()
+    api.stop()
+    times = st["times_ms"]
+    span_s = (max(times) - min(times)) / 1000 if len(times) > 1 else 0
+    observed = (len(times) - 1) / span_s if span_s else 0
+    worst = max_in_window(times, 1000.0)
+    results["shared"] = {"processes": len(procs), "limit": args.limit, "requests": len(times),
+                         "observed_per_s": observed, "ratio_to_limit": observed / args.limit,
+                         "max_in_any_1s": worst, "seconds": wall_s}
+    if any(codes) or st["records"] != per_table * len(procs) or worst > args.limit:
+        print(f"integrate_bench: shared run: exits {codes}, {st['records']} of {per_table * len(procs)} records, "
+              f"{worst} requests in one second (limit {args.limit})", file=sys.stderr)
+        ok = False
+
     out = Path(args.workdir) / "integrate-results.json"
     out.write_text(json.dumps(results, indent=2))
     s, c, p = results["sluice"], results["ceiling"], results["paced"]
@@ -198,13 +248,16 @@ rate_limit = "{args.limit}/s"
     print(f"sluice / ceiling: {results['sluice_vs_ceiling']:.2f}")
     print(f"paced at {p['limit']}/s: {p['requests']} requests, observed {p['observed_per_s']:.1f}/s "
           f"({p['ratio_to_limit']:.3f} of the limit), at most {p['max_in_any_1s']} in any 1 s window")
+    sh = results["shared"]
+    print(f"shared by {sh['processes']} processes at {sh['limit']}/s: {sh['requests']} requests, observed "
+          f"{sh['observed_per_s']:.1f}/s ({sh['ratio_to_limit']:.3f} of the limit), at most {sh['max_in_any_1s']} in any 1 s window")
     print(f"results: {out}")
     return 0 if ok else 1
 
 
 def url_of(config: Path) -> str:
     for line in config.read_text().splitlines():
-        if line.startswith("url = ") and "/paced" in line:
+        if line.startswith("url = ") and ("/paced" in line or "/shared" in line):
             return line.split('"')[1].rsplit("/", 1)[0]
     raise SystemExit("no paced url in the config")
 
