@@ -41,6 +41,26 @@ fn workspace(rows: i64, api: &FakeApi, integration: &str) -> (tempfile::TempDir,
     (dir, config)
 }
 
+/// Contacts (`rows` of them) exported by timestamp, and an integration `hook` to the fake API
+/// with `extra` settings: the workspace of the tests that run the export several times.
+fn stamped_workspace(api: &FakeApi, rows: i64, extra: &str) -> (tempfile::TempDir, PathBuf, rusqlite::Connection) {
+    let dir = tempfile::tempdir().unwrap();
+    let db = create_contacts(&dir.path().join("source.db"));
+    insert_contacts(&db, 1, rows, "2025-06-01 00:00:00");
+    let config = contacts_config(
+        dir.path(),
+        "{ strategy = \"timestamp\", column = \"updated_at\" }",
+        "{ compression = \"gzip\" }",
+    );
+    let mut toml = std::fs::read_to_string(&config).unwrap();
+    toml.push_str(&format!(
+        "\n[integrations.hook]\nkind = \"webhook\"\nexport = \"contacts\"\nurl = \"{}/in\"\ntoken = \"env:HOOK_TOKEN\"\n{extra}",
+        api.url
+    ));
+    std::fs::write(&config, toml).unwrap();
+    (dir, config, db)
+}
+
 fn applied_ids(api: &FakeApi) -> BTreeSet<i64> {
     let mut ids = BTreeSet::new();
     for r in api.applied() {
@@ -199,20 +219,7 @@ fn a_bad_integration_is_refused_with_every_problem_and_no_secret_echoed() {
 #[test]
 fn a_stopped_delivery_is_resumed_by_the_next_run_before_its_own_manifest() {
     let api = FakeApi::start(Shape::Webhook);
-    let dir = tempfile::tempdir().unwrap();
-    let db = create_contacts(&dir.path().join("source.db"));
-    insert_contacts(&db, 1, 3, "2025-06-01 00:00:00");
-    let config = contacts_config(
-        dir.path(),
-        "{ strategy = \"timestamp\", column = \"updated_at\" }",
-        "{ compression = \"gzip\" }",
-    );
-    let mut toml = std::fs::read_to_string(&config).unwrap();
-    toml.push_str(&format!(
-        "\n[integrations.hook]\nkind = \"webhook\"\nexport = \"contacts\"\nurl = \"{}/in\"\ntoken = \"env:HOOK_TOKEN\"\n",
-        api.url
-    ));
-    std::fs::write(&config, toml).unwrap();
+    let (_dir, config, db) = stamped_workspace(&api, 3, "");
 
     // The API is down: the run commits, its delivery stops.
     api.always(Some(503));
@@ -282,20 +289,7 @@ fn a_token_is_never_sent_over_plain_http() {
 #[test]
 fn a_run_committed_while_an_earlier_delivery_is_under_way_waits_behind_it() {
     let api = FakeApi::start(Shape::Webhook);
-    let dir = tempfile::tempdir().unwrap();
-    let db = create_contacts(&dir.path().join("source.db"));
-    insert_contacts(&db, 1, 20, "2025-06-01 00:00:00");
-    let config = contacts_config(
-        dir.path(),
-        "{ strategy = \"timestamp\", column = \"updated_at\" }",
-        "{ compression = \"gzip\" }",
-    );
-    let mut toml = std::fs::read_to_string(&config).unwrap();
-    toml.push_str(&format!(
-        "\n[integrations.hook]\nkind = \"webhook\"\nexport = \"contacts\"\nurl = \"{}/in\"\ntoken = \"env:HOOK_TOKEN\"\nbatch_size = 1\nmax_in_flight = 1\n",
-        api.url
-    ));
-    std::fs::write(&config, toml).unwrap();
+    let (_dir, config, db) = stamped_workspace(&api, 20, "batch_size = 1\nmax_in_flight = 1\n");
 
     // Run N commits while the API is down; then a slow API, and its delivery under way elsewhere.
     api.always(Some(503));
@@ -330,20 +324,7 @@ fn a_run_committed_while_an_earlier_delivery_is_under_way_waits_behind_it() {
 #[test]
 fn a_skipped_delivery_lets_the_runs_behind_it_go_and_says_who_skipped_it() {
     let api = FakeApi::start(Shape::Webhook);
-    let dir = tempfile::tempdir().unwrap();
-    let db = create_contacts(&dir.path().join("source.db"));
-    insert_contacts(&db, 1, 3, "2025-06-01 00:00:00");
-    let config = contacts_config(
-        dir.path(),
-        "{ strategy = \"timestamp\", column = \"updated_at\" }",
-        "{ compression = \"gzip\" }",
-    );
-    let mut toml = std::fs::read_to_string(&config).unwrap();
-    toml.push_str(&format!(
-        "\n[integrations.hook]\nkind = \"webhook\"\nexport = \"contacts\"\nurl = \"{}/in\"\ntoken = \"env:HOOK_TOKEN\"\n",
-        api.url
-    ));
-    std::fs::write(&config, toml).unwrap();
+    let (_dir, config, db) = stamped_workspace(&api, 3, "");
     api.always(Some(503));
     let first = sluice(&config, &["run", "--json"]).output().unwrap();
     assert_eq!(first.status.code(), Some(1), "{}", text(&first));

@@ -314,6 +314,27 @@ impl<'a> Deliverer<'a> {
         }
     }
 
+    /// Claims the delivery for this deliverer: its record, or (`Err`) the finished record of a
+    /// delivery done before; `Busy` while another owner holds it.
+    async fn claim(&self, id: &DeliveryId, rows: u64) -> Result<Result<DeliveryRecord, DeliveryRecord>, DeliverError> {
+        let claim = self
+            .ports
+            .ledger
+            .claim(id, &self.opts.owner, self.opts.claim_ttl, rows)
+            .await
+            .map_err(|e| self.ledger_err(e))?;
+        match claim {
+            Claim::Done(r) => Ok(Err(r)),
+            Claim::Held { owner, expires_at } => Err(DeliverError::Busy {
+                integration: self.spec.name.clone(),
+                key: id.manifest_key.clone(),
+                owner,
+                expires_at: expires_at.to_rfc3339(),
+            }),
+            Claim::Mine(r) => Ok(Ok(r)),
+        }
+    }
+
     fn ledger_err(&self, source: HistoryError) -> DeliverError {
         DeliverError::Ledger { integration: self.spec.name.clone(), source }
     }
@@ -348,23 +369,9 @@ impl<'a> Deliverer<'a> {
     pub async fn skip(&self, manifest_key: &str, who: &str, why: &str) -> Result<DeliveryOutcome, DeliverError> {
         let (manifest, etag) = self.manifest(manifest_key).await?;
         let id = DeliveryId { integration: self.spec.name.clone(), manifest_key: manifest_key.into(), etag };
-        let claim = self
-            .ports
-            .ledger
-            .claim(&id, &self.opts.owner, self.opts.claim_ttl, manifest.totals.rows)
-            .await
-            .map_err(|e| self.ledger_err(e))?;
-        let mut record = match claim {
-            Claim::Done(r) => return Ok(DeliveryOutcome::Duplicate(Box::new(r))),
-            Claim::Held { owner, expires_at } => {
-                return Err(DeliverError::Busy {
-                    integration: self.spec.name.clone(),
-                    key: manifest_key.into(),
-                    owner,
-                    expires_at: expires_at.to_rfc3339(),
-                })
-            }
-            Claim::Mine(r) => r,
+        let mut record = match self.claim(&id, manifest.totals.rows).await? {
+            Ok(mine) => mine,
+            Err(done) => return Ok(DeliveryOutcome::Duplicate(Box::new(done))),
         };
         let now = Utc::now();
         record.state = DeliveryState::Done;
@@ -466,23 +473,9 @@ impl<'a> Deliverer<'a> {
 
         let id = DeliveryId { integration: self.spec.name.clone(), manifest_key: manifest_key.into(), etag };
         let rows = manifest.totals.rows;
-        let mut record = match self
-            .ports
-            .ledger
-            .claim(&id, &self.opts.owner, self.opts.claim_ttl, rows)
-            .await
-            .map_err(|e| self.ledger_err(e))?
-        {
-            Claim::Done(r) => return Ok(DeliveryOutcome::Duplicate(Box::new(r))),
-            Claim::Held { owner, expires_at } => {
-                return Err(DeliverError::Busy {
-                    integration: self.spec.name.clone(),
-                    key: manifest_key.into(),
-                    owner,
-                    expires_at: expires_at.to_rfc3339(),
-                })
-            }
-            Claim::Mine(r) => r,
+        let mut record = match self.claim(&id, rows).await? {
+            Ok(mine) => mine,
+            Err(done) => return Ok(DeliveryOutcome::Duplicate(Box::new(done))),
         };
         if record.progress.batch_size == 0 {
             record.progress.batch_size = self.spec.batch_size as u64;
