@@ -50,6 +50,35 @@ impl DynamoHistory {
         serde_json::from_str(&self.text(item, "record")?).map_err(|e| self.corrupt(format!("delivery record: {e}")))
     }
 
+    /// Counts a request against `day` (dropping the count of `gone`, two days before) and, with
+    /// a spacing, moves the integration's last send slot on by it: one atomic update, whose
+    /// new values it returns.
+    async fn count_request(
+        &self,
+        key: &Item,
+        day: &str,
+        gone: &str,
+        spacing_us: Option<i64>,
+    ) -> Result<Item, HistoryError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key.clone()))
+            .expression_attribute_names("#day", day)
+            .expression_attribute_names("#gone", gone)
+            .expression_attribute_values(":one", n(1))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+        let update = match spacing_us {
+            Some(sp) => update
+                .update_expression("ADD last_us :spacing, #day :one REMOVE #gone")
+                .expression_attribute_values(":spacing", n(sp)),
+            None => update.update_expression("ADD #day :one REMOVE #gone"),
+        };
+        let out = update.send().await.map_err(|e| self.err("UpdateItem", e))?;
+        Ok(out.attributes.unwrap_or_default())
+    }
+
     /// Records `json` as the integration's latest delivery (the last write wins).
     async fn put_last(&self, integration: &str, json: String) -> Result<(), HistoryError> {
         let mut item = last_key(integration);
@@ -179,20 +208,7 @@ impl DeliveryLedger for DynamoHistory {
         let gone = format!("day_{}", (not_before - chrono::Duration::days(2)).format("%Y-%m-%d"));
         if spacing_us == 0 {
             // A daily quota without a rate: a count only.
-            let out = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key))
-                .update_expression("ADD #day :one REMOVE #gone")
-                .expression_attribute_names("#day", &day)
-                .expression_attribute_names("#gone", &gone)
-                .expression_attribute_values(":one", n(1))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
-                .send()
-                .await
-                .map_err(|e| self.err("UpdateItem", e))?;
-            let attrs = out.attributes.unwrap_or_default();
+            let attrs = self.count_request(&key, &day, &gone, None).await?;
             return Ok(SendSlot { at: not_before, day_count: self.number(&attrs, &day)? as u64 });
         }
         // An ADD never fails and never hands two callers the same value. When the last slot is
@@ -200,21 +216,7 @@ impl DeliveryLedger for DynamoHistory {
         // up to now, only forward (so no slot handed out comes closer than the spacing to a
         // later one), and taken again.
         for _ in 0..8 {
-            let out = self
-                .client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key.clone()))
-                .update_expression("ADD last_us :spacing, #day :one REMOVE #gone")
-                .expression_attribute_names("#day", &day)
-                .expression_attribute_names("#gone", &gone)
-                .expression_attribute_values(":spacing", n(spacing_us))
-                .expression_attribute_values(":one", n(1))
-                .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew)
-                .send()
-                .await
-                .map_err(|e| self.err("UpdateItem", e))?;
-            let attrs = out.attributes.unwrap_or_default();
+            let attrs = self.count_request(&key, &day, &gone, Some(spacing_us)).await?;
             let at_us = self.number(&attrs, "last_us")?;
             if at_us >= floor {
                 let at = DateTime::from_timestamp_micros(at_us).unwrap_or(not_before);
