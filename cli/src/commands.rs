@@ -571,7 +571,7 @@ fn render_status(all: &[ExportStatus], now: chrono::DateTime<chrono::Utc>) -> St
                 output::count(t.rows),
                 match &t.watermark {
                     // A check table's watermark is its state file: name the run that wrote it.
-                    Some(sluice_core::value::Watermark::Text(k)) if sluice_core::check::is_state_key(k) => {
+                    Some(sluice_core::value::Watermark::Text(k)) if sluice_core::layout::RunFolder::is_state(k) => {
                         format!("state of {}", k.rsplit('/').nth(1).unwrap_or(k))
                     }
                     Some(w) => w.to_string(),

@@ -289,14 +289,14 @@ fn a_token_is_never_sent_over_plain_http() {
 #[test]
 fn a_run_committed_while_an_earlier_delivery_is_under_way_waits_behind_it() {
     let api = FakeApi::start(Shape::Webhook);
-    let (_dir, config, db) = stamped_workspace(&api, 20, "batch_size = 1\nmax_in_flight = 1\n");
+    let (_dir, config, db) = stamped_workspace(&api, 40, "batch_size = 1\nmax_in_flight = 1\n");
 
     // Run N commits while the API is down; then a slow API, and its delivery under way elsewhere.
     api.always(Some(503));
     let first = sluice(&config, &["run"]).output().unwrap();
     assert_eq!(first.status.code(), Some(1), "{}", text(&first));
     api.always(None);
-    api.script(vec![Fault::Slow(Duration::from_millis(400)); 20]);
+    api.script(vec![Fault::Slow(Duration::from_millis(400)); 40]);
     let mut stalled = sluice(&config, &["integrate", "-i", "hook", "--pending"]).stdout(Stdio::null()).spawn().unwrap();
     let started = Instant::now();
     while api.requests().is_empty() {
@@ -305,18 +305,18 @@ fn a_run_committed_while_an_earlier_delivery_is_under_way_waits_behind_it() {
     }
 
     // Run N+1, past the default lag: committed, and its rows wait.
-    insert_contacts(&db, 21, 5, &chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.3f").to_string());
+    insert_contacts(&db, 41, 5, &chrono::Utc::now().format("%Y-%m-%d %H:%M:%S%.3f").to_string());
     std::thread::sleep(Duration::from_millis(6_000));
     let second = sluice(&config, &["run"]).output().unwrap();
     assert!(text(&second).contains("is being delivered by"), "{}", text(&second));
     assert!(stalled.try_wait().unwrap().is_none(), "run N's delivery was still under way");
-    assert!(api.applied().iter().all(|r| r["id"].as_i64().unwrap() <= 20), "nothing of run N+1 yet");
+    assert!(api.applied().iter().all(|r| r["id"].as_i64().unwrap() <= 40), "nothing of run N+1 yet");
 
     assert!(stalled.wait().unwrap().success());
     let pending = sluice(&config, &["integrate", "-i", "hook", "--pending"]).output().unwrap();
     assert!(pending.status.success(), "{}", text(&pending));
     let order: Vec<i64> = api.applied().iter().map(|r| r["id"].as_i64().unwrap()).collect();
-    assert_eq!(order, (1..=25).collect::<Vec<_>>(), "run N's rows, then run N+1's, each once");
+    assert_eq!(order, (1..=45).collect::<Vec<_>>(), "run N's rows, then run N+1's, each once");
 }
 
 /// An operator may decide a run's rows are not to go (the API will never take them): `--skip`

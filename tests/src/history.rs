@@ -109,6 +109,18 @@ impl HistoryStore for Hooked<'_> {
         }
         self.inner.runs(e, n).await
     }
+    async fn run(
+        &self,
+        e: &str,
+        t: &str,
+        id: &str,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<RunRecord>, HistoryError> {
+        if self.blind && self.tripped.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(lost());
+        }
+        self.inner.run(e, t, id, at).await
+    }
     async fn open_runs(&self, e: &str) -> Result<Vec<RunRecord>, HistoryError> {
         self.inner.open_runs(e).await
     }

@@ -176,7 +176,8 @@ pub fn stray_files(root: &Path) -> Vec<PathBuf> {
     let listed: Vec<PathBuf> = committed_parts(root).into_iter().map(|p| p.path).collect();
     // A check run's state sits beside its manifest; without one it is a failed run's leftover.
     let state = |p: &Path| {
-        p.file_name().is_some_and(|n| n == sluice_core::check::STATE_FILE) && p.with_file_name("manifest.json").exists()
+        p.file_name().is_some_and(|n| n == sluice_core::layout::STATE_FILE)
+            && p.with_file_name(sluice_core::layout::MANIFEST_FILE).exists()
     };
     files_under(root)
         .into_iter()

@@ -286,15 +286,15 @@ impl App {
     async fn wait_for_commit(
         &self,
         key: &str,
-        run_id: &str,
-        table: &str,
+        manifest: &sluice_core::manifest::Manifest,
         stop_by: Option<Instant>,
     ) -> Result<Turn, FnError> {
+        let until = Instant::now() + COMMIT_WAIT;
         let mut pause = Duration::from_millis(500);
         loop {
-            let t = turn(&self.history, &self.history, &self.store, &self.spec, key, run_id, table).await?;
-            let out_of_time = stop_by.is_some_and(|s| Instant::now() + pause >= s);
-            if !matches!(t, Turn::Uncommitted { .. }) || pause > COMMIT_WAIT || out_of_time {
+            let t = turn(&self.history, &self.history, &self.store, &self.spec, key, manifest).await?;
+            let next = Instant::now() + pause;
+            if !matches!(t, Turn::Uncommitted { .. }) || next > until || stop_by.is_some_and(|s| next >= s) {
                 return Ok(t);
             }
             tokio::time::sleep(pause).await;
@@ -334,7 +334,7 @@ impl App {
         let Some(manifest) = self.manifest(&key).await?.filter(|m| self.spec.wants(&m.export, &m.table)) else {
             return outcome(&key, deliverer.deliver(&key).await?);
         };
-        match self.wait_for_commit(&key, &manifest.run_id, &manifest.table, stop_by).await? {
+        match self.wait_for_commit(&key, &manifest, stop_by).await? {
             Turn::Foreign { why } => {
                 error!(key = %key, run_id = %manifest.run_id, problem = %why,
                     "not delivered: no committed run of this export wrote this manifest; check who can write under the export's prefix");
@@ -370,21 +370,35 @@ impl App {
                     }
                     other => outcome(&key, other?)?,
                 };
-                // Then the runs after it that wait (their events may have found this one busy).
-                for l in &later {
-                    if stop_by.is_some_and(|s| Instant::now() >= s) {
+                // Then the runs after it that wait (their events may have found this one busy),
+                // and those that committed meanwhile: asked again until none is left.
+                let mut later = later;
+                'carry: for _ in 0..CARRY_ROUNDS {
+                    if later.is_empty() {
                         break;
                     }
-                    if let Err(e) = deliverer.deliver(&l.manifest_key).await {
-                        info!(key = %l.manifest_key, error = %sluice_core::run::error_chain(&e), "a later run's delivery is left to its own event or the sweep");
-                        break;
+                    for l in &later {
+                        if stop_by.is_some_and(|s| Instant::now() >= s) {
+                            break 'carry;
+                        }
+                        if let Err(e) = deliverer.deliver(&l.manifest_key).await {
+                            info!(key = %l.manifest_key, error = %sluice_core::run::error_chain(&e), "a later run's delivery is left to its own event or the sweep");
+                            break 'carry;
+                        }
                     }
+                    let table = Some(manifest.table.as_str());
+                    later = undelivered(&self.history, &self.history, &self.store, &self.spec, table).await?;
                 }
                 Ok(result)
             }
         }
     }
 }
+
+/// How many times a delivery carries on with the later runs of its table, asking the history
+/// again each time (runs that committed meanwhile), before it leaves the rest to their events
+/// and the sweep.
+const CARRY_ROUNDS: usize = 4;
 
 /// How long an event that came before its run's commit waits for it, at most.
 const COMMIT_WAIT: Duration = Duration::from_secs(16);

@@ -373,12 +373,16 @@ async fn a_stalled_delivery_of_run_n_holds_back_run_n_plus_one() {
     db.execute("UPDATE contacts SET version = 2", []).unwrap();
     let second = stack.run(&config).await;
 
-    // Another invocation holds N's claim for a few seconds (and then is gone).
+    // Another invocation holds N's claim (waiting out an outage).
     let history = DynamoHistory::new(stack.ddb.clone(), &stack.table);
     let store = S3Store::new(stack.s3.clone(), &stack.bucket, "exports", None);
     let etag = store.get_tagged(&first).await.unwrap().unwrap().1;
     let id = DeliveryId { integration: "hook".into(), manifest_key: first.clone(), etag };
-    history.claim(&id, "stalled-invocation", Duration::from_secs(3), 30).await.unwrap();
+    let sluice_core::ports::Claim::Mine(stalled) =
+        history.claim(&id, "stalled-invocation", Duration::from_secs(600), 30).await.unwrap()
+    else {
+        panic!("the first claim is taken")
+    };
 
     let watch = stack.watch(&config, &[]).await;
     let direct = |key: &str| json!({"manifest": format!("s3://{}/exports/{key}", stack.bucket)}).to_string();
@@ -388,8 +392,8 @@ async fn a_stalled_delivery_of_run_n_holds_back_run_n_plus_one() {
     assert_eq!(out["deliveries"][0]["behind"], first.as_str(), "{out}");
     assert!(stack.api.applied().is_empty(), "nothing of run N+1 before run N");
 
-    // The holder is gone; N's event comes back (its retry) and carries N+1 after it.
-    std::thread::sleep(Duration::from_millis(3_500));
+    // The holder gives up (its deadline); N's event comes back (its retry) and carries N+1.
+    history.save(&stalled, "stalled-invocation", None).await.unwrap();
     let (ok, out) = watch.invoke(&direct(&first));
     assert!(ok, "{out}");
     let versions: Vec<i64> = stack.api.applied().iter().map(|r| r["version"].as_i64().unwrap()).collect();

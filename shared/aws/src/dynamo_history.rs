@@ -531,11 +531,19 @@ impl HistoryStore for DynamoHistory {
         match out {
             Ok(_) => Ok(()),
             Err(e) => match e.as_service_error() {
-                // Committed already (by another process, from its manifest), and the commit
-                // removed the marker.
+                // Committed already (by another process, from its manifest): the record stays
+                // as it is, and a marker left beside it (a migration's) goes.
                 Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c))
                     if c.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") =>
                 {
+                    let key = HashMap::from([("pk".to_string(), pk(&run.export)), ("sk".to_string(), s(open_sk(run)))]);
+                    self.client
+                        .delete_item()
+                        .table_name(&self.table)
+                        .set_key(Some(key))
+                        .send()
+                        .await
+                        .map_err(|e| self.err("DeleteItem", e))?;
                     Ok(())
                 }
                 _ => Err(self.err("TransactWriteItems", e)),
@@ -549,6 +557,25 @@ impl HistoryStore for DynamoHistory {
             .iter()
             .map(|i| serde_json::from_str(&self.text(i, "record")?).map_err(|e| self.corrupt(e.to_string())))
             .collect()
+    }
+
+    async fn run(
+        &self,
+        export: &str,
+        table: &str,
+        run_id: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<Option<RunRecord>, HistoryError> {
+        let key = HashMap::from([
+            ("pk".to_string(), pk(export)),
+            ("sk".to_string(), s(format!("RUN#{}#{run_id}#{table}", ts(started_at)))),
+        ]);
+        match self.get_item(key).await? {
+            Some(item) => {
+                serde_json::from_str(&self.text(&item, "record")?).map(Some).map_err(|e| self.corrupt(e.to_string()))
+            }
+            None => Ok(None),
+        }
     }
 
     async fn open_runs(&self, export: &str) -> Result<Vec<RunRecord>, HistoryError> {

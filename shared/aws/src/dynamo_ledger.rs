@@ -68,7 +68,8 @@ impl DynamoHistory {
             .expression_attribute_names("#day", day)
             .expression_attribute_names("#gone", gone)
             .expression_attribute_values(":one", n(1))
-            .return_values(aws_sdk_dynamodb::types::ReturnValue::UpdatedNew);
+            // All of it: the new values whatever else changed meanwhile.
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         let update = match spacing_us {
             Some(sp) => update
                 .update_expression("ADD last_us :spacing, #day :one REMOVE #gone")

@@ -10,7 +10,7 @@
 //! deleted after its copy landed, so running it again (or after an interruption) finishes the
 //! job and changes nothing more. Run it with credentials that may write every partition.
 
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem};
 use std::collections::HashMap;
 
 use sluice_core::ports::{RunRecord, RunState};
@@ -54,7 +54,7 @@ impl DynamoHistory {
             if sk.starts_with("RUN#") {
                 let run: RunRecord = serde_json::from_str(&self.text(&item, "record")?)
                     .map_err(|e| self.corrupt(format!("run record {sk}: {e}")))?;
-                if self.put_if_absent(self.open_item(&run)?).await? {
+                if self.mark_open(&item, &run).await? {
                     done.open_markers_added += 1;
                 }
             } else {
@@ -76,6 +76,45 @@ impl DynamoHistory {
             }
         }
         Ok(done)
+    }
+
+    /// Puts an open run's marker, in one transaction with a check that its record still says
+    /// `running`: a run that commits while the scan reads it gets no marker (its commit removed
+    /// none), so the next run never reconciles a committed run. Whether a marker was written.
+    async fn mark_open(
+        &self,
+        run_item: &HashMap<String, AttributeValue>,
+        run: &RunRecord,
+    ) -> Result<bool, HistoryError> {
+        let key =
+            HashMap::from([("pk".to_string(), run_item["pk"].clone()), ("sk".to_string(), run_item["sk"].clone())]);
+        let check = ConditionCheck::builder()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .condition_expression("#state = :running")
+            .expression_attribute_names("#state", "state")
+            .expression_attribute_values(":running", s(RunState::Running.as_str()))
+            .build()
+            .map_err(|e| self.err("TransactWriteItems", e))?;
+        let put = Put::builder()
+            .table_name(&self.table)
+            .set_item(Some(self.open_item(run)?))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .map_err(|e| self.err("TransactWriteItems", e))?;
+        let out = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().condition_check(check).build())
+            .transact_items(TransactWriteItem::builder().put(put).build())
+            .send()
+            .await;
+        match out {
+            Ok(_) => Ok(true),
+            // No longer running, or marked already.
+            Err(e) if e.as_service_error().is_some_and(|s| s.is_transaction_canceled_exception()) => Ok(false),
+            Err(e) => Err(self.err("TransactWriteItems", e)),
+        }
     }
 
     /// Puts `item` unless its key is taken; whether it was written.

@@ -179,6 +179,9 @@ async fn dynamo_history_keeps_the_lease_and_commit_contract() {
     };
     h.begin_run(&lease, &run).await.unwrap();
     assert_eq!(h.open_runs("e").await.unwrap().len(), 1);
+    // A run is found by what names it (a manifest holds all four), and by nothing less.
+    assert_eq!(h.run("e", "contacts", "run-a", run.started_at).await.unwrap().unwrap().state, RunState::Running);
+    assert!(h.run("e", "orders", "run-a", run.started_at).await.unwrap().is_none());
 
     // A commit conditioned on the wrong watermark is refused and changes nothing.
     let wrong = Watermark::Text("1999".into());

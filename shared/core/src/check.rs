@@ -26,21 +26,9 @@ use crate::BoxError;
 
 /// The column each exported row of a check table carries: `insert`, `update` or `delete`.
 pub const OP_COLUMN: &str = "_sluice_op";
-/// The state file's name inside a run's folder.
-pub const STATE_FILE: &str = "_sluice_state.bin";
 const MAGIC: &[u8] = b"SLUICE-STATE\x01";
 /// Uncompressed bytes per block: a reader holds one block at a time.
 const BLOCK: usize = 256 * 1024;
-
-/// Where a run's state goes.
-pub fn state_key(run_prefix: &str) -> String {
-    format!("{run_prefix}/{STATE_FILE}")
-}
-
-/// Whether a committed watermark is a check state's key (not a timestamp strategy's value).
-pub fn is_state_key(watermark: &str) -> bool {
-    watermark.ends_with(&format!("/{STATE_FILE}"))
-}
 
 /// Counts of a check run's changes.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]

@@ -8,6 +8,7 @@ pub mod encode;
 pub mod error;
 pub mod format;
 pub mod integrate;
+pub mod layout;
 pub mod manifest;
 pub mod orchestrate;
 pub mod part;

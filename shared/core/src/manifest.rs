@@ -11,7 +11,7 @@ use crate::value::{Column, Window};
 
 /// The manifest schema version; bumped on any change a consumer could notice.
 pub const MANIFEST_VERSION: u32 = 1;
-pub const MANIFEST_FILE: &str = "manifest.json";
+pub use crate::layout::MANIFEST_FILE;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PartInfo {

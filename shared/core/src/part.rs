@@ -9,6 +9,7 @@ use std::io::Write;
 use crate::encode::{EncodeProblem, Encoder};
 use crate::error::BoxError;
 use crate::format::{Compression, FileFormat};
+use crate::layout::RunFolder;
 use crate::manifest::PartInfo;
 use crate::ports::{ObjectMeta, ObjectStore, ObjectWriter};
 use crate::value::{Column, RowBatch};
@@ -63,10 +64,10 @@ struct OpenPart {
     fed: u64,
 }
 
-/// Writes one table's rows of one run as rolling parts under `prefix`.
+/// Writes one table's rows of one run as rolling parts in its run folder.
 pub struct PartWriter<'a> {
     store: &'a dyn ObjectStore,
-    prefix: String,
+    folder: RunFolder,
     extension: String,
     meta: ObjectMeta,
     compression: Compression,
@@ -81,10 +82,10 @@ pub struct PartWriter<'a> {
 }
 
 impl<'a> PartWriter<'a> {
-    pub fn new(store: &'a dyn ObjectStore, prefix: &str, format: &FileFormat, columns: Vec<Column>) -> Self {
+    pub fn new(store: &'a dyn ObjectStore, folder: RunFolder, format: &FileFormat, columns: Vec<Column>) -> Self {
         PartWriter {
             store,
-            prefix: prefix.trim_end_matches('/').to_string(),
+            folder,
             extension: format.extension(),
             meta: ObjectMeta {
                 content_type: format.content_type().to_string(),
@@ -172,7 +173,7 @@ impl<'a> PartWriter<'a> {
     }
 
     async fn open(&mut self) -> Result<(), PartError> {
-        let key = format!("{}/part-{:05}.{}", self.prefix, self.done.len(), self.extension);
+        let key = self.folder.part(self.done.len(), &self.extension);
         let store_err = |source: BoxError| PartError::Store { key: key.clone(), source };
         let writer = self.store.create(&key, &self.meta).await.map_err(store_err)?;
         let compressor = Compressor::new(self.compression).map_err(|e| store_err(e.into()))?;

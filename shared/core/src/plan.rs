@@ -5,6 +5,7 @@ use serde::Serialize;
 
 use crate::check;
 use crate::error::{Error, Result};
+use crate::layout::RunFolder;
 use crate::ports::{Filter, Query, Source, WatermarkExpr};
 use crate::spec::{ExportSpec, Incremental, TableSpec};
 use crate::value::{Column, Watermark, Window};
@@ -118,7 +119,7 @@ pub async fn plan_table(
             };
             let previous_state = match (&committed, full_refresh) {
                 (_, true) | (None, _) => None,
-                (Some(Watermark::Text(k)), false) if check::is_state_key(k) => Some(k.clone()),
+                (Some(Watermark::Text(k)), false) if RunFolder::is_state(k) => Some(k.clone()),
                 (Some(other), false) => {
                     return Err(Error::StrategyChanged {
                         export: export.name.clone(),
@@ -159,7 +160,7 @@ pub async fn plan_table(
                 fallback: ts.fallback_column.as_deref().map(find).transpose()?.map(|c| c.name),
             };
             if let Some(Watermark::Text(k)) = committed.as_ref().filter(|_| !full_refresh) {
-                if check::is_state_key(k) {
+                if RunFolder::is_state(k) {
                     // A check state's key is text, and would compare with text timestamps.
                     return Err(Error::StrategyChanged {
                         export: export.name.clone(),

@@ -342,6 +342,15 @@ pub trait HistoryStore: Send + Sync {
     async fn fail_run(&self, run: &RunRecord) -> Result<(), HistoryError>;
     /// An export's runs, newest first.
     async fn runs(&self, export: &str, limit: usize) -> Result<Vec<RunRecord>, HistoryError>;
+    /// One table run's record, found by what names it (a manifest holds all four), read
+    /// consistently, however old it is.
+    async fn run(
+        &self,
+        export: &str,
+        table: &str,
+        run_id: &str,
+        started_at: DateTime<Utc>,
+    ) -> Result<Option<RunRecord>, HistoryError>;
     /// Runs of an export still marked running.
     async fn open_runs(&self, export: &str) -> Result<Vec<RunRecord>, HistoryError>;
 }

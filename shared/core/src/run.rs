@@ -9,10 +9,11 @@ use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
-use crate::check::{self, decode_key, encode_key, row_hash, Changes, NullKey, StateMeta, StateReader, StateWriter};
+use crate::check::{decode_key, encode_key, row_hash, Changes, NullKey, StateMeta, StateReader, StateWriter};
 use crate::error::{BoxError, Error, HistoryError, Result};
 use crate::format::FileFormat;
-use crate::manifest::{Manifest, PartInfo, Totals, MANIFEST_FILE, MANIFEST_VERSION};
+use crate::layout::RunFolder;
+use crate::manifest::{Manifest, PartInfo, Totals, MANIFEST_VERSION};
 use crate::part::{PartError, PartWriter};
 use crate::plan::{plan_table, CheckPlan, TablePlan};
 use crate::ports::{
@@ -131,11 +132,6 @@ pub fn new_run_id(now: DateTime<Utc>) -> String {
     format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &tail[..8])
 }
 
-/// The folder of one table's run, relative to the store's root.
-pub fn run_prefix(export: &str, table: &TableSpec, run_id: &str) -> String {
-    format!("{export}/{}/{run_id}", table.path_segment)
-}
-
 /// Whether `id` has the shape [`new_run_id`] gives: `YYYYMMDDTHHMMSSZ-` and 8 hex digits.
 pub fn is_run_id(id: &str) -> bool {
     let b = id.as_bytes();
@@ -151,15 +147,21 @@ pub fn is_run_id(id: &str) -> bool {
 /// run id is not one Sluice makes, or its folder or manifest is not the one the run id implies.
 /// Reconciliation deletes a record's folder or commits its manifest, so a record written by
 /// anyone but a run (a forged `prefix: ""` would empty the destination) is refused instead.
-pub fn foreign_record(run: &RunRecord) -> Option<String> {
+pub fn foreign_record(run: &RunRecord, export: &ExportSpec) -> Option<String> {
+    if run.export != export.name {
+        return Some(format!("it names export {:?}, not {:?}", run.export, export.name));
+    }
+    if !export.tables.iter().any(|t| t.name == run.table) {
+        return Some(format!("export {:?} has no table {:?}", export.name, run.table));
+    }
     if !is_run_id(&run.run_id) {
         return Some(format!("run id {:?} is not one Sluice makes", run.run_id));
     }
-    let prefix = format!("{}/{}/{}", run.export, crate::spec::path_segment(&run.table), run.run_id);
-    if run.prefix != prefix {
-        return Some(format!("its folder {:?} is not {prefix:?}, the one its run id implies", run.prefix));
+    let folder = RunFolder::new(&run.export, &crate::spec::path_segment(&run.table), &run.run_id);
+    if run.prefix != folder.prefix() {
+        return Some(format!("its folder {:?} is not {:?}, the one its run id implies", run.prefix, folder.prefix()));
     }
-    let manifest = format!("{prefix}/{MANIFEST_FILE}");
+    let manifest = folder.manifest();
     if run.manifest_key != manifest {
         return Some(format!("its manifest {:?} is not {manifest:?}", run.manifest_key));
     }
@@ -285,7 +287,18 @@ impl<'a> Runner<'a> {
             if run.run_id == lease.owner.run_id {
                 continue;
             }
-            if let Some(why) = foreign_record(&run) {
+            // The marker may outlive its run (a migration racing a commit): the record decides.
+            let current = self
+                .ports
+                .history
+                .run(&run.export, &run.table, &run.run_id, run.started_at)
+                .await
+                .map_err(|e| history_err(Box::new(e)))?;
+            if let Some(settled) = current.filter(|c| c.state != RunState::Running) {
+                self.ports.history.fail_run(&settled).await.map_err(|e| history_err(Box::new(e)))?;
+                continue;
+            }
+            if let Some(why) = foreign_record(&run, export) {
                 // Nothing removed, nothing committed: the record is closed as it stands.
                 error!(export = %export.name, table = %run.table, run_id = %run.run_id, problem = %why,
                     "refused an open run record that no run of Sluice wrote; check who can write the history table");
@@ -318,7 +331,7 @@ impl<'a> Runner<'a> {
                     ("timestamp", false) => run.window.high.clone(),
                     ("timestamp", true) => run.base_watermark.clone(),
                     // Written before the manifest, so it is there.
-                    ("check", _) => Some(Watermark::Text(check::state_key(&run.prefix))),
+                    ("check", _) => Some(Watermark::Text(RunFolder::at(&run.prefix).state())),
                     _ => None,
                 };
                 run.changes = m.changes;
@@ -377,7 +390,7 @@ impl<'a> Runner<'a> {
             Ok(plan) => plan,
             Err(e) => {
                 // Recorded, so `status` shows why the table did not run; nothing was written.
-                let prefix = run_prefix(&export.name, table, run_id);
+                let folder = RunFolder::of(&export.name, table, run_id);
                 let record = RunRecord {
                     export: export.name.clone(),
                     table: table.name.clone(),
@@ -391,8 +404,8 @@ impl<'a> Runner<'a> {
                     bytes: 0,
                     parts: 0,
                     null_rows: 0,
-                    manifest_key: format!("{prefix}/{MANIFEST_FILE}"),
-                    prefix,
+                    manifest_key: folder.manifest(),
+                    prefix: folder.prefix().to_string(),
                     started_at: Utc::now(),
                     finished_at: Some(Utc::now()),
                     error: Some(error_chain(&e)),
@@ -408,7 +421,7 @@ impl<'a> Runner<'a> {
             warn!(export = %export.name, table = %table.name, null_rows = plan.null_rows,
                 "rows with a NULL incremental column are in no window; set incremental.fallback_column to export them");
         }
-        let prefix = run_prefix(&export.name, table, run_id);
+        let folder = RunFolder::of(&export.name, table, run_id);
         // A `check` run with no state to compare with exports every row as an insert: a
         // complete copy of the table, to replace a destination's copy with, not to apply to it.
         let complete_copy = plan.check.as_ref().is_some_and(|c| c.previous_state.is_none());
@@ -425,8 +438,8 @@ impl<'a> Runner<'a> {
             bytes: 0,
             parts: 0,
             null_rows: plan.null_rows,
-            manifest_key: format!("{prefix}/{MANIFEST_FILE}"),
-            prefix,
+            manifest_key: folder.manifest(),
+            prefix: folder.prefix().to_string(),
             started_at: Utc::now(),
             finished_at: None,
             error: None,
@@ -495,11 +508,12 @@ impl<'a> Runner<'a> {
             }
             (TableMode::Unload, None) => Vec::new(),
             (TableMode::Stream, query) => {
-                let mut parts = PartWriter::new(store, &record.prefix, &export.format, plan.columns.clone());
+                let mut parts =
+                    PartWriter::new(store, RunFolder::at(&record.prefix), &export.format, plan.columns.clone());
                 if let Some(query) = query {
                     let streamed = match &plan.check {
                         Some(check) => {
-                            let state = check::state_key(&record.prefix);
+                            let state = RunFolder::at(&record.prefix).state();
                             let changes =
                                 self.stream_check(export, table, plan, check, query, &state, &mut parts, &mut keeper);
                             changes.await.map(|c| record.changes = Some(c))
@@ -574,7 +588,7 @@ impl<'a> Runner<'a> {
         record.finished_at = Some(Utc::now());
         let next = match plan.check {
             // The state this run wrote is what the next one compares with.
-            Some(_) => Some(Watermark::Text(check::state_key(&record.prefix))),
+            Some(_) => Some(Watermark::Text(RunFolder::at(&record.prefix).state())),
             None => plan.next_watermark(),
         };
         let committed = self.ports.history.commit_run(lease, record, plan.base_watermark.as_ref(), next.as_ref()).await;
@@ -935,7 +949,7 @@ impl<'a> Runner<'a> {
         committed: Option<&Watermark>,
     ) {
         if let Some(Watermark::Text(old)) = base {
-            if check::is_state_key(old) && committed != base {
+            if RunFolder::is_state(old) && committed != base {
                 if let Err(e) = self.ports.store.delete(old).await {
                     warn!(export = %export.name, table = %table, key = %old, error = %e, "removing the previous check state failed; it is no longer used");
                 }

@@ -223,7 +223,7 @@ proptest! {
         let store = MemoryStore::default();
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let parts = rt.block_on(async {
-            let mut w = PartWriter::new(&store, "e/t/run", &format, cols.clone());
+            let mut w = PartWriter::new(&store, sluice_core::layout::RunFolder::at("e/t/run"), &format, cols.clone());
             // Several batches, to cross batch boundaries too.
             for chunk in t.chunks(7) {
                 w.write_batch(&batch(&chunk.to_vec())).await.unwrap();

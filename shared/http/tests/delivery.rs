@@ -409,3 +409,18 @@ async fn an_answer_larger_than_the_cap_is_cut() {
     assert_eq!(answer.status, 200);
     assert_eq!(answer.body.len(), sluice_http::MAX_BODY);
 }
+
+/// A daily quota is kept, not discovered by a refusal: the delivery stops when the day's count
+/// (shared through the ledger by every process) reaches it, keeps its progress, and says why.
+#[tokio::test]
+async fn the_daily_limit_stops_the_delivery_before_the_api_would_refuse() {
+    let env = Env::new(Shape::Webhook, 100, "batch_size = 10\ndaily_limit = 4\nmax_in_flight = 1").await;
+    let err = env.deliver().await.unwrap_err();
+    assert!(err.to_string().contains("daily_limit of 4 requests"), "{err}");
+    assert_eq!(env.api.requests().len(), 4, "no request past the day's quota");
+    // Another process (another deliverer on the same ledger) has nothing left today either.
+    let again = env.deliver().await.unwrap_err();
+    assert!(again.to_string().contains("daily_limit"), "{again}");
+    assert_eq!(env.api.requests().len(), 4);
+    assert_eq!(env.applied_ids().len(), 40, "the batches sent were delivered and kept");
+}

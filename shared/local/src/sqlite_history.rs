@@ -383,6 +383,25 @@ impl HistoryStore for SqliteHistory {
         json.into_iter().map(|j| self.record(j)).collect()
     }
 
+    async fn run(
+        &self,
+        export: &str,
+        table: &str,
+        run_id: &str,
+        _started_at: DateTime<Utc>,
+    ) -> Result<Option<RunRecord>, HistoryError> {
+        let json: Option<String> = self.with_conn(|conn| {
+            conn.query_row(
+                "SELECT record FROM runs WHERE export = ?1 AND table_name = ?2 AND run_id = ?3",
+                [export, table, run_id],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))
+        })?;
+        json.map(|j| self.record(j)).transpose()
+    }
+
     async fn open_runs(&self, export: &str) -> Result<Vec<RunRecord>, HistoryError> {
         let json: Vec<String> = self.with_conn(|conn| {
             let mut stmt = conn

@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
 
-use sluice_core::check::{is_state_key, STATE_FILE};
+use sluice_core::layout::{RunFolder, STATE_FILE};
 use sluice_core::ports::{HistoryStore, ObjectStore, ObjectWriter, RunState};
 use sluice_core::run::{ExportRunSummary, Ports, Quiet, RunOptions, Runner};
 use sluice_core::spec::Config;
@@ -276,7 +276,7 @@ async fn applied_in_order_the_exported_changes_rebuild_the_source_and_failed_run
             let counts = s.tables[0].changes.expect("a check run reports its changes");
             assert_eq!(counts.inserts + counts.updates + counts.deletes, changes.len() as u64);
             assert_eq!(counts.inserts + counts.updates + counts.unchanged, dest.len() as u64);
-            assert!(matches!(env.watermark().await, Some(Watermark::Text(k)) if is_state_key(&k)));
+            assert!(matches!(env.watermark().await, Some(Watermark::Text(k)) if RunFolder::is_state(&k)));
         }
         assert!(stray_files(&env.out()).is_empty(), "{:?}", stray_files(&env.out()));
     }

@@ -186,25 +186,24 @@ async fn delivered(
     Ok(record.is_some_and(|r| r.state == DeliveryState::Done))
 }
 
-/// Where the manifest at `key` (whose content names its run and table) stands for `spec`.
+/// Where `manifest`, read at `key`, stands for `spec`. The run it names (`run_id`, `table`,
+/// `started_at`) is looked up directly, however old.
 pub async fn turn(
     history: &dyn HistoryStore,
     ledger: &dyn DeliveryLedger,
     store: &dyn ObjectStore,
     spec: &IntegrationSpec,
     key: &str,
-    run_id: &str,
-    table: &str,
+    manifest: &crate::manifest::Manifest,
 ) -> Result<Turn, BacklogError> {
-    let runs = history.runs(&spec.export, LOOKBACK).await.map_err(BacklogError::History)?;
-    let Some(run) = runs.iter().find(|r| r.run_id == run_id && r.table == table) else {
+    let (run_id, table) = (manifest.run_id.as_str(), manifest.table.as_str());
+    let found = history.run(&spec.export, table, run_id, manifest.started_at).await.map_err(BacklogError::History)?;
+    let Some(run) = found else {
         return Ok(Turn::Foreign {
-            why: format!(
-                "the history of export {:?} has no run {run_id} of table {table:?} among its newest {LOOKBACK}",
-                spec.export
-            ),
+            why: format!("the history of export {:?} has no run {run_id} of table {table:?}", spec.export),
         });
     };
+    let run = &run;
     if run.manifest_key != key {
         return Ok(Turn::Foreign { why: format!("run {run_id} wrote its manifest to {}, not here", run.manifest_key) });
     }
@@ -215,6 +214,7 @@ pub async fn turn(
             return Ok(Turn::Foreign { why: format!("run {run_id} failed, so its manifest is not a committed one") })
         }
     }
+    let runs = history.runs(&spec.export, LOOKBACK).await.map_err(BacklogError::History)?;
     let walk = walk_table(&runs, runs.len() < LOOKBACK, ledger, store, spec, table, Utc::now()).await?;
     match walk.undelivered.iter().position(|u| u.manifest_key == key) {
         Some(at) => {

@@ -129,7 +129,7 @@ pub fn parse(event: &Value) -> Result<Incoming, String> {
 /// manifest; `None` for anything else (parts, failure files, other buckets), which is ignored.
 pub fn manifest_key_under(object: &ObjectRef, bucket: &str, prefix: &str) -> Option<String> {
     let rel = key_under(object, bucket, prefix)?;
-    (rel.ends_with("/manifest.json") && !rel.contains("/failures/")).then_some(rel)
+    crate::layout::RunFolder::of_manifest(&rel).map(|_| rel)
 }
 
 /// The object's key relative to a destination (`bucket`, `prefix`), if it lies under it.

@@ -24,7 +24,8 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
 use crate::error::BoxError;
-use crate::manifest::{Manifest, MANIFEST_FILE};
+use crate::layout::{self, RunFolder, MANIFEST_FILE};
+use crate::manifest::Manifest;
 use crate::ports::{
     Claim, DeliveryId, DeliveryLedger, DeliveryProgress, DeliveryRecord, DeliveryState, EventDetail, EventSink,
     ObjectMeta, ObjectStore, RunEvent, SettledBatch,
@@ -184,16 +185,6 @@ pub struct FailedRecord {
     pub error: String,
     /// The row as exported: column → value.
     pub row: Map<String, Value>,
-}
-
-/// The failures file of a delivery: beside the manifest, one per integration.
-pub fn failures_key(manifest_key: &str, integration: &str) -> String {
-    let prefix = manifest_key.strip_suffix(MANIFEST_FILE).unwrap_or(manifest_key).trim_end_matches('/');
-    format!("{prefix}/failures/{integration}.jsonl")
-}
-
-fn pieces_prefix(failures_key: &str) -> String {
-    format!("{}.pieces/", failures_key.trim_end_matches(".jsonl"))
 }
 
 /// A part to parse: its first row's index, what the manifest says of it, and its bytes.
@@ -358,7 +349,9 @@ impl<'a> Deliverer<'a> {
                 ),
             });
         }
-        let failures = failures_key(manifest_key, &self.spec.name);
+        // Beside the manifest, one per integration.
+        let folder = RunFolder::at(manifest_key.strip_suffix(MANIFEST_FILE).unwrap_or(manifest_key));
+        let failures = folder.failures(&self.spec.name);
         self.deliver_rows(&manifest, manifest_key, etag, &failures).await
     }
 
@@ -389,8 +382,8 @@ impl<'a> Deliverer<'a> {
             key: failures.into(),
             problem: "not a failures file: give the path of <run folder>/failures/<integration>.jsonl".into(),
         };
-        let (run_prefix, _) = failures.rsplit_once("/failures/").ok_or_else(not_failures)?;
-        let manifest_key = format!("{run_prefix}/{MANIFEST_FILE}");
+        let (folder, _) = RunFolder::of_failures(failures).ok_or_else(not_failures)?;
+        let manifest_key = folder.manifest();
         let manifest = self.manifest(&manifest_key).await?.0;
         let (bytes, etag) = self.fetch(failures).await?;
         let rows = bytes.split(|b| *b == b'\n').filter(|l| !l.iter().all(u8::is_ascii_whitespace)).count() as u64;
@@ -410,7 +403,7 @@ impl<'a> Deliverer<'a> {
             ..manifest
         };
         let tag: String = etag.chars().take(8).collect();
-        let again = format!("{}.retry-{tag}.jsonl", failures.trim_end_matches(".jsonl"));
+        let again = layout::failures_retried(failures, &tag);
         self.deliver_rows(&virtual_manifest, failures, etag, &again).await
     }
 
@@ -541,7 +534,7 @@ impl<'a> Deliverer<'a> {
         record.updated_at = Utc::now();
         self.ports.ledger.save(&record, &self.opts.owner, None).await.map_err(|e| self.ledger_err(e))?;
         if summary.failed > 0 {
-            if let Err(e) = store.delete_prefix(&pieces_prefix(failures_key)).await {
+            if let Err(e) = store.delete_prefix(&layout::failure_pieces(failures_key)).await {
                 warn!(integration = %self.spec.name, error = %e, "removing the failure pieces failed; they are only leftovers");
             }
         }
@@ -746,7 +739,7 @@ impl<'a> Deliverer<'a> {
     }
 
     async fn write_failure_piece(&self, failures_key: &str, seq: u64, failures: &[FailedRecord]) -> Result<(), Stop> {
-        let key = format!("{}batch-{seq:010}.jsonl", pieces_prefix(failures_key));
+        let key = layout::failure_piece(failures_key, seq);
         let mut bytes = Vec::new();
         for f in failures {
             serde_json::to_writer(&mut bytes, f).map_err(|e| Stop::Store(key.clone(), Box::new(e)))?;
@@ -759,7 +752,7 @@ impl<'a> Deliverer<'a> {
     /// Concatenates the pieces, in batch order, into the failures file.
     async fn merge_failures(&self, failures_key: &str) -> Result<(), DeliverError> {
         let store = self.ports.store;
-        let prefix = pieces_prefix(failures_key);
+        let prefix = layout::failure_pieces(failures_key);
         let pieces = store.list(&prefix).await.map_err(|e| self.store_err("listing", &prefix, e))?;
         let meta = ObjectMeta { content_type: "application/x-ndjson".into(), content_encoding: None };
         let mut out =
@@ -1016,7 +1009,8 @@ mod tests {
 
     #[test]
     fn the_failures_file_sits_beside_the_manifest() {
-        assert_eq!(failures_key("e/t/r1/manifest.json", "hub"), "e/t/r1/failures/hub.jsonl");
-        assert_eq!(pieces_prefix("e/t/r1/failures/hub.jsonl"), "e/t/r1/failures/hub.pieces/");
+        let folder = RunFolder::of_manifest("e/t/r1/manifest.json").unwrap();
+        assert_eq!(folder.failures("hub"), "e/t/r1/failures/hub.jsonl");
+        assert_eq!(layout::failure_pieces("e/t/r1/failures/hub.jsonl"), "e/t/r1/failures/hub.pieces/");
     }
 }
