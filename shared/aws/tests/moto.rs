@@ -83,21 +83,7 @@ async fn s3_store_keeps_the_object_store_contract() {
     let (s3, b) = bucket(&cfg).await;
     let store = S3Store::new(s3, &b, "exports/", None);
     assert_eq!(store.location(), format!("s3://{b}/exports"));
-    assert_eq!(store.get("e/t/r/manifest.json").await.unwrap(), None);
-
-    store.put("e/t/r/manifest.json", b"{}".to_vec(), &meta()).await.unwrap();
-    let mut w = store.create("e/t/r/part-00000.csv", &meta()).await.unwrap();
-    w.write(b"a|b\n").await.unwrap();
-    assert_eq!(store.get("e/t/r/part-00000.csv").await.unwrap(), None, "invisible until finished");
-    assert_eq!(w.finish().await.unwrap(), 4);
-    store.put("e/t2/r/manifest.json", b"{}".to_vec(), &meta()).await.unwrap();
-
-    assert_eq!(store.get("e/t/r/part-00000.csv").await.unwrap().unwrap(), b"a|b\n");
-    assert_eq!(store.list("e/t").await.unwrap(), vec!["e/t/r/manifest.json", "e/t/r/part-00000.csv"]);
-    assert_eq!(store.delete_prefix("e/t").await.unwrap(), 2);
-    assert_eq!(store.list("").await.unwrap(), vec!["e/t2/r/manifest.json"]);
-    store.delete("e/t2/r/manifest.json").await.unwrap();
-    assert!(store.list("").await.unwrap().is_empty());
+    sluice_testkit::object_store::check_contract(&store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
