@@ -10,7 +10,7 @@ use sluice_core::ports::{HistoryStore, LeaseOwner, ObjectMeta, ObjectStore, RunR
 use sluice_core::run::{Ports, Quiet, Runner};
 use sluice_core::spec::Config;
 use sluice_core::value::{Watermark, Window};
-use sluice_core::{Error, HistoryError};
+use sluice_core::Error;
 use sluice_local::SqliteSource;
 use sluice_testkit::history::BeforeCommit;
 use sluice_testkit::moto::{unique_name, Moto};
@@ -120,83 +120,7 @@ async fn a_large_object_streams_as_a_multipart_upload_and_an_aborted_one_leaves_
 async fn dynamo_history_keeps_the_lease_and_commit_contract() {
     let cfg = config().await;
     let (ddb, t) = table(&cfg).await;
-    let h = DynamoHistory::new(ddb, &t);
-    let me = LeaseOwner { run_id: "run-a".into(), host: "lambda-1".into(), pid: 7 };
-    let other = LeaseOwner { run_id: "run-b".into(), host: "lambda-2".into(), pid: 8 };
-    let ttl = Duration::from_secs(60);
-
-    // A lease expired by less than the takeover margin is still held (clocks differ).
-    let brief = h.acquire_lease("e", &me, Duration::ZERO).await.unwrap();
-    assert!(matches!(h.acquire_lease("e", &other, ttl).await, Err(HistoryError::LeaseHeld { .. })));
-    h.release_lease(&brief).await.unwrap();
-
-    let lease = h.acquire_lease("e", &me, ttl).await.unwrap();
-    // The same put again (an SDK retry of one whose answer was lost): ours, not "held".
-    let again = h.acquire_lease("e", &me, ttl).await.unwrap();
-    assert_eq!(again.owner, me);
-    match h.acquire_lease("e", &other, ttl).await {
-        Err(HistoryError::LeaseHeld { owner, .. }) => {
-            assert!(owner.contains("run-a") && owner.contains("lambda-1"), "{owner}")
-        }
-        other => panic!("expected LeaseHeld, got {other:?}"),
-    }
-    assert_eq!(h.lease("e").await.unwrap().unwrap().owner, me);
-    h.renew_lease(&lease, ttl).await.unwrap();
-
-    let mut run = RunRecord {
-        export: "e".into(),
-        table: "contacts".into(),
-        run_id: "run-a".into(),
-        state: RunState::Running,
-        strategy: "timestamp".into(),
-        full_refresh: false,
-        window: Window { low: None, high: Some(Watermark::Text("2026-01-01".into())) },
-        base_watermark: None,
-        rows: 3,
-        bytes: 30,
-        parts: 1,
-        null_rows: 0,
-        prefix: "e/contacts/run-a".into(),
-        manifest_key: "e/contacts/run-a/manifest.json".into(),
-        started_at: chrono::Utc::now(),
-        finished_at: None,
-        error: None,
-        changes: None,
-    };
-    h.begin_run(&lease, &run).await.unwrap();
-    assert_eq!(h.open_runs("e").await.unwrap().len(), 1);
-    // A run is found by what names it (a manifest holds all four), and by nothing less.
-    assert_eq!(h.run("e", "contacts", "run-a", run.started_at).await.unwrap().unwrap().state, RunState::Running);
-    assert!(h.run("e", "orders", "run-a", run.started_at).await.unwrap().is_none());
-
-    // A commit conditioned on the wrong watermark is refused and changes nothing.
-    let wrong = Watermark::Text("1999".into());
-    match h.commit_run(&lease, &run, Some(&wrong), run.window.high.as_ref()).await {
-        Err(HistoryError::WatermarkMoved { found: None, .. }) => {}
-        other => panic!("expected WatermarkMoved, got {other:?}"),
-    }
-    assert!(h.watermarks("e").await.unwrap().is_empty());
-
-    h.commit_run(&lease, &run, None, run.window.high.as_ref()).await.unwrap();
-    assert_eq!(h.watermark("e", "contacts").await.unwrap().unwrap().watermark, Watermark::Text("2026-01-01".into()));
-    assert!(h.open_runs("e").await.unwrap().is_empty());
-    assert_eq!(h.runs("e", 10).await.unwrap()[0].state, RunState::Succeeded);
-    // A late failure report of a run another process committed leaves it committed.
-    h.fail_run(&RunRecord { error: Some("late".into()), ..run.clone() }).await.unwrap();
-    assert_eq!(h.runs("e", 10).await.unwrap()[0].state, RunState::Succeeded);
-
-    // Once the lease is gone, nothing commits in its name.
-    h.release_lease(&lease).await.unwrap();
-    let theirs = h.acquire_lease("e", &other, ttl).await.unwrap();
-    run.run_id = "run-a-2".into();
-    assert!(matches!(h.renew_lease(&lease, ttl).await, Err(HistoryError::LeaseLost)));
-    assert!(matches!(h.begin_run(&lease, &run).await, Err(HistoryError::LeaseLost)));
-    assert!(matches!(
-        h.commit_run(&lease, &run, run.window.high.as_ref(), Some(&Watermark::Text("2027".into()))).await,
-        Err(HistoryError::LeaseLost)
-    ));
-    h.release_lease(&lease).await.unwrap();
-    assert_eq!(h.lease("e").await.unwrap().unwrap().owner, theirs.owner, "releasing another's lease is a no-op");
+    sluice_testkit::history::check_contract(&DynamoHistory::new(ddb, &t)).await;
 }
 
 /// An SQS queue that receives every `sluice` event on `bus` through a rule.

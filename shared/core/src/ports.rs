@@ -312,7 +312,8 @@ pub const LEASE_TAKEOVER_MARGIN: Duration = Duration::from_secs(30);
 #[async_trait]
 pub trait HistoryStore: Send + Sync {
     /// Takes the export's lease, or fails with `HistoryError::LeaseHeld` naming the holder. An
-    /// expired lease is taken over only [`LEASE_TAKEOVER_MARGIN`] after its expiry.
+    /// expired lease is taken over only [`LEASE_TAKEOVER_MARGIN`] after its expiry. A lease the
+    /// same run holds already (a retried call whose answer was lost) is the caller's.
     async fn acquire_lease(&self, export: &str, owner: &LeaseOwner, ttl: Duration) -> Result<Lease, HistoryError>;
     /// Extends the lease to `ttl` from now if this owner still holds it; `LeaseLost` otherwise.
     async fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<Lease, HistoryError>;

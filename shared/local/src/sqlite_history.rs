@@ -226,7 +226,9 @@ impl HistoryStore for SqliteHistory {
         let expires_at = now + chrono::Duration::from_std(ttl).unwrap_or(chrono::Duration::hours(1));
         self.with_conn(|conn| {
             let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(|e| self.err(e))?;
-            if let Some((run_id, host, pid, until)) = self.lease_holder(&tx, export)? {
+            // Held by this very run (a retried acquire): it is ours, as on every store.
+            let holder = self.lease_holder(&tx, export)?.filter(|(run_id, ..)| *run_id != owner.run_id);
+            if let Some((run_id, host, pid, until)) = holder {
                 let dead_here = host == self.host && !process_alive(pid);
                 let margin = chrono::Duration::from_std(LEASE_TAKEOVER_MARGIN).unwrap_or_default();
                 if until > ts(now - margin) && !dead_here {

@@ -516,3 +516,10 @@ async fn a_forged_open_run_record_is_refused_without_removing_or_committing_anyt
     }
     assert!(env.history.open_runs("contacts").await.unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_history_file_keeps_the_history_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
+    sluice_testkit::history::check_contract(&history).await;
+}
