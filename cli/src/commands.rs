@@ -4,6 +4,7 @@
 use anyhow::{anyhow, Result};
 use clap::Args;
 use serde::Serialize;
+use sluice_core::strategy::Strategy;
 use std::io::IsTerminal;
 use std::time::Duration;
 
@@ -304,11 +305,11 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
 }
 
 /// The WINDOW/CHANGES cell of a table run: `full`, a check run's `+ins ~upd -del`, or its window.
-fn window_or_changes(strategy: &str, window: &Window, changes: Option<Changes>) -> String {
+fn window_or_changes(strategy: Strategy, window: &Window, changes: Option<Changes>) -> String {
     match (strategy, changes) {
-        ("full", _) => "full".into(),
+        (Strategy::Full, _) => "full".into(),
         (_, Some(c)) => c.to_string(),
-        ("check", None) => "-".into(),
+        (Strategy::Check, None) => "-".into(),
         _ => window.to_string(),
     }
 }
@@ -321,7 +322,7 @@ pub fn render_summary(s: &ExportRunSummary, location: &str) -> String {
             vec![
                 t.table.clone(),
                 t.state.as_str().to_string(),
-                window_or_changes(&t.strategy, &t.window, t.changes),
+                window_or_changes(t.strategy, &t.window, t.changes),
                 output::count(t.rows),
                 t.parts.to_string(),
                 output::bytes(t.bytes),
@@ -361,7 +362,7 @@ fn indent(s: &str) -> String {
 struct PlanEntry {
     export: String,
     table: String,
-    strategy: String,
+    strategy: Strategy,
     window: sluice_core::value::Window,
     window_empty: bool,
     sql: Option<String>,
@@ -455,8 +456,8 @@ pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
             entries.push(PlanEntry {
                 export: export.name.clone(),
                 table: table.name.clone(),
-                strategy: p.strategy.to_string(),
-                window_empty: p.window.is_empty() && p.strategy == "timestamp",
+                strategy: p.strategy,
+                window_empty: p.window.is_empty() && p.strategy == Strategy::Timestamp,
                 window: p.window,
                 sql,
                 unload_sql,
@@ -473,7 +474,7 @@ pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
     }
     for e in &entries {
         println!("{}/{} ({})", e.export, e.table, e.strategy);
-        if e.strategy == "timestamp" {
+        if e.strategy == Strategy::Timestamp {
             println!("  window:    {}{}", e.window, if e.window_empty { "  (empty: nothing to export)" } else { "" });
         }
         if let Some(c) = &e.check {
@@ -660,7 +661,7 @@ pub async fn history(app: App, args: &HistoryArgs, json: bool) -> Result<u8> {
                 r.run_id.clone(),
                 r.table.clone(),
                 r.state.as_str().to_string(),
-                window_or_changes(&r.strategy, &r.window, r.changes),
+                window_or_changes(r.strategy, &r.window, r.changes),
                 output::count(r.rows),
                 r.parts.to_string(),
                 output::bytes(r.bytes),

@@ -160,7 +160,7 @@ pub async fn check_contract(h: &dyn HistoryStore) {
         table: "contacts".into(),
         run_id: "run-a".into(),
         state: RunState::Running,
-        strategy: "timestamp".into(),
+        strategy: sluice_core::strategy::Strategy::Timestamp,
         full_refresh: false,
         window: Window { low: None, high: Some(Watermark::Text("2026-01-01".into())) },
         base_watermark: None,

@@ -93,7 +93,11 @@ mod tests {
 
     fn event(tables: usize) -> RunEvent {
         let outcome = |i: usize| {
-            TableOutcome::failed(&format!("schema_{i}.a_rather_long_table_name_{i}"), "timestamp", "x".repeat(200))
+            TableOutcome::failed(
+                &format!("schema_{i}.a_rather_long_table_name_{i}"),
+                sluice_core::strategy::Strategy::Timestamp,
+                "x".repeat(200),
+            )
         };
         let now = chrono::Utc::now();
         RunEvent {

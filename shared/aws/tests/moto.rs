@@ -452,7 +452,7 @@ fn open_run(export: &str, table: &str, run_id: &str) -> RunRecord {
         table: table.into(),
         run_id: run_id.into(),
         state: RunState::Running,
-        strategy: "full".into(),
+        strategy: sluice_core::strategy::Strategy::Full,
         full_refresh: false,
         window: Window { low: None, high: None },
         base_watermark: None,

@@ -41,8 +41,8 @@ pub enum Error {
     #[error("export {export:?}, table {table:?}: column {column:?} is in incremental.{role} but not exported; add it to the table's columns (or remove columns to export all)")]
     CheckColumn { export: String, table: String, column: String, role: String },
 
-    #[error("export {export:?}, table {table:?}: the committed watermark ({committed}) was left by another strategy; run once with --full-refresh to start strategy {strategy:?} afresh")]
-    StrategyChanged { export: String, table: String, committed: String, strategy: &'static str },
+    #[error("export {export:?}, table {table:?}: the committed watermark ({committed}) was left by another strategy; run once with --full-refresh to start strategy \"{strategy}\" afresh")]
+    StrategyChanged { export: String, table: String, committed: String, strategy: crate::strategy::Strategy },
 
     #[error("export {export:?}, table {table:?}: {problem}")]
     Check { export: String, table: String, problem: String },

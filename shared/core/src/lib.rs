@@ -21,6 +21,7 @@ pub mod spec;
 pub mod sql;
 pub mod status;
 pub mod stop;
+pub mod strategy;
 pub mod trust;
 pub mod value;
 

@@ -38,7 +38,7 @@ pub struct Manifest {
     pub export: String,
     pub table: String,
     pub run_id: String,
-    pub strategy: String,
+    pub strategy: crate::strategy::Strategy,
     pub full_refresh: bool,
     pub window: Window,
     pub format: FormatDescription,

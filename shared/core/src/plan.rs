@@ -8,13 +8,14 @@ use crate::error::{Error, Result};
 use crate::layout::RunFolder;
 use crate::ports::{Filter, Query, Source, WatermarkExpr};
 use crate::spec::{ExportSpec, Incremental, TableSpec};
+use crate::strategy::Strategy;
 use crate::value::{Column, Watermark, Window};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct TablePlan {
     /// The table as named in the config (it keys the history).
     pub table: String,
-    pub strategy: &'static str,
+    pub strategy: Strategy,
     pub columns: Vec<Column>,
     pub window: Window,
     /// The committed watermark the run starts from (kept even on a full refresh, for the
@@ -86,7 +87,7 @@ pub async fn plan_table(
     match &table.incremental {
         Incremental::Full => Ok(TablePlan {
             table: table.name.clone(),
-            strategy: "full",
+            strategy: Strategy::Full,
             columns,
             window: Window::default(),
             base_watermark: committed,
@@ -125,7 +126,7 @@ pub async fn plan_table(
                         export: export.name.clone(),
                         table: table.name.clone(),
                         committed: other.to_string(),
-                        strategy: "check",
+                        strategy: Strategy::Check,
                     })
                 }
             };
@@ -133,7 +134,7 @@ pub async fn plan_table(
             out.push(Column { name: check::OP_COLUMN.into(), source_type: "TEXT".into() });
             Ok(TablePlan {
                 table: table.name.clone(),
-                strategy: "check",
+                strategy: Strategy::Check,
                 columns: out,
                 window: Window::default(),
                 base_watermark: committed,
@@ -166,7 +167,7 @@ pub async fn plan_table(
                         export: export.name.clone(),
                         table: table.name.clone(),
                         committed: k.clone(),
-                        strategy: "timestamp",
+                        strategy: Strategy::Timestamp,
                     });
                 }
             }
@@ -196,7 +197,7 @@ pub async fn plan_table(
             };
             Ok(TablePlan {
                 table: table.name.clone(),
-                strategy: "timestamp",
+                strategy: Strategy::Timestamp,
                 columns,
                 window,
                 base_watermark: committed,
@@ -209,15 +210,8 @@ pub async fn plan_table(
 }
 
 impl TablePlan {
-    /// The watermark a successful run commits: the window's `high`, or the old one when the
-    /// window was empty (a clock behind the watermark never moves it backwards).
-    pub fn next_watermark(&self) -> Option<Watermark> {
-        if self.strategy != "timestamp" {
-            return None;
-        }
-        match (&self.window.high, self.window.is_empty()) {
-            (Some(high), false) => Some(high.clone()),
-            _ => self.base_watermark.clone(),
-        }
+    /// The cursor a successful run of this plan commits, its state written in `folder`.
+    pub fn next_watermark(&self, folder: &RunFolder) -> Option<Watermark> {
+        self.strategy.cursor_to_commit(&self.window, self.base_watermark.as_ref(), folder)
     }
 }

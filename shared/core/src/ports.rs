@@ -271,7 +271,7 @@ pub struct RunRecord {
     pub table: String,
     pub run_id: String,
     pub state: RunState,
-    pub strategy: String,
+    pub strategy: crate::strategy::Strategy,
     pub full_refresh: bool,
     pub window: Window,
     /// The table's watermark when the run started; the commit is conditioned on it.

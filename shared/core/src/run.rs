@@ -22,6 +22,7 @@ use crate::ports::{
 };
 use crate::spec::{ExportSpec, TableMode, TableSpec};
 use crate::stop::{Halt, Interrupt, Stop};
+use crate::strategy::Strategy;
 use crate::value::{RowBatch, Watermark, Window};
 
 /// The run summary's schema version (it is also the body of `ExportSucceeded`/`ExportFailed`).
@@ -77,7 +78,7 @@ impl Observer for Quiet {}
 pub struct TableOutcome {
     pub table: String,
     /// `timestamp` or `full`.
-    pub strategy: String,
+    pub strategy: Strategy,
     pub state: RunState,
     pub window: Window,
     pub rows: u64,
@@ -93,10 +94,10 @@ pub struct TableOutcome {
 
 impl TableOutcome {
     /// A table whose run failed: nothing written, nothing committed.
-    pub fn failed(table: &str, strategy: &str, error: String) -> TableOutcome {
+    pub fn failed(table: &str, strategy: Strategy, error: String) -> TableOutcome {
         TableOutcome {
             table: table.to_string(),
-            strategy: strategy.to_string(),
+            strategy,
             state: RunState::Failed,
             window: Window::default(),
             rows: 0,
@@ -325,20 +326,18 @@ impl<'a> Runner<'a> {
                 run.rows = m.totals.rows;
                 run.bytes = m.totals.bytes;
                 run.parts = m.totals.parts;
-                // As a live run would have committed it: the window's high, or the base when the
-                // window was empty (never backwards).
-                let new = match (run.strategy.as_str(), run.window.is_empty()) {
-                    ("timestamp", false) => run.window.high.clone(),
-                    ("timestamp", true) => run.base_watermark.clone(),
-                    // Written before the manifest, so it is there.
-                    ("check", _) => Some(Watermark::Text(RunFolder::at(&run.prefix).state())),
-                    _ => None,
-                };
+                // As a live run would have committed it (a check run's state was written before
+                // the manifest, so it is there).
+                let new = run.strategy.cursor_to_commit(
+                    &run.window,
+                    run.base_watermark.as_ref(),
+                    &RunFolder::at(&run.prefix),
+                );
                 run.changes = m.changes;
                 match self.ports.history.commit_run(lease, &run, run.base_watermark.as_ref(), new.as_ref()).await {
                     Ok(()) => {
                         info!(export = %export.name, table = %run.table, run_id = %run.run_id, "committed a run whose process stopped after writing its manifest");
-                        if run.strategy == "check" {
+                        if run.strategy == Strategy::Check {
                             self.remove_superseded_state(export, &run.table, run.base_watermark.as_ref(), new.as_ref())
                                 .await;
                         }
@@ -396,7 +395,7 @@ impl<'a> Runner<'a> {
                     table: table.name.clone(),
                     run_id: run_id.to_string(),
                     state: RunState::Failed,
-                    strategy: table.incremental.strategy().to_string(),
+                    strategy: table.incremental.strategy(),
                     full_refresh: opts.full_refresh,
                     window: Window::default(),
                     base_watermark: committed,
@@ -430,7 +429,7 @@ impl<'a> Runner<'a> {
             table: table.name.clone(),
             run_id: run_id.to_string(),
             state: RunState::Running,
-            strategy: plan.strategy.to_string(),
+            strategy: plan.strategy,
             full_refresh: opts.full_refresh || complete_copy,
             window: plan.window.clone(),
             base_watermark: plan.base_watermark.clone(),
@@ -452,7 +451,7 @@ impl<'a> Runner<'a> {
         match self.write_and_commit(export, table, &plan, lease, opts, &mut record).await {
             Ok(()) => Ok(TableOutcome {
                 table: table.name.clone(),
-                strategy: record.strategy.clone(),
+                strategy: record.strategy,
                 state: RunState::Succeeded,
                 window: record.window.clone(),
                 rows: record.rows,
@@ -550,7 +549,7 @@ impl<'a> Runner<'a> {
             export: export.name.clone(),
             table: table.name.clone(),
             run_id: record.run_id.clone(),
-            strategy: plan.strategy.to_string(),
+            strategy: plan.strategy,
             full_refresh: record.full_refresh,
             window: plan.window.clone(),
             format: export.format.describe(),
@@ -586,11 +585,7 @@ impl<'a> Runner<'a> {
 
         record.state = RunState::Succeeded;
         record.finished_at = Some(Utc::now());
-        let next = match plan.check {
-            // The state this run wrote is what the next one compares with.
-            Some(_) => Some(Watermark::Text(RunFolder::at(&record.prefix).state())),
-            None => plan.next_watermark(),
-        };
+        let next = plan.next_watermark(&RunFolder::at(&record.prefix));
         let committed = self.ports.history.commit_run(lease, record, plan.base_watermark.as_ref(), next.as_ref()).await;
         match committed {
             Ok(()) => {}

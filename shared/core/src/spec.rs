@@ -269,11 +269,12 @@ pub enum Incremental {
 }
 
 impl Incremental {
-    pub fn strategy(&self) -> &'static str {
+    pub fn strategy(&self) -> crate::strategy::Strategy {
+        use crate::strategy::Strategy;
         match self {
-            Incremental::Full => "full",
-            Incremental::Timestamp(_) => "timestamp",
-            Incremental::Check(_) => "check",
+            Incremental::Full => Strategy::Full,
+            Incremental::Timestamp(_) => Strategy::Timestamp,
+            Incremental::Check(_) => Strategy::Check,
         }
     }
 }
