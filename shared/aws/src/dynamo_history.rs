@@ -216,6 +216,18 @@ impl DynamoHistory {
         Ok(TransactWriteItem::builder().delete(delete).build())
     }
 
+    /// Deletes one item by its key (absent is fine).
+    pub(crate) async fn delete_key(&self, key: Item) -> Result<(), HistoryError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key))
+            .send()
+            .await
+            .map_err(|e| self.err("DeleteItem", e))?;
+        Ok(())
+    }
+
     /// One item by its key, read consistently (a conditional write may follow).
     pub(crate) async fn get_item(&self, key: Item) -> Result<Option<Item>, HistoryError> {
         let out = self
@@ -536,15 +548,8 @@ impl HistoryStore for DynamoHistory {
                 Some(aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError::TransactionCanceledException(c))
                     if c.cancellation_reasons().first().and_then(|r| r.code()) == Some("ConditionalCheckFailed") =>
                 {
-                    let key = HashMap::from([("pk".to_string(), pk(&run.export)), ("sk".to_string(), s(open_sk(run)))]);
-                    self.client
-                        .delete_item()
-                        .table_name(&self.table)
-                        .set_key(Some(key))
-                        .send()
+                    self.delete_key(HashMap::from([("pk".to_string(), pk(&run.export)), ("sk".to_string(), s(open_sk(run)))]))
                         .await
-                        .map_err(|e| self.err("DeleteItem", e))?;
-                    Ok(())
                 }
                 _ => Err(self.err("TransactWriteItems", e)),
             },

@@ -65,14 +65,7 @@ impl DynamoHistory {
                 if self.put_if_absent(moved).await? {
                     done.catalog_items_moved += 1;
                 }
-                let key = HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))]);
-                self.client
-                    .delete_item()
-                    .table_name(&self.table)
-                    .set_key(Some(key))
-                    .send()
-                    .await
-                    .map_err(|e| self.err("DeleteItem", e))?;
+                self.delete_key(HashMap::from([("pk".to_string(), s(pk)), ("sk".to_string(), s(sk))])).await?;
             }
         }
         Ok(done)
