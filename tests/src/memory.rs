@@ -50,12 +50,6 @@ impl ObjectWriter for MemoryWriter {
     }
 }
 
-/// A content hash as the entity tag: it changes whenever the content does.
-fn tag(bytes: &[u8]) -> String {
-    use sha2::{Digest, Sha256};
-    hex::encode(Sha256::digest(bytes))
-}
-
 #[async_trait]
 impl ObjectStore for MemoryStore {
     fn location(&self) -> String {
@@ -72,7 +66,7 @@ impl ObjectStore for MemoryStore {
         Ok(self.objects().get(key).cloned())
     }
     async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, BoxError> {
-        Ok(self.objects().get(key).map(|b| (b.clone(), tag(b))))
+        Ok(self.objects().get(key).map(|b| (b.clone(), sluice_core::ports::content_tag(b))))
     }
     async fn read(&self, key: &str) -> Result<Option<ByteStream>, BoxError> {
         let Some(bytes) = self.objects().get(key).cloned() else { return Ok(None) };

@@ -194,6 +194,13 @@ pub trait ObjectWriter: Send {
     async fn abort(self: Box<Self>) -> Result<(), BoxError>;
 }
 
+/// An entity tag from an object's content, for stores that have none of their own (a folder,
+/// memory): like S3's ETag, it changes when the object is rewritten with other content.
+pub fn content_tag(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    hex::encode(&sha2::Sha256::digest(bytes)[..16])
+}
+
 /// An object's bytes as they arrive.
 pub type ByteStream = BoxStream<'static, Result<Vec<u8>, BoxError>>;
 
@@ -479,8 +486,9 @@ pub trait DeliveryLedger: Send + Sync {
     /// the claim by that long; `None` gives it up (done, or stopped for a later attempt).
     async fn save(&self, record: &DeliveryRecord, owner: &str, hold: Option<Duration>) -> Result<(), HistoryError>;
     async fn delivery(&self, id: &DeliveryId) -> Result<Option<DeliveryRecord>, HistoryError>;
-    /// The integration's delivery most recently claimed or saved, read at a constant cost
-    /// however many deliveries the ledger holds.
+    /// The integration's latest delivery: the one most recently claimed, finished or stopped
+    /// (its checkpoints since may not show), read at a constant cost however many deliveries
+    /// the ledger holds.
     async fn last_delivery(&self, integration: &str) -> Result<Option<DeliveryRecord>, HistoryError>;
     /// Takes the integration's next send slot, shared by every process delivering it: a time no
     /// earlier than `not_before` and at least `spacing` after the slot taken before it (by any

@@ -147,10 +147,8 @@ impl ObjectStore for DirectoryStore {
     }
 
     async fn get_tagged(&self, key: &str) -> Result<Option<(Vec<u8>, String)>, BoxError> {
-        use sha2::Digest;
         Ok(self.get(key).await?.map(|bytes| {
-            // A content hash: like S3's ETag, it changes when the object is rewritten differently.
-            let tag = hex::encode(&sha2::Sha256::digest(&bytes)[..16]);
+            let tag = sluice_core::ports::content_tag(&bytes);
             (bytes, tag)
         }))
     }
