@@ -24,7 +24,9 @@ use serde::Serialize;
 
 use crate::error::BoxError;
 use crate::integrate::spec::IntegrationSpec;
-use crate::ports::{DeliveryId, DeliveryLedger, DeliveryState, HistoryStore, ObjectStore, RunRecord, RunState};
+use crate::ports::{
+    DeliveryId, DeliveryLedger, DeliveryRecord, DeliveryState, HistoryStore, ObjectStore, RunRecord, RunState,
+};
 use crate::HistoryError;
 
 /// How many of an export's newest run records the walk reads: a backlog older than that is
@@ -87,17 +89,11 @@ async fn walk_table(
     let mut boundary = false;
     let mut delivered_through = None;
     for run in committed {
-        let tagged = store
-            .get_tagged(&run.manifest_key)
-            .await
-            .map_err(|source| BacklogError::Store { key: run.manifest_key.clone(), source })?;
         // A manifest gone (removed by retention) ends what can be delivered.
-        let Some((_, etag)) = tagged else {
+        let Some(record) = delivery_of(ledger, store, spec, &run.manifest_key).await? else {
             boundary = true;
             break;
         };
-        let id = DeliveryId { integration: spec.name.clone(), manifest_key: run.manifest_key.clone(), etag };
-        let record = ledger.delivery(&id).await.map_err(BacklogError::History)?;
         if record.as_ref().is_some_and(|r| r.state == DeliveryState::Done) {
             boundary = true;
             delivered_through = Some(run.started_at);
@@ -172,6 +168,20 @@ pub enum Turn {
     Stale { delivered_run: String },
 }
 
+/// The ledger's record of `spec`'s delivery of the manifest at `key` as it is now (its version
+/// is the delivery's identity): `None` when the manifest is gone, `Some(None)` when never tried.
+async fn delivery_of(
+    ledger: &dyn DeliveryLedger,
+    store: &dyn ObjectStore,
+    spec: &IntegrationSpec,
+    key: &str,
+) -> Result<Option<Option<DeliveryRecord>>, BacklogError> {
+    let tagged = store.get_tagged(key).await.map_err(|source| BacklogError::Store { key: key.into(), source })?;
+    let Some((_, etag)) = tagged else { return Ok(None) };
+    let id = DeliveryId { integration: spec.name.clone(), manifest_key: key.into(), etag };
+    ledger.delivery(&id).await.map(Some).map_err(BacklogError::History)
+}
+
 /// Whether the delivery of the manifest at `key` (as it is now) finished.
 async fn delivered(
     ledger: &dyn DeliveryLedger,
@@ -179,10 +189,7 @@ async fn delivered(
     spec: &IntegrationSpec,
     key: &str,
 ) -> Result<bool, BacklogError> {
-    let tagged = store.get_tagged(key).await.map_err(|source| BacklogError::Store { key: key.into(), source })?;
-    let Some((_, etag)) = tagged else { return Ok(false) };
-    let id = DeliveryId { integration: spec.name.clone(), manifest_key: key.into(), etag };
-    let record = ledger.delivery(&id).await.map_err(BacklogError::History)?;
+    let record = delivery_of(ledger, store, spec, key).await?.flatten();
     Ok(record.is_some_and(|r| r.state == DeliveryState::Done))
 }
 
