@@ -274,7 +274,8 @@ impl App {
             }
         }
         self.keep_token(&deliverer);
-        let left = undelivered(&self.history, &self.history, &self.store, &self.spec, None).await?;
+        // What it did not deliver (a run committed meanwhile is counted by the next sweep).
+        let left: Vec<_> = backlog.iter().filter(|u| !delivered.contains(&u.manifest_key)).collect();
         let now = chrono::Utc::now();
         let age = left.iter().filter_map(|u| u.committed_at).min().map_or(0, |c| (now - c).num_seconds().max(0));
         println!("{}", sluice_aws::undelivered_emf_line(&self.spec.name, age, left.len()));
