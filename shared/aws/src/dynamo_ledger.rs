@@ -2,7 +2,8 @@
 //! per manifest version (`sk = DELIVERY#<manifest key>#<etag>`), with the claim's `owner` and
 //! `expires_at` beside the record. A claim reads the item, then writes it conditioned on it not
 //! having changed since (`updated_at`), so two invocations given the same event cannot both win.
-//! Every claim and save also writes the record to `sk = LAST`, so `status` reads the latest
+//! Every claim, and every save that ends or stops a delivery, also writes the record to
+//! `sk = LAST` (checkpoints do not), so `status` reads the latest
 //! delivery with one `GetItem` however many the ledger holds. The integration's shared rate is
 //! one more item (`sk = RATE`): `last_us`, the last send slot any process took, moved on by an
 //! atomic `ADD` of the spacing, and one request count per UTC day (`day_<YYYY-MM-DD>`). Delivery records carry the
@@ -186,6 +187,9 @@ impl DeliveryLedger for DynamoHistory {
         }
         .expression_attribute_names("#record", "record");
         match update.send().await {
+            // Checkpoints (a claim kept) are not copied: the copy is of a delivery as it
+            // started, finished or stopped, so the hot path pays one write, not two.
+            Ok(_) if hold.is_some() => Ok(()),
             Ok(_) => self.put_last(&record.id.integration, json).await,
             Err(e) if is_condition_failure(&e) => Err(HistoryError::LeaseLost),
             Err(e) => Err(self.err("UpdateItem", e)),
