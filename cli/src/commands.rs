@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use sluice_core::check::Changes;
 use sluice_core::format::FileFormat;
+use sluice_core::layout::RunFolder;
 use sluice_core::plan::plan_table;
 use sluice_core::ports::{RunState, UnloadTarget};
 use sluice_core::run::{error_chain, ExportRunSummary, Observer, Ports, Quiet, RunOptions, Runner};
@@ -438,8 +439,11 @@ pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
             let p = plan_table(source.as_ref(), export, table, committed, args.full_refresh).await?;
             let unload_sql = match (&p.query, table.mode, &export.format) {
                 (Some(q), TableMode::Unload, FileFormat::Csv(format)) => {
-                    let prefix = format!("{}/{}/RUN_ID", export.name, table.path_segment);
-                    source.render_unload(q, &UnloadTarget { prefix, format: format.clone() }).map(|r| r.sql)
+                    let prefix = RunFolder::of(&export.name, &table.name, "RUN_ID").prefix().to_string();
+                    source
+                        .unloader()
+                        .and_then(|u| u.render_unload(q, &UnloadTarget { prefix, format: format.clone() }))
+                        .map(|r| r.sql)
                 }
                 _ => None,
             };

@@ -16,7 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::HistoryError;
-use crate::orchestrate::{Orchestration, Scheduler};
+use crate::ports::scheduler::Scheduler;
 use crate::spec::{Config, ConfigError, ExportSpec, ExportState};
 
 /// Where an export is in its life.
@@ -59,7 +59,7 @@ pub struct CatalogEntry {
     pub latest_version: u64,
     pub updated_at: DateTime<Utc>,
     pub updated_by: String,
-    /// Its schedules ([`crate::orchestrate`]): part of the entry, so binding, pausing and
+    /// Its schedules (`orchestrate`): part of the entry, so binding, pausing and
     /// removing one is versioned, guarded by the revision and audited like any other change.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub orchestrations: Vec<Orchestration>,
@@ -306,7 +306,7 @@ impl Exports<'_> {
     ) -> Result<CatalogEntry, CatalogError> {
         let entry = self.current(name, expected).await?;
         if !entry.orchestrations.is_empty() {
-            crate::orchestrate::not_ready(scheduler)?;
+            not_ready(scheduler)?;
         }
         let (from, to, action) = if paused {
             (Lifecycle::Active, Lifecycle::Paused, "pause")
@@ -357,7 +357,7 @@ impl Exports<'_> {
         // (If the write below then fails, the rules are gone while the catalog still lists the
         // orchestrations: resuming one puts its rule back.)
         if !entry.orchestrations.is_empty() {
-            crate::orchestrate::not_ready(scheduler)?;
+            not_ready(scheduler)?;
             self.remove_rules(&entry, scheduler).await?;
         }
         let next = CatalogEntry {
@@ -553,4 +553,24 @@ pub fn diff(before: &str, after: &str) -> String {
         out += &format!("+ {l}\n");
     }
     out
+}
+
+/// One schedule of one export.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Orchestration {
+    pub name: String,
+    /// An EventBridge expression: `rate(…)` or `cron(…)`, in UTC.
+    pub schedule: String,
+    /// Where its runs land: the export's destination when it was bound.
+    pub destination: String,
+    pub paused: bool,
+    /// The scheduler's name for its rule.
+    pub rule: String,
+    pub created_at: DateTime<Utc>,
+    pub created_by: String,
+}
+
+/// Missing settings are the caller's to fix (like a bad command line), not a failure.
+pub(crate) fn not_ready(scheduler: &dyn Scheduler) -> Result<(), CatalogError> {
+    scheduler.ready().map_err(CatalogError::Edit)
 }

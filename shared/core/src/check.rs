@@ -20,31 +20,14 @@
 
 use sha2::{Digest, Sha256};
 
+pub use crate::manifest::{Changes, OP_COLUMN};
 use crate::ports::{ByteStream, ObjectMeta, ObjectStore, ObjectWriter};
 use crate::value::{Cell, RowBatch};
 use crate::BoxError;
 
-/// The column each exported row of a check table carries: `insert`, `update` or `delete`.
-pub const OP_COLUMN: &str = "_sluice_op";
 const MAGIC: &[u8] = b"SLUICE-STATE\x01";
 /// Uncompressed bytes per block: a reader holds one block at a time.
 const BLOCK: usize = 256 * 1024;
-
-/// Counts of a check run's changes.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub struct Changes {
-    pub inserts: u64,
-    pub updates: u64,
-    pub deletes: u64,
-    /// Rows read and found unchanged (not exported).
-    pub unchanged: u64,
-}
-
-impl std::fmt::Display for Changes {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "+{} ~{} -{}", self.inserts, self.updates, self.deletes)
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Keys

@@ -2,7 +2,7 @@
 //! as a `source`, so the CLI and the Lambda edge can print the whole chain and pick an exit code or
 //! an `error_type` from the variant, never from a message.
 
-use crate::spec::ConfigError;
+use crate::spec::validate::ConfigError;
 use crate::value::Watermark;
 
 /// A cause from an adapter (SQLite, the file system, later AWS or Snowflake), kept whole.
@@ -94,7 +94,7 @@ impl Error {
     }
 }
 
-/// What a [`crate::ports::HistoryStore`] can refuse for domain reasons; anything else is `Other`.
+/// What the history store (the port) can refuse for domain reasons; anything else is `Other`.
 #[derive(Debug, thiserror::Error)]
 pub enum HistoryError {
     #[error("lease held by {owner} until {expires_at}")]
@@ -108,4 +108,19 @@ pub enum HistoryError {
     Stale { found: u64, by: String },
     #[error(transparent)]
     Other(BoxError),
+}
+
+/// The full chain of an error, one cause after the other, for records and events.
+pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut out = err.to_string();
+    let mut cur = err.source();
+    while let Some(e) = cur {
+        let s = e.to_string();
+        if !out.contains(&s) {
+            out.push_str(": ");
+            out.push_str(&s);
+        }
+        cur = e.source();
+    }
+    out
 }

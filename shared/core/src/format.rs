@@ -3,6 +3,9 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Parts roll over at this size unless `max_file_size` says otherwise (as in the design card).
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 64 * 1024 * 1024;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Compression {
     None,
@@ -79,7 +82,7 @@ impl Default for CsvFormat {
             empty_field_as_null: true,
             record_terminator: "\n".into(),
             compression: Compression::Gzip { level: 6 },
-            max_file_size: crate::spec::DEFAULT_MAX_FILE_SIZE,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
         }
     }
 }

@@ -13,8 +13,6 @@
 //! Keys are relative to the destination's root (its folder, or the S3 prefix). The layout is
 //! on disk and in every manifest written so far: changing a name here is a migration.
 
-use crate::spec::TableSpec;
-
 /// The manifest's name inside a run's folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// A `check` run's state file inside its folder.
@@ -30,12 +28,12 @@ pub struct RunFolder {
 
 impl RunFolder {
     /// The folder of `table`'s run `run_id` of `export`.
-    pub fn of(export: &str, table: &TableSpec, run_id: &str) -> RunFolder {
-        RunFolder::new(export, &table.path_segment, run_id)
+    pub fn of(export: &str, table: &str, run_id: &str) -> RunFolder {
+        RunFolder::new(export, &path_segment(table), run_id)
     }
 
     /// The folder from its parts: the export's name, the table's path segment
-    /// (`spec::path_segment`), the run id.
+    /// ([`path_segment`]), the run id.
     pub fn new(export: &str, segment: &str, run_id: &str) -> RunFolder {
         RunFolder { prefix: format!("{export}/{segment}/{run_id}") }
     }
@@ -106,6 +104,21 @@ pub fn failure_piece(failures: &str, seq: u64) -> String {
 /// Where the records of the failures file `failures` that fail again when sent again go.
 pub fn failures_retried(failures: &str, tag: &str) -> String {
     format!("{}.retry-{tag}.jsonl", failures.trim_end_matches(".jsonl"))
+}
+
+/// The folder name of a table under its export: lower case, anything but `[a-z0-9_.-]` as `_`.
+pub fn path_segment(table: &str) -> String {
+    table
+        .chars()
+        .map(|c| {
+            let c = c.to_ascii_lowercase();
+            if c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 #[cfg(test)]

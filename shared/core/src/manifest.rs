@@ -5,7 +5,6 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::check::Changes;
 use crate::format::FormatDescription;
 use crate::value::{Column, Window};
 
@@ -60,5 +59,24 @@ impl Manifest {
         let mut out = serde_json::to_vec_pretty(self)?;
         out.push(b'\n');
         Ok(out)
+    }
+}
+
+/// The column each exported row of a check table carries: `insert`, `update` or `delete`.
+pub const OP_COLUMN: &str = "_sluice_op";
+
+/// Counts of a check run's changes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Changes {
+    pub inserts: u64,
+    pub updates: u64,
+    pub deletes: u64,
+    /// Rows read and found unchanged (not exported).
+    pub unchanged: u64,
+}
+
+impl std::fmt::Display for Changes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "+{} ~{} -{}", self.inserts, self.updates, self.deletes)
     }
 }

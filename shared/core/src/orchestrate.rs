@@ -9,80 +9,13 @@
 //! on every scheduled invocation and skips a paused, deleted or unknown one; and repeating the
 //! command brings the rule in line without changing the catalog again.
 
-use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+use chrono::Utc;
 
-use crate::catalog::{CatalogEntry, CatalogError, Exports, Lifecycle};
+pub use crate::catalog::Orchestration;
+use crate::catalog::{not_ready, CatalogEntry, CatalogError, Exports, Lifecycle};
+use crate::error::{error_chain, BoxError};
+pub use crate::ports::scheduler::{RecordOnly, RuleSpec, Scheduler};
 use crate::spec::{is_valid_name, ExportSpec};
-use crate::BoxError;
-
-/// One schedule of one export.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Orchestration {
-    pub name: String,
-    /// An EventBridge expression: `rate(…)` or `cron(…)`, in UTC.
-    pub schedule: String,
-    /// Where its runs land: the export's destination when it was bound.
-    pub destination: String,
-    pub paused: bool,
-    /// The scheduler's name for its rule.
-    pub rule: String,
-    pub created_at: DateTime<Utc>,
-    pub created_by: String,
-}
-
-/// What a scheduler rule is asked to do.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RuleSpec {
-    pub rule: String,
-    pub export: String,
-    pub orchestration: String,
-    pub schedule: String,
-    pub enabled: bool,
-}
-
-impl RuleSpec {
-    /// The invocation the rule sends: what `ExportRequest::from_event` reads.
-    pub fn input(&self) -> String {
-        serde_json::json!({"export": self.export, "orchestration": self.orchestration}).to_string()
-    }
-}
-
-/// Where orchestrations' rules live: EventBridge in AWS (`sluice_aws::EventBridgeScheduler`).
-/// Every method is idempotent, so a command that failed half-way can simply be repeated.
-#[async_trait]
-pub trait Scheduler: Send + Sync {
-    /// Creates or replaces the rule (schedule, target, input, enabled or not).
-    async fn put(&self, rule: &RuleSpec) -> Result<(), BoxError>;
-    /// Removes the rule and its target; a rule already gone is not an error.
-    async fn remove(&self, rule: &str) -> Result<(), BoxError>;
-    /// The rule's name for an orchestration (within the scheduler's limits), or why not.
-    fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, String>;
-    /// Why this scheduler cannot change rules at all (missing settings), checked before the
-    /// catalog is written so a change is refused whole.
-    fn ready(&self) -> Result<(), String> {
-        Ok(())
-    }
-}
-
-/// On one machine nothing fires on its own: orchestrations are records that `sluice status`
-/// shows with their next run, and `sluice run --due` (from cron, every minute) runs the
-/// exports they make due.
-pub struct RecordOnly;
-
-#[async_trait]
-impl Scheduler for RecordOnly {
-    async fn put(&self, _: &RuleSpec) -> Result<(), BoxError> {
-        Ok(())
-    }
-    async fn remove(&self, _: &str) -> Result<(), BoxError> {
-        Ok(())
-    }
-    fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, String> {
-        Ok(format!("local:{export}.{orchestration}"))
-    }
-}
 
 /// Why a scheduled invocation does not run the export.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -93,13 +26,8 @@ fn rule_failed(name: &str, action: &str, e: BoxError) -> CatalogError {
     CatalogError::Scheduler(format!(
         "orchestration {name:?} is {action} in the catalog, but its rule could not be updated: {}; \
          scheduled runs follow the catalog in the meantime: run the same command again to update the rule",
-        crate::run::error_chain(e.as_ref())
+        error_chain(e.as_ref())
     ))
-}
-
-/// Missing settings are the caller's to fix (like a bad command line), not a failure.
-pub(crate) fn not_ready(scheduler: &dyn Scheduler) -> Result<(), CatalogError> {
-    scheduler.ready().map_err(CatalogError::Edit)
 }
 
 impl Exports<'_> {
@@ -272,7 +200,7 @@ impl Exports<'_> {
         let mut failed = Vec::new();
         for o in &entry.orchestrations {
             if let Err(e) = self.put_rule(entry, o, s).await {
-                failed.push(format!("{}: {}", o.name, crate::run::error_chain(e.as_ref())));
+                failed.push(format!("{}: {}", o.name, error_chain(e.as_ref())));
             }
         }
         rules_failed(entry, failed)
@@ -284,7 +212,7 @@ impl Exports<'_> {
         let mut failed = Vec::new();
         for o in &entry.orchestrations {
             if let Err(e) = s.remove(&o.rule).await {
-                failed.push(format!("{}: {}", o.name, crate::run::error_chain(e.as_ref())));
+                failed.push(format!("{}: {}", o.name, error_chain(e.as_ref())));
             }
         }
         rules_failed(entry, failed)

@@ -5,17 +5,18 @@
 
 use chrono::{DateTime, Utc};
 use futures::StreamExt;
-use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
 use crate::check::{decode_key, encode_key, row_hash, Changes, NullKey, StateMeta, StateReader, StateWriter};
+pub use crate::error::error_chain;
 use crate::error::{BoxError, Error, HistoryError, Result};
 use crate::format::FileFormat;
 use crate::layout::RunFolder;
 use crate::manifest::{Manifest, PartInfo, Totals, MANIFEST_VERSION};
 use crate::part::{PartError, PartWriter};
 use crate::plan::{plan_table, CheckPlan, TablePlan};
+pub use crate::ports::events::{ExportRunSummary, TableOutcome, SUMMARY_VERSION};
 use crate::ports::{
     EventDetail, EventSink, HistoryStore, Lease, LeaseOwner, ObjectMeta, ObjectStore, RunEvent, RunRecord, RunState,
     Source, UnloadTarget,
@@ -24,9 +25,6 @@ use crate::spec::{ExportSpec, TableMode, TableSpec};
 use crate::stop::{Halt, Interrupt, Stop};
 use crate::strategy::Strategy;
 use crate::value::{RowBatch, Watermark, Window};
-
-/// The run summary's schema version (it is also the body of `ExportSucceeded`/`ExportFailed`).
-pub const SUMMARY_VERSION: u32 = 1;
 
 /// The adapters a run works with.
 #[derive(Clone, Copy)]
@@ -74,59 +72,6 @@ pub trait Observer: Send + Sync {
 pub struct Quiet;
 impl Observer for Quiet {}
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct TableOutcome {
-    pub table: String,
-    /// `timestamp` or `full`.
-    pub strategy: Strategy,
-    pub state: RunState,
-    pub window: Window,
-    pub rows: u64,
-    pub bytes: u64,
-    pub parts: u32,
-    pub null_rows: u64,
-    pub manifest_key: Option<String>,
-    pub error: Option<String>,
-    /// A `check` run's inserts, updates and deletes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub changes: Option<Changes>,
-}
-
-impl TableOutcome {
-    /// A table whose run failed: nothing written, nothing committed.
-    pub fn failed(table: &str, strategy: Strategy, error: String) -> TableOutcome {
-        TableOutcome {
-            table: table.to_string(),
-            strategy,
-            state: RunState::Failed,
-            window: Window::default(),
-            rows: 0,
-            bytes: 0,
-            parts: 0,
-            null_rows: 0,
-            manifest_key: None,
-            error: Some(error),
-            changes: None,
-        }
-    }
-}
-
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ExportRunSummary {
-    pub version: u32,
-    pub export: String,
-    pub run_id: String,
-    pub succeeded: bool,
-    pub tables: Vec<TableOutcome>,
-    pub rows: u64,
-    pub bytes: u64,
-    pub parts: u32,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub duration_ms: u64,
-    pub error: Option<String>,
-}
-
 /// A new run id: sortable by time, unique by its random tail.
 pub fn new_run_id(now: DateTime<Utc>) -> String {
     let tail = uuid::Uuid::new_v4().simple().to_string();
@@ -167,21 +112,6 @@ pub fn foreign_record(run: &RunRecord, export: &ExportSpec) -> Option<String> {
         return Some(format!("its manifest {:?} is not {manifest:?}", run.manifest_key));
     }
     None
-}
-
-/// The full chain of an error, one cause after the other, for records and events.
-pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = err.to_string();
-    let mut cur = err.source();
-    while let Some(e) = cur {
-        let s = e.to_string();
-        if !out.contains(&s) {
-            out.push_str(": ");
-            out.push_str(&s);
-        }
-        cur = e.source();
-    }
-    out
 }
 
 pub struct Runner<'a> {
@@ -389,7 +319,7 @@ impl<'a> Runner<'a> {
             Ok(plan) => plan,
             Err(e) => {
                 // Recorded, so `status` shows why the table did not run; nothing was written.
-                let folder = RunFolder::of(&export.name, table, run_id);
+                let folder = RunFolder::of(&export.name, &table.name, run_id);
                 let record = RunRecord {
                     export: export.name.clone(),
                     table: table.name.clone(),
@@ -420,7 +350,7 @@ impl<'a> Runner<'a> {
             warn!(export = %export.name, table = %table.name, null_rows = plan.null_rows,
                 "rows with a NULL incremental column are in no window; set incremental.fallback_column to export them");
         }
-        let folder = RunFolder::of(&export.name, table, run_id);
+        let folder = RunFolder::of(&export.name, &table.name, run_id);
         // A `check` run with no state to compare with exports every row as an insert: a
         // complete copy of the table, to replace a destination's copy with, not to apply to it.
         let complete_copy = plan.check.as_ref().is_some_and(|c| c.previous_state.is_none());
@@ -898,7 +828,14 @@ impl<'a> Runner<'a> {
         let stop = keeper.stop.clone();
         stop.check().map_err(|h| halted(export, table, 0, h))?;
         let target = UnloadTarget { prefix: prefix.to_string(), format: format.clone() };
-        let unload = self.ports.source.unload(query, &target);
+        let Some(unloader) = self.ports.source.unloader() else {
+            return Err(Error::Source {
+                export: export.name.clone(),
+                table: table.name.clone(),
+                source: "this source cannot unload: use mode = \"stream\"".into(),
+            });
+        };
+        let unload = unloader.unload(query, &target);
         tokio::pin!(unload);
         let mut renew = tokio::time::interval_at((Instant::now() + keeper.ttl / 3).into(), keeper.ttl / 3);
         loop {

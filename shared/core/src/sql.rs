@@ -2,7 +2,7 @@
 //! quoted, values are always bound as parameters, never pasted into the text.
 
 use crate::ports::{Filter, Query, RenderedQuery, WatermarkExpr};
-use crate::spec::TableName;
+use crate::value::TableName;
 
 /// `name` as a quoted identifier: `"a""b"` for `a"b`.
 pub fn quote_ident(name: &str) -> String {

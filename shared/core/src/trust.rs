@@ -4,9 +4,6 @@
 //! for tests), and the functions send one only to a host that an allow-list outside the config
 //! names (`SLUICE_SECRET_HOSTS`, a stack parameter), besides the vendors' own domains.
 
-use crate::integrate::spec::{IntegrationKind, IntegrationSpec};
-use crate::spec::{Config, SourceSpec};
-
 /// Hosts a secret may always go to: the APIs Sluice talks to by default.
 pub const VENDOR_HOSTS: &[&str] = &["api.hubapi.com", "*.snowflakecomputing.com"];
 
@@ -64,31 +61,8 @@ impl SecretHosts {
             || self.0.iter().any(|p| Self::matches(p, &host))
     }
 
-    /// Where `spec` sends its token, if anywhere the list does not allow: a message naming the
-    /// integration, the host and the setting to change.
-    pub fn check_integration(&self, spec: &IntegrationSpec) -> Option<String> {
-        let url = match &spec.kind {
-            IntegrationKind::Webhook(w) if spec.token.is_some() => &w.url,
-            IntegrationKind::HubspotContacts(h) => &h.endpoint,
-            _ => return None,
-        };
-        (!self.allows(url)).then(|| self.refusal(&format!("integration {:?}", spec.name), url))
-    }
-
-    /// Each source whose credentials would go to a host the list does not allow.
-    pub fn check_sources(&self, config: &Config) -> Vec<String> {
-        let mut problems = Vec::new();
-        for (name, source) in &config.sources {
-            if let SourceSpec::Snowflake(s) = source {
-                if let Some(endpoint) = s.endpoint.as_deref().filter(|e| !self.allows(e)) {
-                    problems.push(self.refusal(&format!("source {name:?}"), endpoint));
-                }
-            }
-        }
-        problems
-    }
-
-    fn refusal(&self, what: &str, url: &str) -> String {
+    /// The message refusing to send `what`'s credentials to `url`.
+    pub(crate) fn refusal(&self, what: &str, url: &str) -> String {
         format!(
             "{what} would send its credentials to {}, which SLUICE_SECRET_HOSTS does not allow (it allows {}); \
              add the host to the stack's SecretHosts parameter if it is yours, or fix the config",

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::cmp::Ordering;
 use std::fmt;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// One value. Text and bytes point into the batch's buffer (`start`, `len`).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -227,6 +228,44 @@ impl fmt::Display for Window {
         let high = self.high.as_ref().map_or("(none)".to_string(), |w| w.to_string());
         write!(f, "({low}, {high}]")
     }
+}
+
+/// A table reference: `[database.][schema.]table`, each part quoted on its own in SQL.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct TableName {
+    pub parts: Vec<String>,
+}
+
+impl TableName {
+    pub fn parse(raw: &str) -> Option<TableName> {
+        let parts: Vec<String> = raw.split('.').map(str::to_string).collect();
+        if parts.len() > 3 || parts.iter().any(|p| p.is_empty() || p.chars().any(char::is_control)) {
+            return None;
+        }
+        Some(TableName { parts })
+    }
+
+    /// The last part: the table itself.
+    pub fn table(&self) -> &str {
+        self.parts.last().map(String::as_str).unwrap_or_default()
+    }
+}
+
+impl fmt::Display for TableName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.parts.join("."))
+    }
+}
+
+/// How `high` is captured before a run reads.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum UpperBound {
+    /// The source's clock minus `lag`: rows stamped within the lag wait for a later run, so a
+    /// transaction that commits late (with an older stamp) is still inside a future window.
+    Now { lag: Duration },
+    /// The largest value below the column's current maximum: rows tied with the newest value
+    /// wait for the next run, so a late row tied on the boundary is never skipped.
+    Max,
 }
 
 #[cfg(test)]

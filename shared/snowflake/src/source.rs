@@ -14,7 +14,9 @@ use tracing::{debug, warn};
 
 use sluice_core::error::BoxError;
 use sluice_core::manifest::PartInfo;
-use sluice_core::ports::{row_channel, Query, RenderedQuery, RowStream, Secrets, Source, UnloadTarget, WatermarkExpr};
+use sluice_core::ports::{
+    row_channel, Query, RenderedQuery, RowStream, Secrets, Source, UnloadTarget, Unloader, WatermarkExpr,
+};
 use sluice_core::spec::{SnowflakeSpec, TableName, UpperBound};
 use sluice_core::sql;
 use sluice_core::value::{BatchPool, Column, Watermark};
@@ -411,6 +413,13 @@ impl Source for SnowflakeSource {
         Ok(stream)
     }
 
+    fn unloader(&self) -> Option<&dyn Unloader> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Unloader for SnowflakeSource {
     fn render_unload(&self, query: &Query, target: &UnloadTarget) -> Option<RenderedQuery> {
         let stage = self.spec.stage.as_deref()?;
         unload::render(stage, query, target).ok()

@@ -4,9 +4,9 @@
 
 use async_trait::async_trait;
 use serde_json::{json, Map, Value};
-use std::sync::Arc;
 use std::time::Duration;
 
+pub use super::mapping::Properties;
 use super::spec::{HubspotSpec, IntegrationKind, IntegrationSpec, WebhookSpec, RECORDS_PLACEHOLDER, SECRET_HEADERS};
 
 #[derive(Clone, PartialEq)]
@@ -85,40 +85,6 @@ pub enum TransportError {
 #[async_trait]
 pub trait HttpClient: Send + Sync {
     async fn send(&self, request: HttpRequest, timeout: Duration) -> Result<HttpResponse, TransportError>;
-}
-
-/// A record's properties in the mapping's order. Names are shared by every record of a
-/// delivery (one allocation per name, not per record).
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Properties(pub Vec<(Arc<str>, Value)>);
-
-impl Properties {
-    pub fn get(&self, name: &str) -> Option<&Value> {
-        self.0.iter().find(|(n, _)| &**n == name).map(|(_, v)| v)
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
-        self.0.iter().map(|(n, v)| (&**n, v))
-    }
-
-    /// As a JSON object (for tests and messages).
-    pub fn to_json(&self) -> Value {
-        Value::Object(self.iter().map(|(n, v)| (n.to_string(), v.clone())).collect())
-    }
-
-    /// From a JSON object's members.
-    pub fn from_json(v: Value) -> Properties {
-        match v {
-            Value::Object(o) => Properties(o.into_iter().map(|(k, v)| (Arc::from(k), v)).collect()),
-            _ => Properties::default(),
-        }
-    }
-}
-
-impl serde::Serialize for Properties {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_map(self.0.iter().map(|(n, v)| (&**n, v)))
-    }
 }
 
 /// One record on its way: its index among the manifest's rows and its properties.

@@ -6,7 +6,6 @@ use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::{Number, Value};
 use std::sync::Arc;
 
-use super::api::Properties;
 use super::read::Row;
 use super::spec::{Mapping, Nulls, PropertySource, ValueType};
 use crate::value::Column;
@@ -220,6 +219,40 @@ fn convert(raw: &Value, kind: ValueType) -> Result<Value, String> {
                 d.to_rfc3339_opts(SecondsFormat::Millis, true)
             }))
         }
+    }
+}
+
+/// A record's properties in the mapping's order. Names are shared by every record of a
+/// delivery (one allocation per name, not per record).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Properties(pub Vec<(Arc<str>, Value)>);
+
+impl Properties {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.0.iter().find(|(n, _)| &**n == name).map(|(_, v)| v)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &Value)> {
+        self.0.iter().map(|(n, v)| (&**n, v))
+    }
+
+    /// As a JSON object (for tests and messages).
+    pub fn to_json(&self) -> Value {
+        Value::Object(self.iter().map(|(n, v)| (n.to_string(), v.clone())).collect())
+    }
+
+    /// From a JSON object's members.
+    pub fn from_json(v: Value) -> Properties {
+        match v {
+            Value::Object(o) => Properties(o.into_iter().map(|(k, v)| (Arc::from(k), v)).collect()),
+            _ => Properties::default(),
+        }
+    }
+}
+
+impl serde::Serialize for Properties {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_map(self.0.iter().map(|(n, v)| (&**n, v)))
     }
 }
 

@@ -13,7 +13,7 @@ pub mod pace;
 pub mod read;
 pub mod spec;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::stream::FuturesUnordered;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -23,14 +23,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tracing::{debug, info, warn};
 
+use crate::error::error_chain;
 use crate::error::BoxError;
 use crate::layout::{self, RunFolder, MANIFEST_FILE};
 use crate::manifest::Manifest;
+pub use crate::ports::events::DeliverySummary;
 use crate::ports::{
     Claim, DeliveryId, DeliveryLedger, DeliveryProgress, DeliveryRecord, DeliveryState, EventDetail, EventSink,
     ObjectMeta, ObjectStore, RunEvent, SettledBatch,
 };
-use crate::run::error_chain;
 use crate::HistoryError;
 use api::{Answer, Api, Batch, HttpClient, Outgoing};
 use mapping::Mapper;
@@ -96,32 +97,6 @@ impl DeliveryOptions {
             retry_cap: Duration::from_secs(30),
         }
     }
-}
-
-/// What a finished (or stopped) delivery reports, in its event and to the CLI.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeliverySummary {
-    pub version: u32,
-    pub integration: String,
-    pub kind: String,
-    pub export: String,
-    pub table: String,
-    pub run_id: String,
-    pub manifest_key: String,
-    /// Rows in the manifest.
-    pub rows: u64,
-    pub delivered: u64,
-    pub failed: u64,
-    /// Where the failed records are (relative to the export's destination), if any failed.
-    pub failures_key: Option<String>,
-    /// Every row delivered or written to the failures: the delivery will not be attempted again.
-    pub done: bool,
-    pub requests: u64,
-    pub retries: u64,
-    pub started_at: DateTime<Utc>,
-    pub finished_at: DateTime<Utc>,
-    pub duration_ms: u64,
-    pub error: Option<String>,
 }
 
 #[derive(Debug)]
@@ -443,10 +418,10 @@ impl<'a> Deliverer<'a> {
         // upsert would turn into a contact of empty values, fails its record instead (it lands
         // in the failures file for the team to act on). A webhook gets the column as it is.
         let hubspot = matches!(self.spec.kind, spec::IntegrationKind::HubspotContacts(_));
-        let op_column = manifest.columns.iter().position(|c| c.name == crate::check::OP_COLUMN);
+        let op_column = manifest.columns.iter().position(|c| c.name == crate::manifest::OP_COLUMN);
         let mut mapping = self.spec.mapping.clone();
         if hubspot && op_column.is_some() && mapping.properties.is_none() {
-            mapping.drop.push(crate::check::OP_COLUMN.into());
+            mapping.drop.push(crate::manifest::OP_COLUMN.into());
         }
         let refuse_deletes = if hubspot { op_column } else { None };
         let mapper = Mapper::new(&mapping, &manifest.columns)

@@ -93,7 +93,7 @@ impl<'a> Pace<'a> {
                 .ledger
                 .take_send_slot(&self.integration, spacing, now)
                 .await
-                .map_err(|e| NoSlot::Ledger(crate::run::error_chain(&e)))?;
+                .map_err(|e| NoSlot::Ledger(crate::error::error_chain(&e)))?;
             if let Some(limit) = self.daily_limit.filter(|l| slot.day_count > *l) {
                 return Err(NoSlot::DailyLimit { limit, day: now.format("%Y-%m-%d").to_string() });
             }

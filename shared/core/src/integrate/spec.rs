@@ -7,7 +7,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::spec::{is_valid_name, parse_duration, ExportSpec, Validator};
+use crate::spec::export::ExportSpec;
+use crate::spec::validate::{is_valid_name, parse_duration, Validator};
 
 /// HubSpot's API base; a test or a proxy may replace it with `endpoint`.
 pub const HUBSPOT_ENDPOINT: &str = "https://api.hubapi.com";
@@ -622,6 +623,19 @@ impl Validator {
             out
         });
         Mapping { properties, drop: drop.unwrap_or_default(), nulls }
+    }
+}
+
+impl crate::trust::SecretHosts {
+    /// Where `spec` sends its token, if anywhere the list does not allow: a message naming the
+    /// integration, the host and the setting to change.
+    pub fn check_integration(&self, spec: &IntegrationSpec) -> Option<String> {
+        let url = match &spec.kind {
+            IntegrationKind::Webhook(w) if spec.token.is_some() => &w.url,
+            IntegrationKind::HubspotContacts(h) => &h.endpoint,
+            _ => return None,
+        };
+        (!self.allows(url)).then(|| self.refusal(&format!("integration {:?}", spec.name), url))
     }
 }
 

@@ -1,0 +1,127 @@
+//! A validated export: its source and destination by name, its format, its tables and how each
+//! table's rows are chosen.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::format::FileFormat;
+use crate::value::{TableName, UpperBound};
+
+/// How a table's rows reach the destination.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TableMode {
+    /// Read through Sluice, encoded and uploaded part by part.
+    Stream,
+    /// The source writes the parts itself (Snowflake `COPY INTO @stage`); Sluice writes the
+    /// manifest and commits the history.
+    Unload,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExportState {
+    Draft,
+    Active,
+    Paused,
+}
+
+impl ExportState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ExportState::Draft => "draft",
+            ExportState::Active => "active",
+            ExportState::Paused => "paused",
+        }
+    }
+}
+
+/// Where parts and manifests go.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Destination {
+    /// A local folder (resolved path).
+    Local(PathBuf),
+    /// `s3://bucket/prefix`.
+    S3 { bucket: String, prefix: String },
+}
+
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Destination::Local(p) => write!(f, "{}", p.display()),
+            Destination::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ExportSpec {
+    pub name: String,
+    pub source: String,
+    pub destination: Destination,
+    pub schedule: Option<String>,
+    pub state: ExportState,
+    pub format: FileFormat,
+    pub tables: Vec<TableSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct TableSpec {
+    /// The name as written in the config; it keys the history.
+    pub name: String,
+    pub table: TableName,
+    /// The folder name of this table's runs under the export: lower case, `[a-z0-9_.-]`.
+    pub path_segment: String,
+    /// Columns to export; `None` exports all, in the table's order.
+    pub columns: Option<Vec<String>>,
+    pub incremental: Incremental,
+    pub mode: TableMode,
+}
+
+/// How a run chooses its rows.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Incremental {
+    /// Every row, every run; no watermark.
+    Full,
+    /// Rows whose `column` (or `fallback_column` where it is NULL) is in `(watermark, high]`.
+    Timestamp(TimestampIncremental),
+    /// Rows whose chosen columns changed since the last committed run, by key, compared with
+    /// the state (key → hash) that run left ([`crate::check`]).
+    Check(CheckIncremental),
+}
+
+impl Incremental {
+    pub fn strategy(&self) -> crate::strategy::Strategy {
+        use crate::strategy::Strategy;
+        match self {
+            Incremental::Full => Strategy::Full,
+            Incremental::Timestamp(_) => Strategy::Timestamp,
+            Incremental::Check(_) => Strategy::Check,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CheckIncremental {
+    /// The columns that identify a row (unique, never NULL).
+    pub key: Vec<String>,
+    /// The columns whose change makes a row exported; `None` for all exported columns.
+    pub columns: Option<Vec<String>>,
+    /// Also export the keys that disappeared, as `_sluice_op = "delete"` rows.
+    pub deletes: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimestampIncremental {
+    pub column: String,
+    pub fallback_column: Option<String>,
+    pub upper_bound: UpperBound,
+}
+
+/// The lag when the config names none. A writer takes its stamp before its transaction
+/// commits, and a run that reads in between would close the window above a row it cannot see
+/// yet. Single-statement writes commit within milliseconds of their stamp; five seconds covers
+/// them with a wide margin (a slow fsync, a lock wait, a replica catching up) and costs five
+/// seconds of freshness on schedules measured in minutes. Writers that stamp at the start of a
+/// long transaction need a lag longer than that transaction; `lag = "0s"` is for writers known
+/// to stamp at commit.
+pub const DEFAULT_LAG: Duration = Duration::from_secs(5);
