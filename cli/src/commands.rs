@@ -4,18 +4,18 @@
 use anyhow::{anyhow, Result};
 use clap::Args;
 use serde::Serialize;
-use sluice_core::strategy::Strategy;
+use sluice_core::strategy::{Cursor, Strategy};
 use std::io::IsTerminal;
 use std::time::Duration;
 
-use sluice_core::check::Changes;
 use sluice_core::format::FileFormat;
 use sluice_core::layout::RunFolder;
-use sluice_core::plan::plan_table;
+use sluice_core::manifest::Changes;
 use sluice_core::ports::{RunState, UnloadTarget};
 use sluice_core::run::{error_chain, ExportRunSummary, Observer, Ports, Quiet, RunOptions, Runner};
 use sluice_core::spec::{Config, ConfigError, ExportSpec, ExportState, TableMode};
 use sluice_core::status::{ExportStatus, Stores};
+use sluice_core::strategy::choose::plan_table;
 use sluice_core::value::Window;
 use sluice_core::Error as CoreError;
 
@@ -376,7 +376,7 @@ struct PlanEntry {
     null_rows: u64,
     /// For the `check` strategy: the key, the checked columns and the state compared with.
     #[serde(skip_serializing_if = "Option::is_none")]
-    check: Option<sluice_core::plan::CheckPlan>,
+    check: Option<sluice_core::strategy::plan::CheckPlan>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -574,12 +574,10 @@ fn render_status(all: &[ExportStatus], now: chrono::DateTime<chrono::Utc>) -> St
                     (r, _) => r.clone().unwrap_or_default(),
                 },
                 output::count(t.rows),
-                match &t.watermark {
-                    // A check table's watermark is its state file: name the run that wrote it.
-                    Some(sluice_core::value::Watermark::Text(k)) if sluice_core::layout::RunFolder::is_state(k) => {
-                        format!("state of {}", k.rsplit('/').nth(1).unwrap_or(k))
-                    }
-                    Some(w) => w.to_string(),
+                match t.watermark.clone().map(Cursor::from_stored) {
+                    // A check table's cursor is its state file: name the run that wrote it.
+                    Some(Cursor::CheckState(k)) => format!("state of {}", k.rsplit('/').nth(1).unwrap_or(&k)),
+                    Some(Cursor::Value(w)) => w.to_string(),
                     None => "-".into(),
                 },
                 t.last_error.as_deref().map(|s| truncate(s, 80)).unwrap_or_default(),

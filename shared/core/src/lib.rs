@@ -3,7 +3,6 @@
 //! config file, nothing here talks to a database, a file system or a cloud service directly.
 
 pub mod catalog;
-pub mod check;
 pub mod encode;
 pub mod error;
 pub mod format;
@@ -12,7 +11,6 @@ pub mod layout;
 pub mod manifest;
 pub mod orchestrate;
 pub mod part;
-pub mod plan;
 pub mod ports;
 pub mod request;
 pub mod run;

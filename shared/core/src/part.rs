@@ -102,6 +102,11 @@ impl<'a> PartWriter<'a> {
         }
     }
 
+    /// The run folder the parts go to.
+    pub fn folder(&self) -> &RunFolder {
+        &self.folder
+    }
+
     /// Rows written so far.
     pub fn rows(&self) -> u64 {
         self.rows

@@ -38,7 +38,7 @@ pub struct TableStatus {
     pub last_error: Option<String>,
     /// The last run's inserts, updates and deletes (the `check` strategy).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub changes: Option<crate::check::Changes>,
+    pub changes: Option<crate::manifest::Changes>,
 }
 
 #[derive(Debug, Clone, Serialize)]

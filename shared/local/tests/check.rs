@@ -404,7 +404,7 @@ async fn a_key_that_is_not_unique_or_null_fails_the_run_with_what_to_fix() {
 
 #[tokio::test]
 async fn a_state_file_of_many_blocks_reads_back_whole_and_a_damaged_one_is_named() {
-    use sluice_core::check::{StateMeta, StateReader, StateWriter};
+    use sluice_core::strategy::check::state::{StateMeta, StateReader, StateWriter};
     let dir = tempfile::tempdir().unwrap();
     let store = DirectoryStore::new(dir.path().to_path_buf());
     let key = |i: u64| format!("customer-{i:08}@example.com").into_bytes();
@@ -466,9 +466,9 @@ async fn a_state_file_of_many_blocks_reads_back_whole_and_a_damaged_one_is_named
 /// and as the second column of a composite key, come back in strictly ascending encoded order.
 #[tokio::test]
 async fn encoded_keys_ascend_in_the_order_sqlite_sorts_them() {
-    use sluice_core::check::encode_key;
     use sluice_core::ports::{Filter, Query, Source};
     use sluice_core::spec::TableName;
+    use sluice_core::strategy::check::state::encode_key;
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");

@@ -85,7 +85,7 @@ pub enum Incremental {
     /// Rows whose `column` (or `fallback_column` where it is NULL) is in `(watermark, high]`.
     Timestamp(TimestampIncremental),
     /// Rows whose chosen columns changed since the last committed run, by key, compared with
-    /// the state (key → hash) that run left ([`crate::check`]).
+    /// the state (key → hash) that run left (the `check` strategy).
     Check(CheckIncremental),
 }
 

@@ -1,4 +1,4 @@
-//! The `check` strategy's pieces: a row's key as bytes that sort as the source sorts, a hash of
+//! The `check` strategy's state: a row's key as bytes that sort as the source sorts, a hash of
 //! its checked columns, and the state file (every key with its hash, sorted, compressed) that a
 //! run leaves for the next one to compare with.
 //!
@@ -6,7 +6,7 @@
 //! two sorted streams, so memory stays flat whatever the table's size. A key only in the table
 //! is an insert, one in both with another hash an update, one only in the state a delete. The
 //! state is written under the run's own folder before its manifest, and the run's commit makes
-//! it the table's watermark (`Watermark::Text(<its key>)`): a run that fails leaves the previous
+//! it the table's cursor (`Cursor::CheckState(<its key>)`): a run that fails leaves the previous
 //! state in force, and its folder (with its state) is removed.
 //!
 //! The merge needs both sides in one order. The key encoding sorts like SQL's `ORDER BY` for
@@ -20,7 +20,6 @@
 
 use sha2::{Digest, Sha256};
 
-pub use crate::manifest::{Changes, OP_COLUMN};
 use crate::ports::{ByteStream, ObjectMeta, ObjectStore, ObjectWriter};
 use crate::value::{Cell, RowBatch};
 use crate::BoxError;

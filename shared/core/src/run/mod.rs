@@ -3,28 +3,31 @@
 //! the watermark in one conditional step. Any failure before the commit removes what the run
 //! wrote and leaves the watermark where it was, so the next run exports the window again.
 
+pub mod context;
+
 use chrono::{DateTime, Utc};
-use futures::StreamExt;
 use std::time::{Duration, Instant};
 use tracing::{error, info, warn};
 
-use crate::check::{decode_key, encode_key, row_hash, Changes, NullKey, StateMeta, StateReader, StateWriter};
+use self::context::{halted, part_error, LeaseKeeper, TableRun};
+pub use self::context::{Observer, Quiet};
 pub use crate::error::error_chain;
 use crate::error::{BoxError, Error, HistoryError, Result};
 use crate::format::FileFormat;
 use crate::layout::RunFolder;
 use crate::manifest::{Manifest, PartInfo, Totals, MANIFEST_VERSION};
-use crate::part::{PartError, PartWriter};
-use crate::plan::{plan_table, CheckPlan, TablePlan};
+use crate::part::PartWriter;
 pub use crate::ports::events::{ExportRunSummary, TableOutcome, SUMMARY_VERSION};
 use crate::ports::{
     EventDetail, EventSink, HistoryStore, Lease, LeaseOwner, ObjectMeta, ObjectStore, RunEvent, RunRecord, RunState,
     Source, UnloadTarget,
 };
-use crate::spec::{ExportSpec, TableMode, TableSpec};
-use crate::stop::{Halt, Interrupt, Stop};
-use crate::strategy::Strategy;
-use crate::value::{RowBatch, Watermark, Window};
+use crate::spec::export::{ExportSpec, TableMode, TableSpec};
+use crate::stop::{Interrupt, Stop};
+use crate::strategy::choose::{self as strategies, next_watermark, plan_table};
+use crate::strategy::plan::TablePlan;
+use crate::strategy::{Cursor, Strategy};
+use crate::value::{Watermark, Window};
 
 /// The adapters a run works with.
 #[derive(Clone, Copy)]
@@ -60,17 +63,6 @@ impl RunOptions {
         Stop { deadline: self.stop_by, interrupt: self.interrupt.clone() }
     }
 }
-
-/// Progress for a person watching (a progress bar) or for logs.
-pub trait Observer: Send + Sync {
-    fn table_started(&self, _export: &str, _table: &str, _window: &Window) {}
-    fn progress(&self, _table: &str, _rows: u64, _bytes: u64) {}
-    fn table_finished(&self, _outcome: &TableOutcome) {}
-}
-
-/// An observer that does nothing.
-pub struct Quiet;
-impl Observer for Quiet {}
 
 /// A new run id: sortable by time, unique by its random tail.
 pub fn new_run_id(now: DateTime<Utc>) -> String {
@@ -258,19 +250,16 @@ impl<'a> Runner<'a> {
                 run.parts = m.totals.parts;
                 // As a live run would have committed it (a check run's state was written before
                 // the manifest, so it is there).
-                let new = run.strategy.cursor_to_commit(
-                    &run.window,
-                    run.base_watermark.as_ref(),
-                    &RunFolder::at(&run.prefix),
-                );
+                let base = run.base_watermark.clone().map(Cursor::from_stored);
+                let new = strategies::of(run.strategy)
+                    .cursor_to_commit(&run.window, base.as_ref(), &RunFolder::at(&run.prefix))
+                    .map(|c| c.stored());
                 run.changes = m.changes;
                 match self.ports.history.commit_run(lease, &run, run.base_watermark.as_ref(), new.as_ref()).await {
                     Ok(()) => {
                         info!(export = %export.name, table = %run.table, run_id = %run.run_id, "committed a run whose process stopped after writing its manifest");
-                        if run.strategy == Strategy::Check {
-                            self.remove_superseded_state(export, &run.table, run.base_watermark.as_ref(), new.as_ref())
-                                .await;
-                        }
+                        let base = run.base_watermark.as_ref();
+                        self.after_commit(export, &run.table, run.strategy, base, new.as_ref()).await;
                         continue;
                     }
                     Err(HistoryError::WatermarkMoved { .. }) => {
@@ -417,16 +406,24 @@ impl<'a> Runner<'a> {
         record: &mut RunRecord,
     ) -> Result<()> {
         let store = self.ports.store;
-        let mut keeper = LeaseKeeper {
-            lease,
-            ttl: opts.lease_ttl,
-            export: &export.name,
-            renewed: Instant::now(),
-            stop: opts.stop(),
+        let mut run = TableRun {
+            export,
+            table,
+            source: self.ports.source,
+            store,
+            history: self.ports.history,
+            observer: self.observer,
+            keeper: LeaseKeeper {
+                lease,
+                ttl: opts.lease_ttl,
+                export: &export.name,
+                renewed: Instant::now(),
+                stop: opts.stop(),
+            },
         };
         let written = match (table.mode, &plan.query) {
             (TableMode::Unload, Some(query)) => {
-                match self.unload(export, table, query, &record.prefix, &mut keeper).await {
+                match self.unload(export, table, query, &record.prefix, &mut run.keeper).await {
                     Ok(parts) => parts,
                     Err(e) => {
                         // The source may have written some files before it failed.
@@ -440,31 +437,24 @@ impl<'a> Runner<'a> {
                 let mut parts =
                     PartWriter::new(store, RunFolder::at(&record.prefix), &export.format, plan.columns.clone());
                 if let Some(query) = query {
-                    let streamed = match &plan.check {
-                        Some(check) => {
-                            let state = RunFolder::at(&record.prefix).state();
-                            let changes =
-                                self.stream_check(export, table, plan, check, query, &state, &mut parts, &mut keeper);
-                            changes.await.map(|c| record.changes = Some(c))
-                        }
-                        None => self.stream(export, table, plan, query, &mut parts, &mut keeper).await,
-                    };
-                    if let Err(e) = streamed {
-                        if let Err(ae) = parts.abort().await {
-                            warn!(export = %export.name, table = %table.name, error = %ae, "removing the failed run's parts failed");
-                        }
-                        if plan.check.is_some() {
-                            // Its state may be out already, beside the parts.
+                    match strategies::of(plan.strategy).stream(&mut run, plan, query, &mut parts).await {
+                        Ok(changes) => record.changes = changes,
+                        Err(e) => {
+                            if let Err(ae) = parts.abort().await {
+                                warn!(export = %export.name, table = %table.name, error = %ae, "removing the failed run's parts failed");
+                            }
+                            // A strategy may have written files of its own beside the parts (a
+                            // check run's state).
                             self.remove_output(export, record).await;
+                            return Err(e);
                         }
-                        return Err(e);
                     }
                 }
                 match parts.finish().await {
                     Ok(w) => w,
                     Err(e) => {
                         self.remove_output(export, record).await;
-                        return Err(part_error(export, table, plan, e));
+                        return Err(part_error(export, table, &plan.columns, e));
                     }
                 }
             }
@@ -503,7 +493,7 @@ impl<'a> Runner<'a> {
         let body = manifest.to_json().map_err(|e| store_err(&record.manifest_key, e.into()))?;
         // The manifest is the commit point: write it only while the lease is surely ours, so no
         // run that took over an expired lease can have abandoned this one in the meantime.
-        if let Err(e) = keeper.renew(self.ports.history).await {
+        if let Err(e) = run.renew_lease().await {
             self.remove_output(export, record).await;
             return Err(e);
         }
@@ -515,7 +505,7 @@ impl<'a> Runner<'a> {
 
         record.state = RunState::Succeeded;
         record.finished_at = Some(Utc::now());
-        let next = plan.next_watermark(&RunFolder::at(&record.prefix));
+        let next = next_watermark(plan, &RunFolder::at(&record.prefix));
         let committed = self.ports.history.commit_run(lease, record, plan.base_watermark.as_ref(), next.as_ref()).await;
         match committed {
             Ok(()) => {}
@@ -555,7 +545,7 @@ impl<'a> Runner<'a> {
                         expected: expected.map_or("none".into(), |w| w.to_string()),
                         found: found.map_or("none".into(), |w| w.to_string()),
                     };
-                    return Err(self.withdraw(export, table, record, &mut keeper, refused).await);
+                    return Err(self.withdraw(export, table, record, &mut run.keeper, refused).await);
                 }
                 None => {
                     return Err(Error::CommitUncertain {
@@ -574,7 +564,7 @@ impl<'a> Runner<'a> {
                 }
                 Some(_) => {
                     let failed = Error::History { export: export.name.clone(), source: Box::new(other) };
-                    return Err(self.withdraw(export, table, record, &mut keeper, failed).await);
+                    return Err(self.withdraw(export, table, record, &mut run.keeper, failed).await);
                 }
                 None => {
                     return Err(Error::CommitUncertain {
@@ -585,227 +575,10 @@ impl<'a> Runner<'a> {
                 }
             },
         }
-        if plan.check.is_some() {
-            self.remove_superseded_state(export, &table.name, plan.base_watermark.as_ref(), next.as_ref()).await;
-        }
+        self.after_commit(export, &table.name, plan.strategy, plan.base_watermark.as_ref(), next.as_ref()).await;
         info!(export = %export.name, table = %table.name, run_id = %record.run_id, rows = record.rows,
             bytes = record.bytes, parts = record.parts, watermark = %next.as_ref().map_or("-".to_string(), |w| w.to_string()), "table run committed");
         Ok(())
-    }
-
-    async fn stream(
-        &self,
-        export: &ExportSpec,
-        table: &TableSpec,
-        plan: &TablePlan,
-        query: &crate::ports::Query,
-        parts: &mut PartWriter<'_>,
-        keeper: &mut LeaseKeeper<'_>,
-    ) -> Result<()> {
-        let source_err = |source| Error::Source { export: export.name.clone(), table: table.name.clone(), source };
-        // A source can sit on one statement for long (a warehouse resuming, a slow query): wait
-        // for it only until the deadline or an interrupt. Dropping the pending future is how
-        // the source learns to cancel its statement.
-        let stop = keeper.stop.clone();
-        let mut rows = stop
-            .until(self.ports.source.read(query))
-            .await
-            .map_err(|h| halted(export, table, 0, h))?
-            .map_err(source_err)?;
-        while let Some(batch) = stop.until(rows.next()).await.map_err(|h| halted(export, table, parts.rows(), h))? {
-            let batch = batch.map_err(source_err)?;
-            stop.check().map_err(|h| halted(export, table, parts.rows(), h))?;
-            parts.write_batch(&batch).await.map_err(|e| part_error(export, table, plan, e))?;
-            self.observer.progress(&table.name, parts.rows(), parts.bytes());
-            keeper.keep(self.ports.history).await?;
-        }
-        Ok(())
-    }
-
-    /// A `check` table's run: the rows, sorted by key, merged with the last run's state. New
-    /// and changed rows go to the parts with their `_sluice_op`, keys gone as deletes (when
-    /// asked), and every key with its hash to this run's state. Memory holds one batch and one
-    /// state block, whatever the table's size.
-    #[allow(clippy::too_many_arguments)]
-    async fn stream_check(
-        &self,
-        export: &ExportSpec,
-        table: &TableSpec,
-        plan: &TablePlan,
-        check: &CheckPlan,
-        query: &crate::ports::Query,
-        state_key: &str,
-        parts: &mut PartWriter<'_>,
-        keeper: &mut LeaseKeeper<'_>,
-    ) -> Result<Changes> {
-        let store = self.ports.store;
-        let source_err = |source| Error::Source { export: export.name.clone(), table: table.name.clone(), source };
-        let store_err = |key: &str, source| Error::Store {
-            export: export.name.clone(),
-            table: table.name.clone(),
-            key: key.into(),
-            source,
-        };
-        let problem = |p: String| Error::Check { export: export.name.clone(), table: table.name.clone(), problem: p };
-        let stop = keeper.stop.clone();
-
-        let meta = StateMeta::new(&check.key_columns, &check.checked_columns);
-        let previous = check.previous_state.as_deref();
-        let old_err = |e| store_err(previous.unwrap_or_default(), e);
-        let mut state = StateWriter::create(store, state_key, &meta).await.map_err(|e| store_err(state_key, e))?;
-        let merged = async {
-            let width = plan.columns.len();
-            let mut out = RowBatch::with_capacity(width, 4096, 1 << 20);
-            let mut gone = RowBatch::new(check.key.len());
-            let mut changes = Changes::default();
-            let (mut key, mut prev) = (Vec::new(), Vec::new());
-            let mut read = 0u64;
-            let mut rows = stop
-                .until(self.ports.source.read(query))
-                .await
-                .map_err(|h| halted(export, table, 0, h))?
-                .map_err(source_err)?;
-            // The old state is opened once the source answers: a warehouse may sort for minutes
-            // before its first row, and an object stream left idle that long can be cut.
-            let mut old: Option<StateReader> = None;
-            let mut opened = previous.is_none();
-            macro_rules! open_old {
-                () => {
-                    if !opened {
-                        opened = true;
-                        let k = previous.unwrap_or_default();
-                        let r = StateReader::open(store, k).await.map_err(old_err)?;
-                        if r.meta() != &meta {
-                            return Err(problem(format!(
-                                "the key or the checked columns changed since the last run (it keyed by {} and checked {}); \
-                                 run once with --full-refresh to start a new state",
-                                r.meta().key.join(", "),
-                                r.meta().columns.join(", ")
-                            )));
-                        }
-                        old = Some(r);
-                    }
-                };
-            }
-            // Writes the rows gathered so far once they make a batch, renewing the lease: deletes
-            // can come in long runs between two rows read, or all at the end.
-            macro_rules! flush_if_full {
-                () => {
-                    if out.rows() >= 4096 || out.data_len() >= 1 << 20 {
-                        parts.write_batch(&out).await.map_err(|e| part_error(export, table, plan, e))?;
-                        out.clear();
-                        stop.check().map_err(|h| halted(export, table, read, h))?;
-                        keeper.keep(self.ports.history).await?;
-                    }
-                };
-            }
-            // Emits the keys of the old state below `upto` (all of them when None) as deletes.
-            macro_rules! deletes_below {
-                ($upto:expr) => {
-                    while let Some((k, _)) = old.as_ref().and_then(|o| o.current()) {
-                        if $upto.is_some_and(|u: &[u8]| k >= u) {
-                            break;
-                        }
-                        if check.deletes {
-                            gone.clear();
-                            if decode_key(k, &mut gone) != Some(check.key.len()) {
-                                return Err(problem(format!(
-                                    "the state {} holds a key that does not decode into the key's {} columns; \
-                                     run once with --full-refresh",
-                                    previous.unwrap_or_default(),
-                                    check.key.len()
-                                )));
-                            }
-                            let key_cells = gone.row(0);
-                            for c in 0..width - 1 {
-                                match check.key.iter().position(|&k| k == c) {
-                                    Some(j) => out.push_from(&gone, &key_cells[j]),
-                                    None => out.push_null(),
-                                }
-                            }
-                            out.push_text(b"delete");
-                            changes.deletes += 1;
-                        }
-                        old.as_mut().expect("current() was Some").advance().await.map_err(old_err)?;
-                        flush_if_full!();
-                    }
-                };
-            }
-            while let Some(batch) = stop.until(rows.next()).await.map_err(|h| halted(export, table, read, h))? {
-                let batch = batch.map_err(source_err)?;
-                stop.check().map_err(|h| halted(export, table, read, h))?;
-                open_old!();
-                for r in 0..batch.rows() {
-                    let row = batch.row(r);
-                    key.clear();
-                    if let Err(NullKey { column }) = encode_key(&batch, row, &check.key, &mut key) {
-                        return Err(problem(format!(
-                            "key column {:?} is NULL in a row: every key column needs a value",
-                            check.key_columns[column]
-                        )));
-                    }
-                    if read > 0 && key <= prev {
-                        return Err(problem(if key == prev {
-                            format!("the key ({}) is not unique: two rows share a value; choose columns that identify one row", check.key_columns.join(", "))
-                        } else {
-                            format!("the source returned the rows out of the key's order ({}), so they cannot be compared with the last run's state: check the key columns' collation", check.key_columns.join(", "))
-                        }));
-                    }
-                    read += 1;
-                    let hash = row_hash(&batch, row, &check.checked);
-                    deletes_below!(Some(key.as_slice()));
-                    let op: Option<&[u8]> = match old.as_ref().and_then(|o| o.current()) {
-                        Some((k, h)) if k == key.as_slice() => {
-                            let changed = h != hash;
-                            old.as_mut().expect("current() was Some").advance().await.map_err(old_err)?;
-                            changed.then_some(b"update")
-                        }
-                        _ => Some(b"insert"),
-                    };
-                    match op {
-                        Some(op) => {
-                            for cell in row {
-                                out.push_from(&batch, cell);
-                            }
-                            out.push_text(op);
-                            if op == b"insert" {
-                                changes.inserts += 1;
-                            } else {
-                                changes.updates += 1;
-                            }
-                        }
-                        None => changes.unchanged += 1,
-                    }
-                    state.push(&key, hash).await.map_err(|e| store_err(state_key, e))?;
-                    std::mem::swap(&mut key, &mut prev);
-                }
-                flush_if_full!();
-                self.observer.progress(&table.name, read, parts.bytes());
-                keeper.keep(self.ports.history).await?;
-            }
-            // A table with no rows left: every key of the old state is a delete.
-            open_old!();
-            debug_assert!(opened);
-            deletes_below!(None::<&[u8]>);
-            if out.rows() > 0 {
-                parts.write_batch(&out).await.map_err(|e| part_error(export, table, plan, e))?;
-            }
-            Ok::<Changes, Error>(changes)
-        }
-        .await;
-        match merged {
-            Ok(changes) => {
-                let (keys, bytes) = state.finish().await.map_err(|e| store_err(state_key, e))?;
-                info!(export = %export.name, table = %table.name, keys, state_bytes = bytes, changes = %changes, "check state written");
-                Ok(changes)
-            }
-            Err(e) => {
-                if let Err(ae) = state.abort().await {
-                    warn!(export = %export.name, table = %table.name, error = %ae, "removing the failed run's state failed");
-                }
-                Err(e)
-            }
-        }
     }
 
     /// Has the source write the parts itself, renewing the lease while it works and giving up
@@ -871,21 +644,19 @@ impl<'a> Runner<'a> {
         )
     }
 
-    /// A committed `check` run supersedes the state it compared with: nothing references it any
-    /// more, so it is removed (only the newest is ever read), whichever path committed the run.
-    async fn remove_superseded_state(
+    /// What a commit lets the table's strategy tidy up (a check run's superseded state), by
+    /// whichever path the run was committed. A failure only costs space: it is logged.
+    async fn after_commit(
         &self,
         export: &ExportSpec,
         table: &str,
+        strategy: Strategy,
         base: Option<&Watermark>,
         committed: Option<&Watermark>,
     ) {
-        if let Some(Watermark::Text(old)) = base {
-            if RunFolder::is_state(old) && committed != base {
-                if let Err(e) = self.ports.store.delete(old).await {
-                    warn!(export = %export.name, table = %table, key = %old, error = %e, "removing the previous check state failed; it is no longer used");
-                }
-            }
+        let (base, committed) = (base.cloned().map(Cursor::from_stored), committed.cloned().map(Cursor::from_stored));
+        if let Err(e) = strategies::of(strategy).committed(self.ports.store, base.as_ref(), committed.as_ref()).await {
+            warn!(export = %export.name, table = %table, error = %e, "removing what the committed run superseded failed; it is no longer used");
         }
     }
 
@@ -910,63 +681,6 @@ impl<'a> Runner<'a> {
     async fn remove_output(&self, export: &ExportSpec, record: &RunRecord) {
         if let Err(e) = self.ports.store.delete_prefix(&record.prefix).await {
             warn!(export = %export.name, prefix = %record.prefix, error = %e, "removing the run's output failed");
-        }
-    }
-}
-
-fn part_error(export: &ExportSpec, table: &TableSpec, plan: &TablePlan, e: PartError) -> Error {
-    match e {
-        PartError::Encode { row, problem } => Error::Encode {
-            export: export.name.clone(),
-            table: table.name.clone(),
-            column: plan
-                .columns
-                .get(problem.column)
-                .map_or_else(|| format!("#{}", problem.column + 1), |c| c.name.clone()),
-            row,
-            problem: problem.problem,
-        },
-        PartError::Store { key, source } => {
-            Error::Store { export: export.name.clone(), table: table.name.clone(), key, source }
-        }
-    }
-}
-
-/// Renews the export's lease as a run goes, so a run longer than the lease's TTL keeps it.
-struct LeaseKeeper<'a> {
-    lease: &'a Lease,
-    ttl: Duration,
-    export: &'a str,
-    renewed: Instant,
-    stop: Stop,
-}
-
-/// The error of a table's run stopped early, after `rows` rows.
-fn halted(export: &ExportSpec, table: &TableSpec, rows: u64, halt: Halt) -> Error {
-    let (export, table) = (export.name.clone(), table.name.clone());
-    match halt {
-        Halt::Deadline => Error::Deadline { export, table, rows },
-        Halt::Interrupted(signal) => Error::Interrupted { export, table, rows, signal },
-    }
-}
-
-impl LeaseKeeper<'_> {
-    /// Renews once a third of the TTL has passed since the last renewal.
-    async fn keep(&mut self, history: &dyn HistoryStore) -> Result<()> {
-        if self.renewed.elapsed() >= self.ttl / 3 {
-            self.renew(history).await?;
-        }
-        Ok(())
-    }
-
-    async fn renew(&mut self, history: &dyn HistoryStore) -> Result<()> {
-        match history.renew_lease(self.lease, self.ttl).await {
-            Ok(_) => {
-                self.renewed = Instant::now();
-                Ok(())
-            }
-            Err(HistoryError::LeaseLost) => Err(Error::LeaseLost { export: self.export.to_string() }),
-            Err(e) => Err(Error::History { export: self.export.to_string(), source: Box::new(e) }),
         }
     }
 }

@@ -1,0 +1,68 @@
+//! The strategy of each table, for the runner and reconciliation: which one, its plan, and the
+//! cursor a successful run commits.
+
+use super::check::Check;
+use super::full::Full;
+use super::plan::{Columns, TablePlan};
+use super::table::TableStrategy;
+use super::timestamp::Timestamp;
+use super::{Cursor, Strategy};
+use crate::error::{Error, Result};
+use crate::layout::RunFolder;
+use crate::ports::Source;
+use crate::spec::export::{ExportSpec, TableSpec};
+use crate::value::Watermark;
+
+/// The strategy of that name.
+pub fn of(strategy: Strategy) -> &'static dyn TableStrategy {
+    match strategy {
+        Strategy::Full => &Full,
+        Strategy::Timestamp => &Timestamp,
+        Strategy::Check => &Check,
+    }
+}
+
+/// Plans one table's run from its committed cursor (in the form the history stores it).
+pub async fn plan_table(
+    source: &dyn Source,
+    export: &ExportSpec,
+    table: &TableSpec,
+    committed: Option<Watermark>,
+    full_refresh: bool,
+) -> Result<TablePlan> {
+    let all = source.columns(&table.table).await.map_err(|source| Error::Source {
+        export: export.name.clone(),
+        table: table.name.clone(),
+        source,
+    })?;
+    let columns = Columns { export, table, all };
+    of(table.incremental.strategy()).plan(source, &columns, committed.map(Cursor::from_stored), full_refresh).await
+}
+
+/// The cursor a successful run of `plan` commits, in the form the history stores.
+pub fn next_watermark(plan: &TablePlan, folder: &RunFolder) -> Option<Watermark> {
+    of(plan.strategy).cursor_to_commit(&plan.window, plan.base().as_ref(), folder).map(|c| c.stored())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::value::Window;
+
+    #[test]
+    fn each_strategy_commits_its_own_cursor() {
+        let folder = RunFolder::new("e", "t", "r");
+        let base = Cursor::Value(Watermark::Text("2026-01-01".into()));
+        let high = Watermark::Text("2026-01-02".into());
+        let window = Window { low: Some(base.stored()), high: Some(high.clone()) };
+        let empty = Window { low: Some(base.stored()), high: Some(base.stored()) };
+        let timestamp = of(Strategy::Timestamp);
+        assert_eq!(timestamp.cursor_to_commit(&window, Some(&base), &folder), Some(Cursor::Value(high)));
+        assert_eq!(timestamp.cursor_to_commit(&empty, Some(&base), &folder), Some(base.clone()));
+        assert_eq!(
+            of(Strategy::Check).cursor_to_commit(&window, Some(&base), &folder),
+            Some(Cursor::CheckState(folder.state()))
+        );
+        assert_eq!(of(Strategy::Full).cursor_to_commit(&window, Some(&base), &folder), None);
+    }
+}
