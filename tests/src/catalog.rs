@@ -38,6 +38,15 @@ impl MemoryScheduler {
         Ok(())
     }
 
+    /// The rule as held, for the scheduler contract.
+    pub fn held(&self, rule: &str) -> Option<crate::scheduler::Held> {
+        self.rules.lock().unwrap().get(rule).map(|r| crate::scheduler::Held {
+            schedule: r.schedule.clone(),
+            enabled: r.enabled,
+            input: serde_json::from_str(&r.input()).unwrap(),
+        })
+    }
+
     /// Whether the rule exists and is enabled (None: it does not exist).
     pub fn enabled(&self, rule: &str) -> Option<bool> {
         self.rules.lock().unwrap().get(rule).map(|r| r.enabled)

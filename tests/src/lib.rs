@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod catalog;
+pub mod events;
 pub mod fakesnow;
 pub mod history;
 pub mod lambda;
@@ -12,7 +13,9 @@ pub mod memory;
 pub mod moto;
 pub mod object_store;
 pub mod runtime;
+pub mod scheduler;
 pub mod serve;
+pub mod source;
 pub mod stack;
 pub mod store;
 
@@ -30,6 +33,29 @@ pub struct Dialect {
     pub null_markers: Vec<Vec<u8>>,
     /// An unquoted empty field is NULL.
     pub empty_as_null: bool,
+}
+
+impl Dialect {
+    /// The dialect a part written with `format` is read in: the format's own options, read here
+    /// by an independent parser (the oracle does not share the product's reader).
+    pub fn of(format: &sluice_core::format::CsvFormat) -> Dialect {
+        let mut null_markers: Vec<Vec<u8>> = format.null_if.iter().map(|s| s.as_bytes().to_vec()).collect();
+        if !format.null.is_empty() {
+            null_markers.push(format.null.as_bytes().to_vec());
+        }
+        Dialect {
+            delimiter: format.delimiter,
+            quote: format.quote,
+            terminator: format.record_terminator.as_bytes().to_vec(),
+            null_markers,
+            empty_as_null: format.empty_field_as_null,
+        }
+    }
+
+    /// The reference format's dialect (a config without `format` keys).
+    pub fn reference() -> Dialect {
+        Dialect::of(&sluice_core::format::CsvFormat::default())
+    }
 }
 
 /// Reads CSV the way a loader such as Snowflake's does: a field is NULL only when unquoted and
@@ -152,13 +178,7 @@ pub fn committed_parts(root: &Path) -> Vec<CommittedPart> {
 
 /// The data rows (header skipped) of every committed CSV part under `root`, reference dialect.
 pub fn committed_rows(root: &Path) -> Vec<Vec<Option<String>>> {
-    let d = Dialect {
-        delimiter: b'|',
-        quote: Some(b'"'),
-        terminator: b"\n".to_vec(),
-        null_markers: vec![],
-        empty_as_null: true,
-    };
+    let d = Dialect::reference();
     let mut rows = Vec::new();
     for part in committed_parts(root) {
         let header = part.manifest["format"]["header"].as_bool().unwrap_or(false);

@@ -584,3 +584,63 @@ async fn catalog_items_live_apart_from_runs_and_an_old_table_is_migrated_once() 
     assert_eq!(h.migrate().await.unwrap(), sluice_aws::Migration::default());
     assert_eq!(keys(&ddb, &t).await, after);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eventbridge_keeps_the_event_sink_contract() {
+    use futures::FutureExt;
+    let cfg = config().await;
+    let bus = unique_name("bus");
+    let (sqs, url) = events_queue(&cfg, &bus).await;
+    let sink = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&cfg), &bus);
+    // Events reach the queue through the rule, in no promised order: wait for both.
+    let received = || {
+        let (sqs, url) = (sqs.clone(), url.clone());
+        async move {
+            let mut entries = Vec::new();
+            for _ in 0..20 {
+                let out = sqs
+                    .receive_message()
+                    .queue_url(&url)
+                    .max_number_of_messages(10)
+                    .wait_time_seconds(1)
+                    .send()
+                    .await
+                    .unwrap();
+                for m in out.messages() {
+                    entries.push(serde_json::from_str(m.body().unwrap()).unwrap());
+                }
+                if entries.len() >= 2 {
+                    break;
+                }
+            }
+            entries
+        }
+        .boxed()
+    };
+    sluice_testkit::events::check_contract(&sink, &received).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eventbridge_rules_keep_the_scheduler_contract() {
+    use futures::FutureExt;
+    use sluice_testkit::scheduler::Held;
+    let cfg = config().await;
+    let eb = aws_sdk_eventbridge::Client::new(&cfg);
+    let target = "arn:aws:lambda:us-east-1:123456789012:function:sluice-export";
+    let scheduler = sluice_aws::EventBridgeScheduler::new(eb.clone(), &unique_name("orch-"), target);
+    let inspect = |rule: String| {
+        let eb = eb.clone();
+        async move {
+            let described = eb.describe_rule().name(&rule).send().await.ok()?;
+            let targets = eb.list_targets_by_rule().rule(&rule).send().await.ok()?;
+            let input = targets.targets().first().and_then(|t| t.input()).map(|i| serde_json::from_str(i).unwrap());
+            Some(Held {
+                schedule: described.schedule_expression().unwrap_or_default().to_string(),
+                enabled: described.state() == Some(&aws_sdk_eventbridge::types::RuleState::Enabled),
+                input: input.unwrap_or_default(),
+            })
+        }
+        .boxed()
+    };
+    sluice_testkit::scheduler::check_contract(&scheduler, Some(&inspect)).await;
+}

@@ -5,8 +5,10 @@
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use std::hint::black_box;
 
-use sluice_core::encode::{CsvEncoder, Encoder, JsonLinesEncoder};
+use sluice_core::format::csv::CsvEncoder;
+use sluice_core::format::jsonl::JsonLinesEncoder;
 use sluice_core::format::CsvFormat;
+use sluice_core::format::Encoder;
 use sluice_core::value::{Column, RowBatch};
 
 const ROWS: usize = 100_000;

@@ -10,8 +10,12 @@
 //!     failures/<integration>.pieces/batch-….jsonl   those records per batch, until merged
 //! ```
 //!
+//! A run id (`new_run_id`) is the folder's last segment.
+//!
 //! Keys are relative to the destination's root (its folder, or the S3 prefix). The layout is
 //! on disk and in every manifest written so far: changing a name here is a migration.
+
+use chrono::{DateTime, Utc};
 
 /// The manifest's name inside a run's folder.
 pub const MANIFEST_FILE: &str = "manifest.json";
@@ -119,6 +123,23 @@ pub fn path_segment(table: &str) -> String {
             }
         })
         .collect()
+}
+
+/// A new run id: sortable by time, unique by its random tail.
+pub fn new_run_id(now: DateTime<Utc>) -> String {
+    let tail = uuid::Uuid::new_v4().simple().to_string();
+    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &tail[..8])
+}
+
+/// Whether `id` has the shape [`new_run_id`] gives: `YYYYMMDDTHHMMSSZ-` and 8 hex digits.
+pub fn is_run_id(id: &str) -> bool {
+    let b = id.as_bytes();
+    b.len() == 25
+        && b[..8].iter().all(u8::is_ascii_digit)
+        && b[8] == b'T'
+        && b[9..15].iter().all(u8::is_ascii_digit)
+        && &b[15..17] == b"Z-"
+        && b[17..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
 }
 
 #[cfg(test)]

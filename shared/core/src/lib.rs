@@ -3,7 +3,6 @@
 //! config file, nothing here talks to a database, a file system or a cloud service directly.
 
 pub mod catalog;
-pub mod encode;
 pub mod error;
 pub mod format;
 pub mod integrate;

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::format::FormatDescription;
+use crate::format::description::FormatDescription;
 use crate::value::{Column, Window};
 
 /// The manifest schema version; bumped on any change a consumer could notice.

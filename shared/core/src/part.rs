@@ -6,8 +6,8 @@
 use sha2::{Digest, Sha256};
 use std::io::Write;
 
-use crate::encode::{EncodeProblem, Encoder};
 use crate::error::BoxError;
+use crate::format::encode::{EncodeProblem, Encoder};
 use crate::format::{Compression, FileFormat};
 use crate::layout::RunFolder;
 use crate::manifest::PartInfo;
@@ -93,7 +93,7 @@ impl<'a> PartWriter<'a> {
             },
             compression: format.compression(),
             max_file_size: format.max_file_size(),
-            encoder: crate::encode::encoder_for(format, &columns),
+            encoder: format.encoder(&columns),
             columns,
             buf: Vec::with_capacity(CHUNK + 64 * 1024),
             current: None,
@@ -170,7 +170,7 @@ impl<'a> PartWriter<'a> {
     /// The size the open part would have if it were closed now.
     fn projected_size(&self) -> u64 {
         let Some(p) = &self.current else { return 0 };
-        let pending = self.buf.len() as u64;
+        let pending = self.buf.len() as u64 + self.encoder.buffered();
         match p.compressor {
             Compressor::None => p.stored + pending,
             _ => p.stored + p.fed.min(COMPRESSOR_SLACK) + pending + FRAME_OVERHEAD,
@@ -226,6 +226,7 @@ impl<'a> PartWriter<'a> {
     }
 
     async fn close(&mut self) -> Result<(), PartError> {
+        self.encoder.end_part(&mut self.buf);
         self.flush().await?;
         let Some(mut p) = self.current.take() else { return Ok(()) };
         let compressor = std::mem::replace(&mut p.compressor, Compressor::None);

@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use sluice_core::encode::{CsvEncoder, Encoder, JsonLinesEncoder};
+use sluice_core::format::csv::CsvEncoder;
+use sluice_core::format::jsonl::JsonLinesEncoder;
+use sluice_core::format::Encoder;
 use sluice_core::format::{Compression, CsvFormat, FileFormat, JsonFormat, QuoteStyle};
 use sluice_core::part::PartWriter;
 use sluice_core::ports::{ObjectMeta, ObjectStore, ObjectWriter};
@@ -83,17 +85,7 @@ fn encode_all(enc: &mut dyn Encoder, cols: &[Column], t: &Table) -> Vec<u8> {
 }
 
 fn dialect(f: &CsvFormat) -> Dialect {
-    let mut null_markers: Vec<Vec<u8>> = f.null_if.iter().map(|s| s.as_bytes().to_vec()).collect();
-    if !f.null.is_empty() {
-        null_markers.push(f.null.as_bytes().to_vec());
-    }
-    Dialect {
-        delimiter: f.delimiter,
-        quote: f.quote,
-        terminator: f.record_terminator.as_bytes().to_vec(),
-        null_markers,
-        empty_as_null: f.empty_field_as_null,
-    }
+    Dialect::of(f)
 }
 
 proptest! {
@@ -145,7 +137,7 @@ proptest! {
         compression in prop::sample::select(vec![Compression::None, Compression::Gzip { level: 6 }, Compression::Zstd { level: 3 }]),
         jsonl in any::<bool>(),
     ) {
-        use sluice_core::integrate::read::{read_part, Dialect as ReadDialect};
+        use sluice_core::integrate::read::{read_part, PartReading};
         use std::io::Write;
         let width = t.first().map_or(1, Vec::len);
         let cols = columns(width);
@@ -171,9 +163,9 @@ proptest! {
             bytes: stored.len() as u64,
             sha256: Some(hex::encode(Sha256::digest(&stored))),
         };
-        let (dialect, decompress) = ReadDialect::from_manifest(&format.describe()).unwrap();
+        let reading = PartReading::from_manifest(&format.describe()).unwrap();
         let mut got = Vec::new();
-        read_part(&part, &cols, &dialect, decompress, stored.as_slice(), |_, row| {
+        read_part(&part, &cols, &reading, stored.as_slice(), |_, row| {
             got.push(row);
             true
         })
@@ -234,10 +226,7 @@ proptest! {
 
         let mut whole_body = Vec::new();
         let mut header = Vec::new();
-        let mut enc: Box<dyn Encoder> = match &format {
-            FileFormat::Csv(f) => Box::new(CsvEncoder::new(f.clone())),
-            FileFormat::JsonLines(_) => Box::new(JsonLinesEncoder::new(&cols)),
-        };
+        let mut enc: Box<dyn Encoder> = format.encoder(&cols);
         enc.begin_part(&cols, &mut header);
         let b = batch(&t);
         for r in 0..b.rows() {

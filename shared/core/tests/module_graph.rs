@@ -2,8 +2,9 @@
 //! and replaced from the bottom up: values and ports first, then the strategies, formats and
 //! kinds built on them, then the runner and the delivery engine that drive them.
 //!
-//! The graph is read from the source: every `crate::…` and `super::…` path outside a
-//! `#[cfg(test)]` module is an edge from the file's module to the deepest module the path names.
+//! The graph is read from the source: every `crate::…`, `super::…` and `self::…` path outside a
+//! `#[cfg(test)]` module is an edge from the file's module to the deepest module the path names
+//! (a folder's `mod.rs` re-exporting its children depends on them).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -37,10 +38,19 @@ fn without_tests(code: &str) -> &str {
     }
 }
 
-/// The paths after each `crate::` or `super::` (with `{a, b::c}` groups expanded), as segments.
-fn paths(code: &str) -> Vec<(bool, Vec<String>)> {
+/// Where a path starts.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Root {
+    Crate,
+    Super,
+    Own,
+}
+
+/// The paths after each `crate::`, `super::` or `self::` (with `{a, b::c}` groups expanded), as
+/// segments.
+fn paths(code: &str) -> Vec<(Root, Vec<String>)> {
     let mut out = Vec::new();
-    for (root, is_super) in [("crate::", false), ("super::", true)] {
+    for (root, kind) in [("crate::", Root::Crate), ("super::", Root::Super), ("self::", Root::Own)] {
         let mut rest = code;
         while let Some(at) = rest.find(root) {
             // `super::` inside `crate::a::super::` does not occur; a word before it (`self_super::`) would.
@@ -49,20 +59,20 @@ fn paths(code: &str) -> Vec<(bool, Vec<String>)> {
             if before.is_some_and(|c| c.is_alphanumeric() || c == '_') {
                 continue;
             }
-            expand(rest, Vec::new(), is_super, &mut out);
+            expand(rest, Vec::new(), kind, &mut out);
         }
     }
     out
 }
 
-fn expand(text: &str, prefix: Vec<String>, is_super: bool, out: &mut Vec<(bool, Vec<String>)>) {
+fn expand(text: &str, prefix: Vec<String>, kind: Root, out: &mut Vec<(Root, Vec<String>)>) {
     let mut segments = prefix;
     let mut rest = text;
     loop {
         if let Some(group) = rest.strip_prefix('{') {
             let end = matching_brace(group);
             for item in split_top(&group[..end]) {
-                expand(item.trim(), segments.clone(), is_super, out);
+                expand(item.trim(), segments.clone(), kind, out);
             }
             return;
         }
@@ -77,7 +87,7 @@ fn expand(text: &str, prefix: Vec<String>, is_super: bool, out: &mut Vec<(bool, 
             None => break,
         }
     }
-    out.push((is_super, segments));
+    out.push((kind, segments));
 }
 
 fn matching_brace(text: &str) -> usize {
@@ -150,8 +160,13 @@ fn graph() -> BTreeMap<String, BTreeSet<String>> {
         // `super::` of a folder's `mod.rs` is the folder's parent, of a file its folder.
         let mut parent: Vec<String> = module.split("::").map(String::from).collect();
         parent.pop();
-        for (is_super, segments) in paths(without_tests(&code)) {
-            let full: Vec<String> = if is_super { parent.iter().cloned().chain(segments).collect() } else { segments };
+        let own: Vec<String> = module.split("::").map(String::from).collect();
+        for (kind, segments) in paths(without_tests(&code)) {
+            let full: Vec<String> = match kind {
+                Root::Crate => segments,
+                Root::Super => parent.iter().cloned().chain(segments).collect(),
+                Root::Own => own.iter().cloned().chain(segments).collect(),
+            };
             if let Some(to) = target(&modules, &reexports, &full) {
                 // A module may name its own children (`integrate` → `integrate::spec`) and a child
                 // its ancestors' items; only edges between different modules count.
@@ -208,9 +223,9 @@ fn cycle(edges: &BTreeMap<String, BTreeSet<String>>) -> Option<Vec<String>> {
 
 #[test]
 fn the_reader_finds_edges_through_groups_and_super() {
-    let code = "use crate::{a::{B, c::D}, e};\nuse super::f::G;\nfn x() { crate::h::i(); }\n";
-    let found: Vec<String> = paths(code).into_iter().map(|(s, p)| format!("{s}:{}", p.join("::"))).collect();
-    assert_eq!(found, ["false:a::B", "false:a::c::D", "false:e", "false:h::i", "true:f::G"]);
+    let code = "use crate::{a::{B, c::D}, e};\nuse super::f::G;\npub use self::k::L;\nfn x() { crate::h::i(); }\n";
+    let found: Vec<String> = paths(code).into_iter().map(|(s, p)| format!("{s:?}:{}", p.join("::"))).collect();
+    assert_eq!(found, ["Crate:a::B", "Crate:a::c::D", "Crate:e", "Crate:h::i", "Super:f::G", "Own:k::L"]);
     let lib = "pub mod error;\npub use error::{BoxError, Error};\n";
     let reexports = root_reexports(lib);
     assert_eq!(reexports.get("BoxError").map(String::as_str), Some("error"));

@@ -92,13 +92,7 @@ impl Env {
 
 /// The rows one run exported: (id, email, stage, op), in the order of its parts.
 fn exported(out: &Path, run_id: &str) -> Vec<(i64, Option<String>, Option<String>, String)> {
-    let d = Dialect {
-        delimiter: b'|',
-        quote: Some(b'"'),
-        terminator: b"\n".to_vec(),
-        null_markers: vec![],
-        empty_as_null: true,
-    };
+    let d = Dialect::reference();
     let mut rows = Vec::new();
     for part in committed_parts(out).into_iter().filter(|p| p.manifest["run_id"] == run_id) {
         let columns: Vec<&str> =

@@ -523,3 +523,61 @@ async fn the_history_file_keeps_the_history_store_contract() {
     let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
     sluice_testkit::history::check_contract(&history).await;
 }
+
+#[tokio::test]
+async fn the_sqlite_source_keeps_the_source_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("contract.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    for statement in sluice_testkit::source::FIXTURE {
+        conn.execute(statement, []).unwrap();
+    }
+    drop(conn);
+    let table = sluice_core::value::TableName::parse("contract_items").unwrap();
+    sluice_testkit::source::check_contract(&SqliteSource::new(db), &table).await;
+}
+
+#[tokio::test]
+async fn the_event_log_keeps_the_event_sink_contract() {
+    use futures::FutureExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("events.jsonl");
+    let log = JsonlEventLog::new(path.clone());
+    let received = || {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        async move { text.lines().map(|l| serde_json::from_str(l).unwrap()).collect() }.boxed()
+    };
+    sluice_testkit::events::check_contract(&log, &received).await;
+}
+
+/// The runner on in-memory adapters (store, history, events) and an SQLite table: a unit test
+/// of the protocol that needs no folder, file or service.
+#[tokio::test]
+async fn a_run_on_in_memory_adapters_commits_its_window_once() {
+    use sluice_testkit::memory::{MemoryEvents, MemoryHistory, MemoryStore};
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("source.db");
+    let conn = create_contacts(&db);
+    insert_contacts(&conn, 1, 50, "2020-01-01 00:00:00");
+    drop(conn);
+    let incremental = "{ strategy = \"timestamp\", column = \"updated_at\" }";
+    let config = Config::load(&contacts_config(dir.path(), incremental, CSV)).unwrap();
+    let (store, history, events) = (MemoryStore::new(), MemoryHistory::new(), MemoryEvents::new());
+    let source = SqliteSource::new(db.clone());
+    let ports = Ports { source: &source, store: &store, history: &history, events: &events };
+    let opts = sluice_testkit::run_options();
+
+    let first = Runner::new(ports, &Quiet).run(&config.exports[0], &opts).await.unwrap();
+    assert!(first.succeeded, "{:?}", first.error);
+    assert_eq!(first.rows, 50);
+    let manifest = first.tables[0].manifest_key.clone().unwrap();
+    assert!(store.get(&manifest).await.unwrap().is_some(), "the manifest is in the store");
+    let committed = history.watermark("contacts", "contacts").await.unwrap().unwrap();
+    assert_eq!(Some(committed.watermark), first.tables[0].window.high);
+
+    let second = Runner::new(ports, &Quiet).run(&config.exports[0], &opts).await.unwrap();
+    assert!(second.succeeded, "{:?}", second.error);
+    assert_eq!(second.rows, 0, "nothing new: nothing exported twice");
+    let kinds: Vec<String> = events.entries().iter().map(|e| e["detail-type"].as_str().unwrap().to_string()).collect();
+    assert_eq!(kinds, ["ExportSucceeded", "ExportSucceeded"]);
+}

@@ -8,8 +8,9 @@ use std::sync::Arc;
 
 use bytes_free::chunk;
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use sluice_core::encode::{CsvEncoder, Encoder};
+use sluice_core::format::csv::CsvEncoder;
 use sluice_core::format::CsvFormat;
+use sluice_core::format::Encoder;
 use sluice_core::value::{BatchPool, RowBatch};
 use sluice_snowflake::render::render_table;
 use snowflake_connector_rs::bench_support::{column_type, make_schema, parse_remote_chunk_result_table};

@@ -465,13 +465,7 @@ incremental = { strategy = "check", key = ["ID"], columns = ["EMAIL", "STAGE"], 
         let s = env.run(fs).await;
         assert!(s.succeeded, "step {step}: {:?}", s.error);
         for part in committed_parts(&env.out()).into_iter().filter(|p| p.manifest["run_id"] == s.run_id) {
-            let d = sluice_testkit::Dialect {
-                delimiter: b'|',
-                quote: Some(b'"'),
-                terminator: b"\n".to_vec(),
-                null_markers: vec![],
-                empty_as_null: true,
-            };
+            let d = sluice_testkit::Dialect::reference();
             for r in sluice_testkit::read_csv(&part.bytes, &d).into_iter().skip(1) {
                 let text = |i: usize| r[i].clone().map(|b| String::from_utf8(b).unwrap());
                 let id: i64 = text(0).unwrap().parse().unwrap();
@@ -516,4 +510,16 @@ async fn now_closes_at_the_last_millisecond_that_is_over() {
     assert!(bound.ends_with("999999"), "{bound}");
     let at = chrono::NaiveDateTime::parse_from_str(&bound, "%Y-%m-%dT%H:%M:%S%.f").unwrap().and_utc();
     assert!((at - before).abs() < chrono::Duration::seconds(30), "{bound} against {before}");
+}
+
+#[tokio::test]
+async fn the_snowflake_source_keeps_the_source_contract() {
+    let fs = FakeSnow::shared();
+    let db = fs.database("CONTRACT", sluice_testkit::source::FIXTURE);
+    let tables = "[[export.table]]\nname = \"CONTRACT_ITEMS\"\nincremental = { strategy = \"full\" }\n";
+    let env = Env::new(fs, &db, "password", "password", CSV, tables);
+    let source = env.source(fs).await.unwrap();
+    // Snowflake folds unquoted names to upper case: the table is named as it spells it.
+    let table = sluice_core::value::TableName::parse("CONTRACT_ITEMS").unwrap();
+    sluice_testkit::source::check_contract(&source, &table).await;
 }

@@ -3,11 +3,10 @@
 //! request and reads its answer. Adding a kind is adding an `Api` (see docs/integrations.md).
 
 use async_trait::async_trait;
-use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 pub use super::mapping::Properties;
-use super::spec::{HubspotSpec, IntegrationKind, IntegrationSpec, WebhookSpec, RECORDS_PLACEHOLDER, SECRET_HEADERS};
+use super::raw::SECRET_HEADERS;
 
 #[derive(Clone, PartialEq)]
 pub struct HttpRequest {
@@ -122,18 +121,30 @@ pub trait Api: Send + Sync {
     }
     fn request(&self, batch: &Batch, token: Option<&str>) -> HttpRequest;
     fn answer(&self, batch: &Batch, response: &HttpResponse) -> Answer;
-}
-
-/// The `Api` of an integration's kind.
-pub fn api_for(spec: &IntegrationSpec) -> Box<dyn Api> {
-    match &spec.kind {
-        IntegrationKind::Webhook(w) => Box::new(Webhook(w.clone())),
-        IntegrationKind::HubspotContacts(h) => Box::new(HubspotContacts(h.clone())),
+    /// What the API does with a `check` table's rows, which say what happened to them
+    /// (`_sluice_op`): take the column as it is, or only upsert.
+    fn operations(&self) -> Operations {
+        Operations::AsColumn
+    }
+    /// A property every mapping must send (what an upsert matches records on).
+    fn required_property(&self) -> Option<&str> {
+        None
     }
 }
 
+/// How an API takes the rows of a `check` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Operations {
+    /// The `_sluice_op` column is sent like any other.
+    AsColumn,
+    /// The API upserts: the column is not sent (unless the mapping names it), and a delete,
+    /// which an upsert would turn into a record of empty values, fails its record with this
+    /// message instead (it lands in the failures file for the team to act on).
+    UpsertOnly { delete_refused: &'static str },
+}
+
 /// The status classes every kind shares.
-fn by_status(response: &HttpResponse) -> Option<Answer> {
+pub fn by_status(response: &HttpResponse) -> Option<Answer> {
     let status = response.status;
     let message = || format!("HTTP {status}: {}", response.excerpt());
     match status {
@@ -154,194 +165,13 @@ fn by_status(response: &HttpResponse) -> Option<Answer> {
     }
 }
 
-// ---------------------------------------------------------------------------------------------
-// Webhook
-// ---------------------------------------------------------------------------------------------
-
-/// Any JSON API: the records as an array (or inside the body template), a bearer token, an
-/// `Idempotency-Key`. Per-record errors: a 2xx answer whose JSON has `"errors": [{"index": i,
-/// "message": …}]` (index into the batch's records) fails those records alone.
-pub struct Webhook(pub WebhookSpec);
-
-/// The batch's records as a JSON array, serialized straight from the records (no copy).
-struct Records<'a>(&'a [Outgoing]);
-
-impl serde::Serialize for Records<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_seq(self.0.iter().map(|r| &r.properties))
-    }
-}
-
-/// A body template with the records where its placeholder is.
-struct Templated<'a> {
-    template: &'a Value,
-    records: &'a Records<'a>,
-}
-
-impl serde::Serialize for Templated<'_> {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let at = |v| Templated { template: v, records: self.records };
-        match self.template {
-            Value::String(p) if p == RECORDS_PLACEHOLDER => self.records.serialize(s),
-            Value::Array(a) => s.collect_seq(a.iter().map(at)),
-            Value::Object(o) => s.collect_map(o.iter().map(|(k, v)| (k, at(v)))),
-            other => other.serialize(s),
-        }
-    }
-}
-
-impl Api for Webhook {
-    fn request(&self, batch: &Batch, token: Option<&str>) -> HttpRequest {
-        let records = Records(batch.records);
-        let body = match &self.0.body {
-            Some(template) => serde_json::to_vec(&Templated { template, records: &records }),
-            None => serde_json::to_vec(&records),
-        };
-        let mut headers = vec![
-            ("content-type".to_string(), "application/json".to_string()),
-            ("idempotency-key".to_string(), batch.key.clone()),
-        ];
-        headers.extend(self.0.headers.iter().cloned());
-        if let Some(t) = token {
-            headers.push(("authorization".into(), format!("Bearer {t}")));
-        }
-        HttpRequest { method: self.0.method.clone(), url: self.0.url.clone(), headers, body: body.unwrap_or_default() }
-    }
-
-    fn answer(&self, batch: &Batch, response: &HttpResponse) -> Answer {
-        if let Some(a) = by_status(response) {
-            return a;
-        }
-        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-        let rejected = body
-            .get("errors")
-            .and_then(Value::as_array)
-            .map(|errors| {
-                errors
-                    .iter()
-                    .filter_map(|e| {
-                        let i = e.get("index")?.as_u64()? as usize;
-                        let why = e
-                            .get("message")
-                            .or_else(|| e.get("error"))
-                            .map(|m| m.as_str().map(str::to_string).unwrap_or_else(|| m.to_string()))
-                            .unwrap_or_else(|| e.to_string());
-                        (i < batch.records.len()).then_some((i, why))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        Answer::Accepted { rejected }
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// HubSpot contacts
-// ---------------------------------------------------------------------------------------------
-
-/// HubSpot's batch upsert of contacts (`POST /crm/v3/objects/contacts/batch/upsert`), matched on
-/// `id_property`. Each input carries `objectWriteTraceId` = the record's index, which HubSpot
-/// echoes in results and in a 207's errors (`context.objectWriteTraceId`): that is how a
-/// per-record error finds its record. Property values are sent as strings, as HubSpot expects.
-pub struct HubspotContacts(pub HubspotSpec);
-
-fn as_text(v: &Value) -> String {
-    super::mapping::text_of(v).into_owned()
-}
-
-impl Api for HubspotContacts {
-    fn check(&self, record: &Outgoing) -> Result<(), String> {
-        match record.properties.get(&self.0.id_property) {
-            Some(v) if !as_text(v).trim().is_empty() && !v.is_null() => Ok(()),
-            _ => Err(format!("no {} to match the contact on", self.0.id_property)),
-        }
-    }
-
-    fn request(&self, batch: &Batch, token: Option<&str>) -> HttpRequest {
-        let inputs: Vec<Value> = batch
-            .records
-            .iter()
-            .map(|r| {
-                let props: Map<String, Value> =
-                    r.properties.iter().map(|(k, v)| (k.to_string(), Value::String(as_text(v)))).collect();
-                json!({
-                    "idProperty": self.0.id_property,
-                    "id": r.properties.get(&self.0.id_property).map(as_text).unwrap_or_default(),
-                    "properties": props,
-                    "objectWriteTraceId": r.index.to_string(),
-                })
-            })
-            .collect();
-        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
-        if let Some(t) = token {
-            headers.push(("authorization".into(), format!("Bearer {t}")));
-        }
-        HttpRequest {
-            method: "POST".into(),
-            url: format!("{}/crm/v3/objects/contacts/batch/upsert", self.0.endpoint),
-            headers,
-            body: serde_json::to_vec(&json!({ "inputs": inputs })).unwrap_or_default(),
-        }
-    }
-
-    fn answer(&self, batch: &Batch, response: &HttpResponse) -> Answer {
-        let body: Value = serde_json::from_slice(&response.body).unwrap_or(Value::Null);
-        if response.status == 429 && body.get("policyName").and_then(Value::as_str) == Some("DAILY") {
-            return Answer::Fatal {
-                status: 429,
-                message: format!("HubSpot's daily API limit is reached; delivery resumes when the event is retried after it resets: {}", response.excerpt()),
-            };
-        }
-        if let Some(a) = by_status(response) {
-            return a;
-        }
-        let position = |trace: &str| batch.records.iter().position(|r| r.index.to_string() == trace);
-        let mut answered = vec![false; batch.records.len()];
-        for r in body.get("results").and_then(Value::as_array).into_iter().flatten() {
-            if let Some(i) = r.get("objectWriteTraceId").and_then(Value::as_str).and_then(position) {
-                answered[i] = true;
-            }
-        }
-        let mut rejected = Vec::new();
-        let mut unplaced = None;
-        for e in body.get("errors").and_then(Value::as_array).into_iter().flatten() {
-            let why = format!(
-                "{}: {}",
-                e.get("category").and_then(Value::as_str).unwrap_or("ERROR"),
-                e.get("message").and_then(Value::as_str).unwrap_or("no message")
-            );
-            let traces = e.pointer("/context/objectWriteTraceId").and_then(Value::as_array);
-            let mut placed = false;
-            for i in traces.into_iter().flatten().filter_map(Value::as_str).filter_map(position) {
-                if !answered[i] {
-                    answered[i] = true;
-                    rejected.push((i, why.clone()));
-                }
-                placed = true;
-            }
-            if !placed {
-                unplaced.get_or_insert(why);
-            }
-        }
-        // Inputs with neither a result nor an error of their own: with a 207 they are the ones
-        // an unplaced error was about; with a plain 200 and no results listing, all succeeded.
-        let listed = body.get("results").is_some() || response.status == 207;
-        if listed {
-            for (i, done) in answered.iter().enumerate() {
-                if !done {
-                    let why = unplaced.clone().unwrap_or_else(|| "HubSpot returned no result for this input".into());
-                    rejected.push((i, why));
-                }
-            }
-        }
-        rejected.sort_by_key(|(i, _)| *i);
-        Answer::Accepted { rejected }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::integrate::kinds::hubspot::{HubspotContacts, HubspotSpec};
+    use crate::integrate::kinds::webhook::{Webhook, WebhookSpec};
+    use crate::integrate::raw::RECORDS_PLACEHOLDER;
+    use serde_json::{json, Value};
 
     fn records(n: u64) -> Vec<Outgoing> {
         (0..n)

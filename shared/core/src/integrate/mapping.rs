@@ -7,7 +7,6 @@ use serde_json::{Number, Value};
 use std::sync::Arc;
 
 use super::read::Row;
-use super::spec::{Mapping, Nulls, PropertySource, ValueType};
 use crate::value::Column;
 
 /// A mapping resolved against one manifest's columns.
@@ -256,10 +255,53 @@ impl serde::Serialize for Properties {
     }
 }
 
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mapping {
+    /// The properties sent, in order; `None` sends every column under its own name.
+    pub properties: Option<Vec<Property>>,
+    /// Columns left out when every column is sent.
+    pub drop: Vec<String>,
+    pub nulls: Nulls,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Property {
+    pub name: String,
+    pub source: PropertySource,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum PropertySource {
+    Column { column: String, kind: ValueType },
+    Constant(serde_json::Value),
+}
+
+/// How a column's text becomes a JSON value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ValueType {
+    /// From the column's declared type: numbers for numeric types, booleans for BOOLEAN, else text.
+    Auto,
+    String,
+    Number,
+    Bool,
+    /// An ISO 8601 UTC timestamp with milliseconds (`2024-01-01T00:41:38.000Z`).
+    Datetime,
+    /// `YYYY-MM-DD`.
+    Date,
+}
+
+/// What a NULL becomes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nulls {
+    /// JSON `null`.
+    Keep,
+    /// The property is left out (HubSpot's default: a null would clear the contact's value).
+    Omit,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::integrate::spec::Property;
 
     fn columns() -> Vec<Column> {
         [

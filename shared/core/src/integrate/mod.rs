@@ -8,8 +8,10 @@
 pub mod api;
 pub mod backlog;
 pub mod event;
+pub mod kinds;
 pub mod mapping;
 pub mod pace;
+pub mod raw;
 pub mod read;
 pub mod spec;
 
@@ -33,10 +35,10 @@ use crate::ports::{
     ObjectMeta, ObjectStore, RunEvent, SettledBatch,
 };
 use crate::HistoryError;
-use api::{Answer, Api, Batch, HttpClient, Outgoing};
+use api::{Answer, Api, Batch, HttpClient, Operations, Outgoing};
 use mapping::Mapper;
 use pace::{backoff, NoSlot, Pace};
-use read::{read_part, Decompress, Dialect, ReadError, Row};
+use read::{read_part, PartReading, ReadError, Row};
 use spec::IntegrationSpec;
 
 /// The delivery summary's schema version (the detail of `IntegrationSucceeded`/`IntegrationFailed`).
@@ -237,7 +239,7 @@ impl<'a> Deliverer<'a> {
         Deliverer {
             ports,
             spec,
-            api: api::api_for(spec),
+            api: spec.kind.api(),
             pace: Pace::new(ports.ledger, &spec.name, spec.rate_limit, spec.daily_limit),
             token: std::sync::Mutex::new(opts.token.clone()),
             token_reread: tokio::sync::Mutex::new(false),
@@ -411,29 +413,27 @@ impl<'a> Deliverer<'a> {
         let started = Instant::now();
         let started_at = Utc::now();
         let store = self.ports.store;
-        let (dialect, compression) = Dialect::from_manifest(&manifest.format)
+        let reading = PartReading::from_manifest(&manifest.format)
             .map_err(|e| DeliverError::ManifestCorrupt { key: manifest_key.into(), problem: e.to_string() })?;
-        // A `check` table's rows say what happened to them (`_sluice_op`). HubSpot contact
-        // updates upsert: Sluice's own column is not a contact property, and a delete, which an
-        // upsert would turn into a contact of empty values, fails its record instead (it lands
-        // in the failures file for the team to act on). A webhook gets the column as it is.
-        let hubspot = matches!(self.spec.kind, spec::IntegrationKind::HubspotContacts(_));
+        // A `check` table's rows say what happened to them (`_sluice_op`): the kind's API says
+        // whether it takes the column as it is or only upserts (the column is then not sent, and
+        // a delete fails its record into the failures file instead).
         let op_column = manifest.columns.iter().position(|c| c.name == crate::manifest::OP_COLUMN);
         let mut mapping = self.spec.mapping.clone();
-        if hubspot && op_column.is_some() && mapping.properties.is_none() {
+        let upsert_only = matches!(self.api.operations(), Operations::UpsertOnly { .. });
+        if upsert_only && op_column.is_some() && mapping.properties.is_none() {
             mapping.drop.push(crate::manifest::OP_COLUMN.into());
         }
-        let refuse_deletes = if hubspot { op_column } else { None };
+        let refuse_deletes = if upsert_only { op_column } else { None };
         let mapper = Mapper::new(&mapping, &manifest.columns)
             .map_err(|problem| DeliverError::Mapping { integration: self.spec.name.clone(), problem })?
             .refusing_deletes(refuse_deletes);
-        if let spec::IntegrationKind::HubspotContacts(h) = &self.spec.kind {
-            if !mapper.has(&h.id_property) {
+        if let Some(required) = self.api.required_property() {
+            if !mapper.has(required) {
                 return Err(DeliverError::Mapping {
                     integration: self.spec.name.clone(),
                     problem: format!(
-                        "no property {:?} to match contacts on; map a column to it in properties, or set id_property",
-                        h.id_property
+                        "no property {required:?} to match records on; map a column to it in properties, or set id_property"
                     ),
                 });
             }
@@ -476,7 +476,7 @@ impl<'a> Deliverer<'a> {
         // Idempotency keys: the same for the same records of the same manifest version, every time.
         let key_prefix =
             format!("sluice-{}", short_hash(&format!("{}\n{}\n{}", id.integration, id.manifest_key, id.etag)));
-        let stop = self.pump(manifest, (&dialect, compression), &mapper, &mut record, failures_key, &key_prefix).await;
+        let stop = self.pump(manifest, &reading, &mapper, &mut record, failures_key, &key_prefix).await;
         (summary.delivered, summary.failed) = record.progress.totals();
         summary.requests = self.requests.load(Ordering::Relaxed);
         summary.retries = self.retries.load(Ordering::Relaxed);
@@ -538,7 +538,7 @@ impl<'a> Deliverer<'a> {
     async fn pump(
         &self,
         manifest: &Manifest,
-        (dialect, compression): (&Dialect, Decompress),
+        reading: &PartReading,
         mapper: &Mapper,
         record: &mut DeliveryRecord,
         failures_key: &str,
@@ -569,13 +569,13 @@ impl<'a> Deliverer<'a> {
             tokio::sync::mpsc::channel::<Result<InputBatch, ReadError>>(self.spec.max_in_flight * 2);
         let (part_tx, mut part_rx) = tokio::sync::mpsc::channel::<PartFeed>(1);
         let part_columns = manifest.columns.clone();
-        let dialect = dialect.clone();
+        let reading = reading.clone();
         let parser = tokio::task::spawn_blocking(move || {
             let mut current: Option<InputBatch> = None;
             while let Some((first, part, bytes)) = part_rx.blocking_recv() {
                 let reader = ChannelReader { rx: bytes, chunk: Vec::new(), pos: 0 };
                 let mut send_failed = false;
-                let result = read_part(&part, &part_columns, &dialect, compression, reader, |i, row| {
+                let result = read_part(&part, &part_columns, &reading, reader, |i, row| {
                     let index = first + i;
                     let seq = index / batch_size;
                     if index < from_row || skip.contains(&seq) {
@@ -771,12 +771,11 @@ impl<'a> Deliverer<'a> {
                 row: row_map(row),
             };
             if mapper.is_refused_delete(row) {
-                failures.push(fail(
-                    "check",
-                    "a delete (_sluice_op = \"delete\"): HubSpot contact updates do not delete contacts; \
-                     act on it in HubSpot (archive the contact) or leave deletes = false on the table"
-                        .into(),
-                ));
+                let why = match self.api.operations() {
+                    Operations::UpsertOnly { delete_refused } => delete_refused,
+                    Operations::AsColumn => "a delete (_sluice_op = \"delete\") this API cannot take",
+                };
+                failures.push(fail("check", why.into()));
                 continue;
             }
             match mapper.map(row) {

@@ -15,7 +15,7 @@ use std::time::Duration;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
-use super::spec::RateLimit;
+use super::raw::RateLimit;
 use crate::ports::DeliveryLedger;
 
 /// A request that wakes this much after its slot started takes another slot instead of going.

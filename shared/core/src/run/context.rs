@@ -6,10 +6,19 @@ use std::time::{Duration, Instant};
 
 use crate::error::{BoxError, Error, HistoryError, Result};
 use crate::part::PartError;
-use crate::ports::{HistoryStore, Lease, ObjectStore, Source, TableOutcome};
+use crate::ports::{EventSink, HistoryStore, Lease, ObjectStore, Source, TableOutcome};
 use crate::spec::export::{ExportSpec, TableSpec};
 use crate::stop::{Halt, Stop};
 use crate::value::{Column, Window};
+
+/// The adapters a run works with.
+#[derive(Clone, Copy)]
+pub struct Ports<'a> {
+    pub source: &'a dyn Source,
+    pub store: &'a dyn ObjectStore,
+    pub history: &'a dyn HistoryStore,
+    pub events: &'a dyn EventSink,
+}
 
 /// Progress for a person watching (a progress bar) or for logs.
 pub trait Observer: Send + Sync {

@@ -4,39 +4,31 @@
 //! wrote and leaves the watermark where it was, so the next run exports the window again.
 
 pub mod context;
+mod reconcile;
 
-use chrono::{DateTime, Utc};
+use self::reconcile::{after_commit, reconcile};
+
+use chrono::Utc;
 use std::time::{Duration, Instant};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use self::context::{halted, part_error, LeaseKeeper, TableRun};
-pub use self::context::{Observer, Quiet};
+pub use self::context::{Observer, Ports, Quiet};
+pub use self::reconcile::foreign_record;
 pub use crate::error::error_chain;
 use crate::error::{BoxError, Error, HistoryError, Result};
 use crate::format::FileFormat;
 use crate::layout::RunFolder;
+pub use crate::layout::{is_run_id, new_run_id};
 use crate::manifest::{Manifest, PartInfo, Totals, MANIFEST_VERSION};
 use crate::part::PartWriter;
 pub use crate::ports::events::{ExportRunSummary, TableOutcome, SUMMARY_VERSION};
-use crate::ports::{
-    EventDetail, EventSink, HistoryStore, Lease, LeaseOwner, ObjectMeta, ObjectStore, RunEvent, RunRecord, RunState,
-    Source, UnloadTarget,
-};
+use crate::ports::{EventDetail, Lease, LeaseOwner, ObjectMeta, RunEvent, RunRecord, RunState, UnloadTarget};
 use crate::spec::export::{ExportSpec, TableMode, TableSpec};
 use crate::stop::{Interrupt, Stop};
 use crate::strategy::choose::{self as strategies, next_watermark, plan_table};
 use crate::strategy::plan::TablePlan;
-use crate::strategy::{Cursor, Strategy};
-use crate::value::{Watermark, Window};
-
-/// The adapters a run works with.
-#[derive(Clone, Copy)]
-pub struct Ports<'a> {
-    pub source: &'a dyn Source,
-    pub store: &'a dyn ObjectStore,
-    pub history: &'a dyn HistoryStore,
-    pub events: &'a dyn EventSink,
-}
+use crate::value::Window;
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -62,48 +54,6 @@ impl RunOptions {
     fn stop(&self) -> Stop {
         Stop { deadline: self.stop_by, interrupt: self.interrupt.clone() }
     }
-}
-
-/// A new run id: sortable by time, unique by its random tail.
-pub fn new_run_id(now: DateTime<Utc>) -> String {
-    let tail = uuid::Uuid::new_v4().simple().to_string();
-    format!("{}-{}", now.format("%Y%m%dT%H%M%SZ"), &tail[..8])
-}
-
-/// Whether `id` has the shape [`new_run_id`] gives: `YYYYMMDDTHHMMSSZ-` and 8 hex digits.
-pub fn is_run_id(id: &str) -> bool {
-    let b = id.as_bytes();
-    b.len() == 25
-        && b[..8].iter().all(u8::is_ascii_digit)
-        && b[8] == b'T'
-        && b[9..15].iter().all(u8::is_ascii_digit)
-        && &b[15..17] == b"Z-"
-        && b[17..].iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c))
-}
-
-/// Why a run record read back from the history cannot be trusted to name its own output: its
-/// run id is not one Sluice makes, or its folder or manifest is not the one the run id implies.
-/// Reconciliation deletes a record's folder or commits its manifest, so a record written by
-/// anyone but a run (a forged `prefix: ""` would empty the destination) is refused instead.
-pub fn foreign_record(run: &RunRecord, export: &ExportSpec) -> Option<String> {
-    if run.export != export.name {
-        return Some(format!("it names export {:?}, not {:?}", run.export, export.name));
-    }
-    if !export.tables.iter().any(|t| t.name == run.table) {
-        return Some(format!("export {:?} has no table {:?}", export.name, run.table));
-    }
-    if !is_run_id(&run.run_id) {
-        return Some(format!("run id {:?} is not one Sluice makes", run.run_id));
-    }
-    let folder = RunFolder::new(&run.export, &crate::spec::path_segment(&run.table), &run.run_id);
-    if run.prefix != folder.prefix() {
-        return Some(format!("its folder {:?} is not {:?}, the one its run id implies", run.prefix, folder.prefix()));
-    }
-    let manifest = folder.manifest();
-    if run.manifest_key != manifest {
-        return Some(format!("its manifest {:?} is not {manifest:?}", run.manifest_key));
-    }
-    None
 }
 
 pub struct Runner<'a> {
@@ -178,7 +128,7 @@ impl<'a> Runner<'a> {
         lease: &Lease,
         run_id: &str,
     ) -> Result<Vec<TableOutcome>> {
-        self.reconcile(export, lease).await?;
+        reconcile(&self.ports, export, lease).await?;
         let mut outcomes = Vec::new();
         for table in &export.tables {
             if let Some(only) = &opts.tables {
@@ -198,89 +148,6 @@ impl<'a> Runner<'a> {
             outcomes.push(outcome);
         }
         Ok(outcomes)
-    }
-
-    /// Settles runs a dead process left in `running`: the manifest is the commit point, so a
-    /// run whose manifest exists is committed now, and one without is marked failed and its
-    /// parts removed (its window is exported again by this run).
-    async fn reconcile(&self, export: &ExportSpec, lease: &Lease) -> Result<()> {
-        let history_err = |source: BoxError| Error::History { export: export.name.clone(), source };
-        let open = self.ports.history.open_runs(&export.name).await.map_err(|e| history_err(Box::new(e)))?;
-        for mut run in open {
-            if run.run_id == lease.owner.run_id {
-                continue;
-            }
-            // The marker may outlive its run (a migration racing a commit): the record decides.
-            let current = self
-                .ports
-                .history
-                .run(&run.export, &run.table, &run.run_id, run.started_at)
-                .await
-                .map_err(|e| history_err(Box::new(e)))?;
-            if let Some(settled) = current.filter(|c| c.state != RunState::Running) {
-                self.ports.history.fail_run(&settled).await.map_err(|e| history_err(Box::new(e)))?;
-                continue;
-            }
-            if let Some(why) = foreign_record(&run, export) {
-                // Nothing removed, nothing committed: the record is closed as it stands.
-                error!(export = %export.name, table = %run.table, run_id = %run.run_id, problem = %why,
-                    "refused an open run record that no run of Sluice wrote; check who can write the history table");
-                run.state = RunState::Failed;
-                run.finished_at = Some(Utc::now());
-                run.error = Some(format!("refused by reconciliation: {why}; nothing was removed or committed"));
-                self.ports.history.fail_run(&run).await.map_err(|e| history_err(Box::new(e)))?;
-                continue;
-            }
-            let manifest = match self.ports.store.get(&run.manifest_key).await {
-                Ok(m) => m.and_then(|bytes| serde_json::from_slice::<Manifest>(&bytes).ok()),
-                Err(source) => {
-                    return Err(Error::Store {
-                        export: export.name.clone(),
-                        table: run.table.clone(),
-                        key: run.manifest_key.clone(),
-                        source,
-                    })
-                }
-            };
-            run.finished_at = Some(Utc::now());
-            if let Some(m) = manifest {
-                run.state = RunState::Succeeded;
-                run.rows = m.totals.rows;
-                run.bytes = m.totals.bytes;
-                run.parts = m.totals.parts;
-                // As a live run would have committed it (a check run's state was written before
-                // the manifest, so it is there).
-                let base = run.base_watermark.clone().map(Cursor::from_stored);
-                let new = strategies::of(run.strategy)
-                    .cursor_to_commit(&run.window, base.as_ref(), &RunFolder::at(&run.prefix))
-                    .map(|c| c.stored());
-                run.changes = m.changes;
-                match self.ports.history.commit_run(lease, &run, run.base_watermark.as_ref(), new.as_ref()).await {
-                    Ok(()) => {
-                        info!(export = %export.name, table = %run.table, run_id = %run.run_id, "committed a run whose process stopped after writing its manifest");
-                        let base = run.base_watermark.as_ref();
-                        self.after_commit(export, &run.table, run.strategy, base, new.as_ref()).await;
-                        continue;
-                    }
-                    Err(HistoryError::WatermarkMoved { .. }) => {
-                        run.state = RunState::Failed;
-                        run.error = Some(
-                            "superseded: the watermark moved after this run started; its output was removed".into(),
-                        );
-                    }
-                    Err(e) => return Err(history_err(Box::new(e))),
-                }
-            } else {
-                run.state = RunState::Failed;
-                run.error = Some("abandoned: the process running it stopped before writing its manifest; the window is exported again by the next run".into());
-            }
-            if let Err(e) = self.ports.store.delete_prefix(&run.prefix).await {
-                warn!(export = %export.name, prefix = %run.prefix, error = %e, "removing an abandoned run's parts failed");
-            }
-            warn!(export = %export.name, table = %run.table, run_id = %run.run_id, "marked an interrupted run as failed");
-            self.ports.history.fail_run(&run).await.map_err(|e| history_err(Box::new(e)))?;
-        }
-        Ok(())
     }
 
     async fn run_table(
@@ -575,7 +442,8 @@ impl<'a> Runner<'a> {
                 }
             },
         }
-        self.after_commit(export, &table.name, plan.strategy, plan.base_watermark.as_ref(), next.as_ref()).await;
+        after_commit(self.ports.store, export, &table.name, plan.strategy, plan.base_watermark.as_ref(), next.as_ref())
+            .await;
         info!(export = %export.name, table = %table.name, run_id = %record.run_id, rows = record.rows,
             bytes = record.bytes, parts = record.parts, watermark = %next.as_ref().map_or("-".to_string(), |w| w.to_string()), "table run committed");
         Ok(())
@@ -642,22 +510,6 @@ impl<'a> Runner<'a> {
                 .find(|r| r.run_id == record.run_id && r.table == record.table)
                 .map_or(RunState::Running, |r| r.state),
         )
-    }
-
-    /// What a commit lets the table's strategy tidy up (a check run's superseded state), by
-    /// whichever path the run was committed. A failure only costs space: it is logged.
-    async fn after_commit(
-        &self,
-        export: &ExportSpec,
-        table: &str,
-        strategy: Strategy,
-        base: Option<&Watermark>,
-        committed: Option<&Watermark>,
-    ) {
-        let (base, committed) = (base.cloned().map(Cursor::from_stored), committed.cloned().map(Cursor::from_stored));
-        if let Err(e) = strategies::of(strategy).committed(self.ports.store, base.as_ref(), committed.as_ref()).await {
-            warn!(export = %export.name, table = %table, error = %e, "removing what the committed run superseded failed; it is no longer used");
-        }
     }
 
     /// Removes the output of a run whose commit did not land, and returns why (`refused`). Only

@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::format::{FileFormat, QuoteStyle};
-use crate::integrate::spec::{IntegrationSpec, RawIntegration};
+use crate::integrate::raw::RawIntegration;
+use crate::integrate::spec::IntegrationSpec;
 
 /// The config file's schema version this build reads.
 pub const CONFIG_VERSION: u32 = 1;

@@ -1,7 +1,7 @@
 //! JSON lines: one object per row, keys in column order. NULL is `null`; non-finite floats and
 //! binary values (hex), which JSON cannot hold as numbers, are strings.
 
-use super::{push_hex, EncodeProblem, Encoder};
+use crate::format::encode::{push_hex, EncodeProblem, Encoder};
 use crate::value::{Cell, Column, RowBatch};
 
 pub struct JsonLinesEncoder {

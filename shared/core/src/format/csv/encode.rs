@@ -3,8 +3,8 @@
 //! NULL and the empty string stay distinguishable whenever the options allow: the empty string
 //! is written `""` when empty fields mean NULL, and text equal to a NULL marker is quoted.
 
-use super::{push_hex, EncodeProblem, Encoder};
-use crate::format::{CsvFormat, QuoteStyle};
+use super::options::{CsvFormat, QuoteStyle};
+use crate::format::encode::{push_hex, EncodeProblem, Encoder};
 use crate::value::{Cell, Column, RowBatch};
 
 pub struct CsvEncoder {
