@@ -53,11 +53,11 @@ impl Scheduler for Unconfigured {
     async fn remove(&self, _: &str) -> Result<(), BoxError> {
         Err(self.0.clone().into())
     }
-    fn rule_name(&self, _: &str, _: &str) -> Result<String, String> {
-        Err(self.0.clone())
+    fn rule_name(&self, _: &str, _: &str) -> Result<String, sluice_core::error::Invalid> {
+        Err(self.0.clone().into())
     }
-    fn ready(&self) -> Result<(), String> {
-        Err(self.0.clone())
+    fn ready(&self) -> Result<(), sluice_core::error::Invalid> {
+        Err(self.0.clone().into())
     }
 }
 

@@ -65,7 +65,7 @@ impl Scheduler for MemoryScheduler {
         self.rules.lock().unwrap().remove(rule);
         Ok(())
     }
-    fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, String> {
+    fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, sluice_core::error::Invalid> {
         Ok(format!("test-orch-{export}.{orchestration}"))
     }
 }

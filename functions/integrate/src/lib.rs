@@ -161,7 +161,7 @@ impl App {
         debug!(remaining_ms = remaining.map(|r| r.as_millis() as u64), "invocation");
         // A margin as long as the time left means: stop at once (save progress, answer).
         let stop_by = remaining.map(|r| now + r.saturating_sub(self.settings.common.deadline_margin));
-        match parse(event).map_err(FnError::Event)? {
+        match parse(event).map_err(|e| FnError::Event(e.0))? {
             Incoming::Sweep => self.sweep(deadline, stop_by).await,
             Incoming::Objects(objects) => {
                 let mut results = Vec::new();

@@ -96,13 +96,14 @@ impl Scheduler for EventBridgeScheduler {
         }
     }
 
-    fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, String> {
+    fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, sluice_core::error::Invalid> {
         let name = format!("{}{export}.{orchestration}", self.prefix);
         if name.len() > MAX_RULE_NAME {
             return Err(format!(
                 "the rule for orchestration {orchestration:?} of export {export:?} would be named {name:?}, \
                  longer than EventBridge's {MAX_RULE_NAME} characters: use shorter names"
-            ));
+            )
+            .into());
         }
         Ok(name)
     }

@@ -572,5 +572,5 @@ pub struct Orchestration {
 
 /// Missing settings are the caller's to fix (like a bad command line), not a failure.
 pub(crate) fn not_ready(scheduler: &dyn Scheduler) -> Result<(), CatalogError> {
-    scheduler.ready().map_err(CatalogError::Edit)
+    scheduler.ready().map_err(|e| CatalogError::Edit(e.0))
 }

@@ -5,7 +5,7 @@
 use crate::spec::validate::ConfigError;
 use crate::value::Watermark;
 
-/// A cause from an adapter (SQLite, the file system, later AWS or Snowflake), kept whole.
+/// A cause from an adapter (SQLite, a folder, S3, DynamoDB, Snowflake, an HTTP client), kept whole.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -123,4 +123,37 @@ pub fn error_chain(err: &(dyn std::error::Error + 'static)) -> String {
         cur = e.source();
     }
     out
+}
+
+/// What is wrong with a value given to Sluice (a schedule, an event, a mapping, a record), in
+/// words that name it and say what to do. It is the whole error: nothing below it failed, so
+/// there is no cause to keep. Typed, so a caller tells it apart from an adapter's failure.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Invalid(pub String);
+
+impl From<String> for Invalid {
+    fn from(problem: String) -> Self {
+        Invalid(problem)
+    }
+}
+
+impl From<&str> for Invalid {
+    fn from(problem: &str) -> Self {
+        Invalid(problem.to_string())
+    }
+}
+
+/// The problem's words, for callers that show or search them.
+impl std::ops::Deref for Invalid {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq<&str> for Invalid {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
 }

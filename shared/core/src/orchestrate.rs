@@ -76,7 +76,7 @@ impl Exports<'_> {
                 o.schedule
             )));
         }
-        let rule = scheduler.rule_name(export, name).map_err(CatalogError::Edit)?;
+        let rule = scheduler.rule_name(export, name).map_err(|e| CatalogError::Edit(e.0))?;
         let now = Utc::now();
         let o = Orchestration {
             name: name.into(),
@@ -133,7 +133,7 @@ impl Exports<'_> {
         let Some(o) = entry.orchestrations.iter().find(|o| o.name == name).cloned() else {
             // Gone from the catalog already (a repeat after a failed rule removal, or an
             // export deleted with --force): make sure its rule is gone too. Done, not an error.
-            let rule = scheduler.rule_name(export, name).map_err(CatalogError::Edit)?;
+            let rule = scheduler.rule_name(export, name).map_err(|e| CatalogError::Edit(e.0))?;
             scheduler.remove(&rule).await.map_err(|e| rule_failed(name, "deleted", e))?;
             return Ok(entry);
         };

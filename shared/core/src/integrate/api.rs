@@ -2,6 +2,7 @@
 //! sends bytes, `sluice-http`) and the `Api` of each kind, pure logic that builds a batch's
 //! request and reads its answer. Adding a kind is adding an `Api` (see docs/integrations.md).
 
+use crate::error::Invalid;
 use async_trait::async_trait;
 use std::time::Duration;
 
@@ -116,7 +117,7 @@ pub enum Answer {
 
 pub trait Api: Send + Sync {
     /// Why a record cannot be sent to this API at all (e.g. HubSpot without an email).
-    fn check(&self, _record: &Outgoing) -> Result<(), String> {
+    fn check(&self, _record: &Outgoing) -> Result<(), Invalid> {
         Ok(())
     }
     fn request(&self, batch: &Batch, token: Option<&str>) -> HttpRequest;

@@ -4,6 +4,7 @@
 //! either, whose failures are reported one by one (`batchItemFailures`). A direct invocation
 //! `{"manifest": "s3://bucket/key"}` (or `{"bucket": …, "key": …}`) is accepted for manual runs.
 
+use crate::error::Invalid;
 use serde_json::Value;
 
 /// An object an event is about.
@@ -18,14 +19,14 @@ pub enum Incoming {
     /// Objects from one event (possibly none: a test event, another detail type).
     Objects(Vec<ObjectRef>),
     /// SQS messages: each message's id and what its body holds (or why it cannot be read).
-    Sqs(Vec<(String, Result<Vec<ObjectRef>, String>)>),
+    Sqs(Vec<(String, Result<Vec<ObjectRef>, Invalid>)>),
     /// `{"sweep": true}`, from the stack's schedule: deliver whatever committed manifest is
     /// not delivered yet, and report how old the oldest is.
     Sweep,
 }
 
 /// Decodes an S3 notification's key: `%XX` escapes, and `+` for a space.
-pub fn decode_s3_key(raw: &str) -> Result<String, String> {
+pub fn decode_s3_key(raw: &str) -> Result<String, Invalid> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -41,7 +42,7 @@ pub fn decode_s3_key(raw: &str) -> Result<String, String> {
         }
         i += 1;
     }
-    String::from_utf8(out).map_err(|_| format!("key {raw:?} does not decode to UTF-8"))
+    String::from_utf8(out).map_err(|_| Invalid(format!("key {raw:?} does not decode to UTF-8")))
 }
 
 fn str_at<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
@@ -50,7 +51,7 @@ fn str_at<'a>(v: &'a Value, path: &str) -> Option<&'a str> {
 
 /// The objects one (non-SQS) event is about. Events that are not about a created object are
 /// acknowledged with no objects; an event of no known shape is an error saying what came.
-pub fn objects_of(event: &Value) -> Result<Vec<ObjectRef>, String> {
+pub fn objects_of(event: &Value) -> Result<Vec<ObjectRef>, Invalid> {
     // S3's test event, sent when notifications are configured.
     if str_at(event, "/Event") == Some("s3:TestEvent") {
         return Ok(Vec::new());
@@ -75,7 +76,8 @@ pub fn objects_of(event: &Value) -> Result<Vec<ObjectRef>, String> {
                 return Err(format!(
                     "a record from {:?} where S3 notifications were expected",
                     str_at(r, "/eventSource").unwrap_or("an unnamed source")
-                ));
+                )
+                .into());
             }
             if !str_at(r, "/eventName").is_some_and(|n| n.starts_with("ObjectCreated:")) {
                 continue;
@@ -99,11 +101,11 @@ pub fn objects_of(event: &Value) -> Result<Vec<ObjectRef>, String> {
     Err(format!(
         "not an S3 notification, an EventBridge S3 event, an SQS batch, {{\"manifest\": \"s3://…\"}} or {{\"sweep\": true}} (the event's keys: {})",
         keys.join(", ")
-    ))
+    ).into())
 }
 
 /// Reads any of the shapes.
-pub fn parse(event: &Value) -> Result<Incoming, String> {
+pub fn parse(event: &Value) -> Result<Incoming, Invalid> {
     if event.get("sweep") == Some(&Value::Bool(true)) {
         return Ok(Incoming::Sweep);
     }
@@ -113,9 +115,9 @@ pub fn parse(event: &Value) -> Result<Incoming, String> {
         for r in records {
             let id = str_at(r, "/messageId").ok_or("an SQS record without messageId")?.to_string();
             let objects = match str_at(r, "/body") {
-                None => Err("an SQS message without a body".to_string()),
+                None => Err(Invalid("an SQS message without a body".into())),
                 Some(body) => serde_json::from_str::<Value>(body)
-                    .map_err(|e| format!("the message body is not JSON: {e}"))
+                    .map_err(|e| Invalid(format!("the message body is not JSON: {e}")))
                     .and_then(|v| objects_of(&v)),
             };
             out.push((id, objects));

@@ -2,6 +2,7 @@
 //! fields, as the integration's `properties` say. A value that cannot take its type fails its
 //! record alone (it goes to the failures file with the reason); it never fails the batch.
 
+use crate::error::Invalid;
 use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, Utc};
 use serde_json::{Number, Value};
 use std::sync::Arc;
@@ -47,7 +48,7 @@ fn auto_type(source_type: &str) -> ValueType {
 
 impl Mapper {
     /// Resolves column names; a name the manifest does not have is an error listing those it has.
-    pub fn new(mapping: &Mapping, columns: &[Column]) -> Result<Mapper, String> {
+    pub fn new(mapping: &Mapping, columns: &[Column]) -> Result<Mapper, Invalid> {
         let listing = || columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>().join(", ");
         let props = match &mapping.properties {
             Some(props) => props
@@ -63,7 +64,8 @@ impl Mapper {
                             "property {:?} maps column {column:?}, which the export does not have; its columns are: {}",
                             p.name,
                             listing()
-                        )),
+                        )
+                        .into()),
                     },
                 })
                 .collect::<Result<Vec<_>, String>>()?,
@@ -73,7 +75,8 @@ impl Mapper {
                         return Err(format!(
                             "drop names column {d:?}, which the export does not have; its columns are: {}",
                             listing()
-                        ));
+                        )
+                        .into());
                     }
                 }
                 columns
@@ -122,7 +125,7 @@ impl Mapper {
     }
 
     /// The properties of one row, or why the row cannot be sent.
-    pub fn map(&self, row: &Row) -> Result<Properties, String> {
+    pub fn map(&self, row: &Row) -> Result<Properties, Invalid> {
         let mut out = Vec::with_capacity(self.props.len());
         for (name, source) in &self.props {
             let value = match source {
@@ -205,7 +208,7 @@ fn convert(raw: &Value, kind: ValueType) -> Result<Value, String> {
                 match text.trim().to_ascii_lowercase().as_str() {
                     "true" | "t" | "1" | "yes" | "y" => Ok(Value::Bool(true)),
                     "false" | "f" | "0" | "no" | "n" => Ok(Value::Bool(false)),
-                    _ => Err(format!("{text:?} is not a boolean")),
+                    _ => Err(format!("{text:?} is not a boolean").into()),
                 }
             }
         },

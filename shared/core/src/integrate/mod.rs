@@ -426,7 +426,7 @@ impl<'a> Deliverer<'a> {
         }
         let refuse_deletes = if upsert_only { op_column } else { None };
         let mapper = Mapper::new(&mapping, &manifest.columns)
-            .map_err(|problem| DeliverError::Mapping { integration: self.spec.name.clone(), problem })?
+            .map_err(|problem| DeliverError::Mapping { integration: self.spec.name.clone(), problem: problem.0 })?
             .refusing_deletes(refuse_deletes);
         if let Some(required) = self.api.required_property() {
             if !mapper.has(required) {
@@ -779,11 +779,11 @@ impl<'a> Deliverer<'a> {
                 continue;
             }
             match mapper.map(row) {
-                Err(e) => failures.push(fail("mapping", e)),
+                Err(e) => failures.push(fail("mapping", e.0)),
                 Ok(properties) => {
                     let out = Outgoing { index, properties };
                     match self.api.check(&out) {
-                        Err(e) => failures.push(fail("check", e)),
+                        Err(e) => failures.push(fail("check", e.0)),
                         Ok(()) => outgoing.push(out),
                     }
                 }

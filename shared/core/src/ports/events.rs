@@ -36,7 +36,7 @@ pub trait EventSink: Send + Sync {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TableOutcome {
     pub table: String,
-    /// `timestamp` or `full`.
+    /// `full`, `timestamp` or `check`.
     pub strategy: Strategy,
     pub state: RunState,
     pub window: Window,

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 
-use crate::error::BoxError;
+use crate::error::{BoxError, Invalid};
 
 /// What a scheduler rule is asked to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,10 +31,10 @@ pub trait Scheduler: Send + Sync {
     /// Removes the rule and its target; a rule already gone is not an error.
     async fn remove(&self, rule: &str) -> Result<(), BoxError>;
     /// The rule's name for an orchestration (within the scheduler's limits), or why not.
-    fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, String>;
+    fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, Invalid>;
     /// Why this scheduler cannot change rules at all (missing settings), checked before the
     /// catalog is written so a change is refused whole.
-    fn ready(&self) -> Result<(), String> {
+    fn ready(&self) -> Result<(), Invalid> {
         Ok(())
     }
 }
@@ -52,7 +52,7 @@ impl Scheduler for RecordOnly {
     async fn remove(&self, _: &str) -> Result<(), BoxError> {
         Ok(())
     }
-    fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, String> {
+    fn rule_name(&self, export: &str, orchestration: &str) -> Result<String, Invalid> {
         Ok(format!("local:{export}.{orchestration}"))
     }
 }

@@ -7,7 +7,7 @@ use futures::stream::BoxStream;
 use serde::Serialize;
 
 use crate::error::BoxError;
-use crate::format::csv::CsvFormat;
+use crate::format::csv::options::CsvFormat;
 use crate::manifest::PartInfo;
 use crate::value::{Column, RowBatch, TableName, UpperBound, Watermark};
 

@@ -559,7 +559,7 @@ impl Validator {
             if let Err(why) = crate::schedule::check(schedule) {
                 self.warning(
                     format!("{key}.schedule"),
-                    why,
+                    why.0,
                     "write an EventBridge schedule: rate(15 minutes), rate(1 hour) or cron(0 6 * * ? *)",
                 );
             }

@@ -1,5 +1,6 @@
 //! HubSpot's contact upserts and how their answers are read.
 
+use crate::error::Invalid;
 use serde_json::{json, Map, Value};
 
 use super::spec::HubspotSpec;
@@ -27,10 +28,10 @@ impl Api for HubspotContacts {
         Some(&self.0.id_property)
     }
 
-    fn check(&self, record: &Outgoing) -> Result<(), String> {
+    fn check(&self, record: &Outgoing) -> Result<(), Invalid> {
         match record.properties.get(&self.0.id_property) {
             Some(v) if !as_text(v).trim().is_empty() && !v.is_null() => Ok(()),
-            _ => Err(format!("no {} to match the contact on", self.0.id_property)),
+            _ => Err(format!("no {} to match the contact on", self.0.id_property).into()),
         }
     }
 
