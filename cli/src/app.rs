@@ -11,7 +11,7 @@ use sluice_core::catalog::{Catalog, Exports};
 use sluice_core::integrate::api::HttpClient;
 use sluice_core::orchestrate::{RecordOnly, RuleSpec, Scheduler};
 use sluice_core::ports::{DeliveryLedger, EventSink, HistoryStore, NoSecrets, ObjectStore, Secrets, Source};
-use sluice_core::spec::{Config, Credentials, Destination, ExportSpec, SourceSpec};
+use sluice_core::spec::{Config, Destination, ExportSpec, SourceSpec};
 use sluice_core::BoxError;
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory};
 
@@ -88,9 +88,7 @@ impl App {
         let wants_aws = table.is_some()
             || event_bus.is_some()
             || config.exports.iter().any(|e| matches!(e.destination, Destination::S3 { .. }))
-            || config.sources.values().any(
-                |s| matches!(s, SourceSpec::Snowflake(sf) if matches!(sf.credentials, Credentials::SecretsManager { .. })),
-            );
+            || config.sources.values().any(|s| s.settings().reads_secrets_manager());
 
         #[cfg(feature = "aws")]
         let aws = if wants_aws { Some(sluice_aws::client_config().await) } else { None };

@@ -170,7 +170,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 }
 
 fn load(cli: &Cli) -> Result<Config> {
-    let config = Config::load(&cli.config)?;
+    let config = sluice_connect::load_config(&cli.config)?;
     for w in &config.warnings {
         tracing::warn!(key = %w.key, "{}", w);
     }
@@ -404,16 +404,14 @@ pub async fn check_connection(app: App, args: &CheckArgs, json: bool) -> Result<
     } else {
         for r in &reports {
             println!("{} (source {}, {})", r.export, r.source, r.kind);
-            if let Some(s) = &r.session {
-                let v = |o: &Option<String>| o.clone().unwrap_or_else(|| "(none)".into());
-                println!(
-                    "  session:   user {}, role {}, warehouse {}, database {}, schema {}",
-                    v(&s.user),
-                    v(&s.role),
-                    v(&s.warehouse),
-                    v(&s.database),
-                    v(&s.schema)
-                );
+            if let Some(serde_json::Value::Object(s)) = &r.session {
+                let v = |k: &str| s.get(k).and_then(|v| v.as_str()).unwrap_or("(none)").to_string();
+                let facts: Vec<String> = ["user", "role", "warehouse", "database", "schema"]
+                    .into_iter()
+                    .filter(|k| s.contains_key(*k))
+                    .map(|k| format!("{k} {}", v(k)))
+                    .collect();
+                println!("  session:   {}", facts.join(", "));
             }
             for t in &r.tables {
                 match (&t.error, t.missing.is_empty()) {

@@ -7,8 +7,6 @@ use clap::Args;
 use rusqlite::{params, Connection};
 use std::path::{Path, PathBuf};
 
-use sluice_core::spec::Config;
-
 use crate::app::App;
 use crate::commands::{self, RunArgs};
 use crate::exit;
@@ -171,7 +169,7 @@ pub async fn demo(args: &DemoArgs) -> Result<u8> {
     println!("  sample database  {} ({} contacts, {} orders)", db.display(), args.contacts, args.contacts * 3);
     println!("  config           {shown}\n");
 
-    let open = || async { App::open(Config::load(&config_path)?, None, None).await };
+    let open = || async { App::open(sluice_connect::load_config(&config_path)?, None, None).await };
     let run_args = RunArgs::default();
 
     println!("1. First run: every row up to now is exported.");

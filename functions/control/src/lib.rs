@@ -392,7 +392,7 @@ impl App {
     pub async fn init(settings: Settings) -> Result<App, StartError> {
         let sdk = sluice_aws::client_config().await;
         let s3 = sluice_aws::s3_client(&sdk);
-        let config = sluice_aws::load_config(&s3, &settings.base.config).await?;
+        let config = sluice_aws::load_config(&s3, &settings.base.config, sluice_connect::SOURCE_KINDS).await?;
         let history = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.base.history_table);
         let scheduler = EventBridgeScheduler::new(
             aws_sdk_eventbridge::Client::new(&sdk),

@@ -114,7 +114,7 @@ impl App {
     pub async fn init(settings: Settings) -> Result<App, FnError> {
         let sdk = sluice_aws::client_config().await;
         let s3 = sluice_aws::s3_client(&sdk);
-        let config = sluice_aws::load_config(&s3, &settings.config).await?;
+        let config = sluice_aws::load_config(&s3, &settings.config, sluice_connect::SOURCE_KINDS).await?;
         // The config says where credentials go; the stack says where they may go.
         if let Some(problem) = settings.secret_hosts.check_sources(&config).into_iter().next() {
             return Err(FnError::Setting { name: "SLUICE_SECRET_HOSTS", problem });

@@ -121,7 +121,7 @@ async fn the_function_runs_scheduled_exports_and_answers_bad_requests_clearly() 
 
     // A managed export (in the DynamoDB catalog): refused as a draft, run once activated,
     // with no redeploy: the function reads the catalog per invocation.
-    let file = sluice_core::spec::Config::load(&config).unwrap();
+    let file = sluice_connect::load_config(&config).unwrap();
     let managed = Exports { catalog: &history, config: &file, who: "tester".into() };
     let definition = format!(
         "name = \"managed\"\nsource = \"db\"\ndestination = \"s3://{bucket}/managed\"\n\n[[table]]\nname = \"contacts\"\n\

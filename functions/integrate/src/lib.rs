@@ -109,7 +109,7 @@ impl App {
     pub async fn init(settings: Settings) -> Result<App, FnError> {
         let sdk = sluice_aws::client_config().await;
         let s3 = sluice_aws::s3_client(&sdk);
-        let config = sluice_aws::load_config(&s3, &settings.common.config).await?;
+        let config = sluice_aws::load_config(&s3, &settings.common.config, sluice_connect::SOURCE_KINDS).await?;
         let spec = config.integration(&settings.integration)?.clone();
         // The config says where the token goes; the stack says where it may go.
         if let Some(problem) = settings.common.secret_hosts.check_integration(&spec) {

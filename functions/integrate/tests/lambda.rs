@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store};
 use sluice_core::run::{Ports, Quiet, Runner};
-use sluice_core::spec::Config;
 use sluice_local::SqliteSource;
 use sluice_testkit::api::{FakeApi, Fault, Shape};
 use sluice_testkit::moto::{unique_name, Moto};
@@ -125,7 +124,7 @@ impl Stack {
 
     /// One more run of the export over the table as it is; returns the manifest's key.
     async fn run(&self, config: &str) -> String {
-        let config = Config::parse(&self.dir.path().join("sluice.toml"), config).unwrap();
+        let config = sluice_connect::parse_config(&self.dir.path().join("sluice.toml"), config).unwrap();
         let source = SqliteSource::new(self.dir.path().join("source.db"));
         let store = S3Store::new(self.s3.clone(), &self.bucket, "exports", None);
         let history = DynamoHistory::new(self.ddb.clone(), &self.table);
@@ -461,7 +460,7 @@ async fn four_concurrent_deliveries_share_one_rate_limit() {
         .map(|t| format!("\n[[export.table]]\nname = \"{t}\"\nincremental = {{ strategy = \"full\" }}\n"))
         .collect();
     config = config.replace("\n\n[integrations.hook]", &format!("{extra}\n[integrations.hook]"));
-    let parsed = Config::parse(&stack.dir.path().join("sluice.toml"), &config).unwrap();
+    let parsed = sluice_connect::parse_config(&stack.dir.path().join("sluice.toml"), &config).unwrap();
     let source = SqliteSource::new(stack.dir.path().join("source.db"));
     let store = S3Store::new(stack.s3.clone(), &stack.bucket, "exports", None);
     let history = DynamoHistory::new(stack.ddb.clone(), &stack.table);

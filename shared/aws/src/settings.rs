@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use sluice_core::spec::{Config, ConfigError};
+use sluice_core::spec::{Config, ConfigError, SourceKind};
 use sluice_core::BoxError;
 
 use crate::Encryption;
@@ -21,9 +21,13 @@ pub enum ConfigLoadError {
 }
 
 /// Reads and validates the config at `location`: a file path or `s3://bucket/key`.
-pub async fn load_config(s3: &aws_sdk_s3::Client, location: &str) -> Result<Config, ConfigLoadError> {
+pub async fn load_config(
+    s3: &aws_sdk_s3::Client,
+    location: &str,
+    kinds: &[&'static dyn SourceKind],
+) -> Result<Config, ConfigLoadError> {
     let Some(rest) = location.strip_prefix("s3://") else {
-        return Ok(Config::load(Path::new(location))?);
+        return Ok(Config::load(Path::new(location), kinds)?);
     };
     let (bucket, key) = rest.split_once('/').unwrap_or((rest, ""));
     let fetch = |source: BoxError| ConfigLoadError::Fetch { location: location.to_string(), source };
@@ -31,7 +35,7 @@ pub async fn load_config(s3: &aws_sdk_s3::Client, location: &str) -> Result<Conf
     let bytes = out.body.collect().await.map_err(|e| fetch(Box::new(e)))?.into_bytes();
     let text = String::from_utf8(bytes.to_vec()).map_err(|e| fetch(Box::new(e)))?;
     // Relative paths in an S3-held config resolve against /tmp, the one writable folder.
-    Ok(Config::parse(Path::new("/tmp/sluice.toml"), &text)?)
+    Ok(Config::parse(Path::new("/tmp/sluice.toml"), &text, kinds)?)
 }
 
 /// `SLUICE_SSE`: `aws:kms` (with `SLUICE_KMS_KEY_ID`), `AES256`, or unset for the bucket's default.

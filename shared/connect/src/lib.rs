@@ -7,10 +7,21 @@ use std::sync::Arc;
 use serde::Serialize;
 use sluice_core::catalog::Preflight;
 use sluice_core::ports::{ObjectMeta, ObjectStore, Secrets, Source};
-use sluice_core::spec::{Config, ExportSpec, Incremental, SourceSpec};
+use sluice_core::spec::{Config, ExportSpec, Incremental, SourceKind, SourceSpec};
 use sluice_core::BoxError;
-use sluice_local::SqliteSource;
-use sluice_snowflake::{SessionInfo, SnowflakeSource};
+
+/// The kinds of source this build reads: adding one is its crate and its line here.
+pub const SOURCE_KINDS: &[&'static dyn SourceKind] = &[&sluice_local::SQLITE, &sluice_snowflake::SNOWFLAKE];
+
+/// Reads and validates a config file with the kinds of source this build has.
+pub fn load_config(path: &std::path::Path) -> Result<Config, sluice_core::spec::ConfigError> {
+    Config::load(path, SOURCE_KINDS)
+}
+
+/// Validates config text as if read from `path`, with the kinds of source this build has.
+pub fn parse_config(path: &std::path::Path, text: &str) -> Result<Config, sluice_core::spec::ConfigError> {
+    Config::parse(path, text, SOURCE_KINDS)
+}
 
 /// Allocator settings for a process that exports: call first thing in `main`, before any
 /// thread is started.
@@ -44,10 +55,7 @@ pub fn function_logging() {
 
 /// Opens the source: for Snowflake, reads the credentials and logs in.
 pub async fn open_source(spec: &SourceSpec, secrets: &dyn Secrets) -> Result<Arc<dyn Source>, BoxError> {
-    Ok(match spec {
-        SourceSpec::Sqlite { path } => Arc::new(SqliteSource::new(path.clone())),
-        SourceSpec::Snowflake(sf) => Arc::new(SnowflakeSource::connect(sf, secrets).await?),
-    })
+    Ok(spec.open(secrets).await?.source)
 }
 
 /// Opens an export's destination, or says why it cannot.
@@ -98,8 +106,8 @@ pub struct ConnectionReport {
     pub export: String,
     pub source: String,
     pub kind: &'static str,
-    /// Who the session is (Snowflake only).
-    pub session: Option<SessionInfo>,
+    /// Who the session is, as the source reports it (a warehouse's user, role, …).
+    pub session: Option<serde_json::Value>,
     pub tables: Vec<TableReport>,
 }
 
@@ -158,14 +166,8 @@ pub async fn check_connection(
     spec: &SourceSpec,
     secrets: &dyn Secrets,
 ) -> Result<ConnectionReport, BoxError> {
-    let (source, session): (Arc<dyn Source>, Option<SessionInfo>) = match spec {
-        SourceSpec::Snowflake(sf) => {
-            let s = SnowflakeSource::connect(sf, secrets).await?;
-            let session = s.session_info().await?;
-            (Arc::new(s), Some(session))
-        }
-        other => (open_source(other, secrets).await?, None),
-    };
+    let opened = spec.open(secrets).await?;
+    let (source, session): (Arc<dyn Source>, _) = (opened.source, opened.session);
     let mut tables = Vec::new();
     for t in &export.tables {
         let mut wanted: Vec<&str> = t.columns.iter().flatten().map(String::as_str).collect();

@@ -2,9 +2,9 @@
 //! a secret store) and turned into the connector's `AuthConfig`. Secrets never appear in errors,
 //! logs or `Debug` output: errors name the variable or secret, not its value.
 
+use crate::config::{Credentials, SnowflakeAuth, SnowflakeSpec};
 use serde::Deserialize;
 use sluice_core::ports::Secrets;
-use sluice_core::spec::{Credentials, SnowflakeAuth, SnowflakeSpec};
 use snowflake_connector_rs::{AuthConfig, KeyPairConfig, PasswordConfig};
 
 use crate::error::SnowflakeError;

@@ -12,14 +12,15 @@ use snowflake_connector_rs::{
 };
 use tracing::{debug, warn};
 
+use crate::config::SnowflakeSpec;
 use sluice_core::error::BoxError;
 use sluice_core::manifest::PartInfo;
 use sluice_core::ports::{
     row_channel, Query, RenderedQuery, RowStream, Secrets, Source, UnloadTarget, Unloader, WatermarkExpr,
 };
-use sluice_core::spec::{SnowflakeSpec, TableName, UpperBound};
 use sluice_core::sql;
 use sluice_core::value::{BatchPool, Column, Watermark};
+use sluice_core::value::{TableName, UpperBound};
 
 use crate::credentials::auth_config;
 use crate::error::{query_error, Context, SnowflakeError};

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use sluice_core::ports::{HistoryStore, Secrets};
 use sluice_core::run::{Ports, Quiet, Runner};
-use sluice_core::spec::{Config, SourceSpec};
+use sluice_core::spec::Config;
 use sluice_core::value::Watermark;
 use sluice_core::BoxError;
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory};
@@ -78,7 +78,7 @@ format = {format}
         );
         let path = dir.path().join("sluice.toml");
         std::fs::write(&path, text).unwrap();
-        let config = Config::load(&path).unwrap();
+        let config = Config::load(&path, &[&sluice_snowflake::SNOWFLAKE]).unwrap();
         let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
         let events = JsonlEventLog::new(dir.path().join("events.jsonl"));
         Env { dir, config, history, events }
@@ -89,7 +89,8 @@ format = {format}
     }
 
     async fn source(&self, fs: &FakeSnow) -> Result<SnowflakeSource, sluice_snowflake::SnowflakeError> {
-        let SourceSpec::Snowflake(spec) = &self.config.sources["wh"] else { panic!("a snowflake source") };
+        let spec =
+            self.config.sources["wh"].settings_as::<sluice_snowflake::SnowflakeSpec>().expect("a snowflake source");
         SnowflakeSource::connect(spec, &secrets(fs)).await
     }
 

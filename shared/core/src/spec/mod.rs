@@ -4,9 +4,7 @@
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use crate::format::{FileFormat, QuoteStyle};
 use crate::integrate::raw::RawIntegration;
@@ -19,12 +17,13 @@ pub const DEFAULT_HISTORY: &str = ".sluice/history.db";
 
 pub(crate) mod export;
 mod format;
+pub mod source;
 mod table;
 pub(crate) mod validate;
 
 pub use self::export::*;
-pub(crate) use self::validate::Validator;
-pub use self::validate::{is_valid_name, parse_duration, parse_size, ConfigError, Problem};
+pub use self::source::{Opened, Section, SourceKind, SourceSettings, SourceSpec};
+pub use self::validate::{is_valid_name, parse_duration, parse_size, ConfigError, Problem, Validator};
 pub use crate::format::DEFAULT_MAX_FILE_SIZE;
 pub use crate::layout::path_segment;
 pub use crate::value::{TableName, UpperBound};
@@ -52,84 +51,6 @@ pub struct Config {
     pub warnings: Vec<Problem>,
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub enum SourceSpec {
-    /// An SQLite database file (resolved path).
-    Sqlite {
-        path: PathBuf,
-    },
-    Snowflake(Box<SnowflakeSpec>),
-}
-
-impl SourceSpec {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            SourceSpec::Sqlite { .. } => "sqlite",
-            SourceSpec::Snowflake(_) => "snowflake",
-        }
-    }
-}
-
-/// A named Snowflake connection. It holds no secret: `credentials` says where the secret is.
-#[derive(Debug, Clone, PartialEq)]
-pub struct SnowflakeSpec {
-    /// The account identifier (`orgname-account` or `locator.region`).
-    pub account: String,
-    pub user: String,
-    pub role: Option<String>,
-    pub warehouse: Option<String>,
-    pub database: Option<String>,
-    pub schema: Option<String>,
-    pub auth: SnowflakeAuth,
-    pub credentials: Credentials,
-    /// A base URL instead of `https://<account>.snowflakecomputing.com` (private links, tests).
-    pub endpoint: Option<String>,
-    /// Longest a query may run before it is cancelled.
-    pub query_timeout: Duration,
-    /// The stage `mode = "unload"` tables are copied into: `@db.schema.stage`, whose URL is the
-    /// export's destination (see docs/snowflake.md).
-    pub stage: Option<String>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SnowflakeAuth {
-    /// A PKCS#8 private key (encrypted or not) whose public key is set on the user: the
-    /// recommended way for unattended runs.
-    KeyPair,
-    OAuth,
-    Password,
-}
-
-impl SnowflakeAuth {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SnowflakeAuth::KeyPair => "key_pair",
-            SnowflakeAuth::OAuth => "oauth",
-            SnowflakeAuth::Password => "password",
-        }
-    }
-}
-
-/// Where a source's secret lives. Never in the config file itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Credentials {
-    /// Environment variables `<PREFIX>_PRIVATE_KEY` (or `_PRIVATE_KEY_FILE`),
-    /// `<PREFIX>_PRIVATE_KEY_PASSPHRASE`, `<PREFIX>_TOKEN`, `<PREFIX>_PASSWORD`.
-    Env { prefix: String },
-    /// An AWS Secrets Manager secret (name or ARN) holding JSON with `private_key`,
-    /// `private_key_passphrase`, `token` or `password`.
-    SecretsManager { id: String },
-}
-
-impl fmt::Display for Credentials {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Credentials::Env { prefix } => write!(f, "env:{prefix}"),
-            Credentials::SecretsManager { id } => write!(f, "secretsmanager:{id}"),
-        }
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Raw (file) types
 // ---------------------------------------------------------------------------------------------
@@ -140,29 +61,11 @@ struct RawConfig {
     version: Option<u32>,
     history: Option<String>,
     #[serde(default)]
-    sources: BTreeMap<String, RawSource>,
+    sources: BTreeMap<String, toml::Table>,
     #[serde(default, rename = "export")]
     exports: Vec<RawExport>,
     #[serde(default)]
     integrations: BTreeMap<String, RawIntegration>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawSource {
-    kind: String,
-    path: Option<String>,
-    account: Option<String>,
-    user: Option<String>,
-    role: Option<String>,
-    warehouse: Option<String>,
-    database: Option<String>,
-    schema: Option<String>,
-    auth: Option<String>,
-    credentials: Option<String>,
-    endpoint: Option<String>,
-    query_timeout: Option<String>,
-    stage: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -183,21 +86,21 @@ struct RawExport {
 // ---------------------------------------------------------------------------------------------
 
 impl Config {
-    /// Reads and validates a config file.
-    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+    /// Reads and validates a config file, its sources with the kinds this build has.
+    pub fn load(path: &Path, kinds: &[&'static dyn SourceKind]) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
-        Config::parse(path, &text)
+        Config::parse(path, &text, kinds)
     }
 
     /// Validates config text as if read from `path` (relative paths resolve against its folder).
-    pub fn parse(path: &Path, text: &str) -> Result<Config, ConfigError> {
+    pub fn parse(path: &Path, text: &str, kinds: &[&'static dyn SourceKind]) -> Result<Config, ConfigError> {
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         let base_dir = if base_dir.as_os_str().is_empty() { PathBuf::from(".") } else { base_dir };
         let mut v = Validator::default();
-        let config = v.config(raw, path, &base_dir);
+        let config = v.config(raw, path, &base_dir, kinds);
         if v.problems.is_empty() {
             Ok(Config { warnings: v.warnings, ..config })
         } else {
@@ -263,7 +166,7 @@ fn resolve(base: &Path, raw: &str) -> PathBuf {
 }
 
 impl Validator {
-    fn config(&mut self, raw: RawConfig, path: &Path, base_dir: &Path) -> Config {
+    fn config(&mut self, raw: RawConfig, path: &Path, base_dir: &Path, kinds: &[&'static dyn SourceKind]) -> Config {
         match raw.version {
             Some(CONFIG_VERSION) => {}
             Some(other) => self.problem(
@@ -283,7 +186,7 @@ impl Validator {
             if !is_valid_name(&name) {
                 self.problem(&key, "invalid source name", "use 1-64 characters of a-z, 0-9 and _");
             }
-            if let Some(spec) = self.source(&key, src, base_dir) {
+            if let Some(spec) = source::validate(&key, src, base_dir, kinds, self) {
                 sources.insert(name, spec);
             }
         }
@@ -332,18 +235,8 @@ impl Validator {
     fn unload_needs(&mut self, export: &ExportSpec, sources: &BTreeMap<String, SourceSpec>) {
         for t in export.tables.iter().filter(|t| t.mode == TableMode::Unload) {
             let key = format!("export.{}.table.{}.mode", export.name, t.name);
-            match sources.get(&export.source) {
-                Some(SourceSpec::Snowflake(sf)) if sf.stage.is_none() => self.problem(
-                    &key,
-                    "unload needs a stage",
-                    format!("set stage = \"@db.schema.stage\" on [sources.{}] (see docs/snowflake.md)", export.source),
-                ),
-                Some(SourceSpec::Snowflake(_)) | None => {}
-                Some(other) => self.problem(
-                    &key,
-                    format!("a {} source cannot unload", other.kind()),
-                    "use mode = \"stream\" (the default); unload is for Snowflake sources",
-                ),
+            if let Some((problem, hint)) = sources.get(&export.source).and_then(|s| s.settings().unload_refusal()) {
+                self.problem(&key, problem, format!("{hint} ([sources.{}])", export.source));
             }
             match &export.format {
                 FileFormat::Csv(f) if f.quote_style == QuoteStyle::Always => self.problem(
@@ -357,153 +250,6 @@ impl Validator {
                 }
             }
         }
-    }
-
-    fn source(&mut self, key: &str, raw: RawSource, base_dir: &Path) -> Option<SourceSpec> {
-        match raw.kind.as_str() {
-            "sqlite" => {
-                let snowflake_keys = [
-                    ("account", raw.account.is_some()),
-                    ("user", raw.user.is_some()),
-                    ("role", raw.role.is_some()),
-                    ("warehouse", raw.warehouse.is_some()),
-                    ("database", raw.database.is_some()),
-                    ("schema", raw.schema.is_some()),
-                    ("auth", raw.auth.is_some()),
-                    ("credentials", raw.credentials.is_some()),
-                    ("endpoint", raw.endpoint.is_some()),
-                    ("query_timeout", raw.query_timeout.is_some()),
-                    ("stage", raw.stage.is_some()),
-                ];
-                for (k, _) in snowflake_keys.iter().filter(|(_, set)| *set) {
-                    self.problem(format!("{key}.{k}"), "not used by kind = \"sqlite\"", "remove it");
-                }
-                match raw.path {
-                    Some(p) if !p.is_empty() => Some(SourceSpec::Sqlite { path: resolve(base_dir, &p) }),
-                    _ => {
-                        self.problem(format!("{key}.path"), "missing", "give the SQLite database file");
-                        None
-                    }
-                }
-            }
-            "snowflake" => self.snowflake(key, raw).map(|s| SourceSpec::Snowflake(Box::new(s))),
-            other => {
-                self.problem(
-                    format!("{key}.kind"),
-                    format!("unknown source kind {other:?}"),
-                    "use kind = \"sqlite\" or kind = \"snowflake\"",
-                );
-                None
-            }
-        }
-    }
-
-    fn snowflake(&mut self, key: &str, raw: RawSource) -> Option<SnowflakeSpec> {
-        let before = self.problems.len();
-        if raw.path.is_some() {
-            self.problem(format!("{key}.path"), "not used by kind = \"snowflake\"", "remove it");
-        }
-        let mut required = |name: &str, v: Option<String>, hint: &str| match v {
-            Some(v) if !v.trim().is_empty() => v,
-            _ => {
-                self.problem(format!("{key}.{name}"), "missing", hint);
-                String::new()
-            }
-        };
-        let account = required("account", raw.account, "give the account identifier, e.g. \"myorg-myaccount\"");
-        let user = required("user", raw.user, "give the Snowflake user Sluice logs in as");
-        let auth = match raw.auth.as_deref() {
-            None | Some("key_pair") => SnowflakeAuth::KeyPair,
-            Some("oauth") => SnowflakeAuth::OAuth,
-            Some("password") => SnowflakeAuth::Password,
-            Some(other) => {
-                self.problem(
-                    format!("{key}.auth"),
-                    format!("unknown auth {other:?}"),
-                    "use key_pair (recommended), oauth or password",
-                );
-                SnowflakeAuth::KeyPair
-            }
-        };
-        let credentials = match raw.credentials.as_deref() {
-            None | Some("env") => Credentials::Env { prefix: "SNOWFLAKE".into() },
-            Some(c) => match c.split_once(':') {
-                Some(("env", prefix))
-                    if !prefix.is_empty() && prefix.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
-                {
-                    Credentials::Env { prefix: prefix.to_string() }
-                }
-                Some(("secretsmanager", id)) if !id.is_empty() => Credentials::SecretsManager { id: id.to_string() },
-                _ => {
-                    // The value may be a pasted secret: never echo it back.
-                    self.problem(
-                        format!("{key}.credentials"),
-                        "not a credentials location",
-                        "use \"env\", \"env:PREFIX\" or \"secretsmanager:<secret name or ARN>\"; secrets never go in the config file",
-                    );
-                    Credentials::Env { prefix: "SNOWFLAKE".into() }
-                }
-            },
-        };
-        let endpoint = raw.endpoint.filter(|e| !e.is_empty());
-        if let Some(e) = &endpoint {
-            let ok = (e.starts_with("https://") || e.starts_with("http://"))
-                && !e.contains('@')
-                && !matches!(e.splitn(4, '/').nth(3), Some(path) if !path.is_empty());
-            if !ok {
-                // Not echoed: a URL with user:password@ would put the password in the output.
-                self.problem(
-                    format!("{key}.endpoint"),
-                    "not a base URL",
-                    "give a base URL without path or credentials, e.g. https://myaccount.privatelink.snowflakecomputing.com",
-                );
-            } else if !crate::trust::secure_transport(e) {
-                self.problem(
-                    format!("{key}.endpoint"),
-                    "plain http, and the credentials would travel in clear text",
-                    "use https:// (plain http is allowed only to a loopback address, for tests)",
-                );
-            }
-        }
-        let query_timeout = match raw.query_timeout.as_deref() {
-            None => Duration::from_secs(3600),
-            Some(t) => match parse_duration(t) {
-                Some(d) if !d.is_zero() => d,
-                _ => {
-                    self.problem(
-                        format!("{key}.query_timeout"),
-                        format!("invalid duration {t:?}"),
-                        "write e.g. \"30m\" or \"2h\"",
-                    );
-                    Duration::from_secs(3600)
-                }
-            },
-        };
-        let stage = raw.stage.filter(|s| !s.is_empty());
-        if let Some(s) = &stage {
-            let name = s.strip_prefix('@').unwrap_or("");
-            if TableName::parse(name).is_none() || name.contains('/') {
-                self.problem(
-                    format!("{key}.stage"),
-                    format!("invalid stage {s:?}"),
-                    "name a stage as @stage, @schema.stage or @database.schema.stage (no path: Sluice adds it)",
-                );
-            }
-        }
-        let optional = |v: Option<String>| v.filter(|v| !v.is_empty());
-        (self.problems.len() == before).then(|| SnowflakeSpec {
-            account,
-            user,
-            role: optional(raw.role),
-            warehouse: optional(raw.warehouse),
-            database: optional(raw.database),
-            schema: optional(raw.schema),
-            auth,
-            credentials,
-            endpoint,
-            query_timeout,
-            stage,
-        })
     }
 
     fn export(&mut self, key: &str, raw: RawExport, sources: &BTreeSet<String>, base_dir: &Path) -> Option<ExportSpec> {
@@ -611,10 +357,8 @@ impl crate::trust::SecretHosts {
     pub fn check_sources(&self, config: &Config) -> Vec<String> {
         let mut problems = Vec::new();
         for (name, source) in &config.sources {
-            if let SourceSpec::Snowflake(s) = source {
-                if let Some(endpoint) = s.endpoint.as_deref().filter(|e| !self.allows(e)) {
-                    problems.push(self.refusal(&format!("source {name:?}"), endpoint));
-                }
+            if let Some(endpoint) = source.settings().credential_endpoint().filter(|e| !self.allows(e)) {
+                problems.push(self.refusal(&format!("source {name:?}"), endpoint));
             }
         }
         problems
@@ -625,9 +369,47 @@ impl crate::trust::SecretHosts {
 mod tests {
     use super::*;
     use crate::format::Compression;
+    use std::time::Duration;
+
+    /// A kind of source for these tests of what core validates (the real kinds live beside
+    /// their adapters, and their tests there): `path`, resolved against the config's folder.
+    struct PathKind;
+
+    #[derive(Debug)]
+    struct PathSettings(PathBuf);
+
+    impl SourceSettings for PathSettings {
+        fn kind(&self) -> &'static str {
+            "sqlite"
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+    }
+
+    #[derive(serde::Deserialize)]
+    struct RawPath {
+        path: String,
+    }
+
+    #[async_trait::async_trait]
+    impl SourceKind for PathKind {
+        fn name(&self) -> &'static str {
+            "sqlite"
+        }
+        fn settings(&self, section: &Section<'_>, v: &mut Validator) -> Option<std::sync::Arc<dyn SourceSettings>> {
+            let raw: RawPath = section.parse("sqlite", &["path"], v)?;
+            Some(std::sync::Arc::new(PathSettings(section.resolve(&raw.path))))
+        }
+        async fn open(&self, _: &dyn SourceSettings, _: &dyn crate::ports::Secrets) -> Result<Opened, crate::BoxError> {
+            Err("not opened in these tests".into())
+        }
+    }
+
+    static PATH_KIND: PathKind = PathKind;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(Path::new("/cfg/sluice.toml"), text)
+        Config::parse(Path::new("/cfg/sluice.toml"), text, &[&PATH_KIND])
     }
 
     const MINIMAL: &str = r#"
@@ -651,49 +433,11 @@ destination = "out"
         }
     }
 
-    const SNOWFLAKE: &str = r#"
-version = 1
-[sources.wh]
-kind = "snowflake"
-account = "acme-main"
-user = "SLUICE"
-credentials = "secretsmanager:sluice/snowflake"
-stage = "@DB.PUBLIC.EXPORTS"
-[[export]]
-name = "contacts"
-source = "wh"
-destination = "s3://b/exports"
-  [[export.table]]
-  name = "CONTACTS"
-  mode = "unload"
-  incremental = { strategy = "full" }
-"#;
-
-    #[test]
-    fn a_snowflake_source_validates_and_unload_needs_what_copy_into_can_write() {
-        let c = parse(SNOWFLAKE).unwrap();
-        let SourceSpec::Snowflake(sf) = &c.sources["wh"] else { panic!("snowflake") };
-        assert_eq!(sf.auth, SnowflakeAuth::KeyPair);
-        assert_eq!(sf.credentials, Credentials::SecretsManager { id: "sluice/snowflake".into() });
-        assert_eq!(c.exports[0].tables[0].mode, TableMode::Unload);
-
-        let always = SNOWFLAKE.replace(
-            "destination = \"s3://b/exports\"",
-            "destination = \"s3://b/exports\"\nformat = { quote_style = \"always\" }",
-        );
-        assert_eq!(problems(&always)[0].key, "export.contacts.table.CONTACTS.mode");
-        let no_stage = SNOWFLAKE.replace("stage = \"@DB.PUBLIC.EXPORTS\"\n", "");
-        assert!(problems(&no_stage)[0].problem.contains("needs a stage"));
-        let pasted =
-            SNOWFLAKE.replace("credentials = \"secretsmanager:sluice/snowflake\"", "credentials = \"hunter2\"");
-        assert!(!format!("{:?}", problems(&pasted)).contains("hunter2"));
-        let endpoint = SNOWFLAKE.replace("stage =", "endpoint = \"https://u:hunter2@host\"\nstage =");
-        assert!(!format!("{:?}", problems(&endpoint)).contains("hunter2"));
-    }
-
     #[test]
     fn minimal_config_gets_the_reference_defaults() {
         let c = parse(MINIMAL).unwrap();
+        let source = c.sources["db"].settings_as::<PathSettings>().unwrap();
+        assert_eq!(source.0, PathBuf::from("/cfg/sample.db"), "relative paths resolve against the file's folder");
         let e = &c.exports[0];
         assert_eq!(e.destination, Destination::Local(PathBuf::from("/cfg/out")));
         assert_eq!(c.history_path(), PathBuf::from("/cfg/.sluice/history.db"));
@@ -779,6 +523,16 @@ destination = "s3://b/exports"
         let p = problems(&MINIMAL.replace("kind = \"sqlite\"", "kind = \"postgres\""));
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].key, "sources.db.kind");
+        assert!(p[0].hint.contains("kind = \"sqlite\""), "the kinds this build has: {p:?}");
+    }
+
+    #[test]
+    fn a_key_the_kind_does_not_take_is_named_with_what_it_takes() {
+        let p = problems(&MINIMAL.replace("path = \"sample.db\"", "path = \"sample.db\"\naccount = \"x\""));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "sources.db.account");
+        assert_eq!(p[0].problem, "not used by kind = \"sqlite\"");
+        assert!(p[0].hint.contains("takes: path"), "{p:?}");
     }
 
     #[test]

@@ -89,18 +89,27 @@ pub fn parse_size(raw: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
+/// Gathers every problem of a file, so they are reported at once; a kind validating its
+/// section reports to it as core does.
 #[derive(Default)]
-pub(crate) struct Validator {
+pub struct Validator {
     pub(crate) problems: Vec<Problem>,
     pub(crate) warnings: Vec<Problem>,
 }
 
 impl Validator {
-    pub(crate) fn problem(&mut self, key: impl Into<String>, problem: impl Into<String>, hint: impl Into<String>) {
+    /// Records a problem: the key (a dotted path), what is wrong, what to do.
+    pub fn problem(&mut self, key: impl Into<String>, problem: impl Into<String>, hint: impl Into<String>) {
         self.problems.push(Problem { key: key.into(), problem: problem.into(), hint: hint.into() });
     }
 
-    pub(crate) fn warning(&mut self, key: impl Into<String>, problem: impl Into<String>, hint: impl Into<String>) {
+    /// Records something allowed but worth knowing.
+    pub fn warning(&mut self, key: impl Into<String>, problem: impl Into<String>, hint: impl Into<String>) {
         self.warnings.push(Problem { key: key.into(), problem: problem.into(), hint: hint.into() });
+    }
+
+    /// Problems recorded so far: a validation compares it before and after a section.
+    pub fn count(&self) -> usize {
+        self.problems.len()
     }
 }

@@ -1,9 +1,10 @@
 //! The configuration reference (docs/configuration.md) is checked against the code: every TOML
-//! example in it is a valid config, and every key the parser accepts is documented.
+//! example in it is a valid config (read with the kinds of source the binaries ship), and every
+//! key the parser accepts, core's and each source kind's, is documented.
 
 use std::path::Path;
 
-use sluice_core::spec::Config;
+use sluice_connect::parse_config;
 
 fn doc(name: &str) -> String {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs").join(name);
@@ -68,7 +69,7 @@ fn every_toml_example_in_the_reference_is_a_valid_config() {
     while let Some(start) = rest.find("```toml\n") {
         let body = &rest[start + 8..];
         let end = body.find("```").expect("closed toml block");
-        Config::parse(Path::new("/tmp/docs/sluice.toml"), &body[..end])
+        parse_config(Path::new("/tmp/docs/sluice.toml"), &body[..end])
             .unwrap_or_else(|e| panic!("example {} is not a valid config: {e}\n{}", blocks + 1, &body[..end]));
         blocks += 1;
         rest = &body[end..];
@@ -80,9 +81,11 @@ fn every_toml_example_in_the_reference_is_a_valid_config() {
 fn every_accepted_key_is_documented() {
     let doc = reference();
     let keys: Vec<_> = [
-        include_str!("../src/spec/mod.rs"),
-        include_str!("../src/spec/format.rs"),
-        include_str!("../src/spec/table.rs"),
+        include_str!("../../core/src/spec/mod.rs"),
+        include_str!("../../core/src/spec/format.rs"),
+        include_str!("../../core/src/spec/table.rs"),
+        include_str!("../../local/src/sqlite_kind.rs"),
+        include_str!("../../snowflake/src/config.rs"),
     ]
     .into_iter()
     .flat_map(accepted_keys)
@@ -96,7 +99,7 @@ fn every_accepted_key_is_documented() {
 #[test]
 fn every_integration_key_is_documented_and_the_examples_are_valid() {
     let doc = doc("integrations.md");
-    let keys = accepted_keys(include_str!("../src/integrate/raw.rs"));
+    let keys = accepted_keys(include_str!("../../core/src/integrate/raw.rs"));
     assert!(keys.len() > 15, "found only {keys:?}");
     for key in keys {
         assert!(doc.contains(&format!("`{key}`")), "docs/integrations.md does not document `{key}`");
@@ -108,7 +111,7 @@ fn every_integration_key_is_documented_and_the_examples_are_valid() {
     let blocks = toml_blocks(&doc);
     assert!(!blocks.is_empty());
     for b in blocks {
-        let config = Config::parse(Path::new("/tmp/docs/sluice.toml"), &format!("{base}{b}"))
+        let config = parse_config(Path::new("/tmp/docs/sluice.toml"), &format!("{base}{b}"))
             .unwrap_or_else(|e| panic!("an example in docs/integrations.md is not valid: {e}\n{b}"));
         assert!(!config.integrations.is_empty());
     }
