@@ -20,24 +20,21 @@ pub fn check(expr: &str) -> Result<(), Invalid> {
 
 fn check_rate(body: &str) -> Result<(), String> {
     let Some((value, unit)) = body.split_once(' ').filter(|(v, u)| !v.is_empty() && !u.contains(' ')) else {
-        return Err(format!("rate({body}) must be a number, one space and a unit, as in rate(15 minutes)").into());
+        return Err(format!("rate({body}) must be a number, one space and a unit, as in rate(15 minutes)"));
     };
     let value: u32 = match value.parse() {
         Ok(v) if v > 0 && value.bytes().all(|b| b.is_ascii_digit()) => v,
-        _ => return Err(format!("rate({body}): {value:?} is not a whole number above 0").into()),
+        _ => return Err(format!("rate({body}): {value:?} is not a whole number above 0")),
     };
     let singular = matches!(unit, "minute" | "hour" | "day");
     let plural = matches!(unit, "minutes" | "hours" | "days");
     match (singular, plural, value) {
         (true, _, 1) | (_, true, 2..) => Ok(()),
-        (true, _, _) => {
-            Err(format!("rate({body}): write {unit}s for more than one (EventBridge refuses {unit})").into())
-        }
+        (true, _, _) => Err(format!("rate({body}): write {unit}s for more than one (EventBridge refuses {unit})")),
         (_, true, _) => {
-            Err(format!("rate(1 {unit}): write {} (EventBridge refuses the plural for 1)", &unit[..unit.len() - 1])
-                .into())
+            Err(format!("rate(1 {unit}): write {} (EventBridge refuses the plural for 1)", &unit[..unit.len() - 1]))
         }
-        _ => Err(format!("rate({body}): the unit must be minute(s), hour(s) or day(s)").into()),
+        _ => Err(format!("rate({body}): the unit must be minute(s), hour(s) or day(s)")),
     }
 }
 
@@ -49,16 +46,16 @@ fn check_cron(body: &str) -> Result<(), String> {
         return Err(format!(
             "cron({body}) has {} fields; EventBridge needs 6: minutes hours day-of-month month day-of-week year, as in cron(0 6 * * ? *)",
             fields.len()
-        ).into());
+        ));
     }
     const NAMES: [&str; 6] = ["minutes", "hours", "day-of-month", "month", "day-of-week", "year"];
     for (field, name) in fields.iter().zip(NAMES) {
         let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '*' | '?' | ',' | '-' | '/' | '#');
         if !field.chars().all(allowed) {
-            return Err(format!("cron({body}): the {name} field {field:?} has a character cron does not use").into());
+            return Err(format!("cron({body}): the {name} field {field:?} has a character cron does not use"));
         }
         if field.contains('?') && !matches!(name, "day-of-month" | "day-of-week") {
-            return Err(format!("cron({body}): `?` goes only in day-of-month or day-of-week, not {name}").into());
+            return Err(format!("cron({body}): `?` goes only in day-of-month or day-of-week, not {name}"));
         }
         let (low, high) = match name {
             "minutes" => (0, 59),
@@ -74,7 +71,7 @@ fn check_cron(body: &str) -> Result<(), String> {
             for n in range.split(['-', '#']).filter_map(|t| t.trim_end_matches(['L', 'W']).parse::<u32>().ok()) {
                 let in_range = (low..=high).contains(&n) || (name == "day-of-week" && range.contains('#') && n <= 5);
                 if !in_range {
-                    return Err(format!("cron({body}): {n} is out of range for {name} ({low}-{high})").into());
+                    return Err(format!("cron({body}): {n} is out of range for {name} ({low}-{high})"));
                 }
             }
         }
@@ -83,8 +80,7 @@ fn check_cron(body: &str) -> Result<(), String> {
         (true, false) | (false, true) => Ok(()),
         _ => Err(format!(
             "cron({body}): put `?` in exactly one of day-of-month and day-of-week, as in cron(0 6 * * ? *)"
-        )
-        .into()),
+        )),
     }
 }
 

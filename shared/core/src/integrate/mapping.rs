@@ -64,8 +64,7 @@ impl Mapper {
                             "property {:?} maps column {column:?}, which the export does not have; its columns are: {}",
                             p.name,
                             listing()
-                        )
-                        .into()),
+                        )),
                     },
                 })
                 .collect::<Result<Vec<_>, String>>()?,
@@ -208,7 +207,7 @@ fn convert(raw: &Value, kind: ValueType) -> Result<Value, String> {
                 match text.trim().to_ascii_lowercase().as_str() {
                     "true" | "t" | "1" | "yes" | "y" => Ok(Value::Bool(true)),
                     "false" | "f" | "0" | "no" | "n" => Ok(Value::Bool(false)),
-                    _ => Err(format!("{text:?} is not a boolean").into()),
+                    _ => Err(format!("{text:?} is not a boolean")),
                 }
             }
         },
