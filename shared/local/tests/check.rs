@@ -462,7 +462,7 @@ async fn a_state_file_of_many_blocks_reads_back_whole_and_a_damaged_one_is_named
 async fn encoded_keys_ascend_in_the_order_sqlite_sorts_them() {
     use sluice_core::ports::{Filter, Query, Source};
     use sluice_core::spec::TableName;
-    use sluice_core::strategy::check::state::encode_key;
+    use sluice_core::strategy::check::key::encode_key;
 
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("keys.db");

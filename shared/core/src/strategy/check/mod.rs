@@ -1,15 +1,17 @@
 //! `check`: the rows whose checked columns changed since the last committed run, found by
 //! key, and the keys that disappeared (as deletes, when asked). The table is read sorted by its
 //! key and merged with the state the last run left (key → hash of the checked columns,
-//! [`state`]); the run writes its own state beside its parts, and that state is its cursor.
+//! [`key`], [`state`]); the run writes its own state beside its parts, and that state is its cursor.
 
+pub mod key;
 pub mod state;
 
 use async_trait::async_trait;
 use futures::StreamExt;
 use tracing::{info, warn};
 
-use self::state::{decode_key, encode_key, row_hash, NullKey, StateMeta, StateReader, StateWriter};
+use self::key::{decode_key, encode_key, row_hash, NullKey};
+use self::state::{StateMeta, StateReader, StateWriter};
 use super::plan::{CheckPlan, Columns, TablePlan};
 use super::table::TableStrategy;
 use super::{Cursor, Strategy};
