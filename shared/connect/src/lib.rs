@@ -55,7 +55,7 @@ pub fn function_logging() {
 
 /// Opens the source: for Snowflake, reads the credentials and logs in.
 pub async fn open_source(spec: &SourceSpec, secrets: &dyn Secrets) -> Result<Arc<dyn Source>, BoxError> {
-    Ok(spec.open(secrets).await?.source)
+    spec.open(secrets).await
 }
 
 /// Opens an export's destination, or says why it cannot.
@@ -166,7 +166,7 @@ pub async fn check_connection(
     spec: &SourceSpec,
     secrets: &dyn Secrets,
 ) -> Result<ConnectionReport, BoxError> {
-    let opened = spec.open(secrets).await?;
+    let opened = spec.open_with_session(secrets).await?;
     let (source, session): (Arc<dyn Source>, _) = (opened.source, opened.session);
     let mut tables = Vec::new();
     for t in &export.tables {

@@ -25,6 +25,7 @@ pub struct SqliteSettings {
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawSqlite {
     path: Option<String>,
 }
@@ -36,7 +37,7 @@ impl SourceKind for SqliteKind {
     }
 
     fn settings(&self, section: &Section<'_>, v: &mut Validator) -> Option<Arc<dyn SourceSettings>> {
-        let raw: RawSqlite = section.parse("sqlite", &["path"], v)?;
+        let raw: RawSqlite = section.parse("sqlite", &["path"], "", v)?;
         match raw.path {
             Some(p) if !p.is_empty() => Some(Arc::new(SqliteSettings { path: section.resolve(&p) })),
             _ => {
@@ -46,7 +47,7 @@ impl SourceKind for SqliteKind {
         }
     }
 
-    async fn open(&self, settings: &dyn SourceSettings, _: &dyn Secrets) -> Result<Opened, BoxError> {
+    async fn open(&self, settings: &dyn SourceSettings, _: &dyn Secrets, _: bool) -> Result<Opened, BoxError> {
         let settings =
             settings.as_any().downcast_ref::<SqliteSettings>().ok_or("the settings are not an SQLite source's")?;
         Ok(Opened { source: Arc::new(SqliteSource::new(settings.path.clone())), session: None })

@@ -36,6 +36,7 @@ const KEYS: &[&str] = &[
 ];
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct RawSnowflake {
     account: Option<String>,
     user: Option<String>,
@@ -57,16 +58,24 @@ impl SourceKind for SnowflakeKind {
     }
 
     fn settings(&self, section: &Section<'_>, v: &mut Validator) -> Option<Arc<dyn SourceSettings>> {
-        let raw: RawSnowflake = section.parse("snowflake", KEYS, v)?;
+        let raw: RawSnowflake = section.parse("snowflake", KEYS, "", v)?;
         validate(v, section.key, raw).map(|s| Arc::new(s) as Arc<dyn SourceSettings>)
     }
 
-    async fn open(&self, settings: &dyn SourceSettings, secrets: &dyn Secrets) -> Result<Opened, BoxError> {
+    async fn open(
+        &self,
+        settings: &dyn SourceSettings,
+        secrets: &dyn Secrets,
+        session: bool,
+    ) -> Result<Opened, BoxError> {
         let spec =
             settings.as_any().downcast_ref::<SnowflakeSpec>().ok_or("the settings are not a Snowflake source's")?;
         let source = SnowflakeSource::connect(spec, secrets).await?;
-        let session = serde_json::to_value(source.session_info().await?)?;
-        Ok(Opened { source: Arc::new(source), session: Some(session) })
+        let session = match session {
+            true => Some(serde_json::to_value(source.session_info().await?)?),
+            false => None,
+        };
+        Ok(Opened { source: Arc::new(source), session })
     }
 }
 
@@ -88,11 +97,11 @@ impl SourceSettings for SnowflakeSpec {
     }
 
     /// Unload is `COPY INTO @stage`: it needs the stage.
-    fn unload_refusal(&self) -> Option<(String, String)> {
+    fn unload_refusal(&self, source: &str) -> Option<(String, String)> {
         self.stage.is_none().then(|| {
             (
                 "unload needs a stage".into(),
-                "set stage = \"@db.schema.stage\" on the source (see docs/snowflake.md)".into(),
+                format!("set stage = \"@db.schema.stage\" on [sources.{source}] (see docs/snowflake.md)"),
             )
         })
     }

@@ -127,10 +127,21 @@ pub trait Api: Send + Sync {
     fn operations(&self) -> Operations {
         Operations::AsColumn
     }
-    /// A property every mapping must send (what an upsert matches records on).
-    fn required_property(&self) -> Option<&str> {
+    /// A property every mapping must send (what an upsert matches records on), what it
+    /// matches (`"contacts"`) and what to do when it is missing.
+    fn required_property(&self) -> Option<Required<'_>> {
         None
     }
+}
+
+/// A property an API needs in every record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Required<'a> {
+    pub property: &'a str,
+    /// What it matches, in the API's words (`contacts`).
+    pub matches: &'static str,
+    /// What to do when the mapping does not send it.
+    pub hint: &'static str,
 }
 
 /// How an API takes the rows of a `check` table.

@@ -432,11 +432,12 @@ impl<'a> Deliverer<'a> {
             .map_err(|problem| DeliverError::Mapping { integration: self.spec.name.clone(), problem: problem.0 })?
             .refusing_deletes(refuse_deletes);
         if let Some(required) = self.api.required_property() {
-            if !mapper.has(required) {
+            if !mapper.has(required.property) {
                 return Err(DeliverError::Mapping {
                     integration: self.spec.name.clone(),
                     problem: format!(
-                        "no property {required:?} to match records on; map a column to it in properties, or set id_property"
+                        "no property {:?} to match {} on; {}",
+                        required.property, required.matches, required.hint
                     ),
                 });
             }

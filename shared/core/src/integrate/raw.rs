@@ -1,5 +1,6 @@
-//! The `[integrations.<name>]` keys as the file holds them, and what every kind's validation
-//! shares: the rate syntax, plain URLs, the headers that carry credentials.
+//! The `[integrations.<name>]` keys every kind takes, as the file holds them (a kind's own keys
+//! are its `kinds/<kind>/spec.rs`'s, read from `rest`), and what every kind's validation shares:
+//! the rate syntax, plain URLs, the headers that carry credentials.
 
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -15,17 +16,10 @@ pub struct RateLimit {
 }
 
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub(crate) struct RawIntegration {
     pub(crate) kind: String,
     pub(crate) export: Option<String>,
     pub(crate) tables: Option<Vec<String>>,
-    pub(crate) url: Option<String>,
-    pub(crate) method: Option<String>,
-    pub(crate) headers: Option<BTreeMap<String, String>>,
-    pub(crate) body: Option<String>,
-    pub(crate) endpoint: Option<String>,
-    pub(crate) id_property: Option<String>,
     pub(crate) token: Option<String>,
     pub(crate) batch_size: Option<i64>,
     pub(crate) rate_limit: Option<String>,
@@ -37,6 +31,9 @@ pub(crate) struct RawIntegration {
     pub(crate) properties: Option<BTreeMap<String, RawProperty>>,
     pub(crate) drop: Option<Vec<String>>,
     pub(crate) nulls: Option<String>,
+    /// The kind's own keys, and any key no one takes: the kind reads the first and refuses the rest.
+    #[serde(flatten)]
+    pub(crate) rest: toml::Table,
 }
 
 #[derive(Debug, Deserialize)]

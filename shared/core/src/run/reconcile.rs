@@ -9,7 +9,7 @@ use tracing::{error, info, warn};
 use super::context::Ports;
 use crate::error::{BoxError, Error, HistoryError, Result};
 use crate::layout::is_run_id;
-use crate::layout::{path_segment, RunFolder};
+use crate::layout::RunFolder;
 use crate::manifest::Manifest;
 use crate::ports::ObjectStore;
 use crate::ports::{Lease, RunRecord, RunState};
@@ -33,7 +33,7 @@ pub fn foreign_record(run: &RunRecord, export: &ExportSpec) -> Option<String> {
     if !is_run_id(&run.run_id) {
         return Some(format!("run id {:?} is not one Sluice makes", run.run_id));
     }
-    let folder = RunFolder::new(&run.export, &path_segment(&run.table), &run.run_id);
+    let folder = RunFolder::of(&run.export, &run.table, &run.run_id);
     if run.prefix != folder.prefix() {
         return Some(format!("its folder {:?} is not {:?}, the one its run id implies", run.prefix, folder.prefix()));
     }

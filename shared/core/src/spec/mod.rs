@@ -235,8 +235,10 @@ impl Validator {
     fn unload_needs(&mut self, export: &ExportSpec, sources: &BTreeMap<String, SourceSpec>) {
         for t in export.tables.iter().filter(|t| t.mode == TableMode::Unload) {
             let key = format!("export.{}.table.{}.mode", export.name, t.name);
-            if let Some((problem, hint)) = sources.get(&export.source).and_then(|s| s.settings().unload_refusal()) {
-                self.problem(&key, problem, format!("{hint} ([sources.{}])", export.source));
+            if let Some((problem, hint)) =
+                sources.get(&export.source).and_then(|s| s.settings().unload_refusal(&export.source))
+            {
+                self.problem(&key, problem, hint);
             }
             match &export.format {
                 FileFormat::Csv(f) if f.quote_style == QuoteStyle::Always => self.problem(
@@ -398,10 +400,15 @@ mod tests {
             "sqlite"
         }
         fn settings(&self, section: &Section<'_>, v: &mut Validator) -> Option<std::sync::Arc<dyn SourceSettings>> {
-            let raw: RawPath = section.parse("sqlite", &["path"], v)?;
+            let raw: RawPath = section.parse("sqlite", &["path"], "", v)?;
             Some(std::sync::Arc::new(PathSettings(section.resolve(&raw.path))))
         }
-        async fn open(&self, _: &dyn SourceSettings, _: &dyn crate::ports::Secrets) -> Result<Opened, crate::BoxError> {
+        async fn open(
+            &self,
+            _: &dyn SourceSettings,
+            _: &dyn crate::ports::Secrets,
+            _: bool,
+        ) -> Result<Opened, crate::BoxError> {
             Err("not opened in these tests".into())
         }
     }
@@ -524,6 +531,25 @@ destination = "out"
         assert_eq!(p.len(), 1, "{p:?}");
         assert_eq!(p[0].key, "sources.db.kind");
         assert!(p[0].hint.contains("kind = \"sqlite\""), "the kinds this build has: {p:?}");
+    }
+
+    #[test]
+    fn an_integration_kinds_keys_are_its_own_and_every_problem_names_its_key() {
+        let with =
+            |keys: &str| format!("{MINIMAL}\n[integrations.hook]\nkind = \"webhook\"\nexport = \"contacts\"\n{keys}\n");
+        assert!(parse(&with("url = \"https://hooks.example.com/x\"\nbatch_size = 10")).is_ok());
+        // A HubSpot key on a webhook and a value of the wrong type: both, each by its key (the
+        // values of the kind are checked once its keys read).
+        let p = problems(&with("url = 5\nendpoint = \"https://x\"\nmethod = \"GET\""));
+        let keys: Vec<&str> = p.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"integrations.hook.endpoint"), "{p:?}");
+        assert!(keys.contains(&"integrations.hook.url"), "{p:?}");
+        let stray = p.iter().find(|p| p.key == "integrations.hook.endpoint").unwrap();
+        assert_eq!(stray.problem, "not used by kind = \"webhook\"");
+        assert!(stray.hint.contains("url, method, headers, body"), "{stray:?}");
+        // A typo of a common key is refused by name too.
+        let p = problems(&with("url = \"https://hooks.example.com/x\"\nbatchsize = 10"));
+        assert_eq!(p[0].key, "integrations.hook.batchsize", "{p:?}");
     }
 
     #[test]

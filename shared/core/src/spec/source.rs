@@ -29,8 +29,15 @@ pub trait SourceKind: Send + Sync {
     /// section's key; `None` when there was one.
     fn settings(&self, section: &Section<'_>, v: &mut Validator) -> Option<Arc<dyn SourceSettings>>;
 
-    /// Opens the source the settings describe (reading its credentials, logging in).
-    async fn open(&self, settings: &dyn SourceSettings, secrets: &dyn Secrets) -> Result<Opened, BoxError>;
+    /// Opens the source the settings describe (reading its credentials, logging in); with
+    /// `session`, also asks who it is connected as (for `sluice check-connection` only: it costs
+    /// queries a run does not need).
+    async fn open(
+        &self,
+        settings: &dyn SourceSettings,
+        secrets: &dyn Secrets,
+        session: bool,
+    ) -> Result<Opened, BoxError>;
 }
 
 /// An opened source, and who it is connected as, for `sluice check-connection`.
@@ -59,9 +66,9 @@ pub trait SourceSettings: fmt::Debug + Send + Sync + 'static {
         false
     }
 
-    /// Why `mode = "unload"` cannot work with this source, as a problem and a hint; `None`
-    /// when the source unloads.
-    fn unload_refusal(&self) -> Option<(String, String)> {
+    /// Why `mode = "unload"` cannot work with this source (named `source` in the config), as a
+    /// problem and a hint; `None` when the source unloads.
+    fn unload_refusal(&self, _source: &str) -> Option<(String, String)> {
         Some((
             format!("a {} source cannot unload", self.kind()),
             "use mode = \"stream\" (the default); unload is for Snowflake sources".into(),
@@ -92,8 +99,13 @@ impl SourceSpec {
     }
 
     /// Opens the source.
-    pub async fn open(&self, secrets: &dyn Secrets) -> Result<Opened, BoxError> {
-        self.kind.open(self.settings.as_ref(), secrets).await
+    pub async fn open(&self, secrets: &dyn Secrets) -> Result<Arc<dyn Source>, BoxError> {
+        Ok(self.kind.open(self.settings.as_ref(), secrets, false).await?.source)
+    }
+
+    /// Opens the source and asks who it is connected as.
+    pub async fn open_with_session(&self, secrets: &dyn Secrets) -> Result<Opened, BoxError> {
+        self.kind.open(self.settings.as_ref(), secrets, true).await
     }
 }
 
@@ -103,7 +115,7 @@ impl fmt::Debug for SourceSpec {
     }
 }
 
-/// A `[sources.<name>]` section as a kind validates it.
+/// A section of keys as a kind validates it (`[sources.<name>]`, an integration's own keys).
 pub struct Section<'a> {
     /// The section's key path (`sources.<name>`), for problems.
     pub key: &'a str,
@@ -114,25 +126,46 @@ pub struct Section<'a> {
 }
 
 impl Section<'_> {
-    /// The keys as the kind's raw type `T`. A key `T` does not take is a problem naming it and
-    /// the keys the kind takes (`allowed`); a value of the wrong type, one naming its key.
-    pub fn parse<T: DeserializeOwned>(&self, kind: &str, allowed: &[&str], v: &mut Validator) -> Option<T> {
-        let mut unknown = false;
-        for k in self.keys.keys().filter(|k| !allowed.contains(&k.as_str())) {
-            unknown = true;
-            v.problem(
-                format!("{}.{k}", self.key),
-                format!("not used by kind = \"{kind}\""),
-                format!("remove it; kind = \"{kind}\" takes: {}", allowed.join(", ")),
-            );
+    /// The keys as the kind's raw type `T` (whose fields are all optional). Every problem names
+    /// its key: one the kind does not take (`allowed`, listed in the hint with `besides`, the
+    /// keys others take in the same section), one of the wrong type. All are reported, not the
+    /// first only.
+    pub fn parse<T: DeserializeOwned>(
+        &self,
+        kind: &str,
+        allowed: &[&str],
+        besides: &str,
+        v: &mut Validator,
+    ) -> Option<T> {
+        let mut keys = self.keys.clone();
+        let mut ok = true;
+        keys.retain(|k, _| {
+            let known = allowed.contains(&k);
+            if !known {
+                ok = false;
+                v.problem(
+                    format!("{}.{k}", self.key),
+                    format!("not used by kind = \"{kind}\""),
+                    format!("remove it; kind = \"{kind}\" takes: {}{besides}", allowed.join(", ")),
+                );
+            }
+            known
+        });
+        // Each key alone: a value of the wrong type is named by its key.
+        for (k, value) in &keys {
+            let alone = toml::Table::from_iter([(k.clone(), value.clone())]);
+            if let Err(e) = toml::Value::Table(alone).try_into::<T>() {
+                ok = false;
+                v.problem(format!("{}.{k}", self.key), e.message().to_string(), "");
+            }
         }
-        if unknown {
+        if !ok {
             return None;
         }
-        match toml::Value::Table(self.keys.clone()).try_into::<T>() {
+        match toml::Value::Table(keys).try_into::<T>() {
             Ok(raw) => Some(raw),
             Err(e) => {
-                v.problem(self.key, e.message().to_string(), "see docs/configuration.md for the kind's keys");
+                v.problem(self.key, e.message().to_string(), "");
                 None
             }
         }

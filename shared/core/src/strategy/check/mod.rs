@@ -103,7 +103,7 @@ impl TableStrategy for Check {
         let Some(check) = &plan.check else {
             return Err(run.check_error("a check run was planned without its comparison".into()));
         };
-        let state = RunFolder::at(parts.folder().prefix()).state();
+        let state = parts.folder().state();
         merge(run, plan, check, query, &state, parts).await.map(Some)
     }
 

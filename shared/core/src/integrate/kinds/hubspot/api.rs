@@ -4,7 +4,7 @@ use crate::error::Invalid;
 use serde_json::{json, Map, Value};
 
 use super::spec::HubspotSpec;
-use crate::integrate::api::{by_status, Answer, Api, Batch, HttpRequest, HttpResponse, Operations, Outgoing};
+use crate::integrate::api::{by_status, Answer, Api, Batch, HttpRequest, HttpResponse, Operations, Outgoing, Required};
 
 /// HubSpot's batch upsert of contacts (`POST /crm/v3/objects/contacts/batch/upsert`), matched on
 /// `id_property`. Each input carries `objectWriteTraceId` = the record's index, which HubSpot
@@ -24,8 +24,12 @@ impl Api for HubspotContacts {
         }
     }
 
-    fn required_property(&self) -> Option<&str> {
-        Some(&self.0.id_property)
+    fn required_property(&self) -> Option<Required<'_>> {
+        Some(Required {
+            property: &self.0.id_property,
+            matches: "contacts",
+            hint: "map a column to it in properties, or set id_property",
+        })
     }
 
     fn check(&self, record: &Outgoing) -> Result<(), Invalid> {

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::integrate::kinds::common::not_for;
+use serde::Deserialize;
+
+use crate::integrate::kinds::common::own_keys;
 use crate::integrate::raw::{is_plain_url, KindDefaults, RateLimit, RawIntegration};
 use crate::spec::validate::Validator;
 
@@ -34,20 +36,20 @@ pub struct HubspotSpec {
     pub id_property: String,
 }
 
+/// The keys only HubSpot contacts take.
+const KEYS: &[&str] = &["endpoint", "id_property"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawHubspot {
+    endpoint: Option<String>,
+    id_property: Option<String>,
+}
+
 pub(crate) fn parse(v: &mut Validator, key: &str, raw: &RawIntegration) -> Option<HubspotSpec> {
     let before = v.problems.len();
-    not_for(
-        v,
-        key,
-        "hubspot_contacts",
-        &[
-            ("url", raw.url.is_some()),
-            ("method", raw.method.is_some()),
-            ("headers", raw.headers.is_some()),
-            ("body", raw.body.is_some()),
-        ],
-    );
-    let endpoint = raw.endpoint.clone().unwrap_or_else(|| HUBSPOT_ENDPOINT.into());
+    let own: RawHubspot = own_keys(v, key, "hubspot_contacts", raw, KEYS)?;
+    let endpoint = own.endpoint.unwrap_or_else(|| HUBSPOT_ENDPOINT.into());
     if !is_plain_url(&endpoint) {
         v.problem(format!("{key}.endpoint"), "not an http(s) base URL", "remove it to use https://api.hubapi.com");
     } else if !crate::trust::secure_transport(&endpoint) {
@@ -57,7 +59,7 @@ pub(crate) fn parse(v: &mut Validator, key: &str, raw: &RawIntegration) -> Optio
             "use https:// (plain http is allowed only to a loopback address, for tests)",
         );
     }
-    let id_property = raw.id_property.clone().unwrap_or_else(|| "email".into());
+    let id_property = own.id_property.unwrap_or_else(|| "email".into());
     if id_property.is_empty() {
         v.problem(format!("{key}.id_property"), "empty", "use email, or a unique custom property");
     }

@@ -1,8 +1,23 @@
 //! The webhook's keys (`url`, `method`, `headers`, `body`), validated.
 
-use crate::integrate::kinds::common::not_for;
+use serde::Deserialize;
+use std::collections::BTreeMap;
+
+use crate::integrate::kinds::common::own_keys;
 use crate::integrate::raw::{is_plain_url, RawIntegration, RECORDS_PLACEHOLDER, SECRET_HEADERS};
 use crate::spec::validate::Validator;
+
+/// The keys only a webhook takes.
+const KEYS: &[&str] = &["url", "method", "headers", "body"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawWebhook {
+    url: Option<String>,
+    method: Option<String>,
+    headers: Option<BTreeMap<String, String>>,
+    body: Option<String>,
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebhookSpec {
@@ -16,8 +31,8 @@ pub struct WebhookSpec {
 
 pub(crate) fn parse(v: &mut Validator, key: &str, raw: &RawIntegration) -> Option<WebhookSpec> {
     let before = v.problems.len();
-    not_for(v, key, "webhook", &[("endpoint", raw.endpoint.is_some()), ("id_property", raw.id_property.is_some())]);
-    let url = raw.url.clone().unwrap_or_default();
+    let own: RawWebhook = own_keys(v, key, "webhook", raw, KEYS)?;
+    let url = own.url.unwrap_or_default();
     if url.is_empty() {
         v.problem(format!("{key}.url"), "missing", "give the URL records are sent to");
     } else if !is_plain_url(&url) {
@@ -34,12 +49,12 @@ pub(crate) fn parse(v: &mut Validator, key: &str, raw: &RawIntegration) -> Optio
             "use https:// (plain http is allowed only to a loopback address, for tests)",
         );
     }
-    let method = raw.method.clone().unwrap_or_else(|| "POST".into()).to_ascii_uppercase();
+    let method = own.method.unwrap_or_else(|| "POST".into()).to_ascii_uppercase();
     if !matches!(method.as_str(), "POST" | "PUT" | "PATCH") {
         v.problem(format!("{key}.method"), format!("unsupported method {method:?}"), "use POST, PUT or PATCH");
     }
     let mut headers = Vec::new();
-    for (name, value) in raw.headers.clone().unwrap_or_default() {
+    for (name, value) in own.headers.unwrap_or_default() {
         let lower = name.to_ascii_lowercase();
         if SECRET_HEADERS.contains(&lower.as_str()) {
             v.problem(
@@ -55,7 +70,7 @@ pub(crate) fn parse(v: &mut Validator, key: &str, raw: &RawIntegration) -> Optio
             headers.push((name, value));
         }
     }
-    let body = raw.body.as_deref().and_then(|b| body_template(v, key, b));
+    let body = own.body.as_deref().and_then(|b| body_template(v, key, b));
     (v.problems.len() == before).then_some(WebhookSpec { url, method, headers, body })
 }
 
