@@ -3,7 +3,7 @@
 //! a DynamoDB history (`--history dynamodb://TABLE`) and EventBridge events (`--event-bus`) are
 //! available too, configured from the standard AWS environment (profiles, `AWS_ENDPOINT_URL`).
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -11,7 +11,7 @@ use sluice_core::catalog::{Catalog, Exports};
 use sluice_core::integrate::api::HttpClient;
 use sluice_core::orchestrate::{RecordOnly, RuleSpec, Scheduler};
 use sluice_core::ports::{DeliveryLedger, EventSink, HistoryStore, NoSecrets, ObjectStore, Secrets, Source};
-use sluice_core::spec::{Config, Destination, ExportSpec, SourceSpec};
+use sluice_core::spec::{Config, ExportSpec, SourceSpec};
 use sluice_core::BoxError;
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory};
 
@@ -87,7 +87,7 @@ impl App {
         let table = history_path.to_str().and_then(|h| h.strip_prefix(DYNAMODB_SCHEME)).map(str::to_string);
         let wants_aws = table.is_some()
             || event_bus.is_some()
-            || config.exports.iter().any(|e| matches!(e.destination, Destination::S3 { .. }))
+            || config.exports.iter().any(writes_to_s3)
             || config.sources.values().any(|s| s.settings().reads_secrets_manager());
 
         #[cfg(feature = "aws")]
@@ -130,9 +130,7 @@ impl App {
         }
         #[cfg(feature = "aws")]
         let aws = match aws {
-            None if config.exports.iter().any(|e| matches!(e.destination, Destination::S3 { .. })) => {
-                Some(sluice_aws::client_config().await)
-            }
+            None if config.exports.iter().any(writes_to_s3) => Some(sluice_aws::client_config().await),
             other => other,
         };
         let events: Box<dyn EventSink> = match (&event_bus, &table) {
@@ -225,18 +223,26 @@ impl App {
         ))
     }
 
+    /// The export's destination as a store, by the kind it is of.
     pub fn store(&self, export: &ExportSpec) -> Result<Box<dyn ObjectStore>> {
-        match &export.destination {
-            Destination::Local(dir) => Ok(Box::new(DirectoryStore::new(dir.clone()))),
+        if let Some(folder) = export.destination.settings_as::<sluice_local::Folder>() {
+            return Ok(Box::new(DirectoryStore::new(folder.path.clone())));
+        }
+        if let Some(_s3) = export.destination.settings_as::<sluice_connect::S3Location>() {
             #[cfg(feature = "aws")]
-            Destination::S3 { bucket, prefix } => {
+            {
                 let sdk = self.aws.as_ref().context("AWS configuration")?;
-                Ok(Box::new(sluice_aws::S3Store::new(sluice_aws::s3_client(sdk), bucket, prefix, None)))
+                let client = sluice_aws::s3_client(sdk);
+                return Ok(Box::new(sluice_aws::S3Store::new(client, &_s3.bucket, &_s3.prefix, None)));
             }
             #[cfg(not(feature = "aws"))]
-            Destination::S3 { .. } => {
-                Err(needs_aws(&format!("export {:?} writes to {}: this", export.name, export.destination)))
-            }
+            return Err(needs_aws(&format!("export {:?} writes to {}: this", export.name, export.destination)));
         }
+        bail!("export {:?} writes to {}, which this build cannot open", export.name, export.destination)
     }
+}
+
+/// Whether the export writes to S3, so the CLI needs AWS settings.
+fn writes_to_s3(export: &ExportSpec) -> bool {
+    export.destination.settings_as::<sluice_connect::S3Location>().is_some()
 }

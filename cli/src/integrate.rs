@@ -15,7 +15,7 @@ use sluice_core::integrate::{
 };
 use sluice_core::ports::{ObjectStore, RunState};
 use sluice_core::run::{error_chain, ExportRunSummary};
-use sluice_core::spec::{Destination, ExportSpec};
+use sluice_core::spec::ExportSpec;
 
 use crate::app::App;
 use crate::{exit, output};
@@ -53,31 +53,30 @@ pub struct IntegrateArgs {
 
 /// A manifest or failures file as a key relative to the export's destination.
 fn relative_key(export: &ExportSpec, given: &str) -> Result<String> {
-    match &export.destination {
-        Destination::S3 { bucket, prefix } => {
-            let Some(rest) = given.strip_prefix("s3://") else { return Ok(given.trim_start_matches('/').to_string()) };
-            let (b, key) = rest.split_once('/').unwrap_or((rest, ""));
-            let object = ObjectRef { bucket: b.to_string(), key: key.to_string() };
-            key_under(&object, bucket, prefix).ok_or_else(|| {
-                anyhow!("{given} is not under export {:?}'s destination {}", export.name, export.destination)
-            })
-        }
-        Destination::Local(dir) => {
-            let path = Path::new(given);
-            if !path.exists() {
-                // Not a path from here: a key relative to the destination.
-                return Ok(given.trim_start_matches("./").to_string());
-            }
-            let full = path.canonicalize()?;
-            let root = dir
-                .canonicalize()
-                .map_err(|e| anyhow!("export {:?}'s destination {}: {e}", export.name, dir.display()))?;
-            let rel = full.strip_prefix(&root).map_err(|_| {
-                anyhow!("{given} is not inside export {:?}'s destination {}", export.name, dir.display())
-            })?;
-            Ok(rel.to_string_lossy().replace('\\', "/"))
-        }
+    if let Some(s3) = export.destination.settings_as::<sluice_connect::S3Location>() {
+        let Some(rest) = given.strip_prefix("s3://") else { return Ok(given.trim_start_matches('/').to_string()) };
+        let (b, key) = rest.split_once('/').unwrap_or((rest, ""));
+        let object = ObjectRef { bucket: b.to_string(), key: key.to_string() };
+        return key_under(&object, &s3.bucket, &s3.prefix).ok_or_else(|| {
+            anyhow!("{given} is not under export {:?}'s destination {}", export.name, export.destination)
+        });
     }
+    let Some(folder) = export.destination.settings_as::<sluice_local::Folder>() else {
+        return Ok(given.trim_start_matches('/').to_string());
+    };
+    let dir = &folder.path;
+    let path = Path::new(given);
+    if !path.exists() {
+        // Not a path from here: a key relative to the destination.
+        return Ok(given.trim_start_matches("./").to_string());
+    }
+    let full = path.canonicalize()?;
+    let root =
+        dir.canonicalize().map_err(|e| anyhow!("export {:?}'s destination {}: {e}", export.name, dir.display()))?;
+    let rel = full
+        .strip_prefix(&root)
+        .map_err(|_| anyhow!("{given} is not inside export {:?}'s destination {}", export.name, dir.display()))?;
+    Ok(rel.to_string_lossy().replace('\\', "/"))
 }
 
 fn owner(app: &App) -> String {

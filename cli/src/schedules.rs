@@ -7,7 +7,7 @@
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use sluice_core::spec::{Config, Destination, ExportSpec, ExportState};
+use sluice_core::spec::{Config, ExportSpec, ExportState};
 
 use crate::commands::Usage;
 
@@ -88,7 +88,7 @@ fn unschedulable(e: &ExportSpec) -> Option<String> {
     if e.state == ExportState::Draft {
         return Some("it is a draft (set state = \"active\" to schedule it)".into());
     }
-    if let Destination::Local(path) = &e.destination {
+    if let Some(sluice_local::Folder { path }) = e.destination.settings_as::<sluice_local::Folder>() {
         return Some(format!(
             "it writes to the local folder {} and the export function writes only to S3 (destination = \"s3://<bucket>/<prefix>\")",
             path.display()

@@ -76,7 +76,7 @@ pub fn sources_config(dir: &Path) -> Config {
                 [sources.other]\nkind = \"sqlite\"\npath = \"other.db\"\n\n\
                 [[export]]\nname = \"filed\"\nsource = \"db\"\ndestination = \"out\"\n\
                 [[export.table]]\nname = \"contacts\"\nincremental = { strategy = \"full\" }\n";
-    Config::parse(&dir.join("sluice.toml"), text, &[&sluice_local::SQLITE]).expect("the sources config is valid")
+    Config::parse(&dir.join("sluice.toml"), text, sluice_local::KINDS).expect("the sources config is valid")
 }
 
 pub const CONTACTS: &str = "name = \"crm\"\nsource = \"db\"\ndestination = \"out\"\n\n\

@@ -60,19 +60,22 @@ pub fn http_request(
 
 impl Moto {
     fn start() -> Moto {
-        let bin = repo_root().join(".tools/venv/bin/moto_server");
+        let bin = repo_root().join(".tools/venv/bin/python");
         assert!(bin.exists(), "{} is missing: run scripts/setup.sh (scripts/test.sh does)", bin.display());
+        // moto's server with DynamoDB's per-request atomicity (see tests/moto/server.py).
+        let server = repo_root().join("tests/moto/server.py");
         let port = free_port();
         // The server lives in a static, which is never dropped: a watchdog shell stops it when
         // this test process is gone, so no server outlives the tests.
         let script = format!(
-            "\"$0\" -H 127.0.0.1 -p {port} & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill $m",
+            "\"$0\" \"$1\" -H 127.0.0.1 -p {port} & m=$!; while kill -0 {pid} 2>/dev/null; do sleep 0.5; done; kill $m",
             pid = std::process::id()
         );
         let child = Command::new("sh")
             .arg("-c")
             .arg(script)
             .arg(&bin)
+            .arg(&server)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

@@ -23,7 +23,7 @@ use serde_json::{json, Value};
 use sluice_aws::{DynamoHistory, EventBridgeScheduler, S3Store, SecretsManager};
 use sluice_core::catalog::{Catalog, CatalogError, Edit, Exports};
 use sluice_core::ports::ObjectStore;
-use sluice_core::spec::{Config, ConfigError, Destination, ExportSpec};
+use sluice_core::spec::{Config, ConfigError, ExportSpec};
 use sluice_core::status::{status_of_all, OrchestrationStatus, Stores};
 
 /// Which of the two permissions this function serves.
@@ -392,7 +392,7 @@ impl App {
     pub async fn init(settings: Settings) -> Result<App, StartError> {
         let sdk = sluice_aws::client_config().await;
         let s3 = sluice_aws::s3_client(&sdk);
-        let config = sluice_aws::load_config(&s3, &settings.base.config, sluice_connect::SOURCE_KINDS).await?;
+        let config = sluice_aws::load_config(&s3, &settings.base.config, sluice_connect::KINDS).await?;
         let history = DynamoHistory::new(aws_sdk_dynamodb::Client::new(&sdk), &settings.base.history_table);
         let scheduler = EventBridgeScheduler::new(
             aws_sdk_eventbridge::Client::new(&sdk),
@@ -514,13 +514,16 @@ impl App {
 
     /// An export's S3 destination, as the export function writes it.
     fn store(&self, spec: &ExportSpec) -> Result<Box<dyn ObjectStore>, String> {
-        match &spec.destination {
-            Destination::S3 { bucket, prefix } => {
-                Ok(Box::new(S3Store::new(self.s3.clone(), bucket, prefix, self.settings.base.encryption.clone())))
-            }
-            other => Err(format!(
-                "export {:?} writes to {other}; in AWS exports write to S3: set destination = \"s3://bucket/prefix\"",
-                spec.name
+        match spec.destination.settings_as::<sluice_connect::S3Location>() {
+            Some(s3) => Ok(Box::new(S3Store::new(
+                self.s3.clone(),
+                &s3.bucket,
+                &s3.prefix,
+                self.settings.base.encryption.clone(),
+            ))),
+            None => Err(format!(
+                "export {:?} writes to {}; in AWS exports write to S3: set destination = \"s3://bucket/prefix\"",
+                spec.name, spec.destination
             )),
         }
     }

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, SecretsManager};
+use sluice_connect::S3Location;
 use sluice_core::catalog::{CatalogError, Exports};
 use sluice_core::orchestrate::Skip;
 use sluice_core::ports::Source;
 use sluice_core::request::{ExportRequest, RequestError};
 use sluice_core::run::{ExportRunSummary, Ports, Quiet, RunOptions, Runner};
-use sluice_core::spec::{Config, ConfigError, Destination, ExportSpec};
+use sluice_core::spec::{Config, ConfigError, ExportSpec};
 
 /// Time kept back from the Lambda deadline to remove a stopped run's parts, record it and
 /// publish its event.
@@ -114,7 +115,7 @@ impl App {
     pub async fn init(settings: Settings) -> Result<App, FnError> {
         let sdk = sluice_aws::client_config().await;
         let s3 = sluice_aws::s3_client(&sdk);
-        let config = sluice_aws::load_config(&s3, &settings.config, sluice_connect::SOURCE_KINDS).await?;
+        let config = sluice_aws::load_config(&s3, &settings.config, sluice_connect::KINDS).await?;
         // The config says where credentials go; the stack says where they may go.
         if let Some(problem) = settings.secret_hosts.check_sources(&config).into_iter().next() {
             return Err(FnError::Setting { name: "SLUICE_SECRET_HOSTS", problem });
@@ -179,7 +180,7 @@ impl App {
             }
         };
         let export = &export;
-        let Destination::S3 { bucket, prefix } = &export.destination else {
+        let Some(S3Location { bucket, prefix }) = export.destination.settings_as::<S3Location>() else {
             return Err(FnError::Destination {
                 export: export.name.clone(),
                 destination: export.destination.to_string(),

@@ -8,11 +8,12 @@ use std::time::{Duration, Instant};
 use tracing::{debug, error, info, warn};
 
 use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, SecretsManager};
+use sluice_connect::S3Location;
 use sluice_core::integrate::backlog::{turn, undelivered, Turn};
 use sluice_core::integrate::event::{manifest_key_under, parse, Incoming, ObjectRef};
 use sluice_core::integrate::spec::IntegrationSpec;
 use sluice_core::integrate::{resolve_token, DeliverError, Deliverer, DeliveryOptions, DeliveryOutcome, DeliveryPorts};
-use sluice_core::spec::{Config, ConfigError, Destination};
+use sluice_core::spec::{Config, ConfigError};
 
 /// Time kept back from the Lambda deadline to save progress and answer.
 pub const DEFAULT_DEADLINE_MARGIN: Duration = Duration::from_secs(10);
@@ -109,14 +110,14 @@ impl App {
     pub async fn init(settings: Settings) -> Result<App, FnError> {
         let sdk = sluice_aws::client_config().await;
         let s3 = sluice_aws::s3_client(&sdk);
-        let config = sluice_aws::load_config(&s3, &settings.common.config, sluice_connect::SOURCE_KINDS).await?;
+        let config = sluice_aws::load_config(&s3, &settings.common.config, sluice_connect::KINDS).await?;
         let spec = config.integration(&settings.integration)?.clone();
         // The config says where the token goes; the stack says where it may go.
         if let Some(problem) = settings.common.secret_hosts.check_integration(&spec) {
             return Err(FnError::Setting { name: "SLUICE_SECRET_HOSTS", problem });
         }
         let export = config.export(&spec.export)?;
-        let Destination::S3 { bucket, prefix } = &export.destination else {
+        let Some(S3Location { bucket, prefix }) = export.destination.settings_as::<S3Location>() else {
             return Err(FnError::Setting {
                 name: "SLUICE_CONFIG",
                 problem: format!(

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use sluice_core::spec::{Config, ConfigError, SourceKind};
+use sluice_core::spec::{Config, ConfigError, Kinds};
 use sluice_core::BoxError;
 
 use crate::Encryption;
@@ -21,11 +21,7 @@ pub enum ConfigLoadError {
 }
 
 /// Reads and validates the config at `location`: a file path or `s3://bucket/key`.
-pub async fn load_config(
-    s3: &aws_sdk_s3::Client,
-    location: &str,
-    kinds: &[&'static dyn SourceKind],
-) -> Result<Config, ConfigLoadError> {
+pub async fn load_config(s3: &aws_sdk_s3::Client, location: &str, kinds: Kinds) -> Result<Config, ConfigLoadError> {
     let Some(rest) = location.strip_prefix("s3://") else {
         return Ok(Config::load(Path::new(location), kinds)?);
     };

@@ -46,7 +46,7 @@ const TIMESTAMP: &str = "{ strategy = \"timestamp\", column = \"updated_at\" }";
 fn contacts(dir: &Path, rows: i64, incremental: &str, format: &str) -> (Config, SqliteSource) {
     let db = dir.join("source.db");
     insert_contacts(&create_contacts(&db), 1, rows, "2025-06-01 00:00:00");
-    (Config::load(&contacts_config(dir, incremental, format), &[&sluice_local::SQLITE]).unwrap(), SqliteSource::new(db))
+    (Config::load(&contacts_config(dir, incremental, format), sluice_local::KINDS).unwrap(), SqliteSource::new(db))
 }
 
 /// For whole-export tests: a bucket, a history table, and a bus whose `sluice` events reach an

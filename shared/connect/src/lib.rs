@@ -2,25 +2,35 @@
 //! `[sources.NAME]` means, checks a connection for `sluice check-connection`, and holds the
 //! process settings both binaries start with.
 
+mod s3_kind;
+
+pub use s3_kind::{S3Kind, S3Location, S3};
+
 use std::sync::Arc;
 
 use serde::Serialize;
 use sluice_core::catalog::Preflight;
 use sluice_core::ports::{ObjectMeta, ObjectStore, Secrets, Source};
-use sluice_core::spec::{Config, ExportSpec, Incremental, SourceKind, SourceSpec};
+use sluice_core::spec::{Config, DestinationKind, ExportSpec, Incremental, Kinds, SourceKind, SourceSpec};
 use sluice_core::BoxError;
 
 /// The kinds of source this build reads: adding one is its crate and its line here.
 pub const SOURCE_KINDS: &[&'static dyn SourceKind] = &[&sluice_local::SQLITE, &sluice_snowflake::SNOWFLAKE];
 
-/// Reads and validates a config file with the kinds of source this build has.
+/// The kinds of destination this build reads: adding one is its crate and its line here.
+pub const DESTINATION_KINDS: &[&'static dyn DestinationKind] = &[&S3, &sluice_local::FOLDER];
+
+/// What this build reads configs with.
+pub const KINDS: Kinds = Kinds { sources: SOURCE_KINDS, destinations: DESTINATION_KINDS };
+
+/// Reads and validates a config file with the kinds this build has.
 pub fn load_config(path: &std::path::Path) -> Result<Config, sluice_core::spec::ConfigError> {
-    Config::load(path, SOURCE_KINDS)
+    Config::load(path, KINDS)
 }
 
-/// Validates config text as if read from `path`, with the kinds of source this build has.
+/// Validates config text as if read from `path`, with the kinds this build has.
 pub fn parse_config(path: &std::path::Path, text: &str) -> Result<Config, sluice_core::spec::ConfigError> {
-    Config::parse(path, text, SOURCE_KINDS)
+    Config::parse(path, text, KINDS)
 }
 
 /// Allocator settings for a process that exports: call first thing in `main`, before any

@@ -75,7 +75,7 @@ impl Env {
     }
 
     fn config(&self) -> Config {
-        Config::load(&self.dir.path().join("sluice.toml"), &[&sluice_local::SQLITE]).unwrap()
+        Config::load(&self.dir.path().join("sluice.toml"), sluice_local::KINDS).unwrap()
     }
     fn store(&self) -> DirectoryStore {
         DirectoryStore::new(self.dir.path().join("out"))

@@ -5,6 +5,7 @@
 mod dir_store;
 mod error;
 mod event_log;
+mod folder_kind;
 mod sqlite_catalog;
 mod sqlite_history;
 mod sqlite_kind;
@@ -15,6 +16,11 @@ mod stamp;
 pub use dir_store::DirectoryStore;
 pub use error::Error;
 pub use event_log::JsonlEventLog;
+pub use folder_kind::{Folder, FolderKind, FOLDER};
 pub use sqlite_history::SqliteHistory;
 pub use sqlite_kind::{SqliteKind, SqliteSettings, SQLITE};
+
+/// The kinds of this crate: an SQLite source and a folder destination (for tests and tools
+/// that read configs of embedded parts only).
+pub const KINDS: sluice_core::spec::Kinds = sluice_core::spec::Kinds { sources: &[&SQLITE], destinations: &[&FOLDER] };
 pub use sqlite_source::{Clock, SqliteSource};

@@ -47,7 +47,7 @@ impl Env {
             ),
         )
         .unwrap();
-        let config = Config::load(&config, &[&sluice_local::SQLITE]).unwrap();
+        let config = Config::load(&config, sluice_local::KINDS).unwrap();
         let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
         let events = JsonlEventLog::new(dir.path().join("events.jsonl"));
         Env { dir, config, history, events }
@@ -358,7 +358,7 @@ async fn a_run_killed_part_way_changes_nothing_and_the_next_run_exports_its_chan
     let text =
         std::fs::read_to_string(&path).unwrap().replace("columns = [\"email\", \"stage\"]", "columns = [\"stage\"]");
     std::fs::write(&path, text).unwrap();
-    let env = Env { config: Config::load(&path, &[&sluice_local::SQLITE]).unwrap(), ..env };
+    let env = Env { config: Config::load(&path, sluice_local::KINDS).unwrap(), ..env };
     let s = env.run_with(&DirectoryStore::new(env.out()), &sluice_testkit::run_options()).await.unwrap();
     let err = s.tables[0].error.clone().unwrap();
     assert!(err.contains("checked columns changed") && err.contains("--full-refresh"), "{err}");

@@ -30,7 +30,7 @@ impl Env {
     fn new(incremental: &str) -> Env {
         let dir = tempfile::tempdir().unwrap();
         create_contacts(&dir.path().join("source.db"));
-        let config = Config::load(&contacts_config(dir.path(), incremental, CSV), &[&sluice_local::SQLITE]).unwrap();
+        let config = Config::load(&contacts_config(dir.path(), incremental, CSV), sluice_local::KINDS).unwrap();
         let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
         let events = JsonlEventLog::new(dir.path().join("events.jsonl"));
         let clock = Arc::new(Mutex::new(Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap()));
@@ -561,7 +561,7 @@ async fn a_run_on_in_memory_adapters_commits_its_window_once() {
     insert_contacts(&conn, 1, 50, "2020-01-01 00:00:00");
     drop(conn);
     let incremental = "{ strategy = \"timestamp\", column = \"updated_at\" }";
-    let config = Config::load(&contacts_config(dir.path(), incremental, CSV), &[&sluice_local::SQLITE]).unwrap();
+    let config = Config::load(&contacts_config(dir.path(), incremental, CSV), sluice_local::KINDS).unwrap();
     let (store, history, events) = (MemoryStore::new(), MemoryHistory::new(), MemoryEvents::new());
     let source = SqliteSource::new(db.clone());
     let ports = Ports { source: &source, store: &store, history: &history, events: &events };

@@ -115,7 +115,7 @@ fn config(dir: &Path, extra: &str) -> Config {
             .replace("EXTRA", extra),
     )
     .unwrap();
-    Config::load(&path, &[&sluice_local::SQLITE]).unwrap()
+    Config::load(&path, sluice_local::KINDS).unwrap()
 }
 
 /// How the writers commit: a moment after their stamp (the default lag's case), or at once

@@ -275,11 +275,12 @@ fn validate(v: &mut Validator, key: &str, raw: RawSnowflake) -> Option<Snowflake
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_core::spec::{Config, ConfigError, Problem, TableMode};
+    use sluice_core::spec::{Config, ConfigError, Kinds, Problem, TableMode};
     use std::path::Path;
 
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(Path::new("/cfg/sluice.toml"), text, &[&crate::config::SNOWFLAKE])
+        const KINDS: Kinds = Kinds { sources: &[&crate::config::SNOWFLAKE], destinations: &[&sluice_local::FOLDER] };
+        Config::parse(Path::new("/cfg/sluice.toml"), text, KINDS)
     }
 
     fn problems(text: &str) -> Vec<Problem> {
@@ -300,7 +301,7 @@ stage = "@DB.PUBLIC.EXPORTS"
 [[export]]
 name = "contacts"
 source = "wh"
-destination = "s3://b/exports"
+destination = "exports"
   [[export.table]]
   name = "CONTACTS"
   mode = "unload"
@@ -315,10 +316,8 @@ destination = "s3://b/exports"
         assert_eq!(sf.credentials, Credentials::SecretsManager { id: "sluice/snowflake".into() });
         assert_eq!(c.exports[0].tables[0].mode, TableMode::Unload);
 
-        let always = SNOWFLAKE.replace(
-            "destination = \"s3://b/exports\"",
-            "destination = \"s3://b/exports\"\nformat = { quote_style = \"always\" }",
-        );
+        let always = SNOWFLAKE
+            .replace("destination = \"exports\"", "destination = \"exports\"\nformat = { quote_style = \"always\" }");
         assert_eq!(problems(&always)[0].key, "export.contacts.table.CONTACTS.mode");
         let no_stage = SNOWFLAKE.replace("stage = \"@DB.PUBLIC.EXPORTS\"\n", "");
         assert!(problems(&no_stage)[0].problem.contains("needs a stage"));

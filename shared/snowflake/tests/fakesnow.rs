@@ -7,13 +7,16 @@ use std::path::{Path, PathBuf};
 use async_trait::async_trait;
 use sluice_core::ports::{HistoryStore, Secrets};
 use sluice_core::run::{Ports, Quiet, Runner};
-use sluice_core::spec::Config;
+use sluice_core::spec::{Config, Kinds};
 use sluice_core::value::Watermark;
 use sluice_core::BoxError;
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory};
 use sluice_snowflake::SnowflakeSource;
 use sluice_testkit::fakesnow::{FakeSnow, CHUNK_ROWS, OAUTH_TOKEN, PASSPHRASE, PASSWORD};
 use sluice_testkit::{committed_parts, committed_rows, stray_files};
+
+/// Snowflake sources and folder destinations: what these tests' configs hold.
+const KINDS: Kinds = Kinds { sources: &[&sluice_snowflake::SNOWFLAKE], destinations: &[&sluice_local::FOLDER] };
 
 /// A secret store in memory: what Secrets Manager holds, without AWS.
 struct MemorySecrets(HashMap<String, String>);
@@ -78,7 +81,7 @@ format = {format}
         );
         let path = dir.path().join("sluice.toml");
         std::fs::write(&path, text).unwrap();
-        let config = Config::load(&path, &[&sluice_snowflake::SNOWFLAKE]).unwrap();
+        let config = Config::load(&path, KINDS).unwrap();
         let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
         let events = JsonlEventLog::new(dir.path().join("events.jsonl"));
         Env { dir, config, history, events }

@@ -1,10 +1,9 @@
 //! A validated export: its source and destination by name, its format, its tables and how each
 //! table's rows are chosen.
 
-use std::fmt;
-use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::destination::Destination;
 use crate::format::FileFormat;
 use crate::value::{TableName, UpperBound};
 
@@ -31,24 +30,6 @@ impl ExportState {
             ExportState::Draft => "draft",
             ExportState::Active => "active",
             ExportState::Paused => "paused",
-        }
-    }
-}
-
-/// Where parts and manifests go.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Destination {
-    /// A local folder (resolved path).
-    Local(PathBuf),
-    /// `s3://bucket/prefix`.
-    S3 { bucket: String, prefix: String },
-}
-
-impl fmt::Display for Destination {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Destination::Local(p) => write!(f, "{}", p.display()),
-            Destination::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
         }
     }
 }

@@ -4,6 +4,7 @@
 
 use serde::Deserialize;
 use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
 use std::path::{Path, PathBuf};
 
 use crate::format::{FileFormat, QuoteStyle};
@@ -15,12 +16,14 @@ pub const CONFIG_VERSION: u32 = 1;
 /// Where the history lives when the config does not say: beside the config file.
 pub const DEFAULT_HISTORY: &str = ".sluice/history.db";
 
+pub mod destination;
 pub(crate) mod export;
 mod format;
 pub mod source;
 mod table;
 pub(crate) mod validate;
 
+pub use self::destination::{Destination, DestinationKind, DestinationSettings};
 pub use self::export::*;
 pub use self::source::{Opened, Section, SourceKind, SourceSettings, SourceSpec};
 pub use self::validate::{is_valid_name, parse_duration, parse_size, ConfigError, Problem, Validator};
@@ -34,6 +37,22 @@ use self::table::RawTable;
 // ---------------------------------------------------------------------------------------------
 // Validated types
 // ---------------------------------------------------------------------------------------------
+
+/// The kinds of source and destination a build has: what its config files are read with
+/// (`sluice_connect::KINDS` for the binaries).
+#[derive(Clone, Copy)]
+pub struct Kinds {
+    pub sources: &'static [&'static dyn SourceKind],
+    pub destinations: &'static [&'static dyn DestinationKind],
+}
+
+impl fmt::Debug for Kinds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let sources: Vec<&str> = self.sources.iter().map(|k| k.name()).collect();
+        let destinations: Vec<&str> = self.destinations.iter().map(|k| k.name()).collect();
+        write!(f, "Kinds {{ sources: {sources:?}, destinations: {destinations:?} }}")
+    }
+}
 
 /// A validated config file.
 #[derive(Debug, Clone)]
@@ -49,6 +68,8 @@ pub struct Config {
     pub integrations: Vec<IntegrationSpec>,
     /// Allowed but worth knowing (e.g. a format that cannot tell NULL from empty).
     pub warnings: Vec<Problem>,
+    /// What the file was read with, and what definitions kept elsewhere are read with.
+    pub kinds: Kinds,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -87,14 +108,14 @@ struct RawExport {
 
 impl Config {
     /// Reads and validates a config file, its sources with the kinds this build has.
-    pub fn load(path: &Path, kinds: &[&'static dyn SourceKind]) -> Result<Config, ConfigError> {
+    pub fn load(path: &Path, kinds: Kinds) -> Result<Config, ConfigError> {
         let text =
             std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Config::parse(path, &text, kinds)
     }
 
     /// Validates config text as if read from `path` (relative paths resolve against its folder).
-    pub fn parse(path: &Path, text: &str, kinds: &[&'static dyn SourceKind]) -> Result<Config, ConfigError> {
+    pub fn parse(path: &Path, text: &str, kinds: Kinds) -> Result<Config, ConfigError> {
         let raw: RawConfig =
             toml::from_str(text).map_err(|e| ConfigError::Parse { path: path.to_path_buf(), source: Box::new(e) })?;
         let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -116,7 +137,7 @@ impl Config {
             toml::from_str(body).map_err(|e| ConfigError::Parse { path: self.path.clone(), source: Box::new(e) })?;
         let mut v = Validator::default();
         let declared: BTreeSet<String> = self.sources.keys().cloned().collect();
-        let spec = v.export("export", raw, &declared, &self.base_dir);
+        let spec = v.export("export", raw, &declared, &self.base_dir, self.kinds);
         if let Some(spec) = &spec {
             v.unload_needs(spec, &self.sources);
         }
@@ -166,7 +187,7 @@ fn resolve(base: &Path, raw: &str) -> PathBuf {
 }
 
 impl Validator {
-    fn config(&mut self, raw: RawConfig, path: &Path, base_dir: &Path, kinds: &[&'static dyn SourceKind]) -> Config {
+    fn config(&mut self, raw: RawConfig, path: &Path, base_dir: &Path, kinds: Kinds) -> Config {
         match raw.version {
             Some(CONFIG_VERSION) => {}
             Some(other) => self.problem(
@@ -186,7 +207,7 @@ impl Validator {
             if !is_valid_name(&name) {
                 self.problem(&key, "invalid source name", "use 1-64 characters of a-z, 0-9 and _");
             }
-            if let Some(spec) = source::validate(&key, src, base_dir, kinds, self) {
+            if let Some(spec) = source::validate(&key, src, base_dir, kinds.sources, self) {
                 sources.insert(name, spec);
             }
         }
@@ -211,7 +232,7 @@ impl Validator {
                     "export names must be unique in the file",
                 );
             }
-            if let Some(spec) = self.export(&key, e, &declared, base_dir) {
+            if let Some(spec) = self.export(&key, e, &declared, base_dir, kinds) {
                 self.unload_needs(&spec, &sources);
                 exports.push(spec);
             }
@@ -227,6 +248,7 @@ impl Validator {
             exports,
             integrations,
             warnings: Vec::new(),
+            kinds,
         }
     }
 
@@ -254,7 +276,14 @@ impl Validator {
         }
     }
 
-    fn export(&mut self, key: &str, raw: RawExport, sources: &BTreeSet<String>, base_dir: &Path) -> Option<ExportSpec> {
+    fn export(
+        &mut self,
+        key: &str,
+        raw: RawExport,
+        sources: &BTreeSet<String>,
+        base_dir: &Path,
+        kinds: Kinds,
+    ) -> Option<ExportSpec> {
         let before = self.problems.len();
         if !is_valid_name(&raw.name) {
             self.problem(
@@ -282,23 +311,11 @@ impl Validator {
         };
         let destination = match raw.destination.as_deref() {
             None | Some("") => {
-                self.problem(format!("{key}.destination"), "missing", "give a local folder or s3://bucket/prefix");
-                Destination::Local(PathBuf::new())
+                let forms: Vec<&str> = kinds.destinations.iter().map(|k| k.form()).collect();
+                self.problem(format!("{key}.destination"), "missing", format!("give {}", forms.join(" or ")));
+                None
             }
-            Some(d) => match d.strip_prefix("s3://") {
-                Some(rest) => {
-                    let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
-                    if bucket.is_empty() {
-                        self.problem(
-                            format!("{key}.destination"),
-                            "s3 destination without a bucket",
-                            "write s3://bucket/prefix",
-                        );
-                    }
-                    Destination::S3 { bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string() }
-                }
-                None => Destination::Local(resolve(base_dir, d)),
-            },
+            Some(d) => destination::parse(&format!("{key}.destination"), d, base_dir, kinds.destinations, self),
         };
         // A warning, not a problem: the local CLI does not act on schedules, and `sluice
         // schedules` refuses the export until it is fixed.
@@ -345,7 +362,7 @@ impl Validator {
         (self.problems.len() == before).then_some(ExportSpec {
             name: raw.name,
             source,
-            destination,
+            destination: destination?,
             schedule,
             state,
             format: format?,
@@ -415,8 +432,57 @@ mod tests {
 
     static PATH_KIND: PathKind = PathKind;
 
+    /// A destination kind for these tests: a path, resolved against the config's folder.
+    struct DirKind;
+
+    #[derive(Debug)]
+    struct Dir(PathBuf);
+
+    impl fmt::Display for Dir {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            write!(f, "{}", self.0.display())
+        }
+    }
+
+    impl DestinationSettings for Dir {
+        fn kind(&self) -> &'static str {
+            "folder"
+        }
+        fn as_any(&self) -> &dyn std::any::Any {
+            self
+        }
+        fn is_local(&self) -> bool {
+            true
+        }
+    }
+
+    impl DestinationKind for DirKind {
+        fn name(&self) -> &'static str {
+            "folder"
+        }
+        fn form(&self) -> &'static str {
+            "a local folder"
+        }
+        fn claims(&self, raw: &str) -> bool {
+            !raw.contains("://")
+        }
+        fn parse(
+            &self,
+            _: &str,
+            raw: &str,
+            base_dir: &Path,
+            _: &mut Validator,
+        ) -> Option<std::sync::Arc<dyn DestinationSettings>> {
+            Some(std::sync::Arc::new(Dir(base_dir.join(raw))))
+        }
+    }
+
+    static DIR_KIND: DirKind = DirKind;
+
+    const TEST_KINDS: Kinds = Kinds { sources: &[&PATH_KIND], destinations: &[&DIR_KIND] };
+
     fn parse(text: &str) -> Result<Config, ConfigError> {
-        Config::parse(Path::new("/cfg/sluice.toml"), text, &[&PATH_KIND])
+        Config::parse(Path::new("/cfg/sluice.toml"), text, TEST_KINDS)
     }
 
     const MINIMAL: &str = r#"
@@ -446,7 +512,8 @@ destination = "out"
         let source = c.sources["db"].settings_as::<PathSettings>().unwrap();
         assert_eq!(source.0, PathBuf::from("/cfg/sample.db"), "relative paths resolve against the file's folder");
         let e = &c.exports[0];
-        assert_eq!(e.destination, Destination::Local(PathBuf::from("/cfg/out")));
+        assert_eq!(e.destination.to_string(), "/cfg/out");
+        assert!(e.destination.is_local());
         assert_eq!(c.history_path(), PathBuf::from("/cfg/.sluice/history.db"));
         let FileFormat::Csv(f) = &e.format else { panic!() };
         assert_eq!(f.delimiter, b'|');
@@ -550,6 +617,16 @@ destination = "out"
         // A typo of a common key is refused by name too.
         let p = problems(&with("url = \"https://hooks.example.com/x\"\nbatchsize = 10"));
         assert_eq!(p[0].key, "integrations.hook.batchsize", "{p:?}");
+    }
+
+    #[test]
+    fn a_destination_no_kind_of_the_build_takes_is_named() {
+        // The test kinds write to folders only: an s3:// URL is no kind's.
+        let p = problems(&MINIMAL.replace("destination = \"out\"", "destination = \"s3://b/exports\""));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert_eq!(p[0].key, "export.contacts.destination");
+        assert!(p[0].problem.contains("cannot write to \"s3://b/exports\""), "{p:?}");
+        assert!(p[0].hint.contains("a local folder"), "{p:?}");
     }
 
     #[test]
