@@ -18,7 +18,7 @@ use sluice_core::BoxError;
 pub const SOURCE_KINDS: &[&'static dyn SourceKind] = &[&sluice_local::SQLITE, &sluice_snowflake::SNOWFLAKE];
 
 /// The kinds of destination this build reads: adding one is its crate and its line here.
-pub const DESTINATION_KINDS: &[&'static dyn DestinationKind] = &[&S3, &sluice_local::FOLDER];
+pub const DESTINATION_KINDS: &[&'static dyn DestinationKind] = &[&sluice_local::FOLDER, &S3];
 
 /// What this build reads configs with.
 pub const KINDS: Kinds = Kinds { sources: SOURCE_KINDS, destinations: DESTINATION_KINDS };
