@@ -8,8 +8,9 @@ use serde::{Deserialize, Serialize};
 use crate::format::description::FormatDescription;
 use crate::value::{Column, Window};
 
-/// The manifest schema version; bumped on any change a consumer could notice.
-pub const MANIFEST_VERSION: u32 = 1;
+/// The manifest schema version; bumped on any change a consumer could notice. Version 2 added
+/// `previous` and `schema` (a reader of version 1 finds neither).
+pub const MANIFEST_VERSION: u32 = 2;
 pub use crate::layout::MANIFEST_FILE;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +53,40 @@ pub struct Manifest {
     pub changes: Option<Changes>,
     pub started_at: DateTime<Utc>,
     pub written_at: DateTime<Utc>,
+    /// The table's previous committed manifest: each manifest links to the one before, so the
+    /// runs of a table form a chain a consumer can walk back and check. Absent on the table's
+    /// first run (and in manifests written before version 2).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous: Option<ManifestLink>,
+    /// The fingerprint of the columns the source had (see [`schema_fingerprint`]), so a change
+    /// of the table's shape shows between two manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+}
+
+/// A link to a committed manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ManifestLink {
+    /// Its key, relative to the destination.
+    pub key: String,
+    /// Hex SHA-256 of its bytes as stored; absent when it could not be read when this run
+    /// wrote its own (it was gone, or the store failed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
+}
+
+/// Hex SHA-256 over each column's name and declared type, in order (`name`, a 0x1F, `type`, a
+/// 0x1E): the same columns give the same fingerprint, whatever the run.
+pub fn schema_fingerprint(columns: &[Column]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut hash = Sha256::new();
+    for c in columns {
+        hash.update(c.name.as_bytes());
+        hash.update([0x1f]);
+        hash.update(c.source_type.as_bytes());
+        hash.update([0x1e]);
+    }
+    hex::encode(hash.finalize())
 }
 
 impl Manifest {

@@ -581,3 +581,54 @@ async fn a_run_on_in_memory_adapters_commits_its_window_once() {
     let kinds: Vec<String> = events.entries().iter().map(|e| e["detail-type"].as_str().unwrap().to_string()).collect();
     assert_eq!(kinds, ["ExportSucceeded", "ExportSucceeded"]);
 }
+
+/// Each committed manifest links to the table's committed manifest before it, by key and by the
+/// hash of its bytes, and carries the fingerprint of the columns it was read with: the runs of a
+/// table form a chain that can be walked back and checked from the files alone.
+#[tokio::test]
+async fn each_manifest_links_to_the_tables_previous_one_by_key_and_hash() {
+    use sha2::{Digest, Sha256};
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\", lag = \"0s\" }");
+    let db = env.db();
+    let manifest = |s: &sluice_core::run::ExportRunSummary| -> (String, Vec<u8>, serde_json::Value) {
+        let key = s.tables[0].manifest_key.clone().unwrap();
+        let bytes = std::fs::read(env.out().join(&key)).unwrap();
+        let json = serde_json::from_slice(&bytes).unwrap();
+        (key, bytes, json)
+    };
+    insert_contacts(&db, 1, 3, &stamp(env.now() - Duration::seconds(60)));
+    let (k1, b1, m1) = manifest(&env.run().await);
+    assert_eq!(m1["version"], 2);
+    assert!(m1.get("previous").is_none(), "the table's first run starts the chain: {m1}");
+    // An empty window still commits a run, and links.
+    env.advance(1000);
+    let (k2, b2, m2) = manifest(&env.run().await);
+    assert_eq!(m2["previous"]["key"], k1.as_str());
+    assert_eq!(m2["previous"]["sha256"], hex::encode(Sha256::digest(&b1)));
+    env.advance(1000);
+    insert_contacts(&db, 10, 2, &stamp(env.now() - Duration::milliseconds(500)));
+    env.advance(1000);
+    let (_, _, m3) = manifest(&env.run().await);
+    assert_eq!(m3["previous"]["key"], k2.as_str());
+    assert_eq!(m3["previous"]["sha256"], hex::encode(Sha256::digest(&b2)));
+    // The same columns, the same fingerprint; another column, another.
+    assert_eq!(m1["schema"], m3["schema"]);
+    assert_eq!(m1["schema"].as_str().map(str::len), Some(64));
+    db.execute("ALTER TABLE contacts ADD COLUMN region TEXT", []).unwrap();
+    env.advance(1000);
+    let (_, _, m4) = manifest(&env.run().await);
+    assert_ne!(m4["schema"], m3["schema"], "a column added changes the fingerprint");
+}
+
+/// A `full` table has no watermark to name its last run: its link is found in the history.
+#[tokio::test]
+async fn a_full_tables_manifests_chain_too() {
+    let env = Env::new("{ strategy = \"full\" }");
+    insert_contacts(&env.db(), 1, 3, &stamp(env.now()));
+    let first = env.run().await.tables[0].manifest_key.clone().unwrap();
+    env.advance(1000);
+    let second = env.run().await.tables[0].manifest_key.clone().unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(env.out().join(&second)).unwrap()).unwrap();
+    assert_eq!(m["previous"]["key"], first.as_str());
+    assert!(m["previous"]["sha256"].is_string(), "{m}");
+}

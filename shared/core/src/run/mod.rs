@@ -20,7 +20,7 @@ use crate::error::{BoxError, Error, HistoryError, Result};
 use crate::format::FileFormat;
 use crate::layout::RunFolder;
 pub use crate::layout::{is_run_id, new_run_id};
-use crate::manifest::{Manifest, PartInfo, Totals, MANIFEST_VERSION};
+use crate::manifest::{schema_fingerprint, Manifest, ManifestLink, PartInfo, Totals, MANIFEST_VERSION};
 use crate::part::PartWriter;
 pub use crate::ports::events::{ExportRunSummary, TableOutcome, SUMMARY_VERSION};
 use crate::ports::{EventDetail, Lease, LeaseOwner, ObjectMeta, RunEvent, RunRecord, RunState, UnloadTarget};
@@ -347,6 +347,8 @@ impl<'a> Runner<'a> {
             changes: record.changes,
             started_at: record.started_at,
             written_at: Utc::now(),
+            previous: self.previous_manifest(export, table).await,
+            schema: Some(schema_fingerprint(&plan.columns)),
         };
         record.rows = totals.rows;
         record.bytes = totals.bytes;
@@ -499,6 +501,41 @@ impl<'a> Runner<'a> {
                 Err(h) => return Err(halted(export, table, 0, h)),
             }
         }
+    }
+
+    /// The table's last committed manifest, with the hash of its bytes, for the chain. The
+    /// watermark names the run that last moved it (timestamp and check tables); a table without
+    /// a watermark (full) is found among the export's recent runs. A store that cannot be read
+    /// leaves the hash out rather than failing the run: `verify` reports the unproven link.
+    async fn previous_manifest(&self, export: &ExportSpec, table: &TableSpec) -> Option<ManifestLink> {
+        let key = match self.ports.history.watermark(&export.name, &table.name).await {
+            Ok(Some(w)) => Some(RunFolder::of(&export.name, &table.name, &w.run_id).manifest()),
+            Ok(None) => None,
+            Err(e) => {
+                warn!(export = %export.name, table = %table.name, error = %e, "reading the watermark for the manifest chain failed");
+                None
+            }
+        };
+        let key = match key {
+            Some(key) => key,
+            None => {
+                let runs = self.ports.history.runs(&export.name, 500).await.ok()?;
+                let last = runs.iter().find(|r| r.table == table.name && r.state == RunState::Succeeded)?;
+                last.manifest_key.clone()
+            }
+        };
+        let sha256 = match self.ports.store.get(&key).await {
+            Ok(Some(bytes)) => {
+                use sha2::{Digest, Sha256};
+                Some(hex::encode(Sha256::digest(&bytes)))
+            }
+            Ok(None) => None,
+            Err(e) => {
+                warn!(export = %export.name, table = %table.name, key = %key, error = %e, "reading the previous manifest failed; its link is recorded without a hash");
+                None
+            }
+        };
+        Some(ManifestLink { key, sha256 })
     }
 
     /// The state the history records for this table run (`Running` when it has no record of
