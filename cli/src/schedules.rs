@@ -94,6 +94,12 @@ fn unschedulable(e: &ExportSpec) -> Option<String> {
             path.display()
         ));
     }
+    if e.destination.settings_as::<sluice_connect::S3Location>().is_none() {
+        return Some(format!(
+            "it writes to {} and the export function writes only to S3 (destination = \"s3://<bucket>/<prefix>\")",
+            e.destination
+        ));
+    }
     None
 }
 

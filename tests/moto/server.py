@@ -24,7 +24,12 @@ def _call(self, environ, start_response):
     if environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
         with _dynamodb:
             # The body is built inside the lock: moto returns it whole, not as a stream.
-            return list(_serve(self, environ, start_response))
+            body = _serve(self, environ, start_response)
+            try:
+                return list(body)
+            finally:
+                if hasattr(body, "close"):
+                    body.close()
     return _serve(self, environ, start_response)
 
 

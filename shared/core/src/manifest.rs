@@ -55,11 +55,12 @@ pub struct Manifest {
     pub written_at: DateTime<Utc>,
     /// The table's previous committed manifest: each manifest links to the one before, so the
     /// runs of a table form a chain a consumer can walk back and check. Absent on the table's
-    /// first run (and in manifests written before version 2).
+    /// first run, when the history could not name the previous run (logged), and in manifests
+    /// written before version 2.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub previous: Option<ManifestLink>,
-    /// The fingerprint of the columns the source had (see [`schema_fingerprint`]), so a change
-    /// of the table's shape shows between two manifests.
+    /// The fingerprint of the columns exported (see [`schema_fingerprint`]), so a change of the
+    /// table's shape (in the columns exported) shows between two manifests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
 }

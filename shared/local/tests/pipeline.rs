@@ -632,3 +632,20 @@ async fn a_full_tables_manifests_chain_too() {
     assert_eq!(m["previous"]["key"], first.as_str());
     assert!(m["previous"]["sha256"].is_string(), "{m}");
 }
+
+/// A full run leaves the watermark alone, so after a switch from `timestamp` to `full` the
+/// watermark still names the last timestamp run: the chain must follow the runs, not it.
+#[tokio::test]
+async fn a_table_switched_to_full_links_to_its_last_run_not_the_stale_watermark() {
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\", lag = \"0s\" }");
+    insert_contacts(&env.db(), 1, 3, &stamp(env.now() - Duration::seconds(60)));
+    env.run().await;
+    let full = contacts_config(env.dir.path(), "{ strategy = \"full\" }", CSV);
+    let env = Env { config: Config::load(&full, sluice_local::KINDS).unwrap(), ..env };
+    env.advance(1000);
+    let first_full = env.run().await.tables[0].manifest_key.clone().unwrap();
+    env.advance(1000);
+    let second_full = env.run().await.tables[0].manifest_key.clone().unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(env.out().join(&second_full)).unwrap()).unwrap();
+    assert_eq!(m["previous"]["key"], first_full.as_str());
+}

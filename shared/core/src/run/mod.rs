@@ -28,6 +28,7 @@ use crate::spec::export::{ExportSpec, TableMode, TableSpec};
 use crate::stop::{Interrupt, Stop};
 use crate::strategy::choose::{self as strategies, next_watermark, plan_table};
 use crate::strategy::plan::TablePlan;
+use crate::strategy::Strategy;
 use crate::value::Window;
 
 #[derive(Debug, Clone)]
@@ -347,7 +348,7 @@ impl<'a> Runner<'a> {
             changes: record.changes,
             started_at: record.started_at,
             written_at: Utc::now(),
-            previous: self.previous_manifest(export, table).await,
+            previous: self.previous_manifest(export, table, plan.strategy).await,
             schema: Some(schema_fingerprint(&plan.columns)),
         };
         record.rows = totals.rows;
@@ -503,23 +504,40 @@ impl<'a> Runner<'a> {
         }
     }
 
-    /// The table's last committed manifest, with the hash of its bytes, for the chain. The
-    /// watermark names the run that last moved it (timestamp and check tables); a table without
-    /// a watermark (full) is found among the export's recent runs. A store that cannot be read
-    /// leaves the hash out rather than failing the run: `verify` reports the unproven link.
-    async fn previous_manifest(&self, export: &ExportSpec, table: &TableSpec) -> Option<ManifestLink> {
-        let key = match self.ports.history.watermark(&export.name, &table.name).await {
-            Ok(Some(w)) => Some(RunFolder::of(&export.name, &table.name, &w.run_id).manifest()),
-            Ok(None) => None,
-            Err(e) => {
-                warn!(export = %export.name, table = %table.name, error = %e, "reading the watermark for the manifest chain failed");
-                None
-            }
+    /// The table's last committed manifest, with the hash of its bytes, for the chain. Every
+    /// committed timestamp or check run moves the watermark, which names the run; a full run
+    /// leaves it alone (it may name the last run of another strategy), so a full table's last
+    /// run is found among the export's recent run records. A store that cannot be read leaves
+    /// the hash out rather than failing the run: the link is recorded, unproven.
+    async fn previous_manifest(
+        &self,
+        export: &ExportSpec,
+        table: &TableSpec,
+        strategy: Strategy,
+    ) -> Option<ManifestLink> {
+        let warn_of = |what: &str, e: &dyn std::fmt::Display| {
+            warn!(export = %export.name, table = %table.name, error = %e, "reading {what} for the manifest chain failed; the manifest has no link");
         };
-        let key = match key {
+        let from_watermark = match strategy {
+            Strategy::Full => None,
+            _ => match self.ports.history.watermark(&export.name, &table.name).await {
+                Ok(w) => w.map(|w| RunFolder::of(&export.name, &table.name, &w.run_id).manifest()),
+                Err(e) => {
+                    warn_of("the watermark", &e);
+                    return None;
+                }
+            },
+        };
+        let key = match from_watermark {
             Some(key) => key,
             None => {
-                let runs = self.ports.history.runs(&export.name, 500).await.ok()?;
+                let runs = match self.ports.history.runs(&export.name, 500).await {
+                    Ok(runs) => runs,
+                    Err(e) => {
+                        warn_of("the runs", &e);
+                        return None;
+                    }
+                };
                 let last = runs.iter().find(|r| r.table == table.name && r.state == RunState::Succeeded)?;
                 last.manifest_key.clone()
             }

@@ -1,8 +1,9 @@
 //! Destinations in the config, of kinds core does not know: `destination = "…"` names a place
-//! by a URL (a folder, `s3://bucket/prefix`), and the kind whose scheme it has reads it. Each
-//! kind lives beside its store (a folder in `sluice-local`, S3 in `sluice-aws`); the binaries
-//! assemble the kinds they ship (`sluice_connect::KINDS`), so a build without AWS says it
-//! cannot write to S3 when the config is read, not when a run starts.
+//! by a URL (a folder, `s3://bucket/prefix`), and the kind whose scheme it has reads it. The
+//! folder kind lives in `sluice-local`; the S3 kind in `sluice-connect` (a build without the
+//! AWS SDK still reads configs that name S3, and refuses only to write there). The binaries
+//! assemble the kinds they ship (`sluice_connect::KINDS`); a URL no kind claims is refused when
+//! the config is read.
 
 use std::any::Any;
 use std::fmt;
@@ -93,11 +94,7 @@ pub(crate) fn parse(
     match kinds.iter().find(|k| k.claims(raw)) {
         Some(kind) => kind.parse(key, raw, base_dir, v).map(Destination),
         None => {
-            v.problem(
-                key,
-                format!("this build cannot write to {raw:?}"),
-                format!("write {}; a build without a destination's kind cannot use it", forms.join(" or ")),
-            );
+            v.problem(key, format!("this build cannot write to {raw:?}"), format!("write {}", forms.join(" or ")));
             None
         }
     }
