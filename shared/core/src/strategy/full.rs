@@ -3,14 +3,11 @@
 use async_trait::async_trait;
 
 use super::plan::{Columns, TablePlan};
-use super::table::{copy_rows, TableStrategy};
+use super::table::TableStrategy;
 use super::{Cursor, Strategy};
 use crate::error::Result;
 use crate::layout::RunFolder;
-use crate::manifest::Changes;
-use crate::part::PartWriter;
 use crate::ports::{Filter, Query, Source};
-use crate::run::context::TableRun;
 use crate::value::Window;
 
 pub struct Full;
@@ -40,16 +37,6 @@ impl TableStrategy for Full {
             null_rows: 0,
             check: None,
         })
-    }
-
-    async fn stream(
-        &self,
-        run: &mut TableRun<'_>,
-        plan: &TablePlan,
-        query: &Query,
-        parts: &mut PartWriter<'_>,
-    ) -> Result<Option<Changes>> {
-        copy_rows(run, plan, query, parts).await
     }
 
     fn cursor_to_commit(&self, _window: &Window, _base: Option<&Cursor>, _folder: &RunFolder) -> Option<Cursor> {

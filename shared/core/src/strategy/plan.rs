@@ -94,6 +94,16 @@ impl Columns<'_> {
         }
     }
 
+    /// The error of a table planned by a strategy it is not configured with: the dispatch in
+    /// `choose` makes this unreachable, but it is an error, not a panic.
+    pub fn not_configured(&self, strategy: Strategy) -> Error {
+        Error::Check {
+            export: self.export.name.clone(),
+            table: self.table.name.clone(),
+            problem: format!("configured with strategy {}, not {strategy}", self.table.incremental.strategy()),
+        }
+    }
+
     /// The error of a committed cursor left by another strategy.
     pub fn strategy_changed(&self, committed: &Cursor, strategy: Strategy) -> Error {
         Error::StrategyChanged {

@@ -29,14 +29,17 @@ pub trait TableStrategy: Send + Sync {
     ) -> Result<TablePlan>;
 
     /// Streams the plan's rows into parts; what changed, for strategies that know (`check`).
-    /// A failure may leave files in the run's folder: the runner removes the folder.
+    /// A failure may leave files in the run's folder: the runner removes the folder. By
+    /// default every row the query returns is copied as read (`full`, `timestamp`).
     async fn stream(
         &self,
         run: &mut TableRun<'_>,
         plan: &TablePlan,
         query: &Query,
         parts: &mut PartWriter<'_>,
-    ) -> Result<Option<Changes>>;
+    ) -> Result<Option<Changes>> {
+        copy_rows(run, plan, query, parts).await
+    }
 
     /// The cursor a successful run commits, its files written in `folder`.
     fn cursor_to_commit(&self, window: &Window, base: Option<&Cursor>, folder: &RunFolder) -> Option<Cursor>;
@@ -53,7 +56,7 @@ pub trait TableStrategy: Send + Sync {
     }
 }
 
-/// Copies every row the query returns into the parts, as read: `full` and `timestamp` runs.
+/// Copies every row the query returns into the parts, as read: the default `stream`.
 /// A source can sit on one statement for long (a warehouse resuming, a slow query): it is
 /// waited for only until the deadline or an interrupt, and dropping the pending future is how
 /// the source learns to cancel its statement.

@@ -5,14 +5,11 @@
 use async_trait::async_trait;
 
 use super::plan::{Columns, TablePlan};
-use super::table::{copy_rows, TableStrategy};
+use super::table::TableStrategy;
 use super::{Cursor, Strategy};
 use crate::error::{Error, Result};
 use crate::layout::RunFolder;
-use crate::manifest::Changes;
-use crate::part::PartWriter;
 use crate::ports::{Filter, Query, Source, WatermarkExpr};
-use crate::run::context::TableRun;
 use crate::spec::export::Incremental;
 use crate::value::Window;
 
@@ -29,11 +26,7 @@ impl TableStrategy for Timestamp {
     ) -> Result<TablePlan> {
         let (export, table) = (columns.export, columns.table);
         let Incremental::Timestamp(ts) = &table.incremental else {
-            return Err(Error::Check {
-                export: export.name.clone(),
-                table: table.name.clone(),
-                problem: format!("configured with strategy {}, not timestamp", table.incremental.strategy()),
-            });
+            return Err(columns.not_configured(Strategy::Timestamp));
         };
         let source_err = |source| Error::Source { export: export.name.clone(), table: table.name.clone(), source };
         let exported = columns.exported()?;
@@ -80,16 +73,6 @@ impl TableStrategy for Timestamp {
             null_rows,
             check: None,
         })
-    }
-
-    async fn stream(
-        &self,
-        run: &mut TableRun<'_>,
-        plan: &TablePlan,
-        query: &Query,
-        parts: &mut PartWriter<'_>,
-    ) -> Result<Option<Changes>> {
-        copy_rows(run, plan, query, parts).await
     }
 
     /// The window's `high`; or the cursor the run started from when the window was empty, so

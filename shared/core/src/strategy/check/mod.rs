@@ -37,11 +37,7 @@ impl TableStrategy for Check {
     ) -> Result<TablePlan> {
         let (export, table) = (columns.export, columns.table);
         let Incremental::Check(c) = &table.incremental else {
-            return Err(Error::Check {
-                export: export.name.clone(),
-                table: table.name.clone(),
-                problem: format!("configured with strategy {}, not check", table.incremental.strategy()),
-            });
+            return Err(columns.not_configured(Strategy::Check));
         };
         let exported = columns.exported()?;
         let column_names: Vec<String> = exported.iter().map(|c| c.name.clone()).collect();
