@@ -161,11 +161,13 @@ impl<'a> Runner<'a> {
     ) -> Result<TableOutcome> {
         let history = self.ports.history;
         let history_err = |source: BoxError| Error::History { export: export.name.clone(), source };
-        let committed = history
+        // The watermark, and the run that committed it (the previous link of the manifest chain).
+        let (committed, committed_by) = history
             .watermark(&export.name, &table.name)
             .await
             .map_err(|e| history_err(Box::new(e)))?
-            .map(|w| w.watermark);
+            .map(|w| (w.watermark, w.run_id))
+            .unzip();
         let stop = opts.stop();
         stop.check().map_err(|h| halted(export, table, 0, h))?;
         let planned = stop
@@ -235,7 +237,7 @@ impl<'a> Runner<'a> {
         self.observer.table_started(&export.name, &table.name, &plan.window);
         info!(export = %export.name, table = %table.name, run_id, window = %plan.window, "table run started");
 
-        match self.write_and_commit(export, table, &plan, lease, opts, &mut record).await {
+        match self.write_and_commit(export, table, &plan, committed_by.as_deref(), lease, opts, &mut record).await {
             Ok(()) => Ok(TableOutcome {
                 table: table.name.clone(),
                 strategy: record.strategy,
@@ -264,11 +266,13 @@ impl<'a> Runner<'a> {
         }
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn write_and_commit(
         &self,
         export: &ExportSpec,
         table: &TableSpec,
         plan: &TablePlan,
+        committed_by: Option<&str>,
         lease: &Lease,
         opts: &RunOptions,
         record: &mut RunRecord,
@@ -348,7 +352,7 @@ impl<'a> Runner<'a> {
             changes: record.changes,
             started_at: record.started_at,
             written_at: Utc::now(),
-            previous: self.previous_manifest(export, table, plan.strategy).await,
+            previous: self.previous_manifest(export, table, plan.strategy, committed_by).await,
             schema: Some(schema_fingerprint(&plan.columns)),
         };
         record.rows = totals.rows;
@@ -505,28 +509,21 @@ impl<'a> Runner<'a> {
     }
 
     /// The table's last committed manifest, with the hash of its bytes, for the chain. Every
-    /// committed timestamp or check run moves the watermark, which names the run; a full run
-    /// leaves it alone (it may name the last run of another strategy), so a full table's last
-    /// run is found among the export's recent run records. A store that cannot be read leaves
-    /// the hash out rather than failing the run: the link is recorded, unproven.
+    /// committed timestamp or check run moves the watermark, and `committed_by` (read with it
+    /// when the table's run started) names that run; a full run leaves the watermark alone (it
+    /// may name the last run of another strategy), so a full table's last run is found among
+    /// the export's recent run records. A store that cannot be read leaves the hash out rather
+    /// than failing the run: the link is recorded, unproven.
     async fn previous_manifest(
         &self,
         export: &ExportSpec,
         table: &TableSpec,
         strategy: Strategy,
+        committed_by: Option<&str>,
     ) -> Option<ManifestLink> {
-        let warn_of = |what: &str, e: &dyn std::fmt::Display| {
-            warn!(export = %export.name, table = %table.name, error = %e, "reading {what} for the manifest chain failed; the manifest has no link");
-        };
         let from_watermark = match strategy {
             Strategy::Full => None,
-            _ => match self.ports.history.watermark(&export.name, &table.name).await {
-                Ok(w) => w.map(|w| RunFolder::of(&export.name, &table.name, &w.run_id).manifest()),
-                Err(e) => {
-                    warn_of("the watermark", &e);
-                    return None;
-                }
-            },
+            _ => committed_by.map(|run_id| RunFolder::of(&export.name, &table.name, run_id).manifest()),
         };
         let key = match from_watermark {
             Some(key) => key,
@@ -534,7 +531,7 @@ impl<'a> Runner<'a> {
                 let runs = match self.ports.history.runs(&export.name, 500).await {
                     Ok(runs) => runs,
                     Err(e) => {
-                        warn_of("the runs", &e);
+                        warn!(export = %export.name, table = %table.name, error = %e, "reading the runs for the manifest chain failed; the manifest has no link");
                         return None;
                     }
                 };
