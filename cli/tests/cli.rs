@@ -115,6 +115,38 @@ fn rows_stamped_in_whole_seconds_are_all_exported_once_at_the_defaults() {
     std::thread::sleep(Duration::from_millis(6500));
     run_ok(&config, &["run"]);
     assert_eq!(ids(&dir.path().join("out")), [1, 2, 3, 4, 5, 6]);
+    // And at the defaults the six committed manifests form one chain, newest to first, each
+    // link naming the manifest before by key and by the hash of its bytes.
+    assert_eq!(chain(&dir.path().join("out"), "t/t"), 6);
+}
+
+/// Walks a table's manifest chain from its newest manifest (the one no other links to) back to
+/// its first, checking each link's hash; returns how many manifests it visited, which must be
+/// all of the table's.
+fn chain(out: &Path, table: &str) -> usize {
+    use sha2::{Digest, Sha256};
+    let mut manifests = std::collections::BTreeMap::new();
+    for run in std::fs::read_dir(out.join(table)).unwrap() {
+        let key = format!("{table}/{}/manifest.json", run.unwrap().file_name().to_string_lossy());
+        if let Ok(bytes) = std::fs::read(out.join(&key)) {
+            let json: serde_json::Value = serde_json::from_slice(&bytes).unwrap();
+            manifests.insert(key, (hex::encode(Sha256::digest(&bytes)), json));
+        }
+    }
+    let linked: Vec<String> =
+        manifests.values().filter_map(|(_, m)| m["previous"]["key"].as_str().map(str::to_string)).collect();
+    let heads: Vec<&String> = manifests.keys().filter(|k| !linked.contains(k)).collect();
+    assert_eq!(heads.len(), 1, "one newest manifest, no fork: {heads:?}");
+    let (mut key, mut visited) = (heads[0].clone(), 0);
+    loop {
+        let (_, m) = &manifests[&key];
+        visited += 1;
+        let Some(prev) = m["previous"]["key"].as_str() else { break };
+        assert_eq!(m["previous"]["sha256"].as_str(), Some(manifests[prev].0.as_str()), "{key} links {prev} by hash");
+        key = prev.to_string();
+    }
+    assert_eq!(visited, manifests.len(), "every committed manifest is in the chain");
+    visited
 }
 
 /// Ctrl-C (and SIGTERM) stop a run cleanly: it stops reading, aborts its parts, records the
