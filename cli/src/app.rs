@@ -11,7 +11,7 @@ use sluice_core::catalog::{Catalog, Exports};
 use sluice_core::integrate::api::HttpClient;
 use sluice_core::orchestrate::{RecordOnly, RuleSpec, Scheduler};
 use sluice_core::ports::{DeliveryLedger, EventSink, HistoryStore, NoSecrets, ObjectStore, Secrets, Source};
-use sluice_core::spec::{Config, ExportSpec, SourceSpec};
+use sluice_core::spec::{Config, Destination, ExportSpec, SourceSpec};
 use sluice_core::BoxError;
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory};
 
@@ -225,21 +225,53 @@ impl App {
 
     /// The export's destination as a store, by the kind it is of.
     pub fn store(&self, export: &ExportSpec) -> Result<Box<dyn ObjectStore>> {
-        if let Some(folder) = export.destination.settings_as::<sluice_local::Folder>() {
-            return Ok(Box::new(DirectoryStore::new(folder.path.clone())));
-        }
-        if let Some(_s3) = export.destination.settings_as::<sluice_connect::S3Location>() {
-            #[cfg(feature = "aws")]
-            {
-                let sdk = self.aws.as_ref().context("AWS configuration")?;
-                let client = sluice_aws::s3_client(sdk);
-                return Ok(Box::new(sluice_aws::S3Store::new(client, &_s3.bucket, &_s3.prefix, None)));
-            }
-            #[cfg(not(feature = "aws"))]
-            return Err(needs_aws(&format!("export {:?} writes to {}: this", export.name, export.destination)));
-        }
-        bail!("export {:?} writes to {}, which this build cannot open", export.name, export.destination)
+        #[cfg(feature = "aws")]
+        let aws = self.aws.as_ref();
+        #[cfg(not(feature = "aws"))]
+        let aws = None;
+        open_store(&export.destination, aws)
+            .with_context(|| format!("export {:?} writes to {}", export.name, export.destination))
     }
+}
+
+/// The AWS settings a store in S3 is opened with (none in a build without AWS).
+#[cfg(feature = "aws")]
+pub type AwsConfig = aws_config::SdkConfig;
+#[cfg(not(feature = "aws"))]
+pub type AwsConfig = ();
+
+/// A destination as a store, by the kind it is of.
+pub fn open_store(destination: &Destination, _aws: Option<&AwsConfig>) -> Result<Box<dyn ObjectStore>> {
+    if let Some(folder) = destination.settings_as::<sluice_local::Folder>() {
+        return Ok(Box::new(DirectoryStore::new(folder.path.clone())));
+    }
+    if let Some(_s3) = destination.settings_as::<sluice_connect::S3Location>() {
+        #[cfg(feature = "aws")]
+        {
+            let sdk = _aws.context("AWS configuration")?;
+            let client = sluice_aws::s3_client(sdk);
+            return Ok(Box::new(sluice_aws::S3Store::new(client, &_s3.bucket, &_s3.prefix, None)));
+        }
+        #[cfg(not(feature = "aws"))]
+        return Err(needs_aws(&format!("{destination}: this")));
+    }
+    bail!("{destination}: this build cannot open it")
+}
+
+/// A destination named on the command line, opened with the standard AWS settings when it is
+/// in S3.
+pub async fn open_location(raw: &str) -> Result<Box<dyn ObjectStore>> {
+    let cwd = std::env::current_dir().context("reading the working folder")?;
+    let destination = sluice_core::spec::destination::from_location(raw, &cwd, sluice_connect::DESTINATION_KINDS)
+        .map_err(|e| anyhow!(crate::commands::Usage(format!("--at {raw:?}: {e}"))))?;
+    #[cfg(feature = "aws")]
+    let aws = match destination.settings_as::<sluice_connect::S3Location>() {
+        Some(_) => Some(sluice_aws::client_config().await),
+        None => None,
+    };
+    #[cfg(not(feature = "aws"))]
+    let aws = None;
+    open_store(&destination, aws.as_ref())
 }
 
 /// Whether the export writes to S3, so the CLI needs AWS settings.

@@ -107,9 +107,13 @@ pub struct PlanArgs {
 }
 
 #[derive(Args, Debug, Clone)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 pub struct HistoryArgs {
-    /// The export.
-    pub export: String,
+    #[command(subcommand)]
+    pub command: Option<crate::verify::HistoryCommand>,
+    /// The export whose runs to show.
+    #[arg(required = true)]
+    pub export: Option<String>,
     /// How many run records to show.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
     pub limit: u64,
@@ -123,7 +127,13 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Run(args) => with_app(&cli, |app| run(app, args, cli.json)).await,
         Command::Plan(args) => with_app(&cli, |app| plan(app, args, cli.json)).await,
         Command::Status => with_app(&cli, |app| status(app, cli.json)).await,
-        Command::History(args) => with_app(&cli, |app| history(app, args, cli.json)).await,
+        Command::History(args) => match &args.command {
+            Some(crate::verify::HistoryCommand::Rebuild(r)) => {
+                with_app(&cli, |app| crate::verify::rebuild(app, r, cli.json)).await
+            }
+            None => with_app(&cli, |app| history(app, args, cli.json)).await,
+        },
+        Command::Verify(args) => crate::verify::verify(&cli, args, cli.json).await,
         Command::CheckConnection(args) => with_app(&cli, |app| check_connection(app, args, cli.json)).await,
         Command::Exports(cmd) => with_app(&cli, |app| crate::exports::exports(app, cmd, cli.json)).await,
         Command::Orchestrations(cmd) => {
@@ -169,7 +179,7 @@ fn exit_code(e: &anyhow::Error) -> u8 {
     }
 }
 
-fn load(cli: &Cli) -> Result<Config> {
+pub fn load(cli: &Cli) -> Result<Config> {
     let config = sluice_connect::load_config(&cli.config)?;
     for w in &config.warnings {
         tracing::warn!(key = %w.key, "{}", w);
@@ -194,7 +204,7 @@ fn select<'a>(config: &'a Config, names: &[String], only_active: bool) -> Result
     names.iter().map(|n| config.export(n).map_err(Into::into)).collect()
 }
 
-fn print_json<T: Serialize>(value: &T) -> Result<()> {
+pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
     println!("{}", serde_json::to_string_pretty(value)?);
     Ok(())
 }
@@ -641,17 +651,21 @@ fn truncate(s: &str, n: usize) -> String {
 // ---------------------------------------------------------------------------------------------
 
 pub async fn history(app: App, args: &HistoryArgs, json: bool) -> Result<u8> {
+    let export = args
+        .export
+        .as_deref()
+        .ok_or_else(|| anyhow::anyhow!(Usage("name the export: sluice history EXPORT".into())))?;
     // A managed export's runs stay readable after it is deleted (its audit trail).
-    if app.catalog.entry(&args.export).await?.is_none() {
-        app.config.export(&args.export)?;
+    if app.catalog.entry(export).await?.is_none() {
+        app.config.export(export)?;
     }
-    let runs = app.history.runs(&args.export, args.limit as usize).await?;
+    let runs = app.history.runs(export, args.limit as usize).await?;
     if json {
         print_json(&runs)?;
         return Ok(exit::OK);
     }
     if runs.is_empty() {
-        println!("export {} has no runs yet; start one with `sluice run --export {}`", args.export, args.export);
+        println!("export {export} has no runs yet; start one with `sluice run --export {export}`");
         return Ok(exit::OK);
     }
     let rows: Vec<Vec<String>> = runs

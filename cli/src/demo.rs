@@ -194,10 +194,21 @@ pub async fn demo(args: &DemoArgs) -> Result<u8> {
         return Ok(code);
     }
     println!("\n5. History of export crm_updates:");
-    commands::history(open().await?, &commands::HistoryArgs { export: "crm_updates".into(), limit: 10 }, false).await?;
+    commands::history(
+        open().await?,
+        &commands::HistoryArgs { command: None, export: Some("crm_updates".into()), limit: 10 },
+        false,
+    )
+    .await?;
 
+    println!("\n6. Verify: the files prove each table's runs one unbroken chain, every part as its manifest says.");
+    let verify = crate::verify::VerifyArgs { export: None, table: None, since: None, at: None };
+    let code = crate::verify::verify_exports(open().await?, &verify, false).await?;
+    if code != exit::OK {
+        return Ok(code);
+    }
     println!("\nFiles are under {}/exports/<export>/<table>/<run>/ (parts, then manifest.json).", dir.display());
     let me = std::env::args().next().unwrap_or_else(|| "sluice".into());
-    println!("Next: {me} --config {shown} plan | status | history crm_updates | run --full-refresh");
+    println!("Next: {me} --config {shown} plan | status | history crm_updates | verify | run --full-refresh");
     Ok(exit::OK)
 }

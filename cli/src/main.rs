@@ -13,6 +13,7 @@ mod output;
 mod progress;
 mod schedules;
 mod signals;
+mod verify;
 
 use clap::{Parser, Subcommand};
 use std::io::IsTerminal;
@@ -60,8 +61,12 @@ pub enum Command {
     Plan(commands::PlanArgs),
     /// Show every export: state, last run, rows, watermark and last error.
     Status,
-    /// Show the runs of one export, newest first.
+    /// Show the runs of one export, newest first; `history rebuild` rebuilds a lost history
+    /// from the destination's committed manifests.
     History(commands::HistoryArgs),
+    /// Prove from the destination that each table's runs form one chain with no gap or
+    /// overlap, and that every file is what its manifest says (and agrees with the history).
+    Verify(verify::VerifyArgs),
     /// Check the config file and print what it declares.
     Validate,
     /// Log in to each export's source and check that its tables and columns exist.

@@ -467,3 +467,91 @@ fn every_command_has_help() {
         assert!(String::from_utf8_lossy(&out.stdout).contains("Usage: sluice"), "{cmd}");
     }
 }
+
+/// Twenty incremental runs at the default config, then the history file is lost: the next run
+/// refuses to start over (it would export every row again beside the copies already there) and
+/// names the two ways on; `history rebuild` restores every watermark exactly from the verified
+/// manifests, and the run after it exports only the new rows, so no row is lost or doubled.
+#[test]
+fn a_lost_history_is_refused_then_rebuilt_from_the_files_and_nothing_is_lost_or_doubled() {
+    let (dir, config) = workspace(50, INCREMENTAL, FULL_CSV);
+    let out = dir.path().join("out");
+    let db = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
+    for i in 0..20 {
+        run_ok(&config, &["run"]);
+        // Rows stamped just after the committed bound: the next run's window holds them.
+        let bound = watermark(&config)["value"].as_str().unwrap().to_string();
+        let next = chrono::NaiveDateTime::parse_from_str(&bound, "%Y-%m-%d %H:%M:%S%.3f").unwrap()
+            + chrono::Duration::milliseconds(1);
+        let first = 1000 + i * 3;
+        insert_contacts(&db, first, 3, &next.format("%Y-%m-%d %H:%M:%S%.3f").to_string());
+    }
+    let original = watermark(&config);
+    assert_eq!(manifests(&out).len(), 20);
+
+    for f in ["history.db", "history.db-wal", "history.db-shm"] {
+        let _ = std::fs::remove_file(dir.path().join(f));
+    }
+    let refused = sluice(&config, &["run"]).output().unwrap();
+    assert_eq!(refused.status.code(), Some(1), "{}", stderr(&refused));
+    let why = stderr(&refused);
+    assert!(why.contains("the history has no record of this table"), "{why}");
+    assert!(why.contains("sluice history rebuild contacts") && why.contains("--full-refresh"), "{why}");
+    assert_eq!(manifests(&out).len(), 20, "the refused run wrote nothing");
+
+    // A consumer's view of the files alone proves them, history or not.
+    let copy = sluice(&config, &["verify", "--at"]).arg(&out).output().unwrap();
+    assert!(copy.status.success(), "{}{}", String::from_utf8_lossy(&copy.stdout), stderr(&copy));
+
+    let rebuilt = run_ok(&config, &["history", "rebuild", "contacts"]);
+    assert!(String::from_utf8_lossy(&rebuilt.stdout).contains("rebuilt"), "{rebuilt:?}");
+    assert_eq!(watermark(&config), original, "the rebuilt watermark is the one the runs committed");
+    // Rebuilding twice is refused: it fills in a lost history, never replaces one.
+    let again = sluice(&config, &["history", "rebuild", "contacts"]).output().unwrap();
+    assert!(!again.status.success() && stderr(&again).contains("already has a watermark"), "{}", stderr(&again));
+    let verified = run_ok(&config, &["verify", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    assert_eq!(report[0]["tables"][0]["runs"], 20, "{report}");
+    assert_eq!(report[0]["findings"], serde_json::json!([]), "the rebuilt history agrees with the files");
+
+    // A second later the bound (whole seconds, as the rows' stamps) has moved past new rows.
+    std::thread::sleep(Duration::from_millis(1100));
+    run_ok(&config, &["run"]);
+    // Every row up to the committed bound, once (rows above it wait for the lag to pass).
+    let bound = watermark(&config)["value"].as_str().unwrap().to_string();
+    let mut due: Vec<i64> = db
+        .prepare("SELECT id FROM contacts WHERE updated_at <= ?1")
+        .unwrap()
+        .query_map([&bound], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    due.sort();
+    assert!(due.len() > 50, "the runs exported new rows: {due:?}");
+    assert_eq!(ids(&out), due, "every row once");
+    assert_eq!(chain(&out, "contacts/contacts"), 21);
+}
+
+/// `verify` names what was tampered with and exits 1; the consumer's mode reads no config.
+#[test]
+fn verify_exits_1_naming_a_changed_part_and_reads_a_copy_without_a_config() {
+    let (dir, config) = workspace(30, INCREMENTAL, FULL_CSV);
+    let out = dir.path().join("out");
+    run_ok(&config, &["run"]);
+    let clean = run_ok(&config, &["verify"]);
+    assert!(String::from_utf8_lossy(&clean.stdout).contains("every chain verified"), "{clean:?}");
+    let part = manifests(&out)[0].with_file_name("part-00000.csv");
+    let mut bytes = std::fs::read(&part).unwrap();
+    bytes[0] ^= 0x20;
+    std::fs::write(&part, bytes).unwrap();
+    let bad = sluice(&config, &["verify"]).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&bad.stdout);
+    assert!(text.contains("part-00000.csv") && text.contains("its bytes changed after the run"), "{text}");
+    // A copy elsewhere, verified by whoever received it: no config file there.
+    let copy = Command::new(BIN).current_dir(dir.path()).args(["verify", "--at", "out"]).output().unwrap();
+    assert_eq!(copy.status.code(), Some(1), "{}", stderr(&copy));
+    let nowhere = Command::new(BIN).args(["verify", "--at", "ftp://host/x"]).output().unwrap();
+    assert_eq!(nowhere.status.code(), Some(2), "{}", stderr(&nowhere));
+    assert!(stderr(&nowhere).contains("cannot open \"ftp://host/x\""), "{}", stderr(&nowhere));
+}

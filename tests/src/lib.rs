@@ -18,6 +18,7 @@ pub mod serve;
 pub mod source;
 pub mod stack;
 pub mod store;
+pub mod verify;
 
 use rusqlite::{params, Connection};
 use std::io::Read;

@@ -68,6 +68,19 @@ pub async fn check_contract(store: &dyn ObjectStore) {
     all.push("e/t2/r/manifest.json");
     assert_eq!(store.list("").await.unwrap(), all);
 
+    // The streamed listing gives the same keys in the same order, with keys that sort between
+    // a folder's name and its slash (`e/t.x` before `e/t/…`, `e/t-1` too).
+    store.put("e/t.x", b"{}".to_vec(), &meta()).await.unwrap();
+    store.put("e/t-1/r/manifest.json", b"{}".to_vec(), &meta()).await.unwrap();
+    for prefix in ["", "e", "e/t", "e/t/", "e/none"] {
+        let listed = store.list(prefix).await.unwrap();
+        let streamed: Vec<String> = store.list_stream(prefix).map(|k| k.unwrap()).collect().await;
+        assert_eq!(streamed, listed, "the streamed listing of {prefix:?}");
+    }
+    assert_eq!(store.list("e").await.unwrap()[0], "e/t-1/r/manifest.json");
+    store.delete("e/t.x").await.unwrap();
+    store.delete("e/t-1/r/manifest.json").await.unwrap();
+
     // Deleting a folder removes what is under it, counted, and nothing beside it.
     assert_eq!(store.delete_prefix("e/t").await.unwrap(), 3);
     assert_eq!(store.list("").await.unwrap(), vec!["e/t2/r/manifest.json"]);

@@ -11,7 +11,7 @@ use aws_sdk_s3::Client;
 use tokio::task::JoinSet;
 use tracing::{debug, warn};
 
-use sluice_core::ports::{ByteStream as Chunks, ObjectMeta, ObjectStore, ObjectWriter};
+use sluice_core::ports::{ByteStream as Chunks, KeyStream, ObjectMeta, ObjectStore, ObjectWriter};
 use sluice_core::BoxError;
 
 use crate::error::{boxed, Error};
@@ -50,6 +50,15 @@ impl S3Store {
     /// A store under `s3://bucket/prefix` (prefix may be empty).
     pub fn new(client: Client, bucket: &str, prefix: &str, encryption: Option<Encryption>) -> Self {
         S3Store { client, bucket: bucket.to_string(), prefix: prefix.trim_matches('/').to_string(), encryption }
+    }
+
+    /// The key prefix a listing of `prefix` asks S3 for: a folder, with its trailing slash.
+    fn list_prefix(&self, prefix: &str) -> String {
+        if prefix.is_empty() {
+            format!("{}/", self.prefix).trim_start_matches('/').to_string()
+        } else {
+            format!("{}/", self.full_key(prefix.trim_end_matches('/')))
+        }
     }
 
     fn full_key(&self, key: &str) -> String {
@@ -418,12 +427,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<String>, BoxError> {
-        let full = self.full_key(prefix.trim_end_matches('/'));
-        let full = if prefix.is_empty() {
-            format!("{}/", self.prefix).trim_start_matches('/').to_string()
-        } else {
-            format!("{full}/")
-        };
+        let full = self.list_prefix(prefix);
         let pages: Vec<_> = self
             .client
             .list_objects_v2()
@@ -442,5 +446,25 @@ impl ObjectStore for S3Store {
             .collect();
         keys.sort();
         Ok(keys)
+    }
+
+    /// Page by page (1,000 keys each), in S3's order, which is the sorted order `list` gives.
+    fn list_stream<'a>(&'a self, prefix: &'a str) -> KeyStream<'a> {
+        let full = self.list_prefix(prefix);
+        let pages = self.client.list_objects_v2().bucket(&self.bucket).prefix(&full).into_paginator().send();
+        let state = (pages, std::collections::VecDeque::<String>::new(), full);
+        Box::pin(futures::stream::unfold(Some(state), move |state| async move {
+            let (mut pages, mut keys, full) = state?;
+            loop {
+                if let Some(key) = keys.pop_front() {
+                    return Some((Ok(key), Some((pages, keys, full))));
+                }
+                match pages.next().await? {
+                    Ok(page) => keys
+                        .extend(page.contents().iter().filter_map(|o| o.key()).map(|k| self.relative(k).to_string())),
+                    Err(e) => return Some((Err(self.err("ListObjectsV2", &full, boxed(e)).into()), None)),
+                }
+            }
+        }))
     }
 }

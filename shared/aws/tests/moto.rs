@@ -644,3 +644,18 @@ async fn eventbridge_rules_keep_the_scheduler_contract() {
     };
     sluice_testkit::scheduler::check_contract(&scheduler, Some(&inspect)).await;
 }
+
+/// `verify` on S3 with a DynamoDB history: a clean chain passes, and each tampering is named.
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_proves_a_chain_in_s3_and_names_each_tampering() {
+    let cfg = config().await;
+    let (s3, b) = bucket(&cfg).await;
+    let (ddb, t) = table(&cfg).await;
+    let (_, empty) = table(&cfg).await;
+    let store = S3Store::new(s3, &b, "exports", None);
+    let history = DynamoHistory::new(ddb.clone(), &t);
+    let dir = tempfile::tempdir().unwrap();
+    let events = sluice_local::JsonlEventLog::new(dir.path().join("events.jsonl"));
+    let chain = sluice_testkit::verify::make_chain(dir.path(), &store, &history, &events).await;
+    sluice_testkit::verify::check_verify(&store, &history, &DynamoHistory::new(ddb, &empty), &chain).await;
+}

@@ -47,6 +47,9 @@ pub enum Error {
     #[error("export {export:?}, table {table:?}: {problem}")]
     Check { export: String, table: String, problem: String },
 
+    #[error("export {export:?}, table {table:?}: the history has no record of this table, but {location} holds its committed runs (the newest is {newest}); exporting now would send every row again into the same destination, where consumers could not tell the copies apart. Rebuild the history from those runs with `sluice history rebuild {export}` (it verifies them first), or export a full copy on purpose with `sluice run --export {export} --full-refresh` (its manifests say so)")]
+    HistoryLost { export: String, table: String, location: String, newest: String },
+
     #[error("export {export:?}, table {table:?}: writing {key} failed")]
     Store {
         export: String,

@@ -21,5 +21,6 @@ pub mod stop;
 pub mod strategy;
 pub mod trust;
 pub mod value;
+pub mod verify;
 
 pub use error::{BoxError, Error, HistoryError, Result};

@@ -7,7 +7,7 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use sluice_core::ports::{ByteStream, ObjectMeta, ObjectStore, ObjectWriter};
+use sluice_core::ports::{ByteStream, KeyStream, ObjectMeta, ObjectStore, ObjectWriter};
 use sluice_core::BoxError;
 
 use crate::error::Error;
@@ -234,6 +234,84 @@ impl ObjectStore for DirectoryStore {
         }
         keys.sort();
         Ok(keys)
+    }
+
+    /// A walk that reads one folder at a time, in the order `list` sorts keys: each folder's
+    /// entries are ordered by name, a subfolder as its name with a `/` (the prefix its keys
+    /// share), so a run folder's thousand siblings are held as names, never the whole tree.
+    fn list_stream<'a>(&'a self, prefix: &'a str) -> KeyStream<'a> {
+        let prefix = prefix.trim_end_matches('/');
+        let start = if prefix.is_empty() { Ok(self.root.clone()) } else { self.path(prefix) };
+        let walk = start.map(|dir| Walk { root: self.root.clone(), pending: vec![], started: Some(dir) });
+        match walk {
+            Ok(walk) => Box::pin(futures::stream::iter(walk)),
+            Err(e) => Box::pin(futures::stream::iter([Err(e.into())])),
+        }
+    }
+}
+
+/// The lazy walk behind `DirectoryStore::list_stream`: a stack of folders' sorted entries.
+struct Walk {
+    root: PathBuf,
+    /// Per open folder, its entries not yet visited, last first.
+    pending: Vec<Vec<(String, PathBuf, bool)>>,
+    /// The folder to open first.
+    started: Option<PathBuf>,
+}
+
+impl Walk {
+    /// A folder's entries, sorted as their keys sort, reversed so the first pops first.
+    fn open(&mut self, dir: &Path) -> Result<(), BoxError> {
+        let entries = match fs::read_dir(dir) {
+            Ok(e) => e,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory) => {
+                return Ok(())
+            }
+            Err(e) => return Err(io("listing", dir)(e).into()),
+        };
+        let mut found = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(io("listing", dir))?;
+            let path = entry.path();
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if path.is_dir() {
+                found.push((format!("{name}/"), path, true));
+            } else if !is_temp(&name) {
+                found.push((name, path, false));
+            }
+        }
+        found.sort_by(|a, b| b.0.cmp(&a.0));
+        self.pending.push(found);
+        Ok(())
+    }
+}
+
+impl Iterator for Walk {
+    type Item = Result<String, BoxError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if let Some(dir) = self.started.take() {
+            if let Err(e) = self.open(&dir) {
+                return Some(Err(e));
+            }
+        }
+        loop {
+            let top = self.pending.last_mut()?;
+            let Some((_, path, is_dir)) = top.pop() else {
+                self.pending.pop();
+                continue;
+            };
+            if is_dir {
+                if let Err(e) = self.open(&path) {
+                    self.pending.clear();
+                    return Some(Err(e));
+                }
+                continue;
+            }
+            if let Ok(rel) = path.strip_prefix(&self.root) {
+                return Some(Ok(rel.to_string_lossy().replace('\\', "/")));
+            }
+        }
     }
 }
 

@@ -649,3 +649,15 @@ async fn a_table_switched_to_full_links_to_its_last_run_not_the_stale_watermark(
     let m: serde_json::Value = serde_json::from_slice(&std::fs::read(env.out().join(&second_full)).unwrap()).unwrap();
     assert_eq!(m["previous"]["key"], first_full.as_str());
 }
+
+/// `verify` on a folder with the history file: a clean chain passes, and each tampering is named.
+#[tokio::test]
+async fn verify_proves_a_chain_in_a_folder_and_names_each_tampering() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = DirectoryStore::new(dir.path().join("out"));
+    let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
+    let empty = SqliteHistory::open(&dir.path().join("empty.db"), "test-host").unwrap();
+    let events = JsonlEventLog::new(dir.path().join("events.jsonl"));
+    let chain = sluice_testkit::verify::make_chain(dir.path(), &store, &history, &events).await;
+    sluice_testkit::verify::check_verify(&store, &history, &empty, &chain).await;
+}

@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 use futures::stream::BoxStream;
+use futures::StreamExt;
 
 use crate::error::BoxError;
 
@@ -31,6 +32,9 @@ pub fn content_tag(bytes: &[u8]) -> String {
     hex::encode(&sha2::Sha256::digest(bytes)[..16])
 }
 
+/// Keys as a listing finds them.
+pub type KeyStream<'a> = BoxStream<'a, Result<String, BoxError>>;
+
 /// An object's bytes as they arrive.
 pub type ByteStream = BoxStream<'static, Result<Vec<u8>, BoxError>>;
 
@@ -54,4 +58,17 @@ pub trait ObjectStore: Send + Sync {
     async fn delete_prefix(&self, prefix: &str) -> Result<u64, BoxError>;
     /// Keys under `prefix`, sorted.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, BoxError>;
+    /// The keys `list` gives, in the same order, as they are found: a store with many objects
+    /// (a thousand runs of a table) is walked without holding its listing. The default lists
+    /// whole; stores that page (S3) or walk folders override it.
+    fn list_stream<'a>(&'a self, prefix: &'a str) -> KeyStream<'a> {
+        Box::pin(
+            futures::stream::once(async move { self.list(prefix).await })
+                .map(|listed| match listed {
+                    Ok(keys) => futures::stream::iter(keys.into_iter().map(Ok)).left_stream(),
+                    Err(e) => futures::stream::iter([Err(e)]).right_stream(),
+                })
+                .flatten(),
+        )
+    }
 }

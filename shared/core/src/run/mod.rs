@@ -18,8 +18,8 @@ pub use self::reconcile::foreign_record;
 pub use crate::error::error_chain;
 use crate::error::{BoxError, Error, HistoryError, Result};
 use crate::format::FileFormat;
-use crate::layout::RunFolder;
 pub use crate::layout::{is_run_id, new_run_id};
+use crate::layout::{path_segment, RunFolder};
 use crate::manifest::{schema_fingerprint, Manifest, ManifestLink, PartInfo, Totals, MANIFEST_VERSION};
 use crate::part::PartWriter;
 pub use crate::ports::events::{ExportRunSummary, TableOutcome, SUMMARY_VERSION};
@@ -170,10 +170,17 @@ impl<'a> Runner<'a> {
             .unzip();
         let stop = opts.stop();
         stop.check().map_err(|h| halted(export, table, 0, h))?;
-        let planned = stop
-            .until(plan_table(self.ports.source, export, table, committed.clone(), opts.full_refresh))
-            .await
-            .unwrap_or_else(|h| Err(halted(export, table, 0, h)));
+        let planned = match committed.is_none() && !opts.full_refresh {
+            true => self.history_lost(export, table).await,
+            false => Ok(()),
+        };
+        let planned = match planned {
+            Ok(()) => stop
+                .until(plan_table(self.ports.source, export, table, committed.clone(), opts.full_refresh))
+                .await
+                .unwrap_or_else(|h| Err(halted(export, table, 0, h))),
+            Err(e) => Err(e),
+        };
         let plan = match planned {
             Ok(plan) => plan,
             Err(e) => {
@@ -535,8 +542,18 @@ impl<'a> Runner<'a> {
                         return None;
                     }
                 };
-                let last = runs.iter().find(|r| r.table == table.name && r.state == RunState::Succeeded)?;
-                last.manifest_key.clone()
+                match runs.iter().find(|r| r.table == table.name && r.state == RunState::Succeeded) {
+                    Some(last) => last.manifest_key.clone(),
+                    // Older than the runs read: the destination's listing names it.
+                    None => match crate::verify::newest_manifest(self.ports.store, &export.name, &table.name).await {
+                        Ok(Some(key)) => key,
+                        Ok(None) => return None,
+                        Err(e) => {
+                            warn!(export = %export.name, table = %table.name, error = %e, "listing the table's runs for the manifest chain failed; the manifest has no link");
+                            return None;
+                        }
+                    },
+                }
             }
         };
         let sha256 = match self.ports.store.get(&key).await {
@@ -551,6 +568,51 @@ impl<'a> Runner<'a> {
             }
         };
         Some(ManifestLink { key, sha256 })
+    }
+
+    /// Refuses a table the history does not know (no watermark) while the destination holds
+    /// committed runs of it the history does not record either: the history was lost, and
+    /// starting over would export every row again beside the copies already there. A full
+    /// table exports every row each run anyway; a table whose runs were all empty has runs the
+    /// history records.
+    async fn history_lost(&self, export: &ExportSpec, table: &TableSpec) -> Result<()> {
+        if table.incremental.strategy() == Strategy::Full {
+            return Ok(());
+        }
+        let store = self.ports.store;
+        let store_err = |key: &str, source: BoxError| Error::Store {
+            export: export.name.clone(),
+            table: table.name.clone(),
+            key: key.to_string(),
+            source,
+        };
+        let folder = format!("{}/{}", export.name, path_segment(&table.name));
+        let newest = crate::verify::newest_manifest(store, &export.name, &table.name)
+            .await
+            .map_err(|e| store_err(&folder, e))?;
+        let Some(key) = newest else { return Ok(()) };
+        let bytes = store.get(&key).await.map_err(|e| store_err(&key, e))?;
+        let manifest = bytes.and_then(|b| serde_json::from_slice::<crate::manifest::Manifest>(&b).ok());
+        let recorded = match &manifest {
+            Some(m) => self
+                .ports
+                .history
+                .run(&export.name, &table.name, &m.run_id, m.started_at)
+                .await
+                .map_err(|e| Error::History { export: export.name.clone(), source: Box::new(e) })?
+                .is_some(),
+            None => false,
+        };
+        if recorded {
+            return Ok(());
+        }
+        let newest = RunFolder::of_manifest(&key).map_or(key.clone(), |f| f.prefix().to_string());
+        Err(Error::HistoryLost {
+            export: export.name.clone(),
+            table: table.name.clone(),
+            location: store.location(),
+            newest,
+        })
     }
 
     /// The state the history records for this table run (`Running` when it has no record of

@@ -99,3 +99,24 @@ pub(crate) fn parse(
         }
     }
 }
+
+/// Reads a destination named on a command line, not in a config (`sluice verify --at`): the
+/// kind that claims it reads it, or the error says what this build can read.
+pub fn from_location(
+    raw: &str,
+    base_dir: &Path,
+    kinds: &[&'static dyn DestinationKind],
+) -> Result<Destination, String> {
+    if !kinds.iter().any(|k| k.claims(raw)) {
+        let forms: Vec<&str> = kinds.iter().map(|k| k.form()).collect();
+        return Err(format!("this build cannot open {raw:?}: name {}", forms.join(" or ")));
+    }
+    let mut v = Validator::default();
+    match parse("location", raw, base_dir, kinds, &mut v) {
+        Some(d) if v.count() == 0 => Ok(d),
+        _ => Err(v
+            .problems
+            .first()
+            .map_or_else(|| format!("{raw:?} is not a destination"), |p| format!("{} ({})", p.problem, p.hint))),
+    }
+}
