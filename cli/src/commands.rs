@@ -442,9 +442,28 @@ pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
     let mut entries = Vec::new();
     for export in select(&app.config, &args.exports, false)? {
         let source = app.source(export).await?;
+        // A build without AWS still plans an export to S3, without its previous manifest.
+        let store = app.store(export).ok();
         for table in &export.tables {
-            let committed = app.history.watermark(&export.name, &table.name).await?.map(|w| w.watermark);
-            let p = plan_table(source.as_ref(), export, table, committed, args.full_refresh).await?;
+            let (committed, committed_by) =
+                app.history.watermark(&export.name, &table.name).await?.map(|w| (w.watermark, w.run_id)).unzip();
+            // The previous manifest's columns: the plan fails on schema drift as the run would.
+            let previous = match &store {
+                Some(store) => {
+                    let history = app.history.as_ref();
+                    sluice_core::run::chain::previous_manifest(
+                        history,
+                        store.as_ref(),
+                        export,
+                        table,
+                        committed_by.as_deref(),
+                    )
+                    .await
+                }
+                None => None,
+            };
+            let previous = previous.as_ref().and_then(|p| p.manifest.as_ref());
+            let (p, _) = plan_table(source.as_ref(), export, table, committed, args.full_refresh, previous).await?;
             let unload_sql = match (&p.query, table.mode, &export.format) {
                 (Some(q), TableMode::Unload, FileFormat::Csv(format)) => {
                     let prefix = RunFolder::of(&export.name, &table.name, "RUN_ID").prefix().to_string();

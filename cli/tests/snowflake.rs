@@ -125,3 +125,82 @@ fn a_refused_login_exits_1_without_the_password_in_the_message() {
     assert_eq!(o.status.code(), Some(1));
     assert!(text(&o).contains("WH_PASSWORD"), "says which variable to set: {}", text(&o));
 }
+
+/// Schema drift on Snowflake (fakesnow): an added column stops the run by default with the
+/// difference named; `add_columns` exports and announces it; `ignore` leaves it out; a retyped
+/// or dropped column stops the run until a full refresh sends the new shape whole.
+#[test]
+fn schema_drift_on_snowflake_fails_by_default_and_each_mode_does_what_it_says() {
+    let fs = FakeSnow::shared();
+    let db = fs.database(
+        "DRIFT",
+        &[
+            "CREATE TABLE CONTACTS (ID NUMBER(38,0), EMAIL VARCHAR, UPDATED_AT TIMESTAMP_NTZ(9))",
+            "INSERT INTO CONTACTS VALUES (1, 'a@example.com', '2024-01-01 00:00:01')",
+        ],
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("sluice.toml");
+    let write = |mode: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "version = 1\n[sources.wh]\nkind = \"snowflake\"\naccount = \"test\"\nuser = \"SLUICE\"\ndatabase = \"{db}\"\n\
+                 schema = \"PUBLIC\"\nauth = \"password\"\ncredentials = \"env:WH\"\nendpoint = \"{}\"\n\n\
+                 [[export]]\nname = \"contacts\"\nsource = \"wh\"\ndestination = \"out\"\n\n\
+                 [[export.table]]\nname = \"CONTACTS\"\n{mode}\
+                 incremental = {{ strategy = \"timestamp\", column = \"UPDATED_AT\", lag = \"0s\" }}\n",
+                fs.endpoint
+            ),
+        )
+        .unwrap();
+    };
+    let newest = || -> serde_json::Value {
+        let out = dir.path().join("out/contacts/contacts");
+        // The last written: run ids of one second are in no order.
+        std::fs::read_dir(&out)
+            .unwrap()
+            .filter_map(|e| std::fs::read(e.unwrap().path().join("manifest.json")).ok())
+            .map(|b| serde_json::from_slice::<serde_json::Value>(&b).unwrap())
+            .max_by_key(|m| m["written_at"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let names = |m: &serde_json::Value| -> Vec<String> {
+        m["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap().to_string()).collect()
+    };
+    write("");
+    let o = sluice(&config, PASSWORD, &["run"]);
+    assert!(o.status.success(), "{}", text(&o));
+
+    fs.sql_in(
+        &db,
+        &[
+            "ALTER TABLE CONTACTS ADD COLUMN REGION VARCHAR",
+            "INSERT INTO CONTACTS VALUES (2, 'b@example.com', '2024-01-01 00:00:02', 'EU')",
+        ],
+    );
+    let o = sluice(&config, PASSWORD, &["run"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("column \"REGION\" added (VARCHAR"), "{}", text(&o));
+
+    write("on_schema_change = \"ignore\"\n");
+    let o = sluice(&config, PASSWORD, &["run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(names(&newest()), ["ID", "EMAIL", "UPDATED_AT"]);
+
+    write("on_schema_change = \"add_columns\"\n");
+    fs.sql_in(&db, &["INSERT INTO CONTACTS VALUES (3, 'c@example.com', '2024-01-01 00:00:03', 'US')"]);
+    let o = sluice(&config, PASSWORD, &["run"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let m = newest();
+    assert_eq!(names(&m), ["ID", "EMAIL", "UPDATED_AT", "REGION"]);
+    assert_eq!(m["added_columns"][0]["name"], "REGION", "{m}");
+
+    fs.sql_in(&db, &["ALTER TABLE CONTACTS DROP COLUMN EMAIL"]);
+    let o = sluice(&config, PASSWORD, &["run"]);
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(text(&o).contains("column \"EMAIL\" dropped") && text(&o).contains("--full-refresh"), "{}", text(&o));
+    let o = sluice(&config, PASSWORD, &["run", "--full-refresh"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(names(&newest()), ["ID", "UPDATED_AT", "REGION"]);
+}

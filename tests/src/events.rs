@@ -27,6 +27,7 @@ fn export_summary() -> ExportRunSummary {
             manifest_key: Some("contract/contacts/20260101T000000Z-0123abcd/manifest.json".into()),
             error: None,
             changes: None,
+            added_columns: vec![],
         }],
         rows: 3,
         bytes: 42,

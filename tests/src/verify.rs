@@ -50,7 +50,12 @@ pub async fn make_chain(
     let now = || *clock.lock().unwrap();
     let stamp = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S%.3f").to_string();
     let mut manifests = Vec::new();
-    for (first, n) in [(1, 12), (0, 0), (100, 7), (200, 5)] {
+    for (i, (first, n)) in [(1, 12), (0, 0), (100, 7), (200, 5)].into_iter().enumerate() {
+        if i == 3 {
+            // The last run in a later second than the first three (run ids order by the second
+            // only, so `--since` must put one second's runs in order by their links).
+            std::thread::sleep(std::time::Duration::from_millis(1100));
+        }
         if n > 0 {
             insert_contacts(&db, first, n, &stamp(now() - Duration::milliseconds(500)));
         }
@@ -156,7 +161,9 @@ pub async fn check_verify(
 
     // Undone, it verifies again; and from a run on, only the runs since are checked.
     assert_eq!(kinds(&verify().verify(&scope).await.unwrap()), vec![]);
-    let since = newest.split('/').nth(2).unwrap().to_string();
-    let r = verify().verify(&Scope { since: Some(since), ..scope.clone() }).await.unwrap();
-    assert_eq!((kinds(&r), r.tables[0].runs), (vec![], 1));
+    for (from, runs) in [(3, 1), (2, 2), (1, 3)] {
+        let since = chain.manifests[from].split('/').nth(2).unwrap().to_string();
+        let r = verify().verify(&Scope { since: Some(since), ..scope.clone() }).await.unwrap();
+        assert_eq!((kinds(&r), r.tables[0].runs), (vec![], runs), "since run {}", from + 1);
+    }
 }

@@ -47,6 +47,10 @@ pub enum Error {
     #[error("export {export:?}, table {table:?}: {problem}")]
     Check { export: String, table: String, problem: String },
 
+    /// The message says what changed since which run, and what to do (see `strategy::drift`).
+    #[error("export {export:?}, table {table:?}: {message}")]
+    SchemaChanged { export: String, table: String, message: String },
+
     #[error("export {export:?}, table {table:?}: the history has no record of this table, but {location} holds its committed runs (the newest is {newest}); exporting now would send every row again into the same destination, where consumers could not tell the copies apart. Rebuild the history from those runs with `sluice history rebuild {export}` (it verifies them first), or export a full copy on purpose with `sluice run --export {export} --full-refresh` (its manifests say so)")]
     HistoryLost { export: String, table: String, location: String, newest: String },
 

@@ -63,6 +63,10 @@ pub struct Manifest {
     /// table's shape (in the columns exported) shows between two manifests.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<String>,
+    /// Columns the source added since the previous run, exported from this run on (the table's
+    /// `on_schema_change = "add_columns"`): consumers see the new shape announced.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added_columns: Vec<Column>,
 }
 
 /// A link to a committed manifest.

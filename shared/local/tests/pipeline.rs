@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use sluice_core::ports::{HistoryStore, LeaseOwner, ObjectStore, RunState};
 use sluice_core::run::{Ports, Quiet, RunOptions, Runner};
-use sluice_core::spec::Config;
+use sluice_core::spec::{Config, OnSchemaChange};
 use sluice_core::value::Watermark;
 use sluice_core::Error;
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory, SqliteSource};
@@ -588,7 +588,9 @@ async fn a_run_on_in_memory_adapters_commits_its_window_once() {
 #[tokio::test]
 async fn each_manifest_links_to_the_tables_previous_one_by_key_and_hash() {
     use sha2::{Digest, Sha256};
-    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\", lag = \"0s\" }");
+    let mut env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\", lag = \"0s\" }");
+    // The last run adds a column, exported as announced.
+    env.config.exports[0].tables[0].on_schema_change = OnSchemaChange::AddColumns;
     let db = env.db();
     let manifest = |s: &sluice_core::run::ExportRunSummary| -> (String, Vec<u8>, serde_json::Value) {
         let key = s.tables[0].manifest_key.clone().unwrap();
@@ -618,6 +620,77 @@ async fn each_manifest_links_to_the_tables_previous_one_by_key_and_hash() {
     env.advance(1000);
     let (_, _, m4) = manifest(&env.run().await);
     assert_ne!(m4["schema"], m3["schema"], "a column added changes the fingerprint");
+}
+
+/// Schema drift in each `on_schema_change` mode, on SQLite: an added column stops the run by
+/// default (the difference named, nothing written, the watermark kept), is exported and
+/// announced with `add_columns`, and left out with `ignore`; a dropped column stops every mode
+/// and a full refresh accepts it.
+#[tokio::test]
+async fn schema_drift_fails_by_default_and_each_mode_does_what_it_says() {
+    let mut env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\", lag = \"0s\" }");
+    let db = env.db();
+    insert_contacts(&db, 1, 3, &stamp(env.now() - Duration::seconds(60)));
+    env.run().await;
+    let before = env.watermark().await;
+    let manifests = |env: &Env| committed_rows(&env.out()).len();
+    db.execute("ALTER TABLE contacts ADD COLUMN region TEXT", []).unwrap();
+    // By name: the table has a column more than `insert_contacts` fills.
+    let add = |id: i64, at: &str| {
+        db.execute(
+            "INSERT INTO contacts(id, email, version, updated_at) VALUES (?1, 'x@example.com', 1, ?2)",
+            rusqlite::params![id, at],
+        )
+        .unwrap();
+    };
+    add(10, &stamp(env.now()));
+    add(11, &stamp(env.now()));
+    env.advance(1000);
+
+    // The default: fail, naming the column, writing nothing, keeping the watermark.
+    let store = DirectoryStore::new(env.out());
+    let s = env.run_with(&store, &env.history, &env.opts()).await.unwrap();
+    let error = s.tables[0].error.clone().unwrap_or_default();
+    assert!(!s.succeeded && error.contains("column \"region\" added (TEXT)"), "{error}");
+    assert!(error.contains("on_schema_change = \"add_columns\""), "{error}");
+    assert_eq!(env.watermark().await, before);
+    assert_eq!(manifests(&env), 3, "nothing new committed");
+
+    // ignore: the export keeps its shape.
+    env.config.exports[0].tables[0].on_schema_change = OnSchemaChange::Ignore;
+    let s = env.run().await;
+    let key = s.tables[0].manifest_key.clone().unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(env.out().join(&key)).unwrap()).unwrap();
+    let names: Vec<&str> = m["columns"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    assert!(!names.contains(&"region") && m.get("added_columns").is_none(), "{m}");
+    assert_eq!(s.tables[0].rows, 2);
+
+    // add_columns: exported from now on, announced in the manifest and the event.
+    env.config.exports[0].tables[0].on_schema_change = OnSchemaChange::AddColumns;
+    add(20, &stamp(env.now()));
+    env.advance(1000);
+    let s = env.run().await;
+    assert_eq!(s.tables[0].added_columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["region"]);
+    let key = s.tables[0].manifest_key.clone().unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(env.out().join(&key)).unwrap()).unwrap();
+    assert_eq!(m["added_columns"][0]["name"], "region", "{m}");
+    assert_eq!(m["columns"].as_array().unwrap().last().unwrap()["name"], "region");
+    let events = std::fs::read_to_string(env.dir.path().join("events.jsonl")).unwrap();
+    assert!(events.lines().last().unwrap().contains("\"added_columns\""), "{events}");
+    // The next run has nothing new to announce.
+    env.advance(1000);
+    assert!(env.run().await.tables[0].added_columns.is_empty());
+
+    // A dropped column stops the run in every mode; a full refresh sends the new shape whole.
+    db.execute("ALTER TABLE contacts DROP COLUMN name", []).unwrap();
+    env.advance(1000);
+    let s = env.run_with(&store, &env.history, &env.opts()).await.unwrap();
+    let error = s.tables[0].error.clone().unwrap_or_default();
+    assert!(error.contains("column \"name\" dropped") && error.contains("--full-refresh"), "{error}");
+    let mut opts = env.opts();
+    opts.full_refresh = true;
+    let s = env.run_with(&store, &env.history, &opts).await.unwrap();
+    assert!(s.succeeded, "{:?}", s.error);
 }
 
 /// A `full` table has no watermark to name its last run: its link is found in the history.

@@ -49,6 +49,9 @@ pub struct TableOutcome {
     /// A `check` run's inserts, updates and deletes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// Columns the source added, exported from this run on (`on_schema_change = "add_columns"`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub added_columns: Vec<crate::value::Column>,
 }
 
 impl TableOutcome {
@@ -66,6 +69,7 @@ impl TableOutcome {
             manifest_key: None,
             error: Some(error),
             changes: None,
+            added_columns: vec![],
         }
     }
 }

@@ -3,6 +3,7 @@
 //! the watermark in one conditional step. Any failure before the commit removes what the run
 //! wrote and leaves the watermark where it was, so the next run exports the window again.
 
+pub mod chain;
 pub mod context;
 mod reconcile;
 
@@ -29,7 +30,7 @@ use crate::stop::{Interrupt, Stop};
 use crate::strategy::choose::{self as strategies, next_watermark, plan_table};
 use crate::strategy::plan::TablePlan;
 use crate::strategy::Strategy;
-use crate::value::Window;
+use crate::value::{Column, Window};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -174,15 +175,25 @@ impl<'a> Runner<'a> {
             true => self.history_lost(export, table).await,
             false => Ok(()),
         };
+        let previous =
+            chain::previous_manifest(history, self.ports.store, export, table, committed_by.as_deref()).await;
+        let previous_manifest = previous.as_ref().and_then(|p| p.manifest.as_ref());
         let planned = match planned {
             Ok(()) => stop
-                .until(plan_table(self.ports.source, export, table, committed.clone(), opts.full_refresh))
+                .until(plan_table(
+                    self.ports.source,
+                    export,
+                    table,
+                    committed.clone(),
+                    opts.full_refresh,
+                    previous_manifest,
+                ))
                 .await
                 .unwrap_or_else(|h| Err(halted(export, table, 0, h))),
             Err(e) => Err(e),
         };
-        let plan = match planned {
-            Ok(plan) => plan,
+        let (plan, added) = match planned {
+            Ok(planned) => planned,
             Err(e) => {
                 // Recorded, so `status` shows why the table did not run; nothing was written.
                 let folder = RunFolder::of(&export.name, &table.name, run_id);
@@ -244,7 +255,12 @@ impl<'a> Runner<'a> {
         self.observer.table_started(&export.name, &table.name, &plan.window);
         info!(export = %export.name, table = %table.name, run_id, window = %plan.window, "table run started");
 
-        match self.write_and_commit(export, table, &plan, committed_by.as_deref(), lease, opts, &mut record).await {
+        if !added.is_empty() {
+            warn!(export = %export.name, table = %table.name, added = %crate::strategy::drift::Drift { added: added.clone(), ..Default::default() }.describe(),
+                "the table has new columns; they are exported from this run on (on_schema_change = \"add_columns\")");
+        }
+        let link = previous.map(|p| p.link);
+        match self.write_and_commit(export, table, &plan, link, &added, lease, opts, &mut record).await {
             Ok(()) => Ok(TableOutcome {
                 table: table.name.clone(),
                 strategy: record.strategy,
@@ -257,6 +273,7 @@ impl<'a> Runner<'a> {
                 manifest_key: Some(record.manifest_key.clone()),
                 error: None,
                 changes: record.changes,
+                added_columns: added,
             }),
             // Its manifest is kept and its record left `running`: the lease's holder (the next
             // run) settles it. Marking it failed here could overwrite that holder's commit.
@@ -279,7 +296,8 @@ impl<'a> Runner<'a> {
         export: &ExportSpec,
         table: &TableSpec,
         plan: &TablePlan,
-        committed_by: Option<&str>,
+        previous: Option<ManifestLink>,
+        added: &[Column],
         lease: &Lease,
         opts: &RunOptions,
         record: &mut RunRecord,
@@ -359,8 +377,9 @@ impl<'a> Runner<'a> {
             changes: record.changes,
             started_at: record.started_at,
             written_at: Utc::now(),
-            previous: self.previous_manifest(export, table, plan.strategy, committed_by).await,
+            previous,
             schema: Some(schema_fingerprint(&plan.columns)),
+            added_columns: added.to_vec(),
         };
         record.rows = totals.rows;
         record.bytes = totals.bytes;
@@ -513,61 +532,6 @@ impl<'a> Runner<'a> {
                 Err(h) => return Err(halted(export, table, 0, h)),
             }
         }
-    }
-
-    /// The table's last committed manifest, with the hash of its bytes, for the chain. Every
-    /// committed timestamp or check run moves the watermark, and `committed_by` (read with it
-    /// when the table's run started) names that run; a full run leaves the watermark alone (it
-    /// may name the last run of another strategy), so a full table's last run is found among
-    /// the export's recent run records. A store that cannot be read leaves the hash out rather
-    /// than failing the run: the link is recorded, unproven.
-    async fn previous_manifest(
-        &self,
-        export: &ExportSpec,
-        table: &TableSpec,
-        strategy: Strategy,
-        committed_by: Option<&str>,
-    ) -> Option<ManifestLink> {
-        let from_watermark = match strategy {
-            Strategy::Full => None,
-            _ => committed_by.map(|run_id| RunFolder::of(&export.name, &table.name, run_id).manifest()),
-        };
-        let key = match from_watermark {
-            Some(key) => key,
-            None => {
-                let runs = match self.ports.history.runs(&export.name, 500).await {
-                    Ok(runs) => runs,
-                    Err(e) => {
-                        warn!(export = %export.name, table = %table.name, error = %e, "reading the runs for the manifest chain failed; the manifest has no link");
-                        return None;
-                    }
-                };
-                match runs.iter().find(|r| r.table == table.name && r.state == RunState::Succeeded) {
-                    Some(last) => last.manifest_key.clone(),
-                    // Older than the runs read: the destination's listing names it.
-                    None => match crate::verify::newest_manifest(self.ports.store, &export.name, &table.name).await {
-                        Ok(Some(key)) => key,
-                        Ok(None) => return None,
-                        Err(e) => {
-                            warn!(export = %export.name, table = %table.name, error = %e, "listing the table's runs for the manifest chain failed; the manifest has no link");
-                            return None;
-                        }
-                    },
-                }
-            }
-        };
-        let sha256 = match self.ports.store.get(&key).await {
-            Ok(Some(bytes)) => {
-                use sha2::{Digest, Sha256};
-                Some(hex::encode(Sha256::digest(&bytes)))
-            }
-            Ok(None) => None,
-            Err(e) => {
-                warn!(export = %export.name, table = %table.name, key = %key, error = %e, "reading the previous manifest failed; its link is recorded without a hash");
-                None
-            }
-        };
-        Some(ManifestLink { key, sha256 })
     }
 
     /// Refuses a table the history does not know (no watermark) while the destination holds

@@ -17,6 +17,43 @@ pub enum TableMode {
     Unload,
 }
 
+/// What a run does when the table's columns differ from the last committed run's (its
+/// manifest's): `on_schema_change` in the config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnSchemaChange {
+    /// Any added, dropped or retyped column stops the run, the difference named (the default:
+    /// consumers never get a new shape unannounced).
+    #[default]
+    Fail,
+    /// Added columns are exported from this run on, announced in the manifest and the run's
+    /// event; a dropped or retyped column stops the run.
+    AddColumns,
+    /// Added columns are left out (the export keeps its shape); a dropped or retyped column
+    /// stops the run.
+    Ignore,
+}
+
+impl OnSchemaChange {
+    pub const NAMES: [&'static str; 3] = ["fail", "add_columns", "ignore"];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OnSchemaChange::Fail => "fail",
+            OnSchemaChange::AddColumns => "add_columns",
+            OnSchemaChange::Ignore => "ignore",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OnSchemaChange> {
+        match s {
+            "fail" => Some(OnSchemaChange::Fail),
+            "add_columns" => Some(OnSchemaChange::AddColumns),
+            "ignore" => Some(OnSchemaChange::Ignore),
+            _ => None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ExportState {
     Draft,
@@ -56,6 +93,7 @@ pub struct TableSpec {
     pub columns: Option<Vec<String>>,
     pub incremental: Incremental,
     pub mode: TableMode,
+    pub on_schema_change: OnSchemaChange,
 }
 
 /// How a run chooses its rows.

@@ -3,7 +3,9 @@
 use serde::Deserialize;
 use std::collections::BTreeSet;
 
-use super::export::{CheckIncremental, Incremental, TableMode, TableSpec, TimestampIncremental, DEFAULT_LAG};
+use super::export::{
+    CheckIncremental, Incremental, OnSchemaChange, TableMode, TableSpec, TimestampIncremental, DEFAULT_LAG,
+};
 use super::validate::{parse_duration, Validator};
 use crate::layout::path_segment;
 use crate::value::{TableName, UpperBound};
@@ -15,6 +17,7 @@ pub(super) struct RawTable {
     columns: Option<Vec<String>>,
     incremental: Option<RawIncremental>,
     mode: Option<String>,
+    on_schema_change: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -87,7 +90,19 @@ impl Validator {
                 TableMode::Stream
             }
         };
+        let on_schema_change = match raw.on_schema_change.as_deref() {
+            None => OnSchemaChange::default(),
+            Some(s) => OnSchemaChange::parse(s).unwrap_or_else(|| {
+                self.problem(
+                    format!("{key}.on_schema_change"),
+                    format!("unknown value {s:?}"),
+                    format!("use one of: {}", OnSchemaChange::NAMES.join(", ")),
+                );
+                OnSchemaChange::default()
+            }),
+        };
         Some(TableSpec {
+            on_schema_change,
             path_segment: path_segment(&raw.name),
             name: raw.name,
             table: table?,

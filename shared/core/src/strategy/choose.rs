@@ -2,6 +2,7 @@
 //! cursor a successful run commits.
 
 use super::check::Check;
+use super::drift::{self, Decision, Drift};
 use super::full::Full;
 use super::plan::{Columns, TablePlan};
 use super::table::TableStrategy;
@@ -9,9 +10,10 @@ use super::timestamp::Timestamp;
 use super::{Cursor, Strategy};
 use crate::error::{Error, Result};
 use crate::layout::RunFolder;
+use crate::manifest::Manifest;
 use crate::ports::Source;
 use crate::spec::export::{ExportSpec, TableSpec};
-use crate::value::Watermark;
+use crate::value::{Column, Watermark};
 
 /// The strategy of that name.
 pub fn of(strategy: Strategy) -> &'static dyn TableStrategy {
@@ -29,14 +31,27 @@ pub async fn plan_table(
     table: &TableSpec,
     committed: Option<Watermark>,
     full_refresh: bool,
-) -> Result<TablePlan> {
+    previous: Option<&Manifest>,
+) -> Result<(TablePlan, Vec<Column>)> {
     let all = source.columns(&table.table).await.map_err(|source| Error::Source {
         export: export.name.clone(),
         table: table.name.clone(),
         source,
     })?;
-    let columns = Columns { export, table, all };
-    of(table.incremental.strategy()).plan(source, &columns, committed.map(Cursor::from_stored), full_refresh).await
+    let mut columns = Columns { export, table, all };
+    let mut added = Vec::new();
+    // A full refresh sends the table whole in its new shape: that is how a change is accepted.
+    if let Some(previous) = previous.filter(|_| !full_refresh) {
+        let drift = Drift::between(&previous.columns, &columns.exported()?, table.columns.is_some());
+        match drift::decide(export, table, &previous.run_id, drift)? {
+            Decision::Export { added: new } => added = new,
+            Decision::LeaveOut(new) => columns.all.retain(|c| !new.iter().any(|n| n.name == c.name)),
+        }
+    }
+    let plan = of(table.incremental.strategy())
+        .plan(source, &columns, committed.map(Cursor::from_stored), full_refresh)
+        .await?;
+    Ok((plan, added))
 }
 
 /// The cursor a successful run of `plan` commits, in the form the history stores.

@@ -12,6 +12,7 @@
 
 pub mod check;
 pub mod choose;
+pub mod drift;
 pub mod full;
 pub mod plan;
 pub mod table;

@@ -194,8 +194,9 @@ struct Chain {
     segment: String,
     report: TableReport,
     prev: Option<Prev>,
-    /// The last committed manifest before `--since`, read when the first run after it is.
-    before: Option<String>,
+    /// The committed manifests of the last second before `--since` (runs of one second are in
+    /// no order by their ids): the one no other links to is read when the first run after it is.
+    before: Vec<String>,
     /// Committed run ids, to match the history's records against.
     seen: HashSet<String>,
     /// Runs of the second being walked, until the next second shows they are all here.
@@ -229,7 +230,7 @@ impl Chains<'_, '_> {
                     ..TableReport::default()
                 },
                 prev: None,
-                before: None,
+                before: Vec::new(),
                 seen: HashSet::new(),
                 second: Vec::new(),
                 newest_has_state: false,
@@ -269,19 +270,21 @@ impl Chains<'_, '_> {
                 _ => false,
             };
         if before {
-            if let Some(key) = unit.manifest_key() {
-                chain.before = Some(key);
-                chain.seen.insert(unit.run_id.clone().unwrap_or_default());
+            if let (Some(key), Some(run)) = (unit.manifest_key(), &unit.run_id) {
+                let same_second = chain.before.first().is_some_and(|k| k.contains(&format!("/{}", second_of(run))));
+                if !same_second {
+                    chain.before.clear();
+                }
+                chain.before.push(key);
+                chain.seen.insert(run.clone());
             }
             return;
         }
         let mut found: Vec<(Option<String>, Option<String>, Problem)> = findings;
         if let Some(committed) = committed {
             let run_id = unit.run_id.clone().unwrap_or_default();
-            if chain.prev.is_none() {
-                if let Some(key) = chain.before.take() {
-                    chain.prev = Some(read_prev(store, key).await);
-                }
+            if chain.prev.is_none() && !chain.before.is_empty() {
+                chain.prev = Some(last_before(store, std::mem::take(&mut chain.before)).await);
             }
             let Committed { key, sha256, manifest } = committed;
             if let Some(m) = &manifest {
@@ -346,14 +349,22 @@ impl Chains<'_, '_> {
     }
 }
 
-/// Reads the committed manifest a chain starts from (the last one before `--since`).
-async fn read_prev(store: &dyn ObjectStore, key: String) -> Prev {
-    match store.get(&key).await {
-        Ok(Some(bytes)) => {
-            Prev { sha256: Some(folder::sha256(&bytes)), manifest: serde_json::from_slice(&bytes).ok(), key }
-        }
-        _ => Prev { key, sha256: None, manifest: None },
+/// Reads the committed manifest a chain starts from: of the last second's before `--since`, the
+/// one no other of them links to.
+async fn last_before(store: &dyn ObjectStore, keys: Vec<String>) -> Prev {
+    let mut read = Vec::new();
+    for key in keys {
+        read.push(match store.get(&key).await {
+            Ok(Some(bytes)) => {
+                Prev { sha256: Some(folder::sha256(&bytes)), manifest: serde_json::from_slice(&bytes).ok(), key }
+            }
+            _ => Prev { key, sha256: None, manifest: None },
+        });
     }
+    let linked: Vec<String> =
+        read.iter().filter_map(|p| p.manifest.as_ref()?.previous.as_ref().map(|l| l.key.clone())).collect();
+    let head = read.iter().position(|p| !linked.contains(&p.key)).unwrap_or(read.len() - 1);
+    read.swap_remove(head)
 }
 
 /// The cursor a committed run left for the next one: what the history's watermark holds.
