@@ -264,6 +264,14 @@ pub async fn open_location(raw: &str) -> Result<Box<dyn ObjectStore>> {
     let cwd = std::env::current_dir().context("reading the working folder")?;
     let destination = sluice_core::spec::destination::from_location(raw, &cwd, sluice_connect::DESTINATION_KINDS)
         .map_err(|e| anyhow!(crate::commands::Usage(format!("--at {raw:?}: {e}"))))?;
+    if let Some(folder) = destination.settings_as::<sluice_local::Folder>() {
+        if !folder.path.is_dir() {
+            return Err(anyhow!(crate::commands::Usage(format!(
+                "--at {raw:?}: there is no folder {}",
+                folder.path.display()
+            ))));
+        }
+    }
     #[cfg(feature = "aws")]
     let aws = match destination.settings_as::<sluice_connect::S3Location>() {
         Some(_) => Some(sluice_aws::client_config().await),

@@ -556,6 +556,9 @@ fn verify_exits_1_naming_a_changed_part_and_reads_a_copy_without_a_config() {
     // A copy elsewhere, verified by whoever received it: no config file there.
     let copy = Command::new(BIN).current_dir(dir.path()).args(["verify", "--at", "out"]).output().unwrap();
     assert_eq!(copy.status.code(), Some(1), "{}", stderr(&copy));
+    let missing = Command::new(BIN).args(["verify", "--at"]).arg(dir.path().join("nothing")).output().unwrap();
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+    assert!(stderr(&missing).contains("there is no folder"), "{}", stderr(&missing));
     let nowhere = Command::new(BIN).args(["verify", "--at", "ftp://host/x"]).output().unwrap();
     assert_eq!(nowhere.status.code(), Some(2), "{}", stderr(&nowhere));
     assert!(stderr(&nowhere).contains("cannot open \"ftp://host/x\""), "{}", stderr(&nowhere));

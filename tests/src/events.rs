@@ -28,6 +28,7 @@ fn export_summary() -> ExportRunSummary {
             error: None,
             changes: None,
             added_columns: vec![],
+            late_rows: None,
         }],
         rows: 3,
         bytes: 42,

@@ -174,6 +174,7 @@ pub async fn check_contract(h: &dyn HistoryStore) {
         finished_at: None,
         error: None,
         changes: None,
+        late_rows: 0,
     };
     h.begin_run(&lease, &run).await.unwrap();
     assert_eq!(h.open_runs("e").await.unwrap().len(), 1);

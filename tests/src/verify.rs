@@ -166,4 +166,12 @@ pub async fn check_verify(
         let r = verify().verify(&Scope { since: Some(since), ..scope.clone() }).await.unwrap();
         assert_eq!((kinds(&r), r.tables[0].runs), (vec![], runs), "since run {}", from + 1);
     }
+
+    // A table whose whole folder is gone: the history's watermark names it.
+    store.delete_prefix("contacts/contacts").await.unwrap();
+    let r = verify().verify(&scope).await.unwrap();
+    assert_eq!(
+        r.findings.iter().map(|f| (f.kind, f.table.as_str())).collect::<Vec<_>>(),
+        [("table_missing", "contacts")]
+    );
 }

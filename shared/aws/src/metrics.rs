@@ -19,7 +19,8 @@ pub fn emf_line(summary: &ExportRunSummary) -> String {
                     {"Name": "Bytes", "Unit": "Bytes"},
                     {"Name": "Parts", "Unit": "Count"},
                     {"Name": "DurationMs", "Unit": "Milliseconds"},
-                    {"Name": "FailedRuns", "Unit": "Count"}
+                    {"Name": "FailedRuns", "Unit": "Count"},
+                    {"Name": "LateRows", "Unit": "Count"}
                 ]
             }]
         },
@@ -29,7 +30,9 @@ pub fn emf_line(summary: &ExportRunSummary) -> String {
         "Bytes": summary.bytes,
         "Parts": summary.parts,
         "DurationMs": summary.duration_ms,
-        "FailedRuns": u32::from(!summary.succeeded)
+        "FailedRuns": u32::from(!summary.succeeded),
+        // Rows found in committed windows after they closed: missed, to backfill.
+        "LateRows": summary.tables.iter().filter_map(|t| t.late_rows.as_ref()).map(|l| l.rows).sum::<u64>()
     })
     .to_string()
 }

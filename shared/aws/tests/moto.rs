@@ -466,6 +466,7 @@ fn open_run(export: &str, table: &str, run_id: &str) -> RunRecord {
         finished_at: None,
         error: None,
         changes: None,
+        late_rows: 0,
     }
 }
 

@@ -37,7 +37,8 @@ fn accepted_keys(src: &str) -> Vec<String> {
     let mut skip_next = false;
     for line in src.lines() {
         let t = line.trim();
-        if (t.starts_with("struct Raw") || t.starts_with("pub(crate) struct Raw")) && t.ends_with('{') {
+        let raw = ["struct Raw", "pub(crate) struct Raw", "pub(super) struct Raw"];
+        if raw.iter().any(|r| t.starts_with(r)) && t.ends_with('{') {
             in_raw = true;
             continue;
         }

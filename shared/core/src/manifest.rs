@@ -9,8 +9,9 @@ use crate::format::description::FormatDescription;
 use crate::value::{Column, Window};
 
 /// The manifest schema version; bumped on any change a consumer could notice. Version 2 added
-/// `previous` and `schema` (a reader of version 1 finds neither).
-pub const MANIFEST_VERSION: u32 = 2;
+/// `previous` and `schema` (a reader of version 1 finds neither); version 3 `added_columns`
+/// and `late_rows` (both absent when empty).
+pub const MANIFEST_VERSION: u32 = 3;
 pub use crate::layout::MANIFEST_FILE;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,6 +68,21 @@ pub struct Manifest {
     /// `on_schema_change = "add_columns"`): consumers see the new shape announced.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub added_columns: Vec<Column>,
+    /// Rows that arrived in the previous run's window after it was exported (timestamp
+    /// tables): they are in no run. `sluice backfill` exports them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_rows: Option<LateRows>,
+}
+
+/// Rows found in a committed window after it closed: counted again by the next run, less the
+/// rows the run exported. A lower bound: a row updated out of the window, or deleted, since
+/// hides one that arrived.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LateRows {
+    /// The run whose window they are in.
+    pub run_id: String,
+    pub window: String,
+    pub rows: u64,
 }
 
 /// A link to a committed manifest.

@@ -39,6 +39,14 @@ pub struct TableStatus {
     /// The last run's inserts, updates and deletes (the `check` strategy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<crate::manifest::Changes>,
+    /// Rows the last run found in its previous window after it closed (missed; `sluice
+    /// backfill` exports them).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub late_rows: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -184,6 +192,7 @@ pub async fn export_status(
                 // The newest error since the last success: an error a later run cured is history.
                 last_error: mine.iter().take_while(|r| r.state != RunState::Succeeded).find_map(|r| r.error.clone()),
                 changes: last.and_then(|r| r.changes),
+                late_rows: last.map_or(0, |r| r.late_rows),
             }
         })
         .collect();

@@ -600,7 +600,7 @@ async fn each_manifest_links_to_the_tables_previous_one_by_key_and_hash() {
     };
     insert_contacts(&db, 1, 3, &stamp(env.now() - Duration::seconds(60)));
     let (k1, b1, m1) = manifest(&env.run().await);
-    assert_eq!(m1["version"], 2);
+    assert_eq!(m1["version"], sluice_core::manifest::MANIFEST_VERSION);
     assert!(m1.get("previous").is_none(), "the table's first run starts the chain: {m1}");
     // An empty window still commits a run, and links.
     env.advance(1000);
@@ -733,4 +733,35 @@ async fn verify_proves_a_chain_in_a_folder_and_names_each_tampering() {
     let events = JsonlEventLog::new(dir.path().join("events.jsonl"));
     let chain = sluice_testkit::verify::make_chain(dir.path(), &store, &history, &events).await;
     sluice_testkit::verify::check_verify(&store, &history, &empty, &chain).await;
+}
+
+/// A row stamped inside a committed window after that run exported it is in no run: the next
+/// run counts the window again and reports it (event, manifest, run record, status).
+#[tokio::test]
+async fn a_late_row_in_a_committed_window_is_counted_and_reported_by_the_next_run() {
+    let env = Env::new("{ strategy = \"timestamp\", column = \"updated_at\", lag = \"0s\" }");
+    let db = env.db();
+    insert_contacts(&db, 1, 3, &stamp(env.now() - Duration::seconds(60)));
+    let first = env.run().await;
+    assert!(first.tables[0].late_rows.is_none());
+    // A writer whose stamp lagged its commit: inside the window the first run exported.
+    insert_contacts(&db, 50, 2, &stamp(env.now() - Duration::seconds(30)));
+    insert_contacts(&db, 60, 1, &stamp(env.now()));
+    env.advance(1000);
+    let second = env.run().await;
+    let late = second.tables[0].late_rows.clone().expect("late rows reported");
+    assert_eq!((late.rows, late.run_id.as_str()), (2, first.run_id.as_str()));
+    assert_eq!(second.tables[0].rows, 1, "the late rows are not in this run's window");
+    let key = second.tables[0].manifest_key.clone().unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&std::fs::read(env.out().join(&key)).unwrap()).unwrap();
+    assert_eq!(m["late_rows"]["rows"], 2, "{m}");
+    let runs = env.history.runs("contacts", 1).await.unwrap();
+    assert_eq!(runs[0].late_rows, 2);
+    let events = std::fs::read_to_string(env.dir.path().join("events.jsonl")).unwrap();
+    assert!(events.lines().last().unwrap().contains("\"late_rows\""), "{events}");
+    // Counted once: the next run compares with the second run's window, which has none.
+    env.advance(1000);
+    insert_contacts(&db, 70, 1, &stamp(env.now()));
+    env.advance(1000);
+    assert!(env.run().await.tables[0].late_rows.is_none());
 }

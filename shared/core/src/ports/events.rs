@@ -11,7 +11,8 @@ use crate::strategy::Strategy;
 use crate::value::Window;
 
 /// The run summary's schema version (it is also the body of `ExportSucceeded`/`ExportFailed`).
-pub const SUMMARY_VERSION: u32 = 1;
+/// Version 2 added the table outcomes' `added_columns` and `late_rows` (absent when empty).
+pub const SUMMARY_VERSION: u32 = 2;
 
 /// What Sluice announces: a finished export run, or a finished (or stopped) delivery.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -52,6 +53,9 @@ pub struct TableOutcome {
     /// Columns the source added, exported from this run on (`on_schema_change = "add_columns"`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub added_columns: Vec<crate::value::Column>,
+    /// Rows found in the previous run's window after it closed: they were missed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_rows: Option<crate::manifest::LateRows>,
 }
 
 impl TableOutcome {
@@ -70,6 +74,7 @@ impl TableOutcome {
             error: Some(error),
             changes: None,
             added_columns: vec![],
+            late_rows: None,
         }
     }
 }

@@ -77,6 +77,13 @@ pub struct RunRecord {
     /// A `check` run's inserts, updates and deletes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub changes: Option<Changes>,
+    /// Rows found in the previous run's window after it closed (see `manifest::LateRows`).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub late_rows: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// A table's committed watermark: the `export_history(table_name, last_export)` of a dbt setup.

@@ -21,10 +21,12 @@ use crate::error::{BoxError, Error, HistoryError, Result};
 use crate::format::FileFormat;
 pub use crate::layout::{is_run_id, new_run_id};
 use crate::layout::{path_segment, RunFolder};
-use crate::manifest::{schema_fingerprint, Manifest, ManifestLink, PartInfo, Totals, MANIFEST_VERSION};
+use crate::manifest::{schema_fingerprint, LateRows, Manifest, ManifestLink, PartInfo, Totals, MANIFEST_VERSION};
 use crate::part::PartWriter;
 pub use crate::ports::events::{ExportRunSummary, TableOutcome, SUMMARY_VERSION};
-use crate::ports::{EventDetail, Lease, LeaseOwner, ObjectMeta, RunEvent, RunRecord, RunState, UnloadTarget};
+use crate::ports::{
+    EventDetail, Filter, Lease, LeaseOwner, ObjectMeta, Query, RunEvent, RunRecord, RunState, UnloadTarget,
+};
 use crate::spec::export::{ExportSpec, TableMode, TableSpec};
 use crate::stop::{Interrupt, Stop};
 use crate::strategy::choose::{self as strategies, next_watermark, plan_table};
@@ -216,6 +218,7 @@ impl<'a> Runner<'a> {
                     finished_at: Some(Utc::now()),
                     error: Some(error_chain(&e)),
                     changes: None,
+                    late_rows: 0,
                 };
                 if let Err(fe) = history.fail_run(&record).await {
                     warn!(export = %export.name, table = %table.name, error = %fe, "recording the failed run failed");
@@ -250,6 +253,7 @@ impl<'a> Runner<'a> {
             finished_at: None,
             error: None,
             changes: None,
+            late_rows: 0,
         };
         history.begin_run(lease, &record).await.map_err(|e| history_err(Box::new(e)))?;
         self.observer.table_started(&export.name, &table.name, &plan.window);
@@ -259,8 +263,14 @@ impl<'a> Runner<'a> {
             warn!(export = %export.name, table = %table.name, added = %crate::strategy::drift::Drift { added: added.clone(), ..Default::default() }.describe(),
                 "the table has new columns; they are exported from this run on (on_schema_change = \"add_columns\")");
         }
+        let late = self.late_rows(export, table, &plan, previous.as_ref().and_then(|p| p.manifest.as_ref())).await;
+        if let Some(late) = &late {
+            record.late_rows = late.rows;
+            warn!(export = %export.name, table = %table.name, late_rows = late.rows, run = %late.run_id, window = %late.window,
+                "rows arrived in the previous run's window after it was exported: no run holds them; export them with `sluice backfill`");
+        }
         let link = previous.map(|p| p.link);
-        match self.write_and_commit(export, table, &plan, link, &added, lease, opts, &mut record).await {
+        match self.write_and_commit(export, table, &plan, link, &added, late.clone(), lease, opts, &mut record).await {
             Ok(()) => Ok(TableOutcome {
                 table: table.name.clone(),
                 strategy: record.strategy,
@@ -274,6 +284,7 @@ impl<'a> Runner<'a> {
                 error: None,
                 changes: record.changes,
                 added_columns: added,
+                late_rows: late,
             }),
             // Its manifest is kept and its record left `running`: the lease's holder (the next
             // run) settles it. Marking it failed here could overwrite that holder's commit.
@@ -298,6 +309,7 @@ impl<'a> Runner<'a> {
         plan: &TablePlan,
         previous: Option<ManifestLink>,
         added: &[Column],
+        late_rows: Option<LateRows>,
         lease: &Lease,
         opts: &RunOptions,
         record: &mut RunRecord,
@@ -380,6 +392,7 @@ impl<'a> Runner<'a> {
             previous,
             schema: Some(schema_fingerprint(&plan.columns)),
             added_columns: added.to_vec(),
+            late_rows,
         };
         record.rows = totals.rows;
         record.bytes = totals.bytes;
@@ -532,6 +545,41 @@ impl<'a> Runner<'a> {
                 Err(h) => return Err(halted(export, table, 0, h)),
             }
         }
+    }
+
+    /// Counts the previous timestamp run's window again: rows there now, beyond those that run
+    /// exported, arrived after it closed (a writer whose stamp lagged its commit by more than
+    /// the lag). Counted with the window's own query, so an index on the stamp makes it cheap;
+    /// a failed count is logged and the run goes on.
+    async fn late_rows(
+        &self,
+        export: &ExportSpec,
+        table: &TableSpec,
+        plan: &TablePlan,
+        previous: Option<&Manifest>,
+    ) -> Option<LateRows> {
+        let previous = previous.filter(|p| p.strategy == Strategy::Timestamp && !p.window.is_empty())?;
+        // The stamp expression as the source spells it, from this run's own window query.
+        let Some(Query { table: name, filter: Filter::Window { expr, .. }, .. }) = &plan.query else { return None };
+        let query = Query {
+            table: name.clone(),
+            columns: vec![],
+            filter: Filter::Window {
+                expr: expr.clone(),
+                low: previous.window.low.clone(),
+                high: previous.window.high.clone()?,
+            },
+            order_by: vec![],
+        };
+        let now = match self.ports.source.count(&query).await {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(export = %export.name, table = %table.name, error = %e, "counting the previous window again for late rows failed");
+                return None;
+            }
+        };
+        let rows = now.saturating_sub(previous.totals.rows);
+        (rows > 0).then(|| LateRows { run_id: previous.run_id.clone(), window: previous.window.to_string(), rows })
     }
 
     /// Refuses a table the history does not know (no watermark) while the destination holds

@@ -74,6 +74,7 @@ pub enum Problem {
     RecordedWithoutManifest,
     WatermarkDisagrees { history: String, files: String },
     HistoryUnreadable { error: String },
+    TableMissing { runs: String },
 }
 
 impl Problem {
@@ -102,12 +103,15 @@ impl Problem {
             Problem::RecordedWithoutManifest => "recorded_without_manifest",
             Problem::WatermarkDisagrees { .. } => "watermark_disagrees",
             Problem::HistoryUnreadable { .. } => "history_unreadable",
+            Problem::TableMissing { .. } => "table_missing",
         }
     }
 
     pub fn severity(&self) -> Severity {
         match self {
-            Problem::PartsUnhashed { .. } | Problem::Uncommitted { .. } => Severity::Notice,
+            Problem::PartsUnhashed { .. } | Problem::Uncommitted { .. } | Problem::LinkAbsent { .. } => {
+                Severity::Notice
+            }
             _ => Severity::Violation,
         }
     }
@@ -171,6 +175,9 @@ impl Problem {
                 format!("the history's watermark is {history}, but the newest committed manifest says {files}")
             }
             Problem::HistoryUnreadable { error } => format!("the history cannot be read: {error}"),
+            Problem::TableMissing { runs } => {
+                format!("the history has a watermark for this table ({runs}), but the destination holds none of its runs")
+            }
         }
     }
 
@@ -192,7 +199,7 @@ impl Problem {
                 "restore the previous manifest from a backup or the object's earlier version; if it is gone for good, tell consumers which runs are unproven".into()
             }
             Problem::LinkAbsent { .. } => {
-                "nothing to repair in the files: manifests written before links (version 1) or after a lost history start a new chain".into()
+                "nothing to repair in the files: a full refresh after a lost history starts a new chain; verify from it on with --since RUN to prove the new chain alone".into()
             }
             Problem::WindowGap { .. } => {
                 "export the missing window (`sluice run --export EXPORT --full-refresh` re-exports every row, marked as a full copy)".into()
@@ -202,16 +209,22 @@ impl Problem {
             }
             Problem::StateMissing => "restore the state file, or run once with --full-refresh to start the comparison again".into(),
             Problem::Uncommitted { .. } => {
-                "nothing to do: the next run of the export settles it (a running run finishes; a dead one's files are removed)".into()
+                "nothing to do while a run is going on; a dead run's files are removed by the export's next run, and the files of a run whose history says failed can be deleted".into()
             }
-            Problem::RunNotRecorded { .. } | Problem::RunDisagrees { .. } | Problem::RecordedWithoutManifest => {
-                "the history and the files disagree: if the history was lost or replaced, rebuild it with `sluice history rebuild EXPORT`".into()
+            Problem::RunNotRecorded { .. } => {
+                "if the history was lost, rebuild it with `sluice history rebuild EXPORT`; if the table was since exported afresh with --full-refresh, these older runs predate its history: verify from the full refresh on with --since RUN".into()
+            }
+            Problem::RunDisagrees { .. } | Problem::RecordedWithoutManifest => {
+                "the history and the files disagree: restore the files the history names from a backup, or, if the history is the one that is wrong, rebuild it into an empty history with `sluice history rebuild EXPORT`".into()
             }
             Problem::WatermarkDisagrees { .. } => {
                 "the next run exports from the history's watermark: if it was moved by hand, move it back; if the history was lost, rebuild it with `sluice history rebuild EXPORT`".into()
             }
             Problem::HistoryUnreadable { .. } => {
                 "check the history's location and permissions, or verify the files alone with --at".into()
+            }
+            Problem::TableMissing { .. } => {
+                "restore the table's folder from a backup or the objects' earlier versions; if it is gone for good, re-export it with `sluice run --export EXPORT --full-refresh`".into()
             }
         }
     }

@@ -138,7 +138,11 @@ impl Verifier<'_> {
             chains.take(next?).await;
         }
         chains.finish_chain().await;
-        Ok(chains.report)
+        let mut report = chains.report;
+        if let (Some(history), Some(export)) = (self.history, &scope.export) {
+            report.findings.extend(tables_without_runs(history, export, scope, &report).await);
+        }
+        Ok(report)
     }
 
     /// Each table's committed manifests in chain order, read (not their parts): what the
@@ -162,22 +166,55 @@ impl Verifier<'_> {
     }
 }
 
+/// Tables the history has a watermark for whose folder holds no run at all.
+async fn tables_without_runs(history: &dyn HistoryStore, export: &str, scope: &Scope, report: &Report) -> Vec<Finding> {
+    let finding = |table: &str, problem: Problem| Finding {
+        export: export.to_string(),
+        table: table.to_string(),
+        run_id: None,
+        key: None,
+        severity: problem.severity(),
+        kind: problem.kind(),
+        problem: problem.problem(),
+        fix: problem.fix(),
+    };
+    let marks = match history.watermarks(export).await {
+        Ok(marks) => marks,
+        Err(e) => return vec![finding("-", Problem::HistoryUnreadable { error: e.to_string() })],
+    };
+    marks
+        .iter()
+        .filter(|w| scope.table.as_ref().is_none_or(|t| *t == w.table))
+        .filter(|w| !report.tables.iter().any(|t| t.export == export && t.table == w.table))
+        .map(|w| {
+            let runs = format!("{}, committed by run {}", w.watermark, w.run_id);
+            finding(&w.table, Problem::TableMissing { runs })
+        })
+        .collect()
+}
+
 /// The key of a table's newest committed manifest in the destination, by run id (for runs of
 /// the same second, any of them): for a run that finds no watermark to ask whether the files
 /// know the table, and for a full table's chain when its history is short.
 pub async fn newest_manifest(store: &dyn ObjectStore, export: &str, table: &str) -> Result<Option<String>, BoxError> {
     let prefix = format!("{export}/{}", path_segment(table));
     let mut keys = store.list_stream(&prefix);
-    let mut newest = None;
+    // The manifests of the newest second: their links say which is the head.
+    let mut last_second: Vec<String> = Vec::new();
     while let Some(key) = keys.next().await {
         let key = key?;
-        if RunFolder::of_manifest(&key)
-            .is_some_and(|f| f.prefix().rsplit('/').next().is_some_and(crate::layout::is_run_id))
-        {
-            newest = Some(key);
+        let run = RunFolder::of_manifest(&key).and_then(|f| f.prefix().rsplit('/').next().map(str::to_string));
+        let Some(run) = run.filter(|r| crate::layout::is_run_id(r)) else { continue };
+        if !last_second.first().is_some_and(|k| k.contains(&format!("/{}", second_of(&run)))) {
+            last_second.clear();
         }
+        last_second.push(key);
     }
-    Ok(newest)
+    Ok(match last_second.len() {
+        0 => None,
+        1 => last_second.pop(),
+        _ => Some(last_before(store, last_second).await.key),
+    })
 }
 
 /// The committed run a chain has reached.

@@ -93,23 +93,23 @@ pub async fn rebuild(
         host: host.to_string(),
         pid: std::process::id(),
     };
-    let lease = match history.acquire_lease(&export, &owner, Duration::from_secs(300)).await {
+    let lease = match history.acquire_lease(&export, &owner, LEASE_TTL).await {
         Ok(l) => l,
         Err(crate::HistoryError::LeaseHeld { owner, .. }) => return Err(RebuildError::Busy(owner.to_string())),
         Err(e) => return Err(RebuildError::Failed(e.into())),
     };
-    let result = record_all(store, history, &whole, &lease).await;
-    if let Err(e) = history.release_lease(&lease).await {
-        tracing::warn!(export = %export, error = %e, "releasing the lease after the rebuild failed; it expires on its own");
-    }
-    result.map_err(RebuildError::Failed)
+    // The lease is released once the records are written; after a failure it expires.
+    record_all(store, history, &whole, lease).await.map_err(RebuildError::Failed)
 }
+
+/// How long the rebuild's lease lasts between renewals.
+const LEASE_TTL: Duration = Duration::from_secs(300);
 
 async fn record_all(
     store: &dyn ObjectStore,
     history: &dyn HistoryStore,
     scope: &Scope,
-    lease: &crate::ports::Lease,
+    mut lease: crate::ports::Lease,
 ) -> Result<Vec<Rebuilt>, BoxError> {
     let verifier = Verifier { store, history: None };
     let prefix = scope.prefix();
@@ -118,6 +118,10 @@ async fn record_all(
     let mut watermark: Option<Watermark> = None;
     while let Some(next) = manifests.next().await {
         let (key, m) = next?;
+        // Renewed as it goes: a scheduled run must not take the lease from a long rebuild.
+        if lease.expires_at - Utc::now() < chrono::Duration::seconds(LEASE_TTL.as_secs() as i64 / 2) {
+            lease = history.renew_lease(&lease, LEASE_TTL).await?;
+        }
         if done.last().is_none_or(|t| t.table != m.table) {
             done.push(Rebuilt { table: m.table.clone(), runs: 0, kept: 0, watermark: None });
             watermark = None;
@@ -130,16 +134,19 @@ async fn record_all(
             table.kept += 1;
         } else {
             let mut record = record_of(&m, &key, &folder, watermark.clone());
-            history.begin_run(lease, &record).await?;
+            history.begin_run(&lease, &record).await?;
             record.state = RunState::Succeeded;
             // The watermark moves as the run moved it: a full run leaves it where it was.
-            history.commit_run(lease, &record, watermark.as_ref(), next.as_ref()).await?;
+            history.commit_run(&lease, &record, watermark.as_ref(), next.as_ref()).await?;
             table.runs += 1;
         }
         if next.is_some() {
             watermark = next;
         }
         table.watermark = watermark.clone();
+    }
+    if let Err(e) = history.release_lease(&lease).await {
+        tracing::warn!(export = %lease.export, error = %e, "releasing the lease after the rebuild failed; it expires on its own");
     }
     Ok(done)
 }
@@ -165,5 +172,6 @@ fn record_of(m: &Manifest, key: &str, folder: &RunFolder, base: Option<Watermark
         finished_at: Some(m.written_at),
         error: None,
         changes: m.changes,
+        late_rows: 0,
     }
 }
