@@ -134,6 +134,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             None => with_app(&cli, |app| history(app, args, cli.json)).await,
         },
         Command::Verify(args) => crate::verify::verify(&cli, args, cli.json).await,
+        Command::State(cmd) => with_app(&cli, |app| crate::state::state(app, cmd, cli.json)).await,
         Command::CheckConnection(args) => with_app(&cli, |app| check_connection(app, args, cli.json)).await,
         Command::Exports(cmd) => with_app(&cli, |app| crate::exports::exports(app, cmd, cli.json)).await,
         Command::Orchestrations(cmd) => {
@@ -596,9 +597,11 @@ fn render_status(all: &[ExportStatus], now: chrono::DateTime<chrono::Utc>) -> St
                 },
                 t.table.clone(),
                 t.last_run.clone().unwrap_or_else(|| "never".into()),
-                match (&t.last_result, t.changes) {
-                    (Some(r), Some(c)) => format!("{r} ({c})"),
-                    (r, _) => r.clone().unwrap_or_default(),
+                match (&t.last_result, t.changes, t.late_rows) {
+                    (Some(r), Some(c), _) => format!("{r} ({c})"),
+                    // Rows missed by the run before: said where the operator looks first.
+                    (Some(r), None, late) if late > 0 => format!("{r} ({} late)", output::count(late)),
+                    (r, _, _) => r.clone().unwrap_or_default(),
                 },
                 output::count(t.rows),
                 match t.watermark.clone().map(Cursor::from_stored) {

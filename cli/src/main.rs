@@ -13,6 +13,7 @@ mod output;
 mod progress;
 mod schedules;
 mod signals;
+mod state;
 mod verify;
 
 use clap::{Parser, Subcommand};
@@ -67,6 +68,10 @@ pub enum Command {
     /// Prove from the destination that each table's runs form one chain with no gap or
     /// overlap, and that every file is what its manifest says (and agrees with the history).
     Verify(verify::VerifyArgs),
+    /// Show a table's cursor, or move it by hand: back to a run or a value (`rewind`), or to
+    /// any value (`set`); recorded in the history and the table's manifest chain.
+    #[command(subcommand)]
+    State(state::StateCommand),
     /// Check the config file and print what it declares.
     Validate,
     /// Log in to each export's source and check that its tables and columns exist.

@@ -563,3 +563,67 @@ fn verify_exits_1_naming_a_changed_part_and_reads_a_copy_without_a_config() {
     assert_eq!(nowhere.status.code(), Some(2), "{}", stderr(&nowhere));
     assert!(stderr(&nowhere).contains("cannot open \"ftp://host/x\""), "{}", stderr(&nowhere));
 }
+
+/// A late row found by the next run, cured by rewinding the cursor: the move is refused where
+/// it would lose rows or cannot be done, recorded in the chain, and a run killed after it loses
+/// nothing: every row after the rewound cursor is exported once more, the late one for the
+/// first time.
+#[test]
+fn a_late_row_is_reported_then_a_rewind_exports_it_and_a_killed_run_after_it_loses_nothing() {
+    let (dir, config) = workspace(60_000, INCREMENTAL, FULL_CSV);
+    let out = dir.path().join("out");
+    run_ok(&config, &["run"]);
+    let db = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
+    // Committed with a stamp inside the window the first run already exported.
+    insert_contacts(&db, 900_000, 1, "2025-06-01 00:00:00");
+    run_ok(&config, &["run"]);
+    assert_eq!(status_json(&config)[0]["tables"][0]["late_rows"], 1, "the next run counts it");
+    assert!(!ids(&out).contains(&900_000));
+
+    let show: serde_json::Value =
+        serde_json::from_slice(&run_ok(&config, &["state", "show", "contacts", "--json"]).stdout).unwrap();
+    let cursor = show[0]["cursor"]["value"].as_str().unwrap().to_string();
+    // Forward without --skip would lose rows; the first run has no start to go back to.
+    let forward = sluice(&config, &["state", "set", "contacts", "-t", "contacts", "--to", "2099-01-01 00:00:00"])
+        .output()
+        .unwrap();
+    assert_eq!(forward.status.code(), Some(2), "{}", stderr(&forward));
+    assert!(stderr(&forward).contains("--skip"), "{}", stderr(&forward));
+    let first_run = show[0]["committed_by"].as_str().unwrap().to_string();
+    let history: serde_json::Value =
+        serde_json::from_slice(&run_ok(&config, &["history", "contacts", "--json"]).stdout).unwrap();
+    let oldest = history.as_array().unwrap().last().unwrap()["run_id"].as_str().unwrap().to_string();
+    let to_first =
+        sluice(&config, &["state", "rewind", "contacts", "-t", "contacts", "--to-run", &oldest]).output().unwrap();
+    assert_eq!(to_first.status.code(), Some(2), "{}", stderr(&to_first));
+    assert!(stderr(&to_first).contains("--full-refresh"), "{}", stderr(&to_first));
+    assert_ne!(first_run, "");
+
+    let moved = run_ok(
+        &config,
+        &["state", "rewind", "contacts", "-t", "contacts", "--to", "2025-05-31 23:59:59", "--reason", "late row"],
+    );
+    assert!(
+        String::from_utf8_lossy(&moved.stdout).contains(&format!("from {cursor} to 2025-05-31 23:59:59")),
+        "{moved:?}"
+    );
+    // A run killed part way, then one that finishes.
+    let mut child = sluice(&config, &["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(120));
+    kill(&mut child);
+    run_ok(&config, &["run"]);
+    let mut seen = std::collections::BTreeMap::new();
+    for id in ids(&out) {
+        *seen.entry(id).or_insert(0) += 1;
+    }
+    assert_eq!(seen.get(&900_000), Some(&1), "the late row, exported once");
+    assert!((1..=60_000).all(|id| seen.get(&id) == Some(&2)), "every other row once before the rewind and once after");
+    // The move is in the chain: verify proves it, with a notice naming who moved it and why.
+    let verified = run_ok(&config, &["verify", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&verified.stdout).unwrap();
+    let moved: Vec<&serde_json::Value> =
+        report[0]["findings"].as_array().unwrap().iter().filter(|f| f["kind"] == "cursor_moved").collect();
+    assert_eq!(moved.len(), 1, "{report}");
+    assert!(moved[0]["problem"].as_str().unwrap().contains("(late row)"), "{report}");
+    assert_eq!(report[0]["tables"][0]["violations"], 0, "{report}");
+}

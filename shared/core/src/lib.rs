@@ -3,6 +3,7 @@
 //! config file, nothing here talks to a database, a file system or a cloud service directly.
 
 pub mod catalog;
+pub mod cursor;
 pub mod error;
 pub mod format;
 pub mod integrate;

@@ -10,7 +10,7 @@ use crate::value::{Column, Window};
 
 /// The manifest schema version; bumped on any change a consumer could notice. Version 2 added
 /// `previous` and `schema` (a reader of version 1 finds neither); version 3 `added_columns`
-/// and `late_rows` (both absent when empty).
+/// and `late_rows` (both absent when empty) and `moved`.
 pub const MANIFEST_VERSION: u32 = 3;
 pub use crate::layout::MANIFEST_FILE;
 
@@ -69,9 +69,24 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub added_columns: Vec<Column>,
     /// Rows that arrived in the previous run's window after it was exported (timestamp
-    /// tables): they are in no run. `sluice backfill` exports them.
+    /// tables): they are in no run. `sluice state rewind` to that run exports them again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_rows: Option<LateRows>,
+    /// Set on the manifest of a cursor moved by hand (`sluice state set|rewind`): it has no
+    /// parts, and the next run starts from `to`. Rows after `to` that consumers already have
+    /// are sent again after a move back; rows up to `to` are skipped after a move forward.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub moved: Option<CursorMove>,
+}
+
+/// Who moved a table's cursor, from where to where, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CursorMove {
+    pub from: crate::value::Watermark,
+    pub to: crate::value::Watermark,
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Rows found in a committed window after it closed: counted again by the next run, less the

@@ -267,7 +267,7 @@ impl<'a> Runner<'a> {
         if let Some(late) = &late {
             record.late_rows = late.rows;
             warn!(export = %export.name, table = %table.name, late_rows = late.rows, run = %late.run_id, window = %late.window,
-                "rows arrived in the previous run's window after it was exported: no run holds them; export them with `sluice backfill`");
+                "rows arrived in the previous run's window after it was exported: no run holds them; export them again with `sluice state rewind EXPORT --table TABLE --to-run RUN` (the window's other rows are sent again too)");
         }
         let link = previous.map(|p| p.link);
         match self.write_and_commit(export, table, &plan, link, &added, late.clone(), lease, opts, &mut record).await {
@@ -393,6 +393,7 @@ impl<'a> Runner<'a> {
             schema: Some(schema_fingerprint(&plan.columns)),
             added_columns: added.to_vec(),
             late_rows,
+            moved: None,
         };
         record.rows = totals.rows;
         record.bytes = totals.bytes;
@@ -558,11 +559,12 @@ impl<'a> Runner<'a> {
         plan: &TablePlan,
         previous: Option<&Manifest>,
     ) -> Option<LateRows> {
-        let previous = previous.filter(|p| p.strategy == Strategy::Timestamp && !p.window.is_empty())?;
-        // The stamp expression as the source spells it, from this run's own window query.
-        let Some(Query { table: name, filter: Filter::Window { expr, .. }, .. }) = &plan.query else { return None };
+        // A moved cursor's manifest exported nothing: there is no window to count again.
+        let previous =
+            previous.filter(|p| p.strategy == Strategy::Timestamp && !p.window.is_empty() && p.moved.is_none())?;
+        let expr = plan.stamp.as_ref()?;
         let query = Query {
-            table: name.clone(),
+            table: table.table.clone(),
             columns: vec![],
             filter: Filter::Window {
                 expr: expr.clone(),

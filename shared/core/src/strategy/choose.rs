@@ -41,7 +41,8 @@ pub async fn plan_table(
     let mut columns = Columns { export, table, all };
     let mut added = Vec::new();
     // A full refresh sends the table whole in its new shape: that is how a change is accepted.
-    if let Some(previous) = previous.filter(|_| !full_refresh) {
+    // (A manifest that records no columns, a moved cursor's with none before it, says nothing.)
+    if let Some(previous) = previous.filter(|p| !full_refresh && !p.columns.is_empty()) {
         let drift = Drift::between(&previous.columns, &columns.exported()?, table.columns.is_some());
         match drift::decide(export, table, &previous.run_id, drift)? {
             Decision::Export { added: new } => added = new,

@@ -36,6 +36,7 @@ impl TableStrategy for Full {
             base_watermark: committed.map(|c| c.stored()),
             null_rows: 0,
             check: None,
+            stamp: None,
         })
     }
 

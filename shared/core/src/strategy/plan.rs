@@ -28,6 +28,10 @@ pub struct TablePlan {
     /// For the `check` strategy: how rows are compared with the last run's state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckPlan>,
+    /// The stamp a timestamp table's windows are over, as the source spells it (so a window
+    /// can be counted again for late rows even when this run reads none).
+    #[serde(skip)]
+    pub stamp: Option<crate::ports::WatermarkExpr>,
 }
 
 /// How a `check` run compares rows: by key, on the hash of the checked columns, against the

@@ -58,7 +58,7 @@ impl TableStrategy for Timestamp {
             (false, Some(high)) => Some(Query {
                 table: table.table.clone(),
                 columns: exported.iter().map(|c| c.name.clone()).collect(),
-                filter: Filter::Window { expr, low, high },
+                filter: Filter::Window { expr: expr.clone(), low, high },
                 order_by: vec![],
             }),
             _ => None,
@@ -72,6 +72,7 @@ impl TableStrategy for Timestamp {
             query,
             null_rows,
             check: None,
+            stamp: Some(expr),
         })
     }
 

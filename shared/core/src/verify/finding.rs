@@ -75,6 +75,7 @@ pub enum Problem {
     WatermarkDisagrees { history: String, files: String },
     HistoryUnreadable { error: String },
     TableMissing { runs: String },
+    CursorMoved { what: String },
 }
 
 impl Problem {
@@ -104,14 +105,16 @@ impl Problem {
             Problem::WatermarkDisagrees { .. } => "watermark_disagrees",
             Problem::HistoryUnreadable { .. } => "history_unreadable",
             Problem::TableMissing { .. } => "table_missing",
+            Problem::CursorMoved { .. } => "cursor_moved",
         }
     }
 
     pub fn severity(&self) -> Severity {
         match self {
-            Problem::PartsUnhashed { .. } | Problem::Uncommitted { .. } | Problem::LinkAbsent { .. } => {
-                Severity::Notice
-            }
+            Problem::PartsUnhashed { .. }
+            | Problem::Uncommitted { .. }
+            | Problem::LinkAbsent { .. }
+            | Problem::CursorMoved { .. } => Severity::Notice,
             _ => Severity::Violation,
         }
     }
@@ -175,6 +178,7 @@ impl Problem {
                 format!("the history's watermark is {history}, but the newest committed manifest says {files}")
             }
             Problem::HistoryUnreadable { error } => format!("the history cannot be read: {error}"),
+            Problem::CursorMoved { what } => format!("the table's cursor was moved by hand {what}"),
             Problem::TableMissing { runs } => {
                 format!("the history has a watermark for this table ({runs}), but the destination holds none of its runs")
             }
@@ -222,6 +226,9 @@ impl Problem {
             }
             Problem::HistoryUnreadable { .. } => {
                 "check the history's location and permissions, or verify the files alone with --at".into()
+            }
+            Problem::CursorMoved { .. } => {
+                "nothing to do: after a move back the next run sends rows again (consumers de-duplicate by key); after a move forward the rows skipped are in no run".into()
             }
             Problem::TableMissing { .. } => {
                 "restore the table's folder from a backup or the objects' earlier versions; if it is gone for good, re-export it with `sluice run --export EXPORT --full-refresh`".into()

@@ -446,6 +446,14 @@ async fn link_and_window(
         (None, Some(p)) if m.version >= 2 => found.push(here(Problem::LinkAbsent { previous: p.key.clone() })),
         (None, _) => {}
     }
+    if let Some(moved) = &m.moved {
+        // A cursor moved by hand: the chain says so, and the next run starts from its `to`.
+        let reason = moved.reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
+        found.push(here(Problem::CursorMoved {
+            what: format!("from {} to {} by {}{reason}", moved.from, moved.to, moved.by),
+        }));
+        return;
+    }
     let Some(before) = prev.and_then(|p| p.manifest.as_ref()) else { return };
     if m.strategy != Strategy::Timestamp || before.strategy != Strategy::Timestamp || m.full_refresh {
         return;

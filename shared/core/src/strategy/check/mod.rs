@@ -86,6 +86,7 @@ impl TableStrategy for Check {
                 deletes: c.deletes,
                 previous_state,
             }),
+            stamp: None,
         })
     }
 
