@@ -59,6 +59,9 @@ pub struct RunArgs {
     /// cron line on one machine: `* * * * * sluice run --due`.
     #[arg(long, conflicts_with = "exports")]
     pub due: bool,
+    /// Set by `sluice backfill`: the bounded window to export again instead.
+    #[arg(skip)]
+    pub backfill: Option<sluice_core::run::Backfill>,
 }
 
 /// The active exports a schedule has come round for since their last run started (or that
@@ -135,6 +138,10 @@ pub async fn dispatch(cli: Cli) -> u8 {
         },
         Command::Verify(args) => crate::verify::verify(&cli, args, cli.json).await,
         Command::State(cmd) => with_app(&cli, |app| crate::state::state(app, cmd, cli.json)).await,
+        Command::Backfill(args) => {
+            let run_args = crate::state::backfill_run(args);
+            with_app(&cli, |app| run(app, &run_args, cli.json)).await
+        }
         Command::CheckConnection(args) => with_app(&cli, |app| check_connection(app, args, cli.json)).await,
         Command::Exports(cmd) => with_app(&cli, |app| crate::exports::exports(app, cmd, cli.json)).await,
         Command::Orchestrations(cmd) => {
@@ -255,6 +262,7 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
         lease_ttl: LEASE_TTL,
         stop_by: None,
         interrupt: Some(signals.interrupt()),
+        backfill: args.backfill.clone(),
     };
 
     let mut summaries: Vec<ExportRunSummary> = Vec::new();

@@ -68,6 +68,10 @@ pub enum Command {
     /// Prove from the destination that each table's runs form one chain with no gap or
     /// overlap, and that every file is what its manifest says (and agrees with the history).
     Verify(verify::VerifyArgs),
+    /// Export a timestamp table's rows stamped in (FROM, TO] again, into the table's
+    /// `backfills/` folder with a manifest marked as a backfill: outside the chain, the cursor
+    /// unmoved, atomic as any run (for rows a run missed, such as late rows).
+    Backfill(state::BackfillArgs),
     /// Show a table's cursor, or move it by hand: back to a run or a value (`rewind`), or to
     /// any value (`set`); recorded in the history and the table's manifest chain.
     #[command(subcommand)]

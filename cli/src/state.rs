@@ -135,3 +135,39 @@ fn refused(e: MoveError) -> anyhow::Error {
         other => anyhow!(other),
     }
 }
+
+#[derive(Args, Debug, Clone)]
+pub struct BackfillArgs {
+    pub export: String,
+    #[arg(long, short = 't', value_name = "TABLE")]
+    pub table: String,
+    /// Rows stamped after this value…
+    #[arg(long, value_name = "VALUE")]
+    pub from: String,
+    /// …and up to this one (no later than the table's cursor: see `sluice state show`).
+    #[arg(long, value_name = "VALUE")]
+    pub to: String,
+    /// Why, for the manifest.
+    #[arg(long)]
+    pub reason: Option<String>,
+    /// Do not deliver the backfill's manifest to the export's integrations.
+    #[arg(long)]
+    pub no_integrate: bool,
+}
+
+/// The run a backfill is: the export, one table's window.
+pub fn backfill_run(args: &BackfillArgs) -> crate::commands::RunArgs {
+    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "someone".into());
+    crate::commands::RunArgs {
+        exports: vec![args.export.clone()],
+        no_integrate: args.no_integrate,
+        backfill: Some(sluice_core::run::Backfill {
+            table: args.table.clone(),
+            from: args.from.clone(),
+            to: args.to.clone(),
+            by: format!("{user}@{}", crate::app::hostname()),
+            reason: args.reason.clone(),
+        }),
+        ..Default::default()
+    }
+}

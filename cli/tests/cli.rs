@@ -491,8 +491,10 @@ fn a_lost_history_is_refused_then_rebuilt_from_the_files_and_nothing_is_lost_or_
         let first = 1000 + i * 3;
         insert_contacts(&db, first, 3, &next.format("%Y-%m-%d %H:%M:%S%.3f").to_string());
     }
+    // A backfill too: the rebuilt history records it and leaves the cursor where the chain has it.
+    run_ok(&config, &["backfill", "contacts", "-t", "contacts", "--from", "2025-05-31 00:00:00", "--to", "2025-06-01 00:00:00"]);
     let original = watermark(&config);
-    assert_eq!(manifests(&out).len(), 20);
+    assert_eq!(manifests(&out).len(), 21);
 
     for f in ["history.db", "history.db-wal", "history.db-shm"] {
         let _ = std::fs::remove_file(dir.path().join(f));
@@ -502,7 +504,7 @@ fn a_lost_history_is_refused_then_rebuilt_from_the_files_and_nothing_is_lost_or_
     let why = stderr(&refused);
     assert!(why.contains("the history has no record of this table"), "{why}");
     assert!(why.contains("sluice history rebuild contacts") && why.contains("--full-refresh"), "{why}");
-    assert_eq!(manifests(&out).len(), 20, "the refused run wrote nothing");
+    assert_eq!(manifests(&out).len(), 21, "the refused run wrote nothing");
 
     // A consumer's view of the files alone proves them, history or not.
     let copy = sluice(&config, &["verify", "--at"]).arg(&out).output().unwrap();
@@ -522,7 +524,8 @@ fn a_lost_history_is_refused_then_rebuilt_from_the_files_and_nothing_is_lost_or_
     // A second later the bound (whole seconds, as the rows' stamps) has moved past new rows.
     std::thread::sleep(Duration::from_millis(1100));
     run_ok(&config, &["run"]);
-    // Every row up to the committed bound, once (rows above it wait for the lag to pass).
+    // Every row up to the committed bound, once (rows above it wait for the lag to pass), and
+    // the backfill's 50 again.
     let bound = watermark(&config)["value"].as_str().unwrap().to_string();
     let mut due: Vec<i64> = db
         .prepare("SELECT id FROM contacts WHERE updated_at <= ?1")
@@ -531,9 +534,10 @@ fn a_lost_history_is_refused_then_rebuilt_from_the_files_and_nothing_is_lost_or_
         .unwrap()
         .map(Result::unwrap)
         .collect();
+    due.extend(1..=50);
     due.sort();
-    assert!(due.len() > 50, "the runs exported new rows: {due:?}");
-    assert_eq!(ids(&out), due, "every row once");
+    assert!(due.len() > 100, "the runs exported new rows: {due:?}");
+    assert_eq!(ids(&out), due, "every row once, and the backfilled ones once more");
     assert_eq!(chain(&out, "contacts/contacts"), 21);
 }
 
@@ -626,4 +630,46 @@ fn a_late_row_is_reported_then_a_rewind_exports_it_and_a_killed_run_after_it_los
     assert_eq!(moved.len(), 1, "{report}");
     assert!(moved[0]["problem"].as_str().unwrap().contains("(late row)"), "{report}");
     assert_eq!(report[0]["tables"][0]["violations"], 0, "{report}");
+}
+
+/// `sluice backfill` exports a bounded window into the table's backfills/ folder, marked, with
+/// the cursor left where it was, also when a backfill is killed part way (the next command
+/// settles it without moving the cursor); `verify` checks backfills outside the chain.
+#[test]
+fn a_backfill_exports_its_window_outside_the_chain_and_a_killed_one_leaves_the_cursor_alone() {
+    let (dir, config) = workspace(150_000, INCREMENTAL, FULL_CSV);
+    let out = dir.path().join("out");
+    run_ok(&config, &["run"]);
+    let before = watermark(&config);
+    let window =
+        ["backfill", "contacts", "-t", "contacts", "--from", "2025-05-31 00:00:00", "--to", "2025-06-01 00:00:00"];
+    let mut child = sluice(&config, &window).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    kill(&mut child);
+    assert_eq!(watermark(&config), before, "a killed backfill leaves the cursor");
+    let done = run_ok(&config, &[&window[..], &["--reason", "audit", "--json"]].concat());
+    let summary: serde_json::Value = serde_json::from_slice(&done.stdout).unwrap();
+    let table = &summary[0]["tables"][0];
+    assert_eq!((table["rows"].as_u64(), table["backfill"].as_bool()), (Some(150_000), Some(true)), "{summary}");
+    assert_eq!(watermark(&config), before, "a backfill leaves the cursor");
+    let backfills: Vec<serde_json::Value> = manifests(&out)
+        .iter()
+        .filter(|m| m.to_string_lossy().contains("/backfills/"))
+        .map(|m| serde_json::from_slice(&std::fs::read(m).unwrap()).unwrap())
+        .collect();
+    assert!(
+        !backfills.is_empty()
+            && backfills.iter().all(|m| m["totals"]["rows"] == 150_000 && m["backfill"]["by"].is_string())
+    );
+    // Past the cursor is the next run's.
+    let past =
+        sluice(&config, &["backfill", "contacts", "-t", "contacts", "--from", "2025-01-01", "--to", "2099-01-01"])
+            .output()
+            .unwrap();
+    assert_eq!(past.status.code(), Some(1), "{}", stderr(&past));
+    assert!(stderr(&past).contains("after the cursor"), "{}", stderr(&past));
+    run_ok(&config, &["run"]);
+    let verified: serde_json::Value = serde_json::from_slice(&run_ok(&config, &["verify", "--json"]).stdout).unwrap();
+    assert_eq!(verified[0]["findings"], serde_json::json!([]), "{verified}");
+    assert_eq!(verified[0]["tables"][0]["backfills"].as_u64(), Some(backfills.len() as u64), "{verified}");
 }

@@ -29,6 +29,7 @@ fn export_summary() -> ExportRunSummary {
             changes: None,
             added_columns: vec![],
             late_rows: None,
+            backfill: false,
         }],
         rows: 3,
         bytes: 42,

@@ -175,6 +175,7 @@ pub async fn check_contract(h: &dyn HistoryStore) {
         error: None,
         changes: None,
         late_rows: 0,
+        backfill: false,
     };
     h.begin_run(&lease, &run).await.unwrap();
     assert_eq!(h.open_runs("e").await.unwrap().len(), 1);

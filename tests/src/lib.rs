@@ -275,6 +275,7 @@ pub fn run_options() -> sluice_core::run::RunOptions {
         lease_ttl: std::time::Duration::from_secs(60),
         stop_by: None,
         interrupt: None,
+        backfill: None,
     }
 }
 

@@ -10,11 +10,13 @@ use std::time::{Duration, Instant};
 use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, SecretsManager};
 use sluice_connect::S3Location;
 use sluice_core::catalog::{CatalogError, Exports};
+use sluice_core::cursor::{move_cursor, MoveError, MoveRequest, Target};
 use sluice_core::orchestrate::Skip;
 use sluice_core::ports::Source;
-use sluice_core::request::{ExportRequest, RequestError};
+use sluice_core::request::{ExportRequest, MoveCursor, RequestError};
 use sluice_core::run::{ExportRunSummary, Ports, Quiet, RunOptions, Runner};
 use sluice_core::spec::{Config, ConfigError, ExportSpec};
+use sluice_core::verify::{Scope, Verifier};
 
 /// Time kept back from the Lambda deadline to remove a stopped run's parts, record it and
 /// publish its event.
@@ -51,6 +53,11 @@ pub enum FnError {
     Run(#[from] sluice_core::Error),
     #[error("{0}")]
     RunFailed(String),
+    /// A cursor move refused or failed (the message says why and what to do).
+    #[error(transparent)]
+    Move(#[from] sluice_core::cursor::MoveError),
+    #[error("export {export:?}: verifying failed: {source}")]
+    Verify { export: String, source: sluice_core::BoxError },
 }
 
 impl FnError {
@@ -68,6 +75,9 @@ impl FnError {
             FnError::Source { .. } => "Sluice.SourceUnavailable",
             FnError::Run(e) if e.is_lease_held() => "Sluice.AlreadyRunning",
             FnError::Run(_) | FnError::RunFailed(_) => "Sluice.RunFailed",
+            FnError::Move(sluice_core::cursor::MoveError::Refused(_)) => "Sluice.InvalidRequest",
+            FnError::Move(sluice_core::cursor::MoveError::Busy { .. }) => "Sluice.AlreadyRunning",
+            FnError::Move(_) | FnError::Verify { .. } => "Sluice.RunFailed",
         }
     }
 }
@@ -91,7 +101,18 @@ impl From<sluice_aws::SettingError> for FnError {
 #[serde(untagged)]
 pub enum Outcome {
     Ran(ExportRunSummary),
-    Skipped { skipped: String },
+    Skipped {
+        skipped: String,
+    },
+    /// A cursor moved by hand.
+    Moved {
+        moved: sluice_core::cursor::Moved,
+    },
+    /// A verification's report: whether every chain verified, and what was found.
+    Verified {
+        verified: bool,
+        report: sluice_core::verify::Report,
+    },
 }
 
 /// Everything built once per cold start.
@@ -168,6 +189,32 @@ impl App {
         }
     }
 
+    /// Moves a table's cursor, as `sluice state rewind|set` does.
+    async fn move_cursor(&self, export: &ExportSpec, store: &S3Store, m: &MoveCursor) -> Result<Outcome, FnError> {
+        let to = match (&m.to_run, &m.to) {
+            (Some(run), None) => Target::Run(run.clone()),
+            (None, Some(v)) => Target::Value(v.clone()),
+            _ => {
+                return Err(MoveError::Refused(
+                    "move_cursor takes one of \"to_run\" (a run id) or \"to\" (a value)".into(),
+                )
+                .into())
+            }
+        };
+        let req = MoveRequest {
+            export,
+            table: &m.table,
+            to,
+            forward: m.skip,
+            by: m.by.clone().unwrap_or_else(|| "the export function's caller".into()),
+            reason: m.reason.clone(),
+            host: self.host.clone(),
+        };
+        let moved = move_cursor(&self.history, store, &req).await?;
+        tracing::info!(export = %export.name, table = %moved.table, from = %moved.from, to = %moved.to, by = %req.by, "cursor moved");
+        Ok(Outcome::Moved { moved })
+    }
+
     /// Runs the export an invocation asks for; `deadline` is the invocation's.
     pub async fn handle(&self, event: &serde_json::Value, deadline: Option<Instant>) -> Result<Outcome, FnError> {
         let request = ExportRequest::from_event(event)?;
@@ -186,8 +233,21 @@ impl App {
                 destination: export.destination.to_string(),
             });
         };
-        let source = self.source(&export.name, &export.source).await?;
         let store = S3Store::new(self.s3.clone(), bucket, prefix, self.settings.encryption.clone());
+        // Requests that do not read the source.
+        if let Some(m) = &request.move_cursor {
+            return self.move_cursor(export, &store, m).await;
+        }
+        if let Some(v) = &request.verify {
+            let scope = Scope { export: Some(export.name.clone()), table: v.table.clone(), since: v.since.clone() };
+            let verifier = Verifier { store: &store, history: Some(&self.history) };
+            let report = verifier
+                .verify(&scope)
+                .await
+                .map_err(|source| FnError::Verify { export: export.name.clone(), source })?;
+            return Ok(Outcome::Verified { verified: report.violations() == 0, report });
+        }
+        let source = self.source(&export.name, &export.source).await?;
         let opts = RunOptions {
             full_refresh: request.full_refresh,
             tables: request.tables,
@@ -196,6 +256,7 @@ impl App {
             lease_ttl: LEASE_TTL,
             stop_by: deadline.map(|d| d.checked_sub(self.settings.deadline_margin).unwrap_or(d)),
             interrupt: self.interrupt.clone(),
+            backfill: request.backfill.clone(),
         };
         let ports = Ports { source: source.as_ref(), store: &store, history: &self.history, events: &self.events };
         let summary = Runner::new(ports, &Quiet).run(export, &opts).await;

@@ -258,3 +258,64 @@ async fn sigterm_stops_a_run_cleanly_and_gives_the_lease_back() {
     assert!(runs[0].error.as_deref().is_some_and(|e| e.contains("interrupted (SIGTERM)")), "{runs:?}");
     assert!(history.open_runs("contacts").await.unwrap().is_empty());
 }
+
+/// Through the API (invoking the real function, as the OperatePolicy allows): a late row is
+/// reported, a backfill exports its window outside the chain with the cursor unmoved, a
+/// cursor moved back re-exports from there, and a verification proves the whole as one chain.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_function_backfills_moves_the_cursor_and_verifies_on_request() {
+    let moto = Moto::shared();
+    let stack = Stack::new(moto).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = contacts_export(dir.path(), 100, &stack.bucket);
+    let watch =
+        Runtime::start(env!("CARGO_BIN_EXE_sluice-export"), &stack.env(moto, config.display().to_string(), &[]));
+
+    let (ok, first) = watch.invoke(r#"{"export": "contacts"}"#);
+    assert!(ok, "{first}");
+    // A row committed late, inside the window the first run exported.
+    let db = create_contacts(&dir.path().join("source.db"));
+    insert_contacts(&db, 5_000, 1, "2025-06-01 00:00:00");
+    let (ok, second) = watch.invoke(r#"{"export": "contacts"}"#);
+    assert!(ok, "{second}");
+    assert_eq!(second["tables"][0]["late_rows"]["rows"], 1, "{second}");
+
+    // A backfill of that window: its own folder, marked, and the cursor where it was.
+    let backfill = r#"{"export": "contacts", "backfill": {"table": "contacts", "from": "2025-05-31 23:59:59", "to": "2025-06-01 00:00:00", "by": "alice", "reason": "late row"}}"#;
+    let (ok, filled) = watch.invoke(backfill);
+    assert!(ok, "{filled}");
+    let t = &filled["tables"][0];
+    assert_eq!((t["rows"].as_u64(), t["backfill"].as_bool()), (Some(101), Some(true)), "{filled}");
+    let key = t["manifest_key"].as_str().unwrap();
+    assert!(key.starts_with("contacts/contacts/backfills/"), "{key}");
+    let m = stack.s3.get_object().bucket(&stack.bucket).key(format!("exports/{key}")).send().await.unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&m.body.collect().await.unwrap().into_bytes()).unwrap();
+    assert_eq!(m["backfill"]["by"], "alice", "{m}");
+    assert!(m.get("previous").is_none(), "outside the chain: {m}");
+    // Past the cursor is the next run's: refused.
+    let (ok, refused) = watch.invoke(
+        r#"{"export": "contacts", "backfill": {"table": "contacts", "from": "2025-05-31 00:00:00", "to": "2099-01-01 00:00:00"}}"#,
+    );
+    assert!(!ok && refused["errorMessage"].as_str().unwrap().contains("after the cursor"), "{refused}");
+
+    let (ok, verified) = watch.invoke(r#"{"export": "contacts", "verify": {}}"#);
+    assert!(ok, "{verified}");
+    assert_eq!(verified["verified"], true, "{verified}");
+    assert_eq!(verified["report"]["tables"][0]["runs"], 2, "{verified}");
+    assert_eq!(verified["report"]["tables"][0]["backfills"], 1, "{verified}");
+
+    // The cursor moved back to before the late row, by the API's caller; then a run.
+    let (ok, moved) = watch.invoke(
+        r#"{"export": "contacts", "move_cursor": {"table": "contacts", "to": "2025-05-31 00:00:00", "by": "alice"}}"#,
+    );
+    assert!(ok, "{moved}");
+    assert_eq!(moved["moved"]["to"]["value"], "2025-05-31 00:00:00", "{moved}");
+    let (ok, again) = watch.invoke(r#"{"export": "contacts"}"#);
+    assert!(ok, "{again}");
+    assert_eq!(again["tables"][0]["rows"], 101, "every row after the moved cursor: {again}");
+    let (ok, verified) = watch.invoke(r#"{"export": "contacts", "verify": {}}"#);
+    assert!(ok && verified["verified"] == true, "{verified}");
+    let kinds: Vec<&str> =
+        verified["report"]["findings"].as_array().unwrap().iter().filter_map(|f| f["kind"].as_str()).collect();
+    assert_eq!(kinds, ["cursor_moved"], "{verified}");
+}

@@ -467,6 +467,7 @@ fn open_run(export: &str, table: &str, run_id: &str) -> RunRecord {
         error: None,
         changes: None,
         late_rows: 0,
+        backfill: false,
     }
 }
 

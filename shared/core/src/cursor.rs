@@ -116,15 +116,6 @@ fn no_table(export: &ExportSpec, name: &str) -> String {
     format!("export {:?} has no table {name:?}; it has: {}", export.name, has.join(", "))
 }
 
-/// Reads `raw` as a cursor of the same type as `like`.
-fn parse_like(raw: &str, like: &Watermark) -> Option<Watermark> {
-    match like {
-        Watermark::Int(_) => raw.trim().parse().ok().map(Watermark::Int),
-        Watermark::Float(_) => raw.trim().parse().ok().map(Watermark::Float),
-        Watermark::Text(_) => Some(Watermark::Text(raw.to_string())),
-    }
-}
-
 /// Moves a table's cursor: see the module's comment.
 pub async fn move_cursor(
     history: &dyn HistoryStore,
@@ -188,7 +179,7 @@ async fn move_under_lease(
     };
     let from = mark.watermark.clone();
     let to = match &req.to {
-        Target::Value(raw) => parse_like(raw, &from).ok_or_else(|| {
+        Target::Value(raw) => Watermark::parse_like(raw, &from).ok_or_else(|| {
             MoveError::Refused(format!("{raw:?} is not a cursor of the table's type (it is now {from:?})"))
         })?,
         Target::Run(run) => {
@@ -250,6 +241,7 @@ async fn move_under_lease(
         schema: shape.and_then(|m| m.schema.clone()),
         added_columns: vec![],
         late_rows: None,
+        backfill: None,
         moved: Some(CursorMove { from: from.clone(), to: to.clone(), by: req.by.clone(), reason: req.reason.clone() }),
     };
     let mut record = RunRecord {
@@ -272,6 +264,7 @@ async fn move_under_lease(
         error: None,
         changes: None,
         late_rows: 0,
+        backfill: false,
     };
     history.begin_run(lease, &record).await.map_err(failed)?;
     let body = manifest.to_json().map_err(|e| MoveError::Failed(e.into()))?;

@@ -47,6 +47,9 @@ pub enum Error {
     #[error("export {export:?}, table {table:?}: {problem}")]
     Check { export: String, table: String, problem: String },
 
+    #[error("export {export:?}, table {table:?}: backfill refused: {problem}")]
+    Backfill { export: String, table: String, problem: String },
+
     /// The message says what changed since which run, and what to do (see `strategy::drift`).
     #[error("export {export:?}, table {table:?}: {message}")]
     SchemaChanged { export: String, table: String, message: String },

@@ -8,6 +8,7 @@
 //!     manifest.json                              written last: the commit point
 //!     failures/<integration>.jsonl               records an integration's API refused
 //!     failures/<integration>.pieces/batch-….jsonl   those records per batch, until merged
+//! <export>/<table segment>/backfills/<run id>/   a backfill's run: the same files, outside the chain
 //! ```
 //!
 //! A run id (`new_run_id`) is the folder's last segment.
@@ -23,6 +24,8 @@ pub const MANIFEST_FILE: &str = "manifest.json";
 pub const STATE_FILE: &str = "_sluice_state.bin";
 /// The folder of a run's failures files.
 const FAILURES_DIR: &str = "failures";
+/// The folder, beside a table's runs, of its backfills' run folders: outside the chain.
+pub const BACKFILLS_DIR: &str = "backfills";
 
 /// One table's run folder: `<export>/<table segment>/<run id>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -40,6 +43,12 @@ impl RunFolder {
     /// ([`path_segment`]), the run id.
     pub fn new(export: &str, segment: &str, run_id: &str) -> RunFolder {
         RunFolder { prefix: format!("{export}/{segment}/{run_id}") }
+    }
+
+    /// The folder of `table`'s backfill `run_id` of `export`:
+    /// `<export>/<table segment>/backfills/<run id>`.
+    pub fn backfill(export: &str, table: &str, run_id: &str) -> RunFolder {
+        RunFolder { prefix: format!("{export}/{}/{BACKFILLS_DIR}/{run_id}", path_segment(table)) }
     }
 
     /// A folder as a run record names it.

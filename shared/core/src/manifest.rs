@@ -10,7 +10,7 @@ use crate::value::{Column, Window};
 
 /// The manifest schema version; bumped on any change a consumer could notice. Version 2 added
 /// `previous` and `schema` (a reader of version 1 finds neither); version 3 `added_columns`
-/// and `late_rows` (both absent when empty) and `moved`.
+/// and `late_rows` (both absent when empty), `moved` and `backfill`.
 pub const MANIFEST_VERSION: u32 = 3;
 pub use crate::layout::MANIFEST_FILE;
 
@@ -77,6 +77,19 @@ pub struct Manifest {
     /// are sent again after a move back; rows up to `to` are skipped after a move forward.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub moved: Option<CursorMove>,
+    /// Set on a backfill's manifest (`sluice backfill`): its window was exported again on
+    /// request, into the table's `backfills/` folder, outside the chain (no `previous`; the
+    /// table's cursor did not move). Consumers tell it from the incremental runs by this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<Requested>,
+}
+
+/// Who asked for a run outside the chain, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Requested {
+    pub by: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// Who moved a table's cursor, from where to where, and why.

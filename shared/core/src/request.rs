@@ -18,6 +18,43 @@ pub struct ExportRequest {
     /// export are running (see `sluice_core::orchestrate`).
     #[serde(default)]
     pub orchestration: Option<String>,
+    /// Export one table's bounded window again, outside the chain (see `run::Backfill`).
+    #[serde(default)]
+    pub backfill: Option<crate::run::Backfill>,
+    /// Move one table's cursor instead of running (see `cursor`).
+    #[serde(default)]
+    pub move_cursor: Option<MoveCursor>,
+    /// Verify the export's destination and history instead of running (see `verify`).
+    #[serde(default)]
+    pub verify: Option<VerifyRequest>,
+}
+
+/// A cursor move asked of the export function: `to_run` or `to` (a move back), or `to` with
+/// `skip` (a move forward).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MoveCursor {
+    pub table: String,
+    #[serde(default)]
+    pub to: Option<String>,
+    #[serde(default)]
+    pub to_run: Option<String>,
+    #[serde(default)]
+    pub skip: bool,
+    #[serde(default)]
+    pub by: Option<String>,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+/// A verification asked of the export function.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    #[serde(default)]
+    pub table: Option<String>,
+    #[serde(default)]
+    pub since: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -26,6 +63,8 @@ pub enum RequestError {
     NoExport,
     #[error("the event's request is malformed: {0}; expected {{\"export\": \"<name>\", \"full_refresh\": false, \"tables\": [\"…\"]}}")]
     Malformed(String),
+    #[error("the request asks for {0}: ask for one at a time")]
+    Several(String),
 }
 
 impl ExportRequest {
@@ -34,13 +73,29 @@ impl ExportRequest {
         let parse = |v: &serde_json::Value| {
             serde_json::from_value::<ExportRequest>(v.clone()).map_err(|e| RequestError::Malformed(e.to_string()))
         };
+        let one = |r: ExportRequest| {
+            let asked: Vec<&str> = [
+                ("backfill", r.backfill.is_some()),
+                ("move_cursor", r.move_cursor.is_some()),
+                ("verify", r.verify.is_some()),
+                ("full_refresh", r.full_refresh),
+            ]
+            .iter()
+            .filter(|(_, on)| *on)
+            .map(|(k, _)| *k)
+            .collect();
+            match asked.len() {
+                0 | 1 => Ok(r),
+                _ => Err(RequestError::Several(asked.join(" and "))),
+            }
+        };
         if event.get("export").is_some() {
-            return parse(event);
+            return parse(event).and_then(one);
         }
         // An EventBridge event: the request is its detail (a scheduled rule's event has an
         // empty detail; its constant input replaces the whole event and lands above).
         match event.get("detail") {
-            Some(detail) if detail.get("export").is_some() => parse(detail),
+            Some(detail) if detail.get("export").is_some() => parse(detail).and_then(one),
             _ => Err(RequestError::NoExport),
         }
     }
@@ -61,9 +116,31 @@ mod tests {
                 export: "crm".into(),
                 full_refresh: true,
                 tables: Some(vec!["contacts".into()]),
-                orchestration: None
+                orchestration: None,
+                backfill: None,
+                move_cursor: None,
+                verify: None,
             }
         );
+    }
+
+    #[test]
+    fn a_backfill_a_cursor_move_or_a_verification_is_asked_one_at_a_time() {
+        let b = json!({"export": "crm", "backfill": {"table": "contacts", "from": "2026-01-01", "to": "2026-01-02"}});
+        let r = ExportRequest::from_event(&b).unwrap();
+        assert_eq!(r.backfill.unwrap().by, "the export function's caller");
+        let m = json!({"export": "crm", "move_cursor": {"table": "contacts", "to_run": "20260101T000000Z-00000000"}});
+        assert_eq!(
+            ExportRequest::from_event(&m).unwrap().move_cursor.unwrap().to_run.as_deref(),
+            Some("20260101T000000Z-00000000")
+        );
+        let v = json!({"export": "crm", "verify": {}});
+        assert_eq!(ExportRequest::from_event(&v).unwrap().verify, Some(VerifyRequest::default()));
+        let both = json!({"export": "crm", "verify": {}, "full_refresh": true});
+        let e = ExportRequest::from_event(&both).unwrap_err();
+        assert_eq!(e.to_string(), "the request asks for verify and full_refresh: ask for one at a time");
+        let typo = json!({"export": "crm", "backfill": {"table": "t", "from": "a", "too": "b"}});
+        assert!(matches!(ExportRequest::from_event(&typo), Err(RequestError::Malformed(_))));
     }
 
     #[test]

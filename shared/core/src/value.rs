@@ -179,6 +179,15 @@ pub enum Watermark {
 }
 
 impl Watermark {
+    /// Reads `raw` (a command line's, a request's) as a value of `like`'s type.
+    pub fn parse_like(raw: &str, like: &Watermark) -> Option<Watermark> {
+        match like {
+            Watermark::Int(_) => raw.trim().parse().ok().map(Watermark::Int),
+            Watermark::Float(_) => raw.trim().parse().ok().map(Watermark::Float),
+            Watermark::Text(_) => Some(Watermark::Text(raw.to_string())),
+        }
+    }
+
     /// Orders two watermarks of the same type as SQL does (text by bytes, as SQLite's BINARY
     /// collation and Snowflake's default do); values of different types do not compare.
     pub fn partial_cmp_same_type(&self, other: &Watermark) -> Option<Ordering> {

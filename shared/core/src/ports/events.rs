@@ -11,7 +11,8 @@ use crate::strategy::Strategy;
 use crate::value::Window;
 
 /// The run summary's schema version (it is also the body of `ExportSucceeded`/`ExportFailed`).
-/// Version 2 added the table outcomes' `added_columns` and `late_rows` (absent when empty).
+/// Version 2 added the table outcomes' `added_columns`, `late_rows` and `backfill` (absent when
+/// empty).
 pub const SUMMARY_VERSION: u32 = 2;
 
 /// What Sluice announces: a finished export run, or a finished (or stopped) delivery.
@@ -56,6 +57,9 @@ pub struct TableOutcome {
     /// Rows found in the previous run's window after it closed: they were missed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_rows: Option<crate::manifest::LateRows>,
+    /// A backfill's run: outside the chain, the cursor unmoved.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backfill: bool,
 }
 
 impl TableOutcome {
@@ -75,6 +79,7 @@ impl TableOutcome {
             changes: None,
             added_columns: vec![],
             late_rows: None,
+            backfill: false,
         }
     }
 }

@@ -80,6 +80,10 @@ pub struct RunRecord {
     /// Rows found in the previous run's window after it closed (see `manifest::LateRows`).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub late_rows: u64,
+    /// A backfill's run (`sluice backfill`): its commit never moves the watermark, whoever
+    /// commits it (the run, or the next run's reconciliation).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backfill: bool,
 }
 
 fn is_zero(n: &u64) -> bool {

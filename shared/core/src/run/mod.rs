@@ -21,7 +21,9 @@ use crate::error::{BoxError, Error, HistoryError, Result};
 use crate::format::FileFormat;
 pub use crate::layout::{is_run_id, new_run_id};
 use crate::layout::{path_segment, RunFolder};
-use crate::manifest::{schema_fingerprint, LateRows, Manifest, ManifestLink, PartInfo, Totals, MANIFEST_VERSION};
+use crate::manifest::{
+    schema_fingerprint, LateRows, Manifest, ManifestLink, PartInfo, Requested, Totals, MANIFEST_VERSION,
+};
 use crate::part::PartWriter;
 pub use crate::ports::events::{ExportRunSummary, TableOutcome, SUMMARY_VERSION};
 use crate::ports::{
@@ -32,7 +34,7 @@ use crate::stop::{Interrupt, Stop};
 use crate::strategy::choose::{self as strategies, next_watermark, plan_table};
 use crate::strategy::plan::TablePlan;
 use crate::strategy::Strategy;
-use crate::value::{Column, Window};
+use crate::value::{Column, Watermark, Window};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -52,12 +54,44 @@ pub struct RunOptions {
     /// next step, aborts its parts, records the table's run as failed ("interrupted"), releases
     /// the lease and returns.
     pub interrupt: Option<Interrupt>,
+    /// Export one table's bounded window again, outside the chain, instead of its next window.
+    pub backfill: Option<Backfill>,
+}
+
+/// A backfill: the rows of `table` stamped in `(from, to]`, exported into the table's
+/// `backfills/` folder with a manifest that says so, outside the chain: the cursor does not
+/// move, and `to` may not pass it (later rows are the next run's). Atomic as any run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Backfill {
+    pub table: String,
+    /// Values of the table's stamp, read as the cursor's type.
+    pub from: String,
+    pub to: String,
+    /// Who asks (a user and host, an IAM principal); the manifest names them.
+    #[serde(default = "Backfill::someone")]
+    pub by: String,
+    #[serde(default)]
+    pub reason: Option<String>,
+}
+
+impl Backfill {
+    fn someone() -> String {
+        "the export function's caller".into()
+    }
 }
 
 impl RunOptions {
     fn stop(&self) -> Stop {
         Stop { deadline: self.stop_by, interrupt: self.interrupt.clone() }
     }
+}
+
+/// What a table run's manifest says beside its window and parts.
+struct Outside<'a> {
+    added: &'a [Column],
+    late_rows: Option<LateRows>,
+    backfill: Option<Requested>,
 }
 
 pub struct Runner<'a> {
@@ -134,7 +168,20 @@ impl<'a> Runner<'a> {
     ) -> Result<Vec<TableOutcome>> {
         reconcile(&self.ports, export, lease).await?;
         let mut outcomes = Vec::new();
+        if let Some(b) = &opts.backfill {
+            if !export.tables.iter().any(|t| t.name == b.table) {
+                let has: Vec<&str> = export.tables.iter().map(|t| t.name.as_str()).collect();
+                return Err(Error::Backfill {
+                    export: export.name.clone(),
+                    table: b.table.clone(),
+                    problem: format!("the export has no such table; it has: {}", has.join(", ")),
+                });
+            }
+        }
         for table in &export.tables {
+            if opts.backfill.as_ref().is_some_and(|b| b.table != table.name) {
+                continue;
+            }
             if let Some(only) = &opts.tables {
                 if !only.iter().any(|t| t == &table.name) {
                     continue;
@@ -173,15 +220,23 @@ impl<'a> Runner<'a> {
             .unzip();
         let stop = opts.stop();
         stop.check().map_err(|h| halted(export, table, 0, h))?;
-        let planned = match committed.is_none() && !opts.full_refresh {
+        // A backfill is outside the chain: no link, no drift, no late rows, no lost history.
+        let backfill = opts.backfill.as_ref().filter(|b| b.table == table.name);
+        let planned = match committed.is_none() && !opts.full_refresh && backfill.is_none() {
             true => self.history_lost(export, table).await,
             false => Ok(()),
         };
-        let previous =
-            chain::previous_manifest(history, self.ports.store, export, table, committed_by.as_deref()).await;
+        let previous = match backfill {
+            Some(_) => None,
+            None => chain::previous_manifest(history, self.ports.store, export, table, committed_by.as_deref()).await,
+        };
         let previous_manifest = previous.as_ref().and_then(|p| p.manifest.as_ref());
-        let planned = match planned {
-            Ok(()) => stop
+        let planned = match (planned, backfill) {
+            (Ok(()), Some(b)) => stop
+                .until(self.plan_backfill(export, table, committed.clone(), b))
+                .await
+                .unwrap_or_else(|h| Err(halted(export, table, 0, h))),
+            (Ok(()), None) => stop
                 .until(plan_table(
                     self.ports.source,
                     export,
@@ -192,7 +247,7 @@ impl<'a> Runner<'a> {
                 ))
                 .await
                 .unwrap_or_else(|h| Err(halted(export, table, 0, h))),
-            Err(e) => Err(e),
+            (Err(e), _) => Err(e),
         };
         let (plan, added) = match planned {
             Ok(planned) => planned,
@@ -219,6 +274,7 @@ impl<'a> Runner<'a> {
                     error: Some(error_chain(&e)),
                     changes: None,
                     late_rows: 0,
+                    backfill: false,
                 };
                 if let Err(fe) = history.fail_run(&record).await {
                     warn!(export = %export.name, table = %table.name, error = %fe, "recording the failed run failed");
@@ -230,7 +286,10 @@ impl<'a> Runner<'a> {
             warn!(export = %export.name, table = %table.name, null_rows = plan.null_rows,
                 "rows with a NULL incremental column are in no window; set incremental.fallback_column to export them");
         }
-        let folder = RunFolder::of(&export.name, &table.name, run_id);
+        let folder = match backfill {
+            Some(_) => RunFolder::backfill(&export.name, &table.name, run_id),
+            None => RunFolder::of(&export.name, &table.name, run_id),
+        };
         // A `check` run with no state to compare with exports every row as an insert: a
         // complete copy of the table, to replace a destination's copy with, not to apply to it.
         let complete_copy = plan.check.as_ref().is_some_and(|c| c.previous_state.is_none());
@@ -254,6 +313,7 @@ impl<'a> Runner<'a> {
             error: None,
             changes: None,
             late_rows: 0,
+            backfill: backfill.is_some(),
         };
         history.begin_run(lease, &record).await.map_err(|e| history_err(Box::new(e)))?;
         self.observer.table_started(&export.name, &table.name, &plan.window);
@@ -270,7 +330,9 @@ impl<'a> Runner<'a> {
                 "rows arrived in the previous run's window after it was exported: no run holds them; export them again with `sluice state rewind EXPORT --table TABLE --to-run RUN` (the window's other rows are sent again too)");
         }
         let link = previous.map(|p| p.link);
-        match self.write_and_commit(export, table, &plan, link, &added, late.clone(), lease, opts, &mut record).await {
+        let requested = backfill.map(|b| Requested { by: b.by.clone(), reason: b.reason.clone() });
+        let outside = Outside { added: &added, late_rows: late.clone(), backfill: requested };
+        match self.write_and_commit(export, table, &plan, link, outside, lease, opts, &mut record).await {
             Ok(()) => Ok(TableOutcome {
                 table: table.name.clone(),
                 strategy: record.strategy,
@@ -285,6 +347,7 @@ impl<'a> Runner<'a> {
                 changes: record.changes,
                 added_columns: added,
                 late_rows: late,
+                backfill: record.backfill,
             }),
             // Its manifest is kept and its record left `running`: the lease's holder (the next
             // run) settles it. Marking it failed here could overwrite that holder's commit.
@@ -308,8 +371,7 @@ impl<'a> Runner<'a> {
         table: &TableSpec,
         plan: &TablePlan,
         previous: Option<ManifestLink>,
-        added: &[Column],
-        late_rows: Option<LateRows>,
+        outside: Outside<'_>,
         lease: &Lease,
         opts: &RunOptions,
         record: &mut RunRecord,
@@ -391,9 +453,10 @@ impl<'a> Runner<'a> {
             written_at: Utc::now(),
             previous,
             schema: Some(schema_fingerprint(&plan.columns)),
-            added_columns: added.to_vec(),
-            late_rows,
+            added_columns: outside.added.to_vec(),
+            late_rows: outside.late_rows,
             moved: None,
+            backfill: outside.backfill,
         };
         record.rows = totals.rows;
         record.bytes = totals.bytes;
@@ -419,7 +482,11 @@ impl<'a> Runner<'a> {
 
         record.state = RunState::Succeeded;
         record.finished_at = Some(Utc::now());
-        let next = next_watermark(plan, &RunFolder::at(&record.prefix));
+        // A backfill leaves the cursor where the chain has it.
+        let next = match record.backfill {
+            true => None,
+            false => next_watermark(plan, &RunFolder::at(&record.prefix)),
+        };
         let committed = self.ports.history.commit_run(lease, record, plan.base_watermark.as_ref(), next.as_ref()).await;
         match committed {
             Ok(()) => {}
@@ -546,6 +613,53 @@ impl<'a> Runner<'a> {
                 Err(h) => return Err(halted(export, table, 0, h)),
             }
         }
+    }
+
+    /// A backfill's plan: the timestamp table's rows in `(from, to]`, `to` no later than the
+    /// committed cursor (rows after it are the next run's), the commit conditioned on the cursor
+    /// as it is and leaving it there.
+    async fn plan_backfill(
+        &self,
+        export: &ExportSpec,
+        table: &TableSpec,
+        committed: Option<Watermark>,
+        b: &Backfill,
+    ) -> Result<(TablePlan, Vec<Column>)> {
+        let refuse =
+            |problem: String| Error::Backfill { export: export.name.clone(), table: table.name.clone(), problem };
+        if table.incremental.strategy() != Strategy::Timestamp {
+            return Err(refuse(format!(
+                "strategy \"{}\" has no window to export again; send a full copy with --full-refresh",
+                table.incremental.strategy()
+            )));
+        }
+        let Some(cursor) = committed else {
+            return Err(refuse("the table has no committed run yet: its next run exports every row".into()));
+        };
+        let read = |raw: &str| {
+            Watermark::parse_like(raw, &cursor)
+                .ok_or_else(|| refuse(format!("{raw:?} is not a value of the table's stamp (the cursor is {cursor})")))
+        };
+        let (from, to) = (read(&b.from)?, read(&b.to)?);
+        if to.partial_cmp_same_type(&cursor).is_none_or(|o| o == std::cmp::Ordering::Greater) {
+            return Err(refuse(format!(
+                "--to {to} is after the cursor {cursor}: rows after the cursor are the next run's; backfill up to {cursor} at most"
+            )));
+        }
+        if from.partial_cmp_same_type(&to) != Some(std::cmp::Ordering::Less) {
+            return Err(refuse(format!("--from {from} must be before --to {to}")));
+        }
+        let (mut plan, _) = plan_table(self.ports.source, export, table, Some(from.clone()), false, None).await?;
+        let expr = plan.stamp.clone().ok_or_else(|| refuse("the table has no stamp".into()))?;
+        plan.window = Window { low: Some(from.clone()), high: Some(to.clone()) };
+        plan.query = Some(Query {
+            table: table.table.clone(),
+            columns: plan.columns.iter().map(|c| c.name.clone()).collect(),
+            filter: Filter::Window { expr, low: Some(from), high: to },
+            order_by: vec![],
+        });
+        plan.base_watermark = Some(cursor);
+        Ok((plan, vec![]))
     }
 
     /// Counts the previous timestamp run's window again: rows there now, beyond those that run

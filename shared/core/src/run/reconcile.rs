@@ -33,7 +33,10 @@ pub fn foreign_record(run: &RunRecord, export: &ExportSpec) -> Option<String> {
     if !is_run_id(&run.run_id) {
         return Some(format!("run id {:?} is not one Sluice makes", run.run_id));
     }
-    let folder = RunFolder::of(&run.export, &run.table, &run.run_id);
+    let folder = match run.backfill {
+        true => RunFolder::backfill(&run.export, &run.table, &run.run_id),
+        false => RunFolder::of(&run.export, &run.table, &run.run_id),
+    };
     if run.prefix != folder.prefix() {
         return Some(format!("its folder {:?} is not {:?}, the one its run id implies", run.prefix, folder.prefix()));
     }
@@ -94,9 +97,13 @@ pub(super) async fn reconcile(ports: &Ports<'_>, export: &ExportSpec, lease: &Le
             // As a live run would have committed it (a check run's state was written before
             // the manifest, so it is there).
             let base = run.base_watermark.clone().map(Cursor::from_stored);
-            let new = strategies::of(run.strategy)
-                .cursor_to_commit(&run.window, base.as_ref(), &RunFolder::at(&run.prefix))
-                .map(|c| c.stored());
+            // A backfill's run never moves the cursor.
+            let new = match run.backfill {
+                true => None,
+                false => strategies::of(run.strategy)
+                    .cursor_to_commit(&run.window, base.as_ref(), &RunFolder::at(&run.prefix))
+                    .map(|c| c.stored()),
+            };
             run.changes = m.changes;
             match ports.history.commit_run(lease, &run, run.base_watermark.as_ref(), new.as_ref()).await {
                 Ok(()) => {

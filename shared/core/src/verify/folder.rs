@@ -6,7 +6,7 @@ use std::collections::HashSet;
 
 use super::Problem;
 use crate::error::BoxError;
-use crate::layout::{is_run_id, RunFolder};
+use crate::layout::{is_run_id, RunFolder, BACKFILLS_DIR};
 use crate::manifest::Manifest;
 use crate::ports::{HistoryStore, KeyStream, ObjectStore, RunState};
 use crate::verify::PARTS_AT_ONCE;
@@ -18,6 +18,8 @@ pub(super) struct Unit {
     pub segment: String,
     /// `None` for a stray file.
     pub run_id: Option<String>,
+    /// A backfill's run folder (`<segment>/backfills/<run id>`): checked, outside the chain.
+    pub backfill: bool,
     pub keys: Vec<String>,
 }
 
@@ -27,6 +29,12 @@ impl Unit {
         let mut parts = key.splitn(4, '/');
         let export = parts.next().unwrap_or_default().to_string();
         let (segment, run, rest) = (parts.next(), parts.next(), parts.next());
+        if let (Some(segment), Some(BACKFILLS_DIR), Some(rest)) = (segment, run, rest) {
+            if let Some((run, _)) = rest.split_once('/').filter(|(r, _)| is_run_id(r)) {
+                let (segment, run_id) = (segment.to_string(), Some(run.to_string()));
+                return Unit { export, segment, run_id, backfill: true, keys: vec![key] };
+            }
+        }
         let run_id = match (run, rest) {
             (Some(run), Some(_)) if is_run_id(run) => Some(run.to_string()),
             _ => None,
@@ -36,18 +44,23 @@ impl Unit {
             (Some(s), Some(_)) => s.to_string(),
             _ => String::new(),
         };
-        Unit { export, segment, run_id, keys: vec![key] }
+        Unit { export, segment, run_id, backfill: false, keys: vec![key] }
     }
 
     fn holds(&self, other: &Unit) -> bool {
         self.run_id.is_some()
             && self.run_id == other.run_id
+            && self.backfill == other.backfill
             && self.segment == other.segment
             && self.export == other.export
     }
 
     fn folder(&self) -> Option<RunFolder> {
-        self.run_id.as_deref().map(|r| RunFolder::new(&self.export, &self.segment, r))
+        let run = self.run_id.as_deref()?;
+        Some(match self.backfill {
+            true => RunFolder::at(&format!("{}/{}/{BACKFILLS_DIR}/{run}", self.export, self.segment)),
+            false => RunFolder::new(&self.export, &self.segment, run),
+        })
     }
 
     /// Its manifest's key, if the folder holds one.
@@ -153,12 +166,15 @@ pub(super) async fn check(
         }
     };
     if let Some(m) = &manifest {
-        let expected = RunFolder::of(&m.export, &m.table, &m.run_id);
+        let expected = match m.backfill {
+            Some(_) => RunFolder::backfill(&m.export, &m.table, &m.run_id),
+            None => RunFolder::of(&m.export, &m.table, &m.run_id),
+        };
         if expected != folder {
             let says = format!("run {} of table {:?} of export {:?}", m.run_id, m.table, m.export);
             checked.findings.push(at(&key, Problem::ManifestMisplaced { says }));
         }
-        check_parts(store, m, &mut checked.findings, &at).await;
+        check_parts(store, m, &key, &mut checked.findings, &at).await;
         let listed: HashSet<&str> = m.parts.iter().map(|p| p.key.as_str()).collect();
         let failures = format!("{}/failures/", folder.prefix());
         let state = folder.state();
@@ -184,6 +200,7 @@ pub(super) async fn check(
 async fn check_parts(
     store: &dyn ObjectStore,
     m: &Manifest,
+    manifest_key: &str,
     findings: &mut Vec<(Option<String>, Option<String>, Problem)>,
     at: &impl Fn(&str, Problem) -> (Option<String>, Option<String>, Problem),
 ) {
@@ -224,8 +241,7 @@ async fn check_parts(
         wrong.push(format!("parts {} against {} listed", m.totals.parts, m.parts.len()));
     }
     if !wrong.is_empty() {
-        let key = RunFolder::of(&m.export, &m.table, &m.run_id).manifest();
-        findings.push(at(&key, Problem::Totals { what: wrong.join(", ") }));
+        findings.push(at(manifest_key, Problem::Totals { what: wrong.join(", ") }));
     }
 }
 

@@ -84,6 +84,8 @@ pub struct TableReport {
     /// The cursor the newest committed run left (the history's watermark should equal it).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cursor: Option<Watermark>,
+    /// Backfills' runs verified (outside the chain).
+    pub backfills: u64,
     pub violations: u64,
     pub notices: u64,
 }
@@ -205,6 +207,10 @@ pub async fn newest_manifest(store: &dyn ObjectStore, export: &str, table: &str)
         let key = key?;
         let run = RunFolder::of_manifest(&key).and_then(|f| f.prefix().rsplit('/').next().map(str::to_string));
         let Some(run) = run.filter(|r| crate::layout::is_run_id(r)) else { continue };
+        // Backfills are outside the chain.
+        if key.split('/').nth(2) == Some(crate::layout::BACKFILLS_DIR) {
+            continue;
+        }
         if !last_second.first().is_some_and(|k| k.contains(&format!("/{}", second_of(&run)))) {
             last_second.clear();
         }
@@ -275,6 +281,18 @@ impl Chains<'_, '_> {
             });
         }
         let chain = self.chain.as_mut().expect("set above");
+        if checked.unit.backfill {
+            // Outside the chain: its files are checked, its window is its own.
+            if let Some(m) = checked.committed.as_ref().and_then(|c| c.manifest.as_ref()) {
+                chain.report.table = m.table.clone();
+                chain.report.backfills += 1;
+            }
+            chain.seen.insert(checked.unit.run_id.clone().unwrap_or_default());
+            for (run_id, key, problem) in checked.findings {
+                self.add(run_id, key, problem);
+            }
+            return;
+        }
         let second = |c: &Checked| c.unit.run_id.as_deref().map(|r| second_of(r).to_string());
         if chain.second.first().is_some_and(|first| second(first) != second(&checked)) {
             self.flush_second().await;

@@ -127,8 +127,15 @@ async fn record_all(
             watermark = None;
         }
         let table = done.last_mut().expect("pushed above");
-        let folder = RunFolder::of(&m.export, &m.table, &m.run_id);
-        let next = committed_cursor(&m, &folder);
+        // A backfill's run is recorded, and leaves the cursor where the chain has it.
+        let (folder, next) = match m.backfill {
+            Some(_) => (RunFolder::backfill(&m.export, &m.table, &m.run_id), None),
+            None => {
+                let folder = RunFolder::of(&m.export, &m.table, &m.run_id);
+                let next = committed_cursor(&m, &folder);
+                (folder, next)
+            }
+        };
         let known = history.run(&m.export, &m.table, &m.run_id, m.started_at).await?;
         if known.is_some_and(|r| r.state == RunState::Succeeded) {
             table.kept += 1;
@@ -173,5 +180,6 @@ fn record_of(m: &Manifest, key: &str, folder: &RunFolder, base: Option<Watermark
         error: None,
         changes: m.changes,
         late_rows: 0,
+        backfill: m.backfill.is_some(),
     }
 }
