@@ -140,7 +140,21 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::State(cmd) => with_app(&cli, |app| crate::state::state(app, cmd, cli.json)).await,
         Command::Backfill(args) => {
             let run_args = crate::state::backfill_run(args);
-            with_app(&cli, |app| run(app, &run_args, cli.json)).await
+            with_app(&cli, |app| async move {
+                // A table the export lacks is a mistake in the command (exit 2), as for `run`.
+                let export = app.config.export(&args.export)?;
+                if !export.tables.iter().any(|t| t.name == args.table) {
+                    let has: Vec<&str> = export.tables.iter().map(|t| t.name.as_str()).collect();
+                    return Err(anyhow::anyhow!(Usage(format!(
+                        "export {:?} has no table {:?}; it has: {}",
+                        export.name,
+                        args.table,
+                        has.join(", ")
+                    ))));
+                }
+                run(app, &run_args, cli.json).await
+            })
+            .await
         }
         Command::CheckConnection(args) => with_app(&cli, |app| check_connection(app, args, cli.json)).await,
         Command::Exports(cmd) => with_app(&cli, |app| crate::exports::exports(app, cmd, cli.json)).await,

@@ -141,9 +141,9 @@ pub struct BackfillArgs {
     pub export: String,
     #[arg(long, short = 't', value_name = "TABLE")]
     pub table: String,
-    /// Rows stamped after this value…
+    /// Rows stamped after this value (from the first row when left out)…
     #[arg(long, value_name = "VALUE")]
-    pub from: String,
+    pub from: Option<String>,
     /// …and up to this one (no later than the table's cursor: see `sluice state show`).
     #[arg(long, value_name = "VALUE")]
     pub to: String,

@@ -131,7 +131,10 @@ fn render(places: &[Verified]) -> String {
                 vec![
                     t.export.clone(),
                     t.table.clone(),
-                    output::count(t.runs),
+                    match t.backfills {
+                        0 => output::count(t.runs),
+                        n => format!("{} (+{} backfill)", output::count(t.runs), output::count(n)),
+                    },
                     output::count(t.parts),
                     output::count(t.rows),
                     output::bytes(t.bytes),

@@ -492,7 +492,10 @@ fn a_lost_history_is_refused_then_rebuilt_from_the_files_and_nothing_is_lost_or_
         insert_contacts(&db, first, 3, &next.format("%Y-%m-%d %H:%M:%S%.3f").to_string());
     }
     // A backfill too: the rebuilt history records it and leaves the cursor where the chain has it.
-    run_ok(&config, &["backfill", "contacts", "-t", "contacts", "--from", "2025-05-31 00:00:00", "--to", "2025-06-01 00:00:00"]);
+    run_ok(
+        &config,
+        &["backfill", "contacts", "-t", "contacts", "--from", "2025-05-31 00:00:00", "--to", "2025-06-01 00:00:00"],
+    );
     let original = watermark(&config);
     assert_eq!(manifests(&out).len(), 21);
 

@@ -239,6 +239,11 @@ impl App {
             return self.move_cursor(export, &store, m).await;
         }
         if let Some(v) = &request.verify {
+            if let Some(t) = v.table.as_ref().filter(|t| !export.tables.iter().any(|x| &x.name == *t)) {
+                let has: Vec<&str> = export.tables.iter().map(|t| t.name.as_str()).collect();
+                let why = format!("export {:?} has no table {t:?}; it has: {}", export.name, has.join(", "));
+                return Err(FnError::Request(RequestError::Malformed(why)));
+            }
             let scope = Scope { export: Some(export.name.clone()), table: v.table.clone(), since: v.since.clone() };
             let verifier = Verifier { store: &store, history: Some(&self.history) };
             let report = verifier

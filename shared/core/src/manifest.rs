@@ -69,7 +69,7 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub added_columns: Vec<Column>,
     /// Rows that arrived in the previous run's window after it was exported (timestamp
-    /// tables): they are in no run. `sluice state rewind` to that run exports them again.
+    /// tables): they are in no run. `sluice backfill` of that window exports them.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_rows: Option<LateRows>,
     /// Set on the manifest of a cursor moved by hand (`sluice state set|rewind`): it has no
@@ -105,12 +105,21 @@ pub struct CursorMove {
 /// Rows found in a committed window after it closed: counted again by the next run, less the
 /// rows the run exported. A lower bound: a row updated out of the window, or deleted, since
 /// hides one that arrived.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LateRows {
     /// The run whose window they are in.
     pub run_id: String,
-    pub window: String,
+    pub window: crate::value::Window,
     pub rows: u64,
+}
+
+impl LateRows {
+    /// The command that exports the window again (a backfill: only its rows are sent again).
+    pub fn backfill_command(&self, export: &str, table: &str) -> String {
+        let from = self.window.low.as_ref().map(|l| format!(" --from '{l}'")).unwrap_or_default();
+        let to = self.window.high.as_ref().map(|h| format!(" --to '{h}'")).unwrap_or_default();
+        format!("sluice backfill {export} --table {table}{from}{to}")
+    }
 }
 
 /// A link to a committed manifest.

@@ -79,6 +79,7 @@ impl ExportRequest {
                 ("move_cursor", r.move_cursor.is_some()),
                 ("verify", r.verify.is_some()),
                 ("full_refresh", r.full_refresh),
+                ("tables", r.tables.is_some() && (r.backfill.is_some() || r.move_cursor.is_some())),
             ]
             .iter()
             .filter(|(_, on)| *on)

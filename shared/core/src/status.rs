@@ -39,8 +39,8 @@ pub struct TableStatus {
     /// The last run's inserts, updates and deletes (the `check` strategy).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub changes: Option<crate::manifest::Changes>,
-    /// Rows the last run found in its previous window after it closed (missed; `sluice state
-    /// rewind` to that run exports them again).
+    /// Rows the last run found in its previous window after it closed (missed; a `sluice
+    /// backfill` of that window exports them).
     #[serde(skip_serializing_if = "is_zero")]
     pub late_rows: u64,
 }

@@ -65,8 +65,10 @@ pub struct RunOptions {
 #[serde(deny_unknown_fields)]
 pub struct Backfill {
     pub table: String,
-    /// Values of the table's stamp, read as the cursor's type.
-    pub from: String,
+    /// Values of the table's stamp, read as the cursor's type; without `from`, from the first
+    /// row.
+    #[serde(default)]
+    pub from: Option<String>,
     pub to: String,
     /// Who asks (a user and host, an IAM principal); the manifest names them.
     #[serde(default = "Backfill::someone")]
@@ -253,7 +255,10 @@ impl<'a> Runner<'a> {
             Ok(planned) => planned,
             Err(e) => {
                 // Recorded, so `status` shows why the table did not run; nothing was written.
-                let folder = RunFolder::of(&export.name, &table.name, run_id);
+                let folder = match backfill {
+                    Some(_) => RunFolder::backfill(&export.name, &table.name, run_id),
+                    None => RunFolder::of(&export.name, &table.name, run_id),
+                };
                 let record = RunRecord {
                     export: export.name.clone(),
                     table: table.name.clone(),
@@ -274,7 +279,7 @@ impl<'a> Runner<'a> {
                     error: Some(error_chain(&e)),
                     changes: None,
                     late_rows: 0,
-                    backfill: false,
+                    backfill: backfill.is_some(),
                 };
                 if let Err(fe) = history.fail_run(&record).await {
                     warn!(export = %export.name, table = %table.name, error = %fe, "recording the failed run failed");
@@ -326,8 +331,9 @@ impl<'a> Runner<'a> {
         let late = self.late_rows(export, table, &plan, previous.as_ref().and_then(|p| p.manifest.as_ref())).await;
         if let Some(late) = &late {
             record.late_rows = late.rows;
+            let cure = late.backfill_command(&export.name, &table.name);
             warn!(export = %export.name, table = %table.name, late_rows = late.rows, run = %late.run_id, window = %late.window,
-                "rows arrived in the previous run's window after it was exported: no run holds them; export them again with `sluice state rewind EXPORT --table TABLE --to-run RUN` (the window's other rows are sent again too)");
+                "rows arrived in the previous run's window after it was exported: no run holds them; export that window again with `{cure}`");
         }
         let link = previous.map(|p| p.link);
         let requested = backfill.map(|b| Requested { by: b.by.clone(), reason: b.reason.clone() });
@@ -640,22 +646,23 @@ impl<'a> Runner<'a> {
             Watermark::parse_like(raw, &cursor)
                 .ok_or_else(|| refuse(format!("{raw:?} is not a value of the table's stamp (the cursor is {cursor})")))
         };
-        let (from, to) = (read(&b.from)?, read(&b.to)?);
+        let from = b.from.as_deref().map(read).transpose()?;
+        let to = read(&b.to)?;
         if to.partial_cmp_same_type(&cursor).is_none_or(|o| o == std::cmp::Ordering::Greater) {
             return Err(refuse(format!(
                 "--to {to} is after the cursor {cursor}: rows after the cursor are the next run's; backfill up to {cursor} at most"
             )));
         }
-        if from.partial_cmp_same_type(&to) != Some(std::cmp::Ordering::Less) {
+        if let Some(from) = from.as_ref().filter(|f| f.partial_cmp_same_type(&to) != Some(std::cmp::Ordering::Less)) {
             return Err(refuse(format!("--from {from} must be before --to {to}")));
         }
-        let (mut plan, _) = plan_table(self.ports.source, export, table, Some(from.clone()), false, None).await?;
+        let (mut plan, _) = plan_table(self.ports.source, export, table, from.clone(), false, None).await?;
         let expr = plan.stamp.clone().ok_or_else(|| refuse("the table has no stamp".into()))?;
-        plan.window = Window { low: Some(from.clone()), high: Some(to.clone()) };
+        plan.window = Window { low: from.clone(), high: Some(to.clone()) };
         plan.query = Some(Query {
             table: table.table.clone(),
             columns: plan.columns.iter().map(|c| c.name.clone()).collect(),
-            filter: Filter::Window { expr, low: Some(from), high: to },
+            filter: Filter::Window { expr, low: from, high: to },
             order_by: vec![],
         });
         plan.base_watermark = Some(cursor);
@@ -695,7 +702,7 @@ impl<'a> Runner<'a> {
             }
         };
         let rows = now.saturating_sub(previous.totals.rows);
-        (rows > 0).then(|| LateRows { run_id: previous.run_id.clone(), window: previous.window.to_string(), rows })
+        (rows > 0).then(|| LateRows { run_id: previous.run_id.clone(), window: previous.window.clone(), rows })
     }
 
     /// Refuses a table the history does not know (no watermark) while the destination holds
