@@ -203,7 +203,9 @@ fn exit_code(e: &anyhow::Error) -> u8 {
 
 pub fn load(cli: &Cli) -> Result<Config> {
     let config = sluice_connect::load_config(&cli.config)?;
-    for w in &config.warnings {
+    // A file without exports is worth a word only when the catalog has none either: with_app
+    // says it once it has read the catalog.
+    for w in config.warnings.iter().filter(|w| w.problem != sluice_core::spec::NO_EXPORTS) {
         tracing::warn!(key = %w.key, "{}", w);
     }
     Ok(config)
@@ -216,6 +218,11 @@ where
 {
     let config = load(cli)?;
     let app = App::open(config, cli.history.clone(), cli.event_bus.clone()).await?;
+    if let Some(w) = app.file_config.warnings.iter().find(|w| w.problem == sluice_core::spec::NO_EXPORTS) {
+        if app.catalog.entries().await.map(|e| e.is_empty()).unwrap_or(true) {
+            tracing::warn!(key = %w.key, "{}", w);
+        }
+    }
     f(app).await
 }
 
@@ -369,13 +376,13 @@ pub fn render_summary(s: &ExportRunSummary, location: &str) -> String {
         })
         .collect();
     let mut out = format!(
-        "export {} run {}: {} in {} ({} rows, {} parts, {}) -> {}\n",
+        "export {} run {}: {} in {} ({}, {}, {}) -> {}\n",
         s.export,
         s.run_id,
         if s.succeeded { "succeeded" } else { "FAILED" },
         output::duration_ms(s.duration_ms),
-        output::count(s.rows),
-        s.parts,
+        output::counted(s.rows, "row", "rows"),
+        output::counted(u64::from(s.parts), "part", "parts"),
         output::bytes(s.bytes),
         location
     );

@@ -122,6 +122,10 @@ fn init_logging(format: &str) {
 }
 
 fn main() -> ExitCode {
+    // Piped into `head`, a command stops quietly when the reader goes, as other tools do,
+    // instead of panicking on the failed write (Rust ignores SIGPIPE by default).
+    // SAFETY: setting a signal's disposition to its default before any thread starts.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     sluice_connect::bound_allocator();
     let cli = Cli::parse();
     // The demo is read by a person even when its output is piped: text logs, not JSON lines.

@@ -43,6 +43,11 @@ pub fn count(n: u64) -> String {
     out
 }
 
+/// `1 row`, `2 rows`, `1,000 rows`: a count with the word that goes with it.
+pub fn counted(n: u64, one: &str, many: &str) -> String {
+    format!("{} {}", count(n), if n == 1 { one } else { many })
+}
+
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut v = n as f64;
@@ -88,6 +93,13 @@ mod tests {
         assert_eq!(age(chrono::Duration::hours(3)), "3h");
         assert_eq!(age(chrono::Duration::days(2)), "2d");
         assert_eq!(age(chrono::Duration::seconds(-5)), "0s");
+    }
+
+    #[test]
+    fn counts_take_the_word_that_goes_with_them() {
+        assert_eq!(counted(1, "row", "rows"), "1 row");
+        assert_eq!(counted(0, "part", "parts"), "0 parts");
+        assert_eq!(counted(1234, "row", "rows"), "1,234 rows");
     }
 
     #[test]

@@ -676,3 +676,31 @@ fn a_backfill_exports_its_window_outside_the_chain_and_a_killed_one_leaves_the_c
     assert_eq!(verified[0]["findings"], serde_json::json!([]), "{verified}");
     assert_eq!(verified[0]["tables"][0]["backfills"].as_u64(), Some(backfills.len() as u64), "{verified}");
 }
+
+/// Piped into a reader that stops early (`| head`), a command ends quietly: no panic, no
+/// backtrace.
+#[test]
+fn output_piped_into_a_reader_that_stops_early_ends_quietly() {
+    let (_dir, config) = workspace(10, INCREMENTAL, FULL_CSV);
+    for _ in 0..3 {
+        run_ok(&config, &["run"]);
+    }
+    let mut child = sluice(&config, &["history", "contacts", "--limit", "100"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{err}");
+    assert_ne!(out.status.code(), Some(101), "no panic: {err}");
+}
+
+/// A run of one row in one part says so in the singular.
+#[test]
+fn a_one_row_run_says_1_row_and_1_part() {
+    let (_dir, config) = workspace(1, INCREMENTAL, FULL_CSV);
+    let out = run_ok(&config, &["run"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("(1 row, 1 part, "), "{out:?}");
+}

@@ -258,3 +258,15 @@ fn run_due_runs_what_a_schedule_has_come_round_for() {
     let out = sluice(&cfg, &["run", "--due", "--export", "crm"]);
     assert_eq!(out.status.code(), Some(2), "--due picks the exports itself: {}", text(&out));
 }
+
+/// A file of sources only is how managed exports are kept: it is worth a warning only while the
+/// catalog has no export either.
+#[test]
+fn a_file_of_sources_only_warns_of_no_exports_only_while_the_catalog_has_none() {
+    let (_dir, cfg, definition) = workspace();
+    let before = sluice(&cfg, &["status"]);
+    assert!(text(&before).contains("no exports defined in the file"), "{}", text(&before));
+    ok(sluice(&cfg, &["exports", "create", "--from", definition.to_str().unwrap()]));
+    let after = ok(sluice(&cfg, &["status"]));
+    assert!(!text(&after).contains("no exports defined"), "{}", text(&after));
+}

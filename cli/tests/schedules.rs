@@ -165,15 +165,15 @@ fn written_into_template_yaml_it_deploys_the_same_rules_as_the_cdk_app_given_the
 #[test]
 fn a_bad_schedule_a_template_without_the_section_and_nothing_to_schedule_are_named() {
     let dir = tempfile::tempdir().unwrap();
-    // A bad schedule: the config still loads (the local CLI does not act on it), with a
-    // warning; `sluice schedules` refuses it, naming the export.
+    // A bad schedule is an error where the file is read, naming the key: `run --due` would
+    // otherwise never run the export, and exit 0.
     let cfg = config(dir.path(), &EXPORTS.replace("rate(15 minutes)", "cron(0 25 * * ? *)"));
-    let out = sluice(&cfg, &["validate"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let out = sluice(&cfg, &["schedules"]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    let says = "export \"crm_updates\": schedule cron(0 25 * * ? *): 25 is out of range for hours";
-    assert!(text(&out).contains(says), "{}", text(&out));
+    let says = "export.crm_updates.schedule: cron(0 25 * * ? *): 25 is out of range for hours";
+    for command in [&["validate"][..], &["schedules"], &["run", "--due"]] {
+        let out = sluice(&cfg, command);
+        assert_eq!(out.status.code(), Some(2), "{command:?}: {}", text(&out));
+        assert!(text(&out).contains(says), "{command:?}: {}", text(&out));
+    }
 
     let cfg = config(dir.path(), EXPORTS);
     let out = sluice(&cfg, &["--json", "schedules", "--write", "t.yaml"]);

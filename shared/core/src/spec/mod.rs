@@ -54,6 +54,9 @@ impl fmt::Debug for Kinds {
     }
 }
 
+/// The warning of a file without `[[export]]` sections.
+pub const NO_EXPORTS: &str = "no exports defined in the file";
+
 /// A validated config file.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -213,10 +216,12 @@ impl Validator {
         }
 
         if raw.exports.is_empty() {
-            // Allowed: exports may all be managed in the state store (`sluice exports`).
+            // Allowed: exports may all be managed in the state store (`sluice exports`). A
+            // caller that can read the catalog drops this warning when it has exports
+            // (NO_EXPORTS names it).
             self.warning(
                 "export",
-                "no exports defined in the file",
+                NO_EXPORTS,
                 "add an [[export]] section (see docs/configuration.md), or manage exports with `sluice exports create` or `sluice apply`",
             );
         }
@@ -317,12 +322,12 @@ impl Validator {
             }
             Some(d) => destination::parse(&format!("{key}.destination"), d, base_dir, kinds.destinations, self),
         };
-        // A warning, not a problem: the local CLI does not act on schedules, and `sluice
-        // schedules` refuses the export until it is fixed.
+        // A problem, not a warning: `run --due` and the stack's rules both act on it, and an
+        // export whose schedule never comes round would silently never run.
         let schedule = raw.schedule.as_deref().map(str::trim).map(str::to_string);
         if let Some(schedule) = &schedule {
             if let Err(why) = crate::schedule::check(schedule) {
-                self.warning(
+                self.problem(
                     format!("{key}.schedule"),
                     why.0,
                     "write an EventBridge schedule: rate(15 minutes), rate(1 hour) or cron(0 6 * * ? *)",
