@@ -172,6 +172,7 @@ pub fn refused(e: CatalogError) -> anyhow::Error {
         CatalogError::Store(s) => anyhow!(s),
         // EventBridge failed or is not set up: not a mistake in the command.
         CatalogError::Scheduler(s) => anyhow!(s),
+        CatalogError::InUse { ref name, .. } => anyhow!(Usage(format!("{e}: sluice exports delete {name} --force"))),
         other => anyhow!(Usage(other.to_string())),
     }
 }
@@ -310,10 +311,14 @@ pub async fn apply(app: App, args: &ApplyArgs, json: bool) -> Result<u8> {
             }
             Some(e) => {
                 let current = ops.working_body(&e).await.map_err(refused)?;
-                if current == body {
-                    ("unchanged", String::new())
-                } else {
+                if current != body {
                     ("edit", diff(&current, &body))
+                } else if args.activate && e.draft_version.is_some() {
+                    // The file's definition is already the draft (an earlier `apply` without
+                    // --activate): what is left to do is to activate it.
+                    ("activate", String::new())
+                } else {
+                    ("unchanged", String::new())
                 }
             }
         };
@@ -334,6 +339,7 @@ pub async fn apply(app: App, args: &ApplyArgs, json: bool) -> Result<u8> {
         let entry = match *action {
             "create" => Some(ops.create(body).await.map_err(refused)?),
             "edit" => Some(ops.edit(name, &Edit::Replace(body.clone()), None).await.map_err(refused)?),
+            "activate" => Some(ops.get(name).await.map_err(refused)?),
             _ => None,
         };
         let entry = match (entry, args.activate) {

@@ -388,6 +388,14 @@ fn a_bad_config_exits_2_naming_the_key() {
     let missing = sluice(Path::new("/nonexistent/sluice.toml"), &["status"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("cannot read config file"), "{}", stderr(&missing));
+
+    // A quoted version is named as such (not "expected u32").
+    let text = std::fs::read_to_string(&config).unwrap().replace("version = 1", "version = \"1\"");
+    std::fs::write(&config, text).unwrap();
+    let quoted = sluice(&config, &["validate"]).output().unwrap();
+    assert_eq!(quoted.status.code(), Some(2));
+    let why = stderr(&quoted);
+    assert!(why.contains("version: \"1\" is not a version number") && why.contains("without quotes"), "{why}");
 }
 
 #[test]

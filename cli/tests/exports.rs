@@ -122,7 +122,10 @@ fn an_export_goes_from_draft_to_active_runs_is_edited_and_deleted_with_every_cha
     ok(sluice(&cfg, &["orchestrations", "resume", "crm", "nightly"]));
     let out = sluice(&cfg, &["exports", "delete", "crm"]);
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
-    assert!(text(&out).contains("orchestration nightly") && text(&out).contains("--force"), "{}", text(&out));
+    // The way to force it is the CLI's, not the API's.
+    let why = text(&out);
+    assert!(why.contains("orchestration nightly") && why.contains("sluice exports delete crm --force"), "{why}");
+    assert!(!why.contains("?force=true"), "{why}");
 
     // Pause, resume, delete: exported files and history stay.
     ok(sluice(&cfg, &["exports", "pause", "crm"]));
@@ -187,6 +190,12 @@ fn apply_creates_edits_and_activates_what_a_file_declares_and_a_dry_run_changes_
     );
     let list = json(sluice(&cfg, &["--json", "exports", "list"]));
     assert_eq!((list[0]["active_version"].as_u64(), list[0]["draft_version"].as_u64()), (Some(1), Some(2)));
+    // The same file again with --activate: the draft it already is gets activated, not left
+    // "unchanged".
+    let activated = json(sluice(&cfg, &["--json", "apply", definition.to_str().unwrap(), "--activate"]));
+    assert_eq!(activated[0]["action"], "activate", "{activated}");
+    let list = json(sluice(&cfg, &["--json", "exports", "list"]));
+    assert_eq!((list[0]["active_version"].as_u64(), list[0]["draft_version"].as_u64()), (Some(2), None));
 
     // A file with an invalid export changes nothing and names the problem.
     let bad = definition.with_file_name("bad.toml");

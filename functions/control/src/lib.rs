@@ -119,7 +119,7 @@ impl From<CatalogError> for ApiError {
             CatalogError::NotFound(_) => (404, "NotFound"),
             CatalogError::Exists(_) | CatalogError::InFile { .. } => (409, "Conflict"),
             CatalogError::Stale { .. } => (409, "StaleRevision"),
-            CatalogError::WrongState { .. } => (409, "WrongState"),
+            CatalogError::WrongState { .. } | CatalogError::InUse { .. } => (409, "WrongState"),
             CatalogError::Invalid { .. } | CatalogError::Edit(_) => (400, "Invalid"),
             CatalogError::Preflight { .. } => (422, "ChecksFailed"),
             CatalogError::Store(_) => (503, "StoreUnavailable"),
@@ -130,6 +130,7 @@ impl From<CatalogError> for ApiError {
             CatalogError::Store(s) => {
                 format!("the state store failed: {}; try again", sluice_core::run::error_chain(s))
             }
+            CatalogError::InUse { name, .. } => format!("{e}: DELETE /exports/{name}?force=true"),
             other => other.to_string(),
         };
         ApiError::new(status, code, message)

@@ -156,7 +156,8 @@ async fn exports_and_orchestrations_are_managed_through_the_api_each_change_by_i
     // Deleting an orchestrated export is refused unless forced.
     let (status, body) = call(&configure, ALICE, "DELETE", "/exports/crm", json!({}));
     assert_eq!((status, body["error"].as_str()), (409, Some("WrongState")), "{body}");
-    assert!(body["message"].as_str().unwrap().contains("orchestration hourly"), "{body}");
+    let message = body["message"].as_str().unwrap();
+    assert!(message.contains("orchestration hourly") && message.contains("DELETE /exports/crm?force=true"), "{body}");
 
     // Pausing the orchestration, or the export, disables the rule; resuming enables it again.
     let state =

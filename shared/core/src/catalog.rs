@@ -140,6 +140,12 @@ pub enum CatalogError {
     Stale { name: String, expected: u64, found: u64, by: String },
     #[error("export {name:?} is {state}: {hint}")]
     WrongState { name: String, state: &'static str, hint: String },
+    /// A delete refused while orchestrations use the export; each front end says how to force
+    /// it (`--force`, `?force=true`).
+    #[error(
+        "export {name:?} is used by {users}: remove those first, or force the delete (it removes their rules too)"
+    )]
+    InUse { name: String, users: String },
     #[error("export {name:?} is not valid: {source}")]
     Invalid { name: String, source: ConfigError },
     #[error("export {name:?} cannot be activated:\n  - {}", problems.join("\n  - "))]
@@ -344,14 +350,7 @@ impl Exports<'_> {
         }
         let in_use: Vec<String> = entry.orchestrations.iter().map(|o| format!("orchestration {}", o.name)).collect();
         if !in_use.is_empty() && !force {
-            return Err(CatalogError::WrongState {
-                name: name.into(),
-                state: entry.state.as_str(),
-                hint: format!(
-                    "it is used by {}: remove those first, or force the delete (--force; ?force=true in the API)",
-                    in_use.join(", ")
-                ),
-            });
+            return Err(CatalogError::InUse { name: name.into(), users: in_use.join(", ") });
         }
         // The rules go first: if that fails, nothing changed and the delete can be repeated.
         // (If the write below then fails, the rules are gone while the catalog still lists the

@@ -82,7 +82,8 @@ pub struct Config {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawConfig {
-    version: Option<u32>,
+    /// Any TOML value, so `version = "1"` is named as what it is, not as a parse error.
+    version: Option<toml::Value>,
     history: Option<String>,
     #[serde(default)]
     sources: BTreeMap<String, toml::Table>,
@@ -192,11 +193,16 @@ fn resolve(base: &Path, raw: &str) -> PathBuf {
 impl Validator {
     fn config(&mut self, raw: RawConfig, path: &Path, base_dir: &Path, kinds: Kinds) -> Config {
         match raw.version {
-            Some(CONFIG_VERSION) => {}
-            Some(other) => self.problem(
+            Some(toml::Value::Integer(v)) if v == i64::from(CONFIG_VERSION) => {}
+            Some(toml::Value::Integer(other)) => self.problem(
                 "version",
                 format!("version {other} is not supported"),
                 format!("this build reads version = {CONFIG_VERSION}"),
+            ),
+            Some(other) => self.problem(
+                "version",
+                format!("{other} is not a version number"),
+                format!("write version = {CONFIG_VERSION}, a number without quotes"),
             ),
             None => self.problem("version", "missing", format!("add `version = {CONFIG_VERSION}` at the top")),
         }
