@@ -16,7 +16,7 @@ mod signals;
 mod state;
 mod verify;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -96,11 +96,31 @@ pub enum Command {
     /// Write the EventBridge schedules that run each export in AWS (template.yaml's section,
     /// or JSON for the CDK app) from the exports' `schedule` and `state`.
     Schedules(schedules::SchedulesArgs),
-    /// Build a sample database, export it, change a few rows and export again.
+    /// Build a sample database, export it, change a few rows and export again (in its own
+    /// folder, with its own config and history: --config, --history, --event-bus and --json
+    /// do not apply).
     Demo(demo::DemoArgs),
     /// Move a DynamoDB history written by an earlier Sluice to this version's layout (once,
     /// after upgrading; running it again changes nothing). A history file needs nothing.
     Migrate,
+}
+
+/// The global options `demo` has no use for, when given on the command line (an environment
+/// variable is ambient, not a request).
+fn ignored_by_demo(cli: &Cli, matches: &clap::ArgMatches) -> Option<String> {
+    let Command::Demo(_) = &cli.command else { return None };
+    let sub = matches.subcommand_matches("demo");
+    let given: Vec<String> = ["config", "history", "event_bus", "json"]
+        .into_iter()
+        .filter(|id| {
+            [Some(matches), sub]
+                .into_iter()
+                .flatten()
+                .any(|m| m.value_source(id) == Some(clap::parser::ValueSource::CommandLine))
+        })
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    (!given.is_empty()).then(|| given.join(", "))
 }
 
 fn init_logging(format: &str) {
@@ -127,7 +147,18 @@ fn main() -> ExitCode {
     // SAFETY: setting a signal's disposition to its default before any thread starts.
     unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     sluice_connect::bound_allocator();
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
+    if let Some(given) = ignored_by_demo(&cli, &matches) {
+        eprintln!(
+            "error: the demo makes its own config, history and event log in --dir, so {given} would be ignored: \
+             leave it out (and use `sluice --config <DIR>/sluice.toml …` on the demo's files afterwards)"
+        );
+        return ExitCode::from(exit::USAGE);
+    }
     // The demo is read by a person even when its output is piped: text logs, not JSON lines.
     let log_format = match (&cli.command, cli.log_format.as_str()) {
         (Command::Demo(_), "auto") => "text",

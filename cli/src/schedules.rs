@@ -54,7 +54,8 @@ pub fn plan(config: &Config) -> Result<(Vec<Schedule<'_>>, Vec<String>), Vec<Str
     let mut taken = std::collections::BTreeSet::new();
     for e in &config.exports {
         if let Some(why) = unschedulable(e) {
-            notes.push(format!("export {:?} has no schedule: {why}", e.name));
+            // Its `schedule` may well be set: what is missing is a rule the stack can run.
+            notes.push(format!("export {:?} gets no rule in the stack: {why}", e.name));
             continue;
         }
         if e.schedule.is_none() {

@@ -712,3 +712,22 @@ fn a_one_row_run_says_1_row_and_1_part() {
     let out = run_ok(&config, &["run"]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("(1 row, 1 part, "), "{out:?}");
 }
+
+/// The demo makes its own config and history: the global options it would ignore are refused,
+/// not silently dropped.
+#[test]
+fn demo_refuses_the_global_options_it_would_ignore() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["demo", "--dir"])
+        .arg(dir.path().join("d"))
+        .args(["--config", "mine.toml", "--json"])
+        .env_remove("SLUICE_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--config, --json would be ignored"), "{}", stderr(&out));
+    assert!(!dir.path().join("d").exists(), "nothing built");
+    let help = Command::new(BIN).args(["demo", "--help"]).output().unwrap();
+    assert!(String::from_utf8_lossy(&help.stdout).contains("do not apply"));
+}

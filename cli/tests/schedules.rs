@@ -94,8 +94,9 @@ fn the_section_lists_each_schedulable_export_and_says_why_the_others_are_left_ou
     assert!(yaml.contains("ScheduleExpression: \"cron(0 6 * * ? *)\"\n      State: DISABLED"), "{yaml}");
     assert!(yaml.contains("ScheduleExpression: !Ref ExportSchedule\n      State: !Ref ScheduleState"), "{yaml}");
     let notes = String::from_utf8_lossy(&out.stderr);
-    assert!(notes.contains("\"sketch\" has no schedule: it is a draft"), "{notes}");
-    assert!(notes.contains("\"on_my_laptop\" has no schedule: it writes to the local folder"), "{notes}");
+    assert!(notes.contains("\"sketch\" gets no rule in the stack: it is a draft"), "{notes}");
+    assert!(notes.contains("\"on_my_laptop\" gets no rule in the stack: it writes to the local folder"), "{notes}");
+    assert!(!notes.contains("has no schedule"), "{notes}");
     assert!(notes.contains("\"accounts\" has no `schedule`: it runs on the stack's ExportSchedule"), "{notes}");
 
     // JSON, for the CDK app.
