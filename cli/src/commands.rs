@@ -64,9 +64,11 @@ pub struct RunArgs {
     pub backfill: Option<sluice_core::run::Backfill>,
 }
 
-/// The active exports a schedule has come round for since their last run started (or that
-/// never ran): a managed export's running orchestrations, counted from their creation; a file
-/// export's `schedule`, counted from its last run.
+/// The active exports a schedule has come round for since their last run started: a managed
+/// export's running orchestrations, counted from their creation (an orchestration's first run
+/// is its schedule's first time after it was created, as its EventBridge rule's is and as
+/// `orchestrations list` shows); a file export's `schedule`, counted from its last run (one
+/// that never ran is due at once).
 async fn due_exports(app: &App) -> Result<Vec<&ExportSpec>> {
     let now = chrono::Utc::now();
     let mut due = Vec::new();
@@ -87,10 +89,18 @@ async fn due_exports(app: &App) -> Result<Vec<&ExportSpec>> {
             continue;
         }
         let last = app.history.runs(&export.name, 1).await?.first().map(|r| r.started_at);
-        let is_due = |(schedule, anchor): &Counted| match last {
-            None => true,
-            Some(last) => sluice_core::schedule::next_after(schedule, anchor.unwrap_or(last), last)
-                .is_some_and(|next| next <= now),
+        let is_due = |(schedule, anchor): &Counted| {
+            // From the later of its creation and the export's last run.
+            let since = match (anchor, last) {
+                (Some(created), Some(last)) => Some((*created).max(last)),
+                (Some(created), None) => Some(*created),
+                (None, last) => last,
+            };
+            match since {
+                None => true,
+                Some(since) => sluice_core::schedule::next_after(schedule, anchor.unwrap_or(since), since)
+                    .is_some_and(|next| next <= now),
+            }
         };
         if schedules.iter().any(is_due) {
             due.push(export);

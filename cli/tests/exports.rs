@@ -259,7 +259,23 @@ fn run_due_runs_what_a_schedule_has_come_round_for() {
     // crm has no orchestration yet: only the file's scheduled export is due (it never ran).
     assert_eq!(names(&json(sluice(&cfg, &["--json", "run", "--due"]))), ["daily"]);
     ok(sluice(&cfg, &["orchestrations", "create", "crm", "hourly", "--schedule", "rate(1 hour)"]));
-    assert_eq!(names(&json(sluice(&cfg, &["--json", "run", "--due"]))), ["crm"], "crm never ran; daily just did");
+    // One rule for the list and for --due: a rate's first run is one interval after the
+    // orchestration was created (as its EventBridge rule's), not at once.
+    let listed = json(sluice(&cfg, &["--json", "orchestrations", "list"]));
+    let next = chrono::DateTime::parse_from_rfc3339(listed[0]["next_run"].as_str().unwrap()).unwrap();
+    assert!(next > chrono::Utc::now() + chrono::Duration::minutes(59), "{listed}");
+    let early = String::from_utf8(ok(sluice(&cfg, &["run", "--due"])).stdout).unwrap();
+    assert!(early.contains("nothing is due"), "the list says an hour from now: {early}");
+    // An hour and a minute later (the orchestration made that long ago), it is due, once.
+    let history = rusqlite::Connection::open(cfg.with_file_name("history.db")).unwrap();
+    let ago = (chrono::Utc::now() - chrono::Duration::minutes(61)).to_rfc3339();
+    history
+        .execute(
+            "UPDATE catalog SET record = json_set(record, '$.orchestrations[0].created_at', ?1) WHERE name = 'crm'",
+            [&ago],
+        )
+        .unwrap();
+    assert_eq!(names(&json(sluice(&cfg, &["--json", "run", "--due"]))), ["crm"], "crm's hour has come; daily just ran");
     let again = String::from_utf8(ok(sluice(&cfg, &["run", "--due"])).stdout).unwrap();
     assert!(again.contains("nothing is due"), "{again}");
     // A paused orchestration is never due.
