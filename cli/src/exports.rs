@@ -306,9 +306,8 @@ pub async fn apply(app: App, args: &ApplyArgs, json: bool) -> Result<u8> {
         let spec = config.parse_export(&body).map_err(|e| Usage(format!("export {name:?}: {e}")))?;
         let action = match app.catalog.entry(&spec.name).await? {
             None => ("create", String::new()),
-            Some(e) if e.state == sluice_core::catalog::Lifecycle::Deleted => {
-                return Err(Usage(format!("export {:?} was deleted: give it a new name", spec.name)).into())
-            }
+            // A deleted export's name is reused: a new draft under it.
+            Some(e) if e.state == sluice_core::catalog::Lifecycle::Deleted => ("create", String::new()),
             Some(e) => {
                 let current = ops.working_body(&e).await.map_err(refused)?;
                 if current != body {

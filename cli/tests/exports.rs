@@ -163,6 +163,19 @@ fn an_export_goes_from_draft_to_active_runs_is_edited_and_deleted_with_every_cha
         "{audit}"
     );
     assert!(audit.contains("by tester@") && audit.contains("+ destination = \"out2\""), "{audit}");
+
+    // A deleted export's name: one story. Edit and activate say to create it again; create
+    // reuses the name with the next version, its earlier runs and audit trail kept.
+    for change in [&["exports", "edit", "crm", "--remove-table", "contacts"][..], &["exports", "activate", "crm"]] {
+        let out = sluice(&cfg, change);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        assert!(text(&out).contains("is deleted: create it again under its name"), "{change:?}: {}", text(&out));
+    }
+    let again = json(sluice(&cfg, &["--json", "exports", "create", "--from", definition.to_str().unwrap()]));
+    assert_eq!((again["state"].as_str(), again["active_version"].as_u64()), (Some("draft"), None), "{again}");
+    assert!(again["draft_version"].as_u64().unwrap() > 1, "the next version: {again}");
+    ok(sluice(&cfg, &["exports", "activate", "crm"]));
+    assert!(!json(sluice(&cfg, &["--json", "history", "crm"])).as_array().unwrap().is_empty(), "runs kept");
 }
 
 #[test]

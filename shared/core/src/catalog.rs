@@ -159,6 +159,10 @@ pub enum CatalogError {
     Store(HistoryError),
 }
 
+/// What to do with a deleted export's name: one story for every change refused on it.
+const DELETED_HINT: &str =
+    "create it again under its name (a new draft, with the next version; its deleted versions, runs and audit trail stay)";
+
 /// An edit to the definition being prepared (the draft, or a copy of the active version).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Edit {
@@ -206,7 +210,9 @@ impl Exports<'_> {
         }
     }
 
-    /// Creates a draft (version 1). The name must be free in the catalog and in the file.
+    /// Creates a draft (version 1). The name must be free in the file, and in the catalog
+    /// unless its export was deleted: then the name is reused, the draft taking the next
+    /// version (the deleted versions, runs and audit records stay under the name).
     pub async fn create(&self, body: &str) -> Result<CatalogEntry, CatalogError> {
         let body = canonical(body)?;
         let spec = self.validate("(new export)", &body)?;
@@ -214,8 +220,22 @@ impl Exports<'_> {
         if self.config.exports.iter().any(|e| e.name == name) {
             return Err(CatalogError::InFile { name, path: self.config.path.display().to_string() });
         }
-        if self.catalog.entry(&name).await.map_err(CatalogError::Store)?.is_some() {
-            return Err(CatalogError::Exists(name));
+        match self.catalog.entry(&name).await.map_err(CatalogError::Store)? {
+            None => {}
+            Some(deleted) if deleted.state == Lifecycle::Deleted => {
+                let version = deleted.latest_version + 1;
+                let next = CatalogEntry {
+                    state: Lifecycle::Draft,
+                    active_version: None,
+                    draft_version: Some(version),
+                    latest_version: version,
+                    orchestrations: Vec::new(),
+                    ..self.bumped(&deleted)
+                };
+                let d = diff("", &body);
+                return self.write(next, deleted.revision, Some(body), "create", d).await;
+            }
+            Some(_) => return Err(CatalogError::Exists(name)),
         }
         let now = Utc::now();
         let entry = CatalogEntry {
@@ -238,7 +258,7 @@ impl Exports<'_> {
     pub async fn edit(&self, name: &str, edit: &Edit, expected: Option<u64>) -> Result<CatalogEntry, CatalogError> {
         let entry = self.current(name, expected).await?;
         if entry.state == Lifecycle::Deleted {
-            return Err(self.wrong_state(&entry, "create it again under a new name"));
+            return Err(self.wrong_state(&entry, DELETED_HINT));
         }
         let before = self.working_body(&entry).await?;
         let after = apply_edit(&before, edit)?;
@@ -260,6 +280,9 @@ impl Exports<'_> {
         preflight: &dyn Preflight,
     ) -> Result<CatalogEntry, CatalogError> {
         let entry = self.current(name, expected).await?;
+        if entry.state == Lifecycle::Deleted {
+            return Err(self.wrong_state(&entry, DELETED_HINT));
+        }
         let Some(draft) = entry.draft_version else {
             return Err(CatalogError::WrongState {
                 name: name.into(),
@@ -267,9 +290,6 @@ impl Exports<'_> {
                 hint: "there is no draft to activate (edit it first)".into(),
             });
         };
-        if entry.state == Lifecycle::Deleted {
-            return Err(self.wrong_state(&entry, "create it again under a new name"));
-        }
         let body = self.body(name, draft).await?;
         let spec = self.validate(name, &body)?;
         let problems = preflight.check(&spec).await;
