@@ -212,7 +212,7 @@ pub async fn check_contract(catalog: &dyn Catalog, dir: &Path) {
     // Delete: refused while an orchestration uses it, unless forced (which removes its
     // rules); then nothing runs, but every version and the audit trail stay.
     let err = alice.delete("crm", false, None, &rules).await.unwrap_err().to_string();
-    assert!(err.contains("orchestration hourly") && err.contains("--force"), "{err}");
+    assert!(err.contains("orchestration hourly") && err.contains("force the delete"), "{err}");
     assert_eq!(rules.enabled("test-orch-crm.hourly"), Some(true));
     // A forced delete whose rule removal fails changes nothing, and can be repeated.
     *rules.failing.lock().unwrap() = true;
@@ -263,4 +263,12 @@ pub async fn check_contract(catalog: &dyn Catalog, dir: &Path) {
     assert_eq!(audit[0].who, "alice@host");
     assert_eq!(catalog.audit("crm", 2).await.unwrap().len(), 2);
     assert_eq!(catalog.entries().await.unwrap().len(), 1);
+
+    // A deleted export's name is reused: a new draft with the next version, audited on.
+    let again = alice.create(CONTACTS).await.unwrap();
+    assert_eq!(again.state, Lifecycle::Draft);
+    assert_eq!((again.active_version, again.draft_version), (None, Some(e.latest_version + 1)));
+    assert_eq!(again.revision, e.revision + 1);
+    assert_eq!(catalog.audit("crm", 1).await.unwrap()[0].action, "create");
+    assert!(catalog.definition("crm", 1).await.unwrap().is_some(), "the deleted versions stay");
 }
