@@ -7,7 +7,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use sluice_core::catalog::{Catalog, Exports};
+use sluice_core::catalog::{Catalog, Exports, Lifecycle};
 use sluice_core::integrate::api::HttpClient;
 use sluice_core::orchestrate::{RecordOnly, RuleSpec, Scheduler};
 use sluice_core::ports::{DeliveryLedger, EventSink, HistoryStore, NoSecrets, ObjectStore, Secrets, Source};
@@ -195,6 +195,31 @@ impl App {
             let _ = self.http.set(client);
         }
         Ok(self.http.get().expect("set above"))
+    }
+
+    /// An export that can run, by name; a managed export that cannot (a draft, deleted) is
+    /// named with its state and the command that changes it, not as unknown to the file.
+    pub async fn export(&self, name: &str) -> Result<&ExportSpec> {
+        if let Ok(e) = self.config.export(name) {
+            return Ok(e);
+        }
+        let entry = self.catalog.entry(name).await.map_err(|e| anyhow!(e))?;
+        let why = match entry.map(|e| e.state) {
+            None => return Err(self.config.export(name).map_err(|e| anyhow!(e)).expect_err("not found above")),
+            Some(Lifecycle::Draft) => format!(
+                "managed export {name:?} is a draft and does not run: activate it with `sluice exports activate {name}`"
+            ),
+            Some(Lifecycle::Deleted) => format!(
+                "managed export {name:?} was deleted: `sluice exports create --from FILE` makes a new draft under its name"
+            ),
+            // Active or paused but not runnable: its definition no longer validates (warned).
+            Some(state) => format!(
+                "managed export {name:?} is {} but its definition no longer validates against the file (see the warning above): \
+                 fix it with `sluice exports edit {name}`, then activate it",
+                state.as_str()
+            ),
+        };
+        Err(anyhow!(crate::commands::Usage(why)))
     }
 
     /// The export's source spec.

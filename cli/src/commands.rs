@@ -152,7 +152,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             let run_args = crate::state::backfill_run(args);
             with_app(&cli, |app| async move {
                 // A table the export lacks is a mistake in the command (exit 2), as for `run`.
-                let export = app.config.export(&args.export)?;
+                let export = app.export(&args.export).await?;
                 if !export.tables.iter().any(|t| t.name == args.table) {
                     let has: Vec<&str> = export.tables.iter().map(|t| t.name.as_str()).collect();
                     return Err(anyhow::anyhow!(Usage(format!(
@@ -236,11 +236,16 @@ where
     f(app).await
 }
 
-fn select<'a>(config: &'a Config, names: &[String], only_active: bool) -> Result<Vec<&'a ExportSpec>> {
+async fn select<'a>(app: &'a App, names: &[String], only_active: bool) -> Result<Vec<&'a ExportSpec>> {
+    let config = &app.config;
     if names.is_empty() {
         return Ok(config.exports.iter().filter(|e| !only_active || e.state == ExportState::Active).collect());
     }
-    names.iter().map(|n| config.export(n).map_err(Into::into)).collect()
+    let mut out = Vec::new();
+    for n in names {
+        out.push(app.export(n).await?);
+    }
+    Ok(out)
 }
 
 pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
@@ -251,7 +256,7 @@ pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
 // ---------------------------------------------------------------------------------------------
 
 pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
-    let exports = if args.due { due_exports(&app).await? } else { select(&app.config, &args.exports, true)? };
+    let exports = if args.due { due_exports(&app).await? } else { select(&app, &args.exports, true).await? };
     if args.due && exports.is_empty() {
         if json && (app.config.integrations.is_empty() || args.no_integrate) {
             print_json(&serde_json::json!([]))?;
@@ -263,9 +268,12 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
         return Ok(exit::OK);
     }
     if exports.is_empty() {
-        return Err(
-            Usage("no active export to run; set state = \"active\" on one or name it with --export".into()).into()
-        );
+        return Err(Usage(
+            "no active export to run: activate one (`sluice exports activate NAME` for a managed export, \
+                 state = \"active\" in the file for the file's), or name one with --export"
+                .into(),
+        )
+        .into());
     }
     // Everything is checked and built before the first export runs, so a mistake in the last
     // one does not leave the first ones run and the rest not.
@@ -441,7 +449,7 @@ pub struct CheckArgs {
 pub async fn check_connection(app: App, args: &CheckArgs, json: bool) -> Result<u8> {
     let secrets = app.secrets();
     let mut reports = Vec::new();
-    for export in select(&app.config, &args.exports, false)? {
+    for export in select(&app, &args.exports, false).await? {
         let spec = app.source_spec(export)?;
         let report = sluice_connect::check_connection(export, spec, secrets.as_ref())
             .await
@@ -480,7 +488,7 @@ pub async fn check_connection(app: App, args: &CheckArgs, json: bool) -> Result<
 
 pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
     let mut entries = Vec::new();
-    for export in select(&app.config, &args.exports, false)? {
+    for export in select(&app, &args.exports, false).await? {
         let source = app.source(export).await?;
         // A build without AWS still plans an export to S3, without its previous manifest.
         let store = app.store(export).ok();

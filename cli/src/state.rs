@@ -71,7 +71,7 @@ fn who(app: &App) -> String {
 pub async fn state(app: App, cmd: &StateCommand, json: bool) -> Result<u8> {
     let (export_name, table, to, forward, reason) = match cmd {
         StateCommand::Show(args) => {
-            let export = app.config.export(&args.export)?;
+            let export = app.export(&args.export).await?;
             let states = show(app.history.as_ref(), export, args.table.as_deref()).await.map_err(refused)?;
             if json {
                 print_json(&states)?;
@@ -104,7 +104,7 @@ pub async fn state(app: App, cmd: &StateCommand, json: bool) -> Result<u8> {
         }
         StateCommand::Set(a) => (&a.export, &a.table, Target::Value(a.to.clone()), a.skip, a.reason.clone()),
     };
-    let export = app.config.export(export_name)?;
+    let export = app.export(export_name).await?;
     let store = app.store(export)?;
     let req = MoveRequest { export, table, to, forward, by: who(&app), reason, host: app.host.clone() };
     match move_cursor(app.history.as_ref(), store.as_ref(), &req).await {

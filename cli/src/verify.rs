@@ -74,7 +74,7 @@ pub async fn verify_exports(app: App, args: &VerifyArgs, json: bool) -> Result<u
     let mut places = Vec::new();
     {
         let exports = match &args.export {
-            Some(name) => vec![app.config.export(name)?],
+            Some(name) => vec![app.export(name).await?],
             None => app.config.exports.iter().collect(),
         };
         if exports.is_empty() {
@@ -166,7 +166,7 @@ fn render(places: &[Verified]) -> String {
 }
 
 pub async fn rebuild(app: App, args: &RebuildArgs, json: bool) -> Result<u8> {
-    let export = app.config.export(&args.export)?;
+    let export = app.export(&args.export).await?;
     if let Some(t) = &args.table {
         if !export.tables.iter().any(|x| &x.name == t) {
             return Err(anyhow!(Usage(format!("export {:?} has no table {t:?}", export.name))));

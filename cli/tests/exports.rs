@@ -308,3 +308,31 @@ fn a_file_of_sources_only_warns_of_no_exports_only_while_the_catalog_has_none() 
     let after = ok(sluice(&cfg, &["status"]));
     assert!(!text(&after).contains("no exports defined"), "{}", text(&after));
 }
+
+/// Errors about a managed export say the state it is in and the command that changes it, not
+/// file advice ("set state", "the file defines:" and nothing).
+#[test]
+fn a_managed_export_that_cannot_run_is_named_with_its_state_and_the_command_that_changes_it() {
+    let (_dir, cfg, definition) = workspace();
+    ok(sluice(&cfg, &["exports", "create", "--from", definition.to_str().unwrap()]));
+    let draft = sluice(&cfg, &["run", "--export", "crm"]);
+    assert_eq!(draft.status.code(), Some(2), "{}", text(&draft));
+    assert!(
+        text(&draft).contains("is a draft and does not run: activate it with `sluice exports activate crm`"),
+        "{}",
+        text(&draft)
+    );
+    let none = sluice(&cfg, &["run"]);
+    assert_eq!(none.status.code(), Some(2), "{}", text(&none));
+    assert!(
+        text(&none).contains("sluice exports activate NAME") && !text(&none).contains("set state"),
+        "{}",
+        text(&none)
+    );
+    let unknown = sluice(&cfg, &["run", "--export", "nope"]);
+    assert!(
+        text(&unknown).contains("the file defines: none (`sluice exports list` shows the managed ones)"),
+        "{}",
+        text(&unknown)
+    );
+}

@@ -155,7 +155,10 @@ impl Config {
         self.exports.iter().find(|e| e.name == name).ok_or_else(|| ConfigError::UnknownExport {
             path: self.path.clone(),
             name: name.to_string(),
-            known: self.exports.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", "),
+            known: match self.exports.iter().map(|e| e.name.as_str()).collect::<Vec<_>>().join(", ") {
+                none if none.is_empty() => "none (`sluice exports list` shows the managed ones)".into(),
+                known => known,
+            },
         })
     }
 
