@@ -35,9 +35,9 @@ pub enum ExportsCommand {
     /// version keeps running until the draft is activated).
     Edit {
         name: String,
-        /// Add a table: the keys of an [[export.table]] section, e.g.
-        /// 'name = "orders"
-        /// incremental = { strategy = "timestamp", column = "updated_at" }'.
+        /// Add a table: the keys of an [[export.table]] section, on lines of their own or as one
+        /// inline table, e.g. '{ name = "orders", incremental = { strategy = "timestamp",
+        /// column = "updated_at" } }'.
         #[arg(long, value_name = "TOML")]
         add_table: Option<String>,
         /// Remove the table of this name.

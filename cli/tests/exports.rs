@@ -336,3 +336,17 @@ fn a_managed_export_that_cannot_run_is_named_with_its_state_and_the_command_that
         text(&unknown)
     );
 }
+
+/// The `--add-table` example of `exports edit --help` works as written (one line).
+#[test]
+fn the_add_table_example_in_the_help_works_as_written() {
+    let (_dir, cfg, definition) = workspace();
+    ok(sluice(&cfg, &["exports", "create", "--from", definition.to_str().unwrap()]));
+    let help = String::from_utf8(ok(sluice(&cfg, &["exports", "edit", "--help"])).stdout).unwrap();
+    let flat = help.split_whitespace().collect::<Vec<_>>().join(" ");
+    let example = flat.split("e.g. '").nth(1).and_then(|s| s.split('\'').next()).expect("an example in the help");
+    let edited = sluice(&cfg, &["exports", "edit", "crm", "--add-table", &example.replace("contacts", "orders")]);
+    assert!(edited.status.success(), "{example}: {}", text(&edited));
+    let shown = String::from_utf8(ok(sluice(&cfg, &["exports", "show", "crm"])).stdout).unwrap();
+    assert!(shown.contains("name = \"orders\""), "{shown}");
+}

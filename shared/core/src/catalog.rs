@@ -159,6 +159,24 @@ pub enum CatalogError {
     Store(HistoryError),
 }
 
+/// A table's keys as an edit gives them: lines of an `[[export.table]]` section, or one inline
+/// table (`{ name = "orders", incremental = { … } }`), which fits on a command line.
+fn table_keys(text: &str) -> Result<toml::Table, CatalogError> {
+    let invalid = |e: toml::de::Error| {
+        CatalogError::Edit(format!(
+            "the table is not valid TOML: {e}; give its keys on lines of their own, or on one line as {{ name = \"orders\", incremental = {{ … }} }}"
+        ))
+    };
+    if text.trim_start().starts_with('{') {
+        let mut wrapped: toml::Table = toml::from_str(&format!("t = {text}")).map_err(invalid)?;
+        return match wrapped.remove("t") {
+            Some(toml::Value::Table(t)) => Ok(t),
+            _ => Err(CatalogError::Edit("the table is not an inline table".into())),
+        };
+    }
+    toml::from_str(text).map_err(invalid)
+}
+
 /// What to do with a deleted export's name: one story for every change refused on it.
 const DELETED_HINT: &str =
     "create it again under its name (a new draft, with the next version; its deleted versions, runs and audit trail stay)";
@@ -537,8 +555,7 @@ fn apply_edit(body: &str, edit: &Edit) -> Result<String, CatalogError> {
             table.insert("destination".into(), toml::Value::String(d.clone()));
         }
         Edit::AddTable(t) => {
-            let t: toml::Table =
-                toml::from_str(t).map_err(|e| CatalogError::Edit(format!("the table is not valid TOML: {e}")))?;
+            let t = table_keys(t)?;
             let tables = table.entry("table").or_insert_with(|| toml::Value::Array(vec![]));
             let toml::Value::Array(list) = tables else {
                 return Err(CatalogError::Edit("`table` is not a list".into()));
