@@ -105,6 +105,23 @@ pub enum Command {
     Migrate,
 }
 
+/// Piped into `head`, a command stops quietly when the reader goes, as other tools do, instead
+/// of panicking with a backtrace on the failed write. SIGPIPE stays ignored (restoring its
+/// default would let a reset network connection kill a run mid-write, lease held): a print to
+/// a closed stdout is what ends the process, with the status a SIGPIPE would give.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let payload = info.payload();
+        let message =
+            payload.downcast_ref::<String>().map(String::as_str).or_else(|| payload.downcast_ref::<&str>().copied());
+        if message.is_some_and(|m| m.starts_with("failed printing to stdout") && m.contains("Broken pipe")) {
+            std::process::exit(141);
+        }
+        default(info)
+    }));
+}
+
 /// The global options `demo` has no use for, when given on the command line (an environment
 /// variable is ambient, not a request).
 fn ignored_by_demo(cli: &Cli, matches: &clap::ArgMatches) -> Option<String> {
@@ -142,10 +159,7 @@ fn init_logging(format: &str) {
 }
 
 fn main() -> ExitCode {
-    // Piped into `head`, a command stops quietly when the reader goes, as other tools do,
-    // instead of panicking on the failed write (Rust ignores SIGPIPE by default).
-    // SAFETY: setting a signal's disposition to its default before any thread starts.
-    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    quiet_on_broken_pipe();
     sluice_connect::bound_allocator();
     let matches = Cli::command().get_matches();
     let cli = match Cli::from_arg_matches(&matches) {

@@ -124,6 +124,26 @@ pub async fn check_verify(
     assert_eq!(kinds(&r), vec![("extra_file", Some(extra.clone()))]);
     store.delete(&extra).await.unwrap();
 
+    // The oldest run gone whole (as a bucket's retention removes old runs): the chain is proven
+    // from the next run on, a notice; the history still names the run it recorded.
+    let oldest = chain.manifests[0].trim_end_matches("manifest.json").to_string();
+    let saved: Vec<(String, Vec<u8>)> = {
+        let mut all = Vec::new();
+        for key in store.list(&oldest).await.unwrap() {
+            all.push((key.clone(), store.get(&key).await.unwrap().unwrap()));
+        }
+        all
+    };
+    store.delete_prefix(&oldest).await.unwrap();
+    let alone = Verifier { store, history: None }.verify(&scope).await.unwrap();
+    assert_eq!(kinds(&alone), vec![("chain_starts_here", Some(chain.manifests[1].clone()))]);
+    assert_eq!(alone.violations(), 0);
+    let r = verify().verify(&scope).await.unwrap();
+    assert!(r.findings.iter().any(|f| f.kind == "recorded_without_manifest"), "{:?}", kinds(&r));
+    for (key, bytes) in saved {
+        store.put(&key, bytes, &meta).await.unwrap();
+    }
+
     // A manifest deleted in the middle of the chain: the next one's link names it.
     let middle = chain.manifests[1].clone();
     let saved = store.get(&middle).await.unwrap().unwrap();

@@ -661,3 +661,23 @@ async fn verify_proves_a_chain_in_s3_and_names_each_tampering() {
     let chain = sluice_testkit::verify::make_chain(dir.path(), &store, &history, &events).await;
     sluice_testkit::verify::check_verify(&store, &history, &DynamoHistory::new(ddb, &empty), &chain).await;
 }
+
+/// The streamed listing pages past S3's 1,000 keys a page, in the order `list` gives.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_streamed_listing_pages_past_a_thousand_keys() {
+    use futures::StreamExt;
+    let cfg = config().await;
+    let (s3, b) = bucket(&cfg).await;
+    let store = S3Store::new(s3, &b, "exports", None);
+    let keys: Vec<String> = (0..1010).map(|i| format!("e/t/r{:04}/part-00000.csv", 1009 - i)).collect();
+    let meta = meta();
+    futures::stream::iter(keys.iter())
+        .map(|k| store.put(k, b"x".to_vec(), &meta))
+        .buffer_unordered(32)
+        .for_each(|r| async move { r.unwrap() })
+        .await;
+    let streamed: Vec<String> = store.list_stream("e").map(|k| k.unwrap()).collect().await;
+    assert_eq!(streamed.len(), 1010);
+    assert_eq!(streamed, store.list("e").await.unwrap());
+    assert!(streamed.windows(2).all(|w| w[0] < w[1]), "sorted");
+}

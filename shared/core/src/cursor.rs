@@ -276,18 +276,39 @@ async fn move_under_lease(
     }
     record.state = RunState::Succeeded;
     record.finished_at = Some(Utc::now());
+    let moved = Moved {
+        table: name.to_string(),
+        from: from.clone(),
+        to: to.clone(),
+        run_id: run_id.to_string(),
+        manifest_key: record.manifest_key.clone(),
+    };
     match history.commit_run(lease, &record, Some(&from), Some(&to)).await {
         Ok(()) => {}
         // Another process holds the lease now: its reconciliation settles this move from its
         // manifest, so the manifest stays.
         Err(HistoryError::LeaseLost) => return Err(failed(HistoryError::LeaseLost)),
         Err(e) => {
-            let _ = store.delete(&record.manifest_key).await;
-            record.state = RunState::Failed;
-            record.error = Some(format!("the commit was refused: {e}"));
-            let _ = history.fail_run(&record).await;
-            return Err(failed(e));
+            // An answer lost on the way may hide a commit that landed (a retry then sees the
+            // watermark moved): ask the history before removing anything.
+            match history.run(&export.name, name, run_id, record.started_at).await {
+                Ok(Some(r)) if r.state == RunState::Succeeded => return Ok(moved),
+                Ok(_) if matches!(e, HistoryError::WatermarkMoved { .. }) => {
+                    let _ = store.delete(&record.manifest_key).await;
+                    record.state = RunState::Failed;
+                    record.error = Some(format!("the commit was refused: {e}"));
+                    let _ = history.fail_run(&record).await;
+                    return Err(failed(e));
+                }
+                // Unknown: the manifest stays and the record `running`; the export's next run
+                // settles it (commits it from its manifest, or not).
+                _ => {
+                    return Err(MoveError::Failed(
+                        format!("the history did not answer the commit ({e}); the export's next run settles the move from its manifest").into(),
+                    ))
+                }
+            }
         }
     }
-    Ok(Moved { table: name.to_string(), from, to, run_id: run_id.to_string(), manifest_key: record.manifest_key })
+    Ok(moved)
 }

@@ -655,6 +655,18 @@ async fn schema_drift_fails_by_default_and_each_mode_does_what_it_says() {
     assert!(error.contains("on_schema_change = \"add_columns\""), "{error}");
     assert_eq!(env.watermark().await, before);
     assert_eq!(manifests(&env), 3, "nothing new committed");
+    // A backfill takes the chain's shape too: refused alike.
+    let mut backfill = env.opts();
+    backfill.backfill = Some(sluice_core::run::Backfill {
+        table: "contacts".into(),
+        from: None,
+        to: before.as_ref().unwrap().to_string(),
+        by: "test".into(),
+        reason: None,
+    });
+    let s = env.run_with(&store, &env.history, &backfill).await.unwrap();
+    let error = s.tables[0].error.clone().unwrap_or_default();
+    assert!(!s.succeeded && error.contains("column \"region\" added"), "{error}");
 
     // ignore: the export keeps its shape.
     env.config.exports[0].tables[0].on_schema_change = OnSchemaChange::Ignore;

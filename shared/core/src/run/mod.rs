@@ -228,14 +228,14 @@ impl<'a> Runner<'a> {
             true => self.history_lost(export, table).await,
             false => Ok(()),
         };
-        let previous = match backfill {
-            Some(_) => None,
-            None => chain::previous_manifest(history, self.ports.store, export, table, committed_by.as_deref()).await,
-        };
+        // The chain's last manifest: a run links to it; a backfill (outside the chain) only takes
+        // its shape, so its columns follow `on_schema_change` as the chain's runs do.
+        let previous =
+            chain::previous_manifest(history, self.ports.store, export, table, committed_by.as_deref()).await;
         let previous_manifest = previous.as_ref().and_then(|p| p.manifest.as_ref());
         let planned = match (planned, backfill) {
             (Ok(()), Some(b)) => stop
-                .until(self.plan_backfill(export, table, committed.clone(), b))
+                .until(self.plan_backfill(export, table, committed.clone(), b, previous_manifest))
                 .await
                 .unwrap_or_else(|h| Err(halted(export, table, 0, h))),
             (Ok(()), None) => stop
@@ -328,14 +328,17 @@ impl<'a> Runner<'a> {
             warn!(export = %export.name, table = %table.name, added = %crate::strategy::drift::Drift { added: added.clone(), ..Default::default() }.describe(),
                 "the table has new columns; they are exported from this run on (on_schema_change = \"add_columns\")");
         }
-        let late = self.late_rows(export, table, &plan, previous.as_ref().and_then(|p| p.manifest.as_ref())).await;
+        let late = match backfill {
+            Some(_) => None,
+            None => self.late_rows(export, table, &plan, previous.as_ref().and_then(|p| p.manifest.as_ref())).await,
+        };
         if let Some(late) = &late {
             record.late_rows = late.rows;
             let cure = late.backfill_command(&export.name, &table.name);
             warn!(export = %export.name, table = %table.name, late_rows = late.rows, run = %late.run_id, window = %late.window,
                 "rows arrived in the previous run's window after it was exported: no run holds them; export that window again with `{cure}`");
         }
-        let link = previous.map(|p| p.link);
+        let link = previous.filter(|_| backfill.is_none()).map(|p| p.link);
         let requested = backfill.map(|b| Requested { by: b.by.clone(), reason: b.reason.clone() });
         let outside = Outside { added: &added, late_rows: late.clone(), backfill: requested };
         match self.write_and_commit(export, table, &plan, link, outside, lease, opts, &mut record).await {
@@ -630,6 +633,7 @@ impl<'a> Runner<'a> {
         table: &TableSpec,
         committed: Option<Watermark>,
         b: &Backfill,
+        shape: Option<&Manifest>,
     ) -> Result<(TablePlan, Vec<Column>)> {
         let refuse =
             |problem: String| Error::Backfill { export: export.name.clone(), table: table.name.clone(), problem };
@@ -656,7 +660,7 @@ impl<'a> Runner<'a> {
         if let Some(from) = from.as_ref().filter(|f| f.partial_cmp_same_type(&to) != Some(std::cmp::Ordering::Less)) {
             return Err(refuse(format!("--from {from} must be before --to {to}")));
         }
-        let (mut plan, _) = plan_table(self.ports.source, export, table, from.clone(), false, None).await?;
+        let (mut plan, added) = plan_table(self.ports.source, export, table, from.clone(), false, shape).await?;
         let expr = plan.stamp.clone().ok_or_else(|| refuse("the table has no stamp".into()))?;
         plan.window = Window { low: from.clone(), high: Some(to.clone()) };
         plan.query = Some(Query {
@@ -666,7 +670,7 @@ impl<'a> Runner<'a> {
             order_by: vec![],
         });
         plan.base_watermark = Some(cursor);
-        Ok((plan, vec![]))
+        Ok((plan, added))
     }
 
     /// Counts the previous timestamp run's window again: rows there now, beyond those that run

@@ -76,6 +76,8 @@ pub enum Problem {
     HistoryUnreadable { error: String },
     TableMissing { runs: String },
     CursorMoved { what: String },
+    ChainStartsHere { target: String },
+    PartOutsideFolder,
 }
 
 impl Problem {
@@ -106,6 +108,8 @@ impl Problem {
             Problem::HistoryUnreadable { .. } => "history_unreadable",
             Problem::TableMissing { .. } => "table_missing",
             Problem::CursorMoved { .. } => "cursor_moved",
+            Problem::ChainStartsHere { .. } => "chain_starts_here",
+            Problem::PartOutsideFolder => "part_outside_folder",
         }
     }
 
@@ -114,7 +118,8 @@ impl Problem {
             Problem::PartsUnhashed { .. }
             | Problem::Uncommitted { .. }
             | Problem::LinkAbsent { .. }
-            | Problem::CursorMoved { .. } => Severity::Notice,
+            | Problem::CursorMoved { .. }
+            | Problem::ChainStartsHere { .. } => Severity::Notice,
             _ => Severity::Violation,
         }
     }
@@ -179,6 +184,12 @@ impl Problem {
             }
             Problem::HistoryUnreadable { error } => format!("the history cannot be read: {error}"),
             Problem::CursorMoved { what } => format!("the table's cursor was moved by hand {what}"),
+            Problem::ChainStartsHere { target } => format!(
+                "the table's oldest run here links to {target}, which is gone: the runs before it were removed (as the bucket's retention removes old runs), so the chain is proven from this run on"
+            ),
+            Problem::PartOutsideFolder => {
+                "the manifest lists a part outside its own run folder: no run writes its parts elsewhere".into()
+            }
             Problem::TableMissing { runs } => {
                 format!("the history has a watermark for this table ({runs}), but the destination holds none of its runs")
             }
@@ -226,6 +237,12 @@ impl Problem {
             }
             Problem::HistoryUnreadable { .. } => {
                 "check the history's location and permissions, or verify the files alone with --at".into()
+            }
+            Problem::ChainStartsHere { .. } => {
+                "nothing to do if retention removed them; otherwise restore the older runs from a backup".into()
+            }
+            Problem::PartOutsideFolder => {
+                "the manifest was edited: restore it from a backup or the object's earlier version".into()
             }
             Problem::CursorMoved { .. } => {
                 "nothing to do: after a move back the next run sends rows again (consumers de-duplicate by key); after a move forward the rows skipped are in no run".into()

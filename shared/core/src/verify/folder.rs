@@ -174,6 +174,10 @@ pub(super) async fn check(
             let says = format!("run {} of table {:?} of export {:?}", m.run_id, m.table, m.export);
             checked.findings.push(at(&key, Problem::ManifestMisplaced { says }));
         }
+        let inside = format!("{}/", folder.prefix());
+        for part in m.parts.iter().filter(|p| !p.key.starts_with(&inside)) {
+            checked.findings.push(at(&part.key, Problem::PartOutsideFolder));
+        }
         check_parts(store, m, &key, &mut checked.findings, &at).await;
         let listed: HashSet<&str> = m.parts.iter().map(|p| p.key.as_str()).collect();
         let failures = format!("{}/failures/", folder.prefix());

@@ -456,7 +456,11 @@ async fn link_and_window(
             if prev.is_none() && out_of_scope {
                 // The link leads before `--since`: trusted, as asked.
             } else if matches!(store.get(&link.key).await, Ok(None)) {
-                found.push(here(Problem::LinkMissingTarget { target: link.key.clone() }));
+                found.push(here(match prev {
+                    // The oldest run listed: those before it are gone, as retention removes them.
+                    None => Problem::ChainStartsHere { target: link.key.clone() },
+                    Some(_) => Problem::LinkMissingTarget { target: link.key.clone() },
+                }));
             } else if let Some(p) = prev {
                 found.push(here(Problem::LinkSkips { target: link.key.clone(), previous: p.key.clone() }));
             }

@@ -34,9 +34,6 @@ pub struct Rebuilt {
 pub enum RebuildError {
     /// `verify` found violations: the files are no proof to rebuild from.
     Unverified(Report),
-    /// The history records a watermark for these tables already: a rebuild fills in a lost
-    /// history, never replaces one.
-    HasHistory(Vec<String>),
     /// The export's lease is held (a run is going on).
     Busy(String),
     Failed(BoxError),
@@ -49,11 +46,6 @@ impl std::fmt::Display for RebuildError {
                 f,
                 "the destination does not verify ({} violation(s)), so the history is not rebuilt from it: see `sluice verify` and fix what it names first",
                 report.violations()
-            ),
-            RebuildError::HasHistory(tables) => write!(
-                f,
-                "the history already has a watermark for {}: a rebuild only fills in a history that has none (to move a watermark, use a full refresh)",
-                tables.join(", ")
             ),
             RebuildError::Busy(holder) => write!(f, "the export is running ({holder}); rebuild once it has finished"),
             RebuildError::Failed(e) => write!(f, "{e}"),
@@ -78,15 +70,11 @@ pub async fn rebuild(
     if report.violations() > 0 {
         return Err(RebuildError::Unverified(report));
     }
-    let mut has = Vec::new();
-    for t in &report.tables {
-        if history.watermark(&export, &t.table).await.map_err(|e| RebuildError::Failed(e.into()))?.is_some() {
-            has.push(t.table.clone());
-        }
-    }
-    if !has.is_empty() {
-        return Err(RebuildError::HasHistory(has));
-    }
+    // A history that knows some runs already (a rebuild that stopped part way, a history
+    // restored from a backup) is caught up: the runs it records are kept, and the cursor is
+    // carried through them, so the first run recorded commits on the history's own watermark.
+    // One whose watermark is not on the chain refuses that commit (the watermark moved), and
+    // nothing is written for that table.
 
     let owner = LeaseOwner {
         run_id: format!("rebuild-{}", new_run_id(Utc::now())),
@@ -144,7 +132,12 @@ async fn record_all(
             history.begin_run(&lease, &record).await?;
             record.state = RunState::Succeeded;
             // The watermark moves as the run moved it: a full run leaves it where it was.
-            history.commit_run(&lease, &record, watermark.as_ref(), next.as_ref()).await?;
+            history.commit_run(&lease, &record, watermark.as_ref(), next.as_ref()).await.map_err(|e| {
+                format!(
+                    "table {:?}, run {}: {e}: the history's watermark is not on the files' chain, so the table's later runs are not recorded",
+                    m.table, m.run_id
+                )
+            })?;
             table.runs += 1;
         }
         if next.is_some() {
