@@ -1,7 +1,7 @@
 //! `sluice`: runs exports on one machine with the embedded adapters, and shows their plan,
 //! status and history. Exit codes: 0 success, 1 a run or command failed, 2 the config or the
 //! command line is wrong, 3 the export is already running elsewhere (its lease is held), 130 and
-//! 143 a run stopped by SIGINT or SIGTERM.
+//! 143 a run stopped by SIGINT or SIGTERM, 141 its output piped into a reader that stopped early.
 
 mod app;
 mod commands;

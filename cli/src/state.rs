@@ -62,10 +62,10 @@ pub struct SetArgs {
     pub reason: Option<String>,
 }
 
-/// Who moves the cursor: the user and this machine.
-fn who(app: &App) -> String {
+/// Who asks (for a cursor move's or a backfill's manifest): the user and this machine.
+fn operator() -> String {
     let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "someone".into());
-    format!("{user}@{}", app.host)
+    format!("{user}@{}", crate::app::hostname())
 }
 
 pub async fn state(app: App, cmd: &StateCommand, json: bool) -> Result<u8> {
@@ -106,7 +106,7 @@ pub async fn state(app: App, cmd: &StateCommand, json: bool) -> Result<u8> {
     };
     let export = app.export(export_name).await?;
     let store = app.store(export)?;
-    let req = MoveRequest { export, table, to, forward, by: who(&app), reason, host: app.host.clone() };
+    let req = MoveRequest { export, table, to, forward, by: operator(), reason, host: app.host.clone() };
     match move_cursor(app.history.as_ref(), store.as_ref(), &req).await {
         Ok(moved) => {
             if json {
@@ -157,7 +157,6 @@ pub struct BackfillArgs {
 
 /// The run a backfill is: the export, one table's window.
 pub fn backfill_run(args: &BackfillArgs) -> crate::commands::RunArgs {
-    let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "someone".into());
     crate::commands::RunArgs {
         exports: vec![args.export.clone()],
         no_integrate: args.no_integrate,
@@ -165,7 +164,7 @@ pub fn backfill_run(args: &BackfillArgs) -> crate::commands::RunArgs {
             table: args.table.clone(),
             from: args.from.clone(),
             to: args.to.clone(),
-            by: format!("{user}@{}", crate::app::hostname()),
+            by: operator(),
             reason: args.reason.clone(),
         }),
         ..Default::default()

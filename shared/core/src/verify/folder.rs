@@ -58,7 +58,8 @@ impl Unit {
     fn folder(&self) -> Option<RunFolder> {
         let run = self.run_id.as_deref()?;
         Some(match self.backfill {
-            true => RunFolder::at(&format!("{}/{}/{BACKFILLS_DIR}/{run}", self.export, self.segment)),
+            // A segment is its own path segment, so the layout builds the folder from it.
+            true => RunFolder::backfill(&self.export, &self.segment, run),
             false => RunFolder::new(&self.export, &self.segment, run),
         })
     }
@@ -286,27 +287,42 @@ async fn agree_with_record(history: &dyn HistoryStore, m: &Manifest) -> Option<P
 }
 
 /// Puts the runs of one second in chain order: from the chain's tail, each next run is the one
-/// that links to the run before it; a run no other links to goes by when it started.
-pub(super) fn order_by_links(second: &mut Vec<Checked>, tail: Option<String>) {
-    if second.len() < 2 {
-        return;
-    }
-    let started = |c: &Checked| c.committed.as_ref().and_then(|m| m.manifest.as_ref()).map(|m| m.started_at);
-    second.sort_by_key(|c| started(c));
-    let link = |c: &Checked| {
-        c.committed.as_ref().and_then(|m| m.manifest.as_ref()).and_then(|m| m.previous.as_ref()).map(|l| l.key.clone())
-    };
-    let key = |c: &Checked| c.committed.as_ref().map(|m| m.key.clone());
-    let mut rest: Vec<Checked> = std::mem::take(second);
-    let mut tail = tail;
-    while !rest.is_empty() {
-        let next = rest.iter().position(|c| c.committed.is_some() && tail.is_some() && link(c) == tail).unwrap_or(0);
-        let c = rest.remove(next);
-        if c.committed.is_some() {
-            tail = key(&c);
+/// that links to the run before it; a run no other links to goes by when it started. `key` is
+/// a run's manifest key (none for a folder without a manifest), `link` its `previous` key.
+/// Returns the runs in order and the new tail.
+fn link_order<T, K: Ord>(
+    mut batch: Vec<T>,
+    mut tail: Option<String>,
+    started: impl Fn(&T) -> K,
+    key: impl Fn(&T) -> Option<String>,
+    link: impl Fn(&T) -> Option<String>,
+) -> (Vec<T>, Option<String>) {
+    batch.sort_by_key(|t| started(t));
+    let mut ordered = Vec::with_capacity(batch.len());
+    while !batch.is_empty() {
+        let next = batch.iter().position(|t| tail.is_some() && link(t) == tail).unwrap_or(0);
+        let t = batch.remove(next);
+        if let Some(k) = key(&t) {
+            tail = Some(k);
         }
-        second.push(c);
+        ordered.push(t);
     }
+    (ordered, tail)
+}
+
+/// A second's folders in chain order (see [`link_order`]).
+pub(super) fn order_by_links(second: &mut Vec<Checked>, tail: Option<String>) {
+    fn manifest(c: &Checked) -> Option<&Manifest> {
+        c.committed.as_ref().and_then(|m| m.manifest.as_ref())
+    }
+    let (ordered, _) = link_order(
+        std::mem::take(second),
+        tail,
+        |c| manifest(c).map(|m| m.started_at),
+        |c| c.committed.as_ref().map(|m| m.key.clone()),
+        |c| manifest(c).and_then(|m| m.previous.as_ref()).map(|l| l.key.clone()),
+    );
+    *second = ordered;
 }
 
 /// The second a run id names (`YYYYMMDDTHHMMSSZ`).
@@ -331,18 +347,15 @@ pub(super) fn in_chain_order<'s>(
     }
     impl<S> Order<S> {
         fn flush(&mut self) {
-            let mut batch = std::mem::take(&mut self.second);
-            batch.sort_by_key(|(_, m)| m.started_at);
-            while !batch.is_empty() {
-                let tail = self.tail.as_ref();
-                let i = batch
-                    .iter()
-                    .position(|(_, m)| tail.is_some() && m.previous.as_ref().map(|l| &l.key) == tail)
-                    .unwrap_or(0);
-                let (key, m) = batch.remove(i);
-                self.tail = Some(key.clone());
-                self.out.push_back(Ok((key, m)));
-            }
+            let (ordered, tail) = link_order(
+                std::mem::take(&mut self.second),
+                self.tail.take(),
+                |(_, m)| m.started_at,
+                |(key, _)| Some(key.clone()),
+                |(_, m)| m.previous.as_ref().map(|l| l.key.clone()),
+            );
+            self.tail = tail;
+            self.out.extend(ordered.into_iter().map(Ok));
         }
     }
     let order = Order {

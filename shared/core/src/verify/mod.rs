@@ -113,7 +113,7 @@ impl Verifier<'_> {
     /// Walks the scope's folders and returns every table's chain and every finding. Fails only
     /// when the destination cannot be listed; a file that cannot be read is a finding.
     pub async fn verify(&self, scope: &Scope) -> Result<Report, BoxError> {
-        let mut chains = Chains { verifier: self, scope, report: Report::default(), chain: None };
+        let mut chains = Chains { verifier: self, scope, report: Report::default(), chain: None, runs: None };
         let prefix = scope.prefix();
         let table_segment = scope.table.as_deref().map(path_segment);
         let mut checked = folder::units(self.store.list_stream(&prefix))
@@ -255,6 +255,8 @@ struct Chains<'v, 'a> {
     scope: &'v Scope,
     report: Report,
     chain: Option<Chain>,
+    /// The history's recent runs of the export being walked: read once for all its tables.
+    runs: Option<(String, Result<Vec<crate::ports::RunRecord>, String>)>,
 }
 
 impl Chains<'_, '_> {
@@ -393,7 +395,12 @@ impl Chains<'_, '_> {
             }
         }
         if let Some(history) = self.verifier.history {
-            found.extend(agree_with_history(history, chain, newest.as_ref(), self.scope).await);
+            if self.runs.as_ref().is_none_or(|(export, _)| *export != chain.export) {
+                let runs = history.runs(&chain.export, 1000).await.map_err(|e| e.to_string());
+                self.runs = Some((chain.export.clone(), runs));
+            }
+            let runs = self.runs.as_ref().map(|(_, r)| r).expect("read above");
+            found.extend(agree_with_history(history, chain, runs, newest.as_ref(), self.scope).await);
         }
         for (run_id, key, problem) in found {
             self.add(run_id, key, problem);
@@ -501,13 +508,14 @@ async fn link_and_window(
 async fn agree_with_history(
     history: &dyn HistoryStore,
     chain: &Chain,
+    runs: &Result<Vec<crate::ports::RunRecord>, String>,
     newest: Option<&Manifest>,
     scope: &Scope,
 ) -> Vec<(Option<String>, Option<String>, Problem)> {
     let mut found = Vec::new();
     let table = &chain.report.table;
     let Some(first) = chain.report.first_run.as_deref() else { return found };
-    match history.runs(&chain.export, 1000).await {
+    match runs {
         Ok(runs) => {
             for r in runs.iter().filter(|r| &r.table == table && r.state == RunState::Succeeded) {
                 // By second: runs of one second are in no order by their ids (those before
@@ -523,7 +531,7 @@ async fn agree_with_history(
                 }
             }
         }
-        Err(e) => found.push((None, None, Problem::HistoryUnreadable { error: e.to_string() })),
+        Err(e) => found.push((None, None, Problem::HistoryUnreadable { error: e.clone() })),
     }
     let Some(m) = newest else { return found };
     if m.strategy == Strategy::Full {
