@@ -10,7 +10,9 @@ use std::sync::Arc;
 use sluice_core::catalog::{Catalog, Exports, Lifecycle};
 use sluice_core::integrate::api::HttpClient;
 use sluice_core::orchestrate::{RecordOnly, RuleSpec, Scheduler};
-use sluice_core::ports::{DeliveryLedger, EventSink, HistoryStore, NoSecrets, ObjectStore, Secrets, Source};
+use sluice_core::ports::{
+    AlertStore, DeliveryLedger, EventSink, HistoryStore, NoSecrets, ObjectStore, Secrets, Source,
+};
 use sluice_core::spec::{Config, Destination, ExportSpec, SourceSpec};
 use sluice_core::BoxError;
 use sluice_local::{DirectoryStore, JsonlEventLog, SqliteHistory};
@@ -29,6 +31,8 @@ pub struct App {
     pub history: Arc<dyn HistoryStore>,
     /// The integrations' delivery ledger, beside the history.
     pub ledger: Arc<dyn DeliveryLedger>,
+    /// Each export's alerts (open, resolved), beside the history.
+    pub alerts: Arc<dyn AlertStore>,
     pub events: Box<dyn EventSink>,
     http: std::sync::OnceLock<sluice_http::ReqwestClient>,
     pub host: String,
@@ -96,14 +100,14 @@ impl App {
         let _ = wants_aws;
 
         // One store serves as both the history and the delivery ledger (one connection, one client).
-        type Stores = (Arc<dyn HistoryStore>, Arc<dyn DeliveryLedger>, Arc<dyn Catalog>);
-        let (history, ledger, catalog): Stores = match &table {
+        type Stores = (Arc<dyn HistoryStore>, Arc<dyn DeliveryLedger>, Arc<dyn Catalog>, Arc<dyn AlertStore>);
+        let (history, ledger, catalog, alerts): Stores = match &table {
             Some(_t) => {
                 #[cfg(feature = "aws")]
                 {
                     let sdk = aws.as_ref().context("AWS configuration")?;
                     let store = Arc::new(sluice_aws::DynamoHistory::new(aws_sdk_dynamodb::Client::new(sdk), _t));
-                    (store.clone(), store.clone(), store)
+                    (store.clone(), store.clone(), store.clone(), store)
                 }
                 #[cfg(not(feature = "aws"))]
                 return Err(needs_aws("a DynamoDB history"));
@@ -113,7 +117,7 @@ impl App {
                     SqliteHistory::open(&history_path, &host)
                         .with_context(|| format!("opening the history file {}", history_path.display()))?,
                 );
-                (store.clone(), store.clone(), store)
+                (store.clone(), store.clone(), store.clone(), store)
             }
         };
         let file_config = config.clone();
@@ -153,6 +157,7 @@ impl App {
             catalog,
             history,
             ledger,
+            alerts,
             http: std::sync::OnceLock::new(),
             events,
             host,

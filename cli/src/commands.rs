@@ -139,6 +139,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Schedules(args) => load(&cli).and_then(|config| crate::schedules::schedules(&config, args, cli.json)),
         Command::Run(args) => with_app(&cli, |app| run(app, args, cli.json)).await,
         Command::Plan(args) => with_app(&cli, |app| plan(app, args, cli.json)).await,
+        Command::Alerts(cmd) => with_app(&cli, |app| crate::alerts::alerts(app, cmd, cli.json)).await,
         Command::Status => with_app(&cli, |app| status(app, cli.json)).await,
         Command::History(args) => match &args.command {
             Some(crate::verify::HistoryCommand::Rebuild(r)) => {
@@ -258,6 +259,7 @@ pub fn print_json<T: Serialize>(value: &T) -> Result<()> {
 pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
     let exports = if args.due { due_exports(&app).await? } else { select(&app, &args.exports, true).await? };
     if args.due && exports.is_empty() {
+        crate::alerts::check_freshness(&app, &[]).await?;
         if json && (app.config.integrations.is_empty() || args.no_integrate) {
             print_json(&serde_json::json!([]))?;
         } else if json {
@@ -320,7 +322,9 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
             history: app.history.as_ref(),
             events: app.events.as_ref(),
         };
-        match Runner::new(ports, observer).run(export, &opts).await {
+        let outcome = Runner::new(ports, observer).run(export, &opts).await;
+        crate::alerts::after_run(&app, export, outcome.as_ref()).await;
+        match outcome {
             Ok(summary) => {
                 for t in summary.tables.iter().filter(|t| t.state != RunState::Succeeded) {
                     eprintln!("error: {}", t.error.as_deref().unwrap_or("table run failed"));
@@ -340,6 +344,11 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
                 errors.push(e);
             }
         }
+    }
+    if args.due && signals.interrupted().is_none() {
+        // A schedule that stopped firing leaves no run to alert after: freshness is checked on
+        // every tick of the cron that runs `--due`.
+        crate::alerts::check_freshness(&app, &[]).await?;
     }
     if json {
         if app.config.integrations.is_empty() || args.no_integrate {

@@ -185,6 +185,13 @@ pub fn render(s: &DeliverySummary) -> String {
     out
 }
 
+/// A finished delivery's rows rejected beyond the export's share raise (or resolve) its alert.
+async fn alert(app: &App, outcome: &Result<DeliveryOutcome, DeliverError>) {
+    if let Ok(DeliveryOutcome::Done(summary)) = outcome {
+        crate::alerts::after_delivery(app, summary).await;
+    }
+}
+
 /// The exit code for several outcomes: a failure outweighs "busy", which outweighs success.
 pub fn worst(codes: impl IntoIterator<Item = u8>) -> u8 {
     codes.into_iter().fold(exit::OK, |a, c| if a == exit::FAILED || c == exit::OK { a } else { c })
@@ -199,7 +206,9 @@ pub async fn integrate(app: App, args: &IntegrateArgs, json: bool) -> Result<u8>
     let mut results = Vec::new();
     if let Some(file) = &args.retry_failures {
         let key = relative_key(export, file)?;
-        let (code, value) = report(&deliverer.retry_failures(&key).await, &key, json);
+        let outcome = deliverer.retry_failures(&key).await;
+        alert(&app, &outcome).await;
+        let (code, value) = report(&outcome, &key, json);
         codes.push(code);
         results.push(value);
     }
@@ -213,7 +222,9 @@ pub async fn integrate(app: App, args: &IntegrateArgs, json: bool) -> Result<u8>
     }
     for m in &args.manifests {
         let key = relative_key(export, m)?;
-        let (code, value) = report(&deliverer.deliver(&key).await, &key, json);
+        let outcome = deliverer.deliver(&key).await;
+        alert(&app, &outcome).await;
+        let (code, value) = report(&outcome, &key, json);
         codes.push(code);
         results.push(value);
     }
@@ -250,6 +261,7 @@ async fn deliver_in_order(
             continue;
         }
         let outcome = deliverer.deliver(&item.manifest_key).await;
+        alert(app, &outcome).await;
         let (code, value) = report(&outcome, &item.manifest_key, json);
         codes.push(code);
         results.push(value);

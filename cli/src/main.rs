@@ -3,6 +3,7 @@
 //! command line is wrong, 3 the export is already running elsewhere (its lease is held), 130 and
 //! 143 a run stopped by SIGINT or SIGTERM, 141 its output piped into a reader that stopped early.
 
+mod alerts;
 mod app;
 mod commands;
 mod demo;
@@ -78,6 +79,10 @@ pub enum Command {
     State(state::StateCommand),
     /// Check the config file and print what it declares.
     Validate,
+    /// Alerts: check every export's freshness now (`check`, for cron), or list the open and
+    /// last resolved alerts (`list`). Runs and deliveries raise the others as they finish.
+    #[command(subcommand)]
+    Alerts(alerts::AlertsCommand),
     /// Log in to each export's source and check that its tables and columns exist.
     CheckConnection(commands::CheckArgs),
     /// Deliver a run's rows to an integration's API (or send a failures file again).

@@ -82,6 +82,11 @@ pub fn age(d: chrono::Duration) -> String {
     }
 }
 
+/// A moment as the tables show it: UTC, to the second.
+pub fn when(t: chrono::DateTime<chrono::Utc>) -> String {
+    t.format("%Y-%m-%d %H:%M:%SZ").to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

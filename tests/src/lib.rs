@@ -2,6 +2,7 @@
 //! were quoted (so NULL and the empty string can be told apart), seeded sample databases, and
 //! helpers that read back what committed runs wrote.
 
+pub mod alerts;
 pub mod api;
 pub mod catalog;
 pub mod events;

@@ -37,7 +37,7 @@ pub fn detail_within_limit(event: &RunEvent) -> Result<String, serde_json::Error
         return Ok(detail);
     }
     let mut value = serde_json::to_value(&event.detail)?;
-    if let EventDetail::Integration(_) = &event.detail {
+    if let EventDetail::Integration(_) | EventDetail::Alert(_) = &event.detail {
         // Counts and keys are small; only the error can be long.
         if let Some(err) = value["error"].as_str() {
             let cut: String = err.chars().take(4096).collect();

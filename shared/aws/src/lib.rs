@@ -2,6 +2,7 @@
 //! history store (with the integrations' delivery ledger), an EventBridge event sink and orchestrations' EventBridge rules, and Secrets Manager for source credentials. Clients are built by the caller (once per
 //! process, from the standard AWS environment; see `client_config`).
 
+mod dynamo_alerts;
 mod dynamo_catalog;
 mod dynamo_history;
 mod dynamo_ledger;

@@ -388,6 +388,13 @@ async fn the_catalog_in_dynamodb_keeps_its_contract() {
     sluice_testkit::catalog::check_contract(&DynamoHistory::new(ddb, &t), dir.path()).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_in_dynamodb_keep_their_contract() {
+    let (ddb, t) = table(&config().await).await;
+    let dir = tempfile::tempdir().unwrap();
+    sluice_testkit::alerts::check_contract(&DynamoHistory::new(ddb, &t), dir.path()).await;
+}
+
 #[tokio::test]
 async fn secrets_manager_returns_the_secret_and_names_a_missing_one() {
     use sluice_core::ports::Secrets;

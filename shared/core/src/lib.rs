@@ -2,6 +2,7 @@
 //! parts, the manifest, and the ports (traits) that adapters implement. Apart from reading its
 //! config file, nothing here talks to a database, a file system or a cloud service directly.
 
+pub mod alert;
 pub mod catalog;
 pub mod cursor;
 pub mod error;

@@ -6,6 +6,7 @@ mod dir_store;
 mod error;
 mod event_log;
 mod folder_kind;
+mod sqlite_alerts;
 mod sqlite_catalog;
 mod sqlite_history;
 mod sqlite_kind;

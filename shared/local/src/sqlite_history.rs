@@ -17,9 +17,9 @@ use sluice_core::HistoryError;
 
 use crate::error::Error;
 
-/// 2 added `deliveries`, 3 the catalog (`catalog`, `definitions`, `audit`); an older file gains
+/// 2 added `deliveries`, 3 the catalog (`catalog`, `definitions`, `audit`), 5 `alerts`; an older file gains
 /// the tables when first opened.
-pub(crate) const SCHEMA_VERSION: i64 = 4;
+pub(crate) const SCHEMA_VERSION: i64 = 5;
 /// How long a call waits for another process's transaction on the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -77,6 +77,13 @@ CREATE TABLE IF NOT EXISTS audit (
     revision INTEGER NOT NULL,
     record   TEXT NOT NULL,       -- the whole AuditRecord as JSON
     PRIMARY KEY (export, revision)
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    export   TEXT NOT NULL,
+    key      TEXT NOT NULL,
+    revision INTEGER NOT NULL,
+    record   TEXT NOT NULL,       -- the whole AlertRecord as JSON
+    PRIMARY KEY (export, key)
 );
 CREATE TABLE IF NOT EXISTS send_slots (
     integration TEXT PRIMARY KEY,

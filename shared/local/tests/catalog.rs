@@ -2,6 +2,7 @@
 //! (versions, optimistic concurrency, audit), and an older history file gaining the tables.
 
 use sluice_core::catalog::Catalog;
+use sluice_core::ports::AlertStore;
 use sluice_local::SqliteHistory;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -9,6 +10,13 @@ async fn the_catalog_in_the_history_file_keeps_its_contract() {
     let dir = tempfile::tempdir().unwrap();
     let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
     sluice_testkit::catalog::check_contract(&history, dir.path()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_in_the_history_file_keep_their_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
+    sluice_testkit::alerts::check_contract(&history, dir.path()).await;
 }
 
 #[tokio::test]
@@ -28,9 +36,10 @@ async fn a_version_2_history_file_gains_the_catalog_and_keeps_its_runs() {
     }
     let history = SqliteHistory::open(&path, "test-host").unwrap();
     assert!(history.entries().await.unwrap().is_empty());
+    assert!(history.alerts("e").await.unwrap().is_empty(), "and the alerts table");
     let conn = rusqlite::Connection::open(&path).unwrap();
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let kept: String = conn.query_row("SELECT run_id FROM export_history", [], |r| r.get(0)).unwrap();
     assert_eq!(kept, "r1");
 }

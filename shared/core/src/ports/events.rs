@@ -18,7 +18,8 @@ pub const SUMMARY_VERSION: u32 = 2;
 /// What Sluice announces: a finished export run, or a finished (or stopped) delivery.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RunEvent {
-    /// `ExportSucceeded`, `ExportFailed`, `IntegrationSucceeded` or `IntegrationFailed`.
+    /// `ExportSucceeded`, `ExportFailed`, `IntegrationSucceeded`, `IntegrationFailed` or
+    /// `ExportAlert`.
     pub detail_type: String,
     pub detail: EventDetail,
 }
@@ -28,6 +29,8 @@ pub struct RunEvent {
 pub enum EventDetail {
     Export(ExportRunSummary),
     Integration(DeliverySummary),
+    /// `ExportAlert`: an alert opening or closing (`alert::AlertEvent`).
+    Alert(crate::ports::alerts::AlertEvent),
 }
 
 #[async_trait]

@@ -4,6 +4,7 @@
 //! (`sluice-local`, `sluice-aws`, `sluice-snowflake`, `sluice-http`) and are named for what they
 //! talk to; `tests/src/*` holds a contract suite per port that every adapter runs.
 
+pub mod alerts;
 pub mod events;
 pub mod history;
 pub mod ledger;
@@ -12,6 +13,7 @@ pub mod secrets;
 pub mod source;
 pub mod store;
 
+pub use alerts::*;
 pub use events::*;
 pub use history::*;
 pub use ledger::*;

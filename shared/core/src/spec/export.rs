@@ -80,6 +80,8 @@ pub struct ExportSpec {
     pub state: ExportState,
     pub format: FileFormat,
     pub tables: Vec<TableSpec>,
+    /// What is alerted on (`[export.alerts]`; the defaults without it).
+    pub alerts: super::AlertSpec,
 }
 
 #[derive(Debug, Clone)]

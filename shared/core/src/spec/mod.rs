@@ -16,6 +16,7 @@ pub const CONFIG_VERSION: u32 = 1;
 /// Where the history lives when the config does not say: beside the config file.
 pub const DEFAULT_HISTORY: &str = ".sluice/history.db";
 
+mod alerts;
 pub mod destination;
 pub(crate) mod export;
 mod format;
@@ -23,6 +24,7 @@ pub mod source;
 mod table;
 pub(crate) mod validate;
 
+pub use self::alerts::{AlertSpec, Freshness, RowsBand};
 pub use self::destination::{Destination, DestinationKind, DestinationSettings};
 pub use self::export::*;
 pub use self::source::{Opened, Section, SourceKind, SourceSettings, SourceSpec};
@@ -31,6 +33,7 @@ pub use crate::format::DEFAULT_MAX_FILE_SIZE;
 pub use crate::layout::path_segment;
 pub use crate::value::{TableName, UpperBound};
 
+use self::alerts::RawAlerts;
 use self::format::RawFormat;
 use self::table::RawTable;
 
@@ -102,6 +105,7 @@ struct RawExport {
     schedule: Option<String>,
     state: Option<String>,
     format: Option<RawFormat>,
+    alerts: Option<RawAlerts>,
     #[serde(default, rename = "table")]
     tables: Vec<RawTable>,
 }
@@ -353,6 +357,7 @@ impl Validator {
             }
         };
         let format = self.format(&format!("{key}.format"), raw.format.unwrap_or_default());
+        let alerts = self.alerts(&format!("{key}.alerts"), raw.alerts.unwrap_or_default());
 
         if raw.tables.is_empty() {
             self.problem(format!("{key}.table"), "no tables", "add at least one [[export.table]] with a name");
@@ -381,6 +386,7 @@ impl Validator {
             state,
             format: format?,
             tables,
+            alerts,
         })
     }
 }

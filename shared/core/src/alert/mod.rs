@@ -1,0 +1,304 @@
+//! Alerts: what is wrong with an export, announced once when it starts and once when it ends.
+//!
+//! The rules (`rules.rs`) say, after each run, each delivery, and on the freshness check's own
+//! schedule, whether each alert of the export is firing. `Watch::settle` compares that with the
+//! alert's record (the `AlertStore` port) and, only where the state changes, saves the record
+//! conditionally and announces the change: an `ExportAlert` event, and a message to the
+//! export's webhook when it has one. Two processes seeing the same change race on the record's
+//! revision, and only the one that saved announces it.
+
+pub mod notify;
+pub mod rules;
+
+use chrono::{DateTime, Utc};
+
+use crate::error::{error_chain, HistoryError};
+pub use crate::ports::{AlertEvent, AlertKind};
+use crate::ports::{
+    AlertRecord, AlertState, AlertStore, DeliverySummary, EventDetail, EventSink, ExportRunSummary, HistoryStore,
+    RunEvent,
+};
+use crate::spec::{AlertSpec, ExportSpec};
+
+pub use notify::{Notify, Webhook};
+
+/// The event's detail type.
+pub const ALERT_EVENT: &str = "ExportAlert";
+/// The alert event's schema version.
+pub const ALERT_VERSION: u32 = 1;
+/// How many of an export's table run records the rules read (enough for the median of 1,000
+/// runs of a small export; an export of many tables reads fewer runs).
+const RECORDS_READ: usize = 2000;
+
+/// What a rule says now about one alert.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    /// The alert's record key: the kind, and `:<integration>` for a delivery's.
+    pub key: String,
+    pub kind: AlertKind,
+    pub firing: bool,
+    pub what: String,
+    pub why: String,
+    pub run_id: Option<String>,
+    /// The manifest's key under the export's destination.
+    pub manifest: Option<String>,
+}
+
+/// An export as the alerts see it: its spec, the schedules it runs on (its `schedule`, or a
+/// managed export's orchestrations), and whether it is meant to be running now.
+pub struct Target<'a> {
+    pub export: &'a ExportSpec,
+    pub schedules: Vec<String>,
+    /// Active, with a schedule or orchestration not paused: only then can it go stale.
+    pub scheduled: bool,
+}
+
+impl<'a> Target<'a> {
+    /// An export of the config file: its `schedule`, if it is active.
+    pub fn of(export: &'a ExportSpec) -> Target<'a> {
+        let active = export.state == crate::spec::ExportState::Active;
+        Target {
+            export,
+            schedules: export.schedule.iter().cloned().collect(),
+            scheduled: active && export.schedule.is_some(),
+        }
+    }
+
+    fn spec(&self) -> &AlertSpec {
+        &self.export.alerts
+    }
+}
+
+/// The ports alerts read, save and announce through.
+pub struct Watch<'a> {
+    pub history: &'a dyn HistoryStore,
+    pub alerts: &'a dyn AlertStore,
+    pub events: &'a dyn EventSink,
+    /// Posts to an export's webhook; `None` where no webhook can be reached (alerts are then
+    /// events only, and a webhook in the config is logged as not sent).
+    pub notify: Option<&'a dyn Notify>,
+}
+
+impl Watch<'_> {
+    /// After a run: failed, slow, zero rows, out of band, late rows; a success also ends a
+    /// freshness incident.
+    pub async fn after_run(
+        &self,
+        target: &Target<'_>,
+        summary: &ExportRunSummary,
+    ) -> Result<Vec<AlertEvent>, HistoryError> {
+        let records = self.history.runs(&summary.export, RECORDS_READ).await?;
+        let past = rules::past_runs(&records);
+        let mut conditions = rules::after_run(target.spec(), summary, &past);
+        for c in conditions.iter_mut() {
+            // Point at the first table's manifest: enough to find the run's folder.
+            c.manifest = summary.tables.iter().find_map(|t| t.manifest_key.clone());
+        }
+        self.settle(target, conditions, summary.finished_at).await
+    }
+
+    /// A run that could not start (the source unreachable, the history unreadable): a failed
+    /// run with that error. A run refused because another holds the lease is not a failure.
+    pub async fn after_run_error(
+        &self,
+        target: &Target<'_>,
+        error: &crate::Error,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AlertEvent>, HistoryError> {
+        if error.is_lease_held() || !target.spec().failed_run {
+            return Ok(vec![]);
+        }
+        let name = &target.export.name;
+        let c = Condition {
+            key: AlertKind::FailedRun.as_str().into(),
+            kind: AlertKind::FailedRun,
+            firing: true,
+            what: format!("export {name}'s run could not start"),
+            why: error_chain(error),
+            run_id: None,
+            manifest: None,
+        };
+        self.settle(target, vec![c], now).await
+    }
+
+    /// After a delivery: did it reject more rows than the export allows.
+    pub async fn after_delivery(
+        &self,
+        target: &Target<'_>,
+        summary: &DeliverySummary,
+    ) -> Result<Vec<AlertEvent>, HistoryError> {
+        match rules::after_delivery(target.spec(), summary) {
+            Some(c) => self.settle(target, vec![c], summary.finished_at).await,
+            None => Ok(vec![]),
+        }
+    }
+
+    /// Freshness, on its own schedule: no successful run within the limit (an export that
+    /// never succeeded counts from when this first watched it).
+    pub async fn check(&self, target: &Target<'_>, now: DateTime<Utc>) -> Result<Vec<AlertEvent>, HistoryError> {
+        let name = &target.export.name;
+        let Some(limit) = rules::freshness_limit(target.spec(), &target.schedules, now) else { return Ok(vec![]) };
+        if !target.scheduled {
+            return Ok(vec![]);
+        }
+        let records = self.history.runs(name, RECORDS_READ).await?;
+        let past = rules::past_runs(&records);
+        let last = past.iter().find(|r| r.succeeded);
+        let saved = self.alerts.alerts(name).await?;
+        let current = saved.iter().find(|r| r.key == AlertKind::Freshness.as_str());
+        let since = match (last, current) {
+            (Some(run), _) => run.finished_at.unwrap_or(run.started_at),
+            (None, Some(r)) if r.state == AlertState::Firing => return Ok(vec![]),
+            (None, Some(r)) => r.resolved_at.unwrap_or(r.since),
+            (None, None) => {
+                // Nothing to measure from yet: start the clock, announcing nothing.
+                let watch = AlertRecord {
+                    export: name.clone(),
+                    key: AlertKind::Freshness.as_str().into(),
+                    state: AlertState::Watching,
+                    since: now,
+                    resolved_at: None,
+                    what: format!("export {name} has not run yet"),
+                    why: format!("watched from {now}"),
+                    run_id: None,
+                    manifest: None,
+                    revision: 1,
+                };
+                return match self.alerts.save_alert(&watch, 0).await {
+                    Ok(()) | Err(HistoryError::Stale { .. }) => Ok(vec![]),
+                    Err(e) => Err(e),
+                };
+            }
+        };
+        let firing = rules::stale(limit, since, now);
+        let age = rules::human((now - since).to_std().unwrap_or_default());
+        let c = Condition {
+            key: AlertKind::Freshness.as_str().into(),
+            kind: AlertKind::Freshness,
+            firing,
+            what: match (firing, last) {
+                (true, Some(_)) => format!("export {name} has not succeeded for {age}"),
+                (true, None) => format!("export {name} has not succeeded since it was first watched, {age} ago"),
+                (false, _) => format!("export {name} is fresh"),
+            },
+            why: match last {
+                Some(run) => format!(
+                    "its last successful run, {}, finished {age} ago; freshness allows {} (a schedule that stopped firing, or runs failing, leave it stale)",
+                    run.run_id,
+                    rules::human(limit)
+                ),
+                None => format!("no successful run in {age}; freshness allows {}", rules::human(limit)),
+            },
+            run_id: last.map(|r| r.run_id.clone()),
+            manifest: None,
+        };
+        self.settle_with(target, vec![c], now, saved).await
+    }
+
+    async fn settle(
+        &self,
+        target: &Target<'_>,
+        conditions: Vec<Condition>,
+        now: DateTime<Utc>,
+    ) -> Result<Vec<AlertEvent>, HistoryError> {
+        let saved = self.alerts.alerts(&target.export.name).await?;
+        self.settle_with(target, conditions, now, saved).await
+    }
+
+    /// Saves and announces each condition that changes its alert's state.
+    async fn settle_with(
+        &self,
+        target: &Target<'_>,
+        conditions: Vec<Condition>,
+        now: DateTime<Utc>,
+        saved: Vec<AlertRecord>,
+    ) -> Result<Vec<AlertEvent>, HistoryError> {
+        let export = &target.export.name;
+        let location = target.export.destination.to_string();
+        let mut announced = Vec::new();
+        for c in conditions {
+            let current = saved.iter().find(|r| r.key == c.key);
+            let open = current.is_some_and(|r| r.state == AlertState::Firing);
+            if c.firing == open {
+                continue;
+            }
+            let (expected, revision) = current.map_or((0, 1), |r| (r.revision, r.revision + 1));
+            let manifest = c.manifest.as_ref().map(|m| format!("{}/{m}", location.trim_end_matches('/')));
+            let record = if c.firing {
+                AlertRecord {
+                    export: export.clone(),
+                    key: c.key.clone(),
+                    state: AlertState::Firing,
+                    since: now,
+                    resolved_at: None,
+                    what: c.what.clone(),
+                    why: c.why.clone(),
+                    run_id: c.run_id.clone(),
+                    manifest: manifest.clone(),
+                    revision,
+                }
+            } else {
+                // The incident's record keeps what it was; the event says what ended it.
+                let was = current.expect("an open alert has a record");
+                AlertRecord { state: AlertState::Resolved, resolved_at: Some(now), revision, ..was.clone() }
+            };
+            match self.alerts.save_alert(&record, expected).await {
+                Ok(()) => {}
+                // Another process saw the same change first and announced it.
+                Err(HistoryError::Stale { .. }) => continue,
+                Err(e) => return Err(e),
+            }
+            let event = AlertEvent {
+                version: ALERT_VERSION,
+                export: export.clone(),
+                alert: c.kind,
+                key: c.key,
+                status: record.state,
+                what: c.what,
+                why: cut(&c.why),
+                since: record.since,
+                resolved_at: record.resolved_at,
+                run_id: c.run_id,
+                manifest,
+            };
+            self.announce(target, &event).await;
+            announced.push(event);
+        }
+        Ok(announced)
+    }
+
+    /// The event, then the webhook; neither failing undoes the saved state (the record says
+    /// what is open, and the log says what could not be sent).
+    async fn announce(&self, target: &Target<'_>, event: &AlertEvent) {
+        tracing::warn!(export = %event.export, alert = event.alert.as_str(), status = event.status.as_str(), what = %event.what, "alert");
+        let run_event = RunEvent { detail_type: ALERT_EVENT.into(), detail: EventDetail::Alert(event.clone()) };
+        if let Err(e) = self.events.publish(&run_event).await {
+            tracing::warn!(export = %event.export, error = %error_chain(e.as_ref()), "publishing the alert event failed");
+        }
+        if let Some(source) = &target.spec().webhook {
+            match self.notify {
+                Some(n) => {
+                    if let Err(e) = n.notify(source, event).await {
+                        tracing::warn!(export = %event.export, error = %e, "posting the alert to the webhook failed");
+                    }
+                }
+                None => {
+                    tracing::warn!(export = %event.export, "the export names a webhook, but this process cannot post to one")
+                }
+            }
+        }
+    }
+}
+
+/// An error's text within an event's budget.
+fn cut(s: &str) -> String {
+    const MAX: usize = 4000;
+    if s.len() <= MAX {
+        return s.to_string();
+    }
+    let mut end = MAX;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &s[..end])
+}
