@@ -8,9 +8,9 @@ use anyhow::Result;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 
-use sluice_core::alert::{AlertEvent, Notify, Target, Watch, Webhook};
+use sluice_core::alert::{AlertEvent, Notify, Watch, Watched, Webhook};
 use sluice_core::ports::{AlertRecord, AlertState, DeliverySummary, ExportRunSummary, Secrets};
-use sluice_core::spec::{ExportSpec, ExportState};
+use sluice_core::spec::ExportSpec;
 use sluice_core::HistoryError;
 
 use crate::app::App;
@@ -64,14 +64,10 @@ impl<'a> Alerting<'a> {
 
 /// The export as the alerts see it: a managed export's schedules are its running
 /// orchestrations'; a file's, its `schedule`.
-async fn target<'e>(app: &App, export: &'e ExportSpec) -> Result<Target<'e>, HistoryError> {
+async fn target(app: &App, export: &ExportSpec) -> Result<Watched, HistoryError> {
     Ok(match app.catalog.entry(&export.name).await? {
-        Some(entry) => {
-            let schedules: Vec<String> =
-                entry.orchestrations.iter().filter(|o| !o.paused).map(|o| o.schedule.clone()).collect();
-            Target { export, scheduled: export.state == ExportState::Active && !schedules.is_empty(), schedules }
-        }
-        None => Target::of(export),
+        Some(entry) => Watched::managed(export, &entry),
+        None => Watched::of(export),
     })
 }
 
@@ -100,7 +96,8 @@ pub async fn after_run(app: &App, export: &ExportSpec, outcome: Result<&ExportRu
     let result = match target(app, export).await {
         Ok(target) => match outcome {
             Ok(summary) => watch.after_run(&target, summary).await,
-            Err(e) => watch.after_run_error(&target, e, Utc::now()).await,
+            Err(e) if e.is_lease_held() => Ok(vec![]),
+            Err(e) => watch.after_run_error(&target, &sluice_core::error::error_chain(e), Utc::now()).await,
         },
         Err(e) => Err(e),
     };

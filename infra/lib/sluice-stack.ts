@@ -52,6 +52,10 @@ export interface ScheduledExport {
   readonly paused: boolean;
 }
 
+/** The dashboard's widgets, with `${…}` for Fn::Sub: template.yaml's DashboardBody. */
+const DASHBOARD_BODY =
+  '{"widgets":[{"type":"metric","x":0,"y":0,"width":12,"height":6,"properties":{"title":"Rows and bytes exported (export ${ExportName})","region":"${AWS::Region}","period":900,"view":"timeSeries","metrics":[["Sluice","Rows","Export","${ExportName}",{"stat":"Sum"}],["Sluice","Bytes","Export","${ExportName}",{"stat":"Sum","label":"Bytes"}]]}},{"type":"metric","x":12,"y":0,"width":12,"height":6,"properties":{"title":"Run duration (ms)","region":"${AWS::Region}","period":900,"view":"timeSeries","metrics":[["Sluice","DurationMs","Export","${ExportName}",{"stat":"Maximum","label":"Longest"}],["Sluice","DurationMs","Export","${ExportName}",{"stat":"Average","label":"Average"}]]}},{"type":"metric","x":0,"y":6,"width":12,"height":6,"properties":{"title":"Failed runs, late rows and function errors","region":"${AWS::Region}","period":900,"view":"timeSeries","metrics":[["Sluice","FailedRuns","Export","${ExportName}",{"stat":"Sum"}],["Sluice","LateRows","Export","${ExportName}",{"stat":"Sum"}],["AWS/Lambda","Errors","FunctionName","${ExportFunction}",{"stat":"Sum","label":"Export function errors"}],["AWS/Lambda","Errors","FunctionName","${IntegrationFunction}",{"stat":"Sum","label":"Integration function errors"}]]}},{"type":"metric","x":12,"y":6,"width":12,"height":6,"properties":{"title":"Deliveries (integration ${IntegrationName})","region":"${AWS::Region}","period":900,"view":"timeSeries","metrics":[["AWS/Lambda","Invocations","FunctionName","${IntegrationFunction}",{"stat":"Sum","label":"Deliveries"}],["Sluice","Undelivered","Integration","${IntegrationName}",{"stat":"Maximum","label":"Manifests waiting"}],["Sluice","UndeliveredAgeSeconds","Integration","${IntegrationName}",{"stat":"Maximum","label":"Oldest waiting (s)"}]]}},{"type":"metric","x":0,"y":12,"width":12,"height":6,"properties":{"title":"Alerts opened or resolved (ExportAlert events)","region":"${AWS::Region}","period":900,"view":"timeSeries","metrics":[["AWS/Events","MatchedEvents","RuleName","${AlertsRule}",{"stat":"Sum","label":"Alert events"}]]}},{"type":"metric","x":12,"y":12,"width":12,"height":6,"properties":{"title":"Dead-letter queues","region":"${AWS::Region}","period":300,"view":"timeSeries","metrics":[["AWS/SQS","ApproximateNumberOfMessagesVisible","QueueName","${ExportDeadLetters.QueueName}",{"stat":"Maximum","label":"Export"}],["AWS/SQS","ApproximateNumberOfMessagesVisible","QueueName","${IntegrationDeadLetters.QueueName}",{"stat":"Maximum","label":"Integration"}]]}},{"type":"alarm","x":0,"y":18,"width":24,"height":4,"properties":{"title":"Alarms","alarms":["${ExportErrorsAlarm.Arn}","${FailedRunsAlarm.Arn}","${IntegrationErrorsAlarm.Arn}","${DeadLettersAlarm.Arn}","${ExportDeadLettersAlarm.Arn}","${ManifestRuleFailuresAlarm.Arn}","${UndeliveredAlarm.Arn}"]}}]}';
+
 /** Gives the CloudFormation resource behind `construct` the logical ID `id` (template.yaml's). */
 function logicalId<T extends IConstruct>(construct: T, id: string): T {
   const resource = construct instanceof CfnResource ? construct : (construct.node.defaultChild as CfnResource);
@@ -142,6 +146,11 @@ export class SluiceStack extends Stack {
     const alarmTopicArn = new CfnParameter(this, 'AlarmTopicArn', {
       default: '',
       description: 'An SNS topic for alarms (empty for alarms without actions).',
+    }).valueAsString;
+    const alertsCheckSchedule = new CfnParameter(this, 'AlertsCheckSchedule', {
+      default: 'rate(15 minutes)',
+      description:
+        "How often every export's freshness is checked (no successful run within its alerts.freshness), so a schedule that stopped firing is noticed (an EventBridge rate() or cron() expression).",
     }).valueAsString;
     const undeliveredAlarmSeconds = new CfnParameter(this, 'UndeliveredAlarmSeconds', {
       type: 'Number',
@@ -276,6 +285,12 @@ export class SluiceStack extends Stack {
     // The export function, run by its schedule.
     // ---------------------------------------------------------------------------------------
     const exportLogs = logGroup('ExportLogs', 'export');
+    // An export's alerts.webhook: a secret named <stack>-alerts-*, holding the URL.
+    const alertWebhook = new iam.PolicyStatement({
+      sid: 'AlertWebhook',
+      actions: ['secretsmanager:GetSecretValue'],
+      resources: [`arn:${Aws.PARTITION}:secretsmanager:${Aws.REGION}:${Aws.ACCOUNT_ID}:secret:${Aws.STACK_NAME}-alerts-*`],
+    });
     const exportDeadLetters = queue('ExportDeadLetters', { retentionPeriod: Duration.days(14) });
     Validations.of(exportDeadLetters).acknowledge({
       id: 'AwsSolutions-SQS3',
@@ -309,7 +324,8 @@ export class SluiceStack extends Stack {
                 conditions: { StringLike: { 's3:prefix': `${exportPrefix}/*` } },
               }),
               // The history table by partition: the export function writes only the exports'
-              // items (lease, watermarks, runs, open-run markers) and reads the catalog.
+              // items (lease, watermarks, runs, open-run markers) and their alerts, and reads
+              // the catalog.
               new iam.PolicyStatement({
                 sid: 'History',
                 actions: [
@@ -321,8 +337,9 @@ export class SluiceStack extends Stack {
                   'dynamodb:ConditionCheckItem',
                 ],
                 resources: [table.tableArn],
-                conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['EXPORT#*'] } },
+                conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['EXPORT#*', 'ALERTS#*'] } },
               }),
+              alertWebhook,
               new iam.PolicyStatement({
                 sid: 'ReadCatalog',
                 actions: ['dynamodb:GetItem', 'dynamodb:Query'],
@@ -343,7 +360,7 @@ export class SluiceStack extends Stack {
       }),
       'ExportRole',
     );
-    allowWildcards(exportRole, '*', '<ExportBucket.Arn>/<ExportPrefix>/*');
+    allowWildcards(exportRole, '*', '<ExportBucket.Arn>/<ExportPrefix>/*', ALERT_WEBHOOKS);
 
     const functionEnv = {
       SLUICE_CONFIG: `s3://${bucket.bucketName}/${configKey}`,
@@ -406,6 +423,40 @@ export class SluiceStack extends Stack {
       // ENABLED or DISABLED from a parameter: the construct only takes a boolean.
       (rule.node.defaultChild as events.CfnRule).state = s.paused ? 'DISABLED' : scheduleState;
     }
+
+    // ---------------------------------------------------------------------------------------
+    // Alerts: freshness checked on its own schedule (a schedule that stopped firing leaves no
+    // run to alert after), and every ExportAlert event to the alarm topic when there is one.
+    // ---------------------------------------------------------------------------------------
+    logicalId(
+      new events.Rule(this, 'AlertsCheckRule', {
+        description: "Checks every export's freshness (no successful run within its alerts.freshness)",
+        schedule: events.Schedule.expression(alertsCheckSchedule),
+        targets: [
+          new targets.LambdaFunction(exportFunction, { event: events.RuleTargetInput.fromObject({ check_alerts: true }) }),
+        ],
+      }),
+      'AlertsCheckRule',
+    );
+    // The topic's policy must let events.amazonaws.com publish (docs/deploy.md#alerts). Without
+    // a topic the rule still counts the alerts (the dashboard's AWS/Events MatchedEvents).
+    const alertsRule = logicalId(
+      new events.CfnRule(this, 'AlertsRule', {
+        description: "Sluice's ExportAlert events (an alert opening or resolving), to the alarm topic",
+        eventBusName: bus.eventBusName,
+        state: 'ENABLED',
+        eventPattern: { source: ['sluice'], 'detail-type': ['ExportAlert'] },
+      }),
+      'AlertsRule',
+    );
+    alertsRule.addPropertyOverride(
+      'Targets',
+      Fn.conditionIf(hasAlarmTopic.logicalId, [{ Id: 'alarm-topic', Arn: alarmTopicArn }], Aws.NO_VALUE),
+    );
+    Validations.of(alertsRule).acknowledge({
+      id: 'CloudFormation-Validate::W1030',
+      reason: 'AlarmTopicArn is used only under HasAlarmTopic, when it is not empty.',
+    });
 
     // ---------------------------------------------------------------------------------------
     // Fan-out: a manifest written under the export's prefix → EventBridge rule → SQS buffer →
@@ -496,6 +547,14 @@ export class SluiceStack extends Stack {
                 resources: [table.tableArn],
                 conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`EXPORT#${exportName}`] } },
               }),
+              // Its export's alerts: a delivery that rejects rows opens (or resolves) one.
+              new iam.PolicyStatement({
+                sid: 'Alerts',
+                actions: ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:Query'],
+                resources: [table.tableArn],
+                conditions: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': [`ALERTS#${exportName}`] } },
+              }),
+              alertWebhook,
               // A delivery that reached its deadline with progress continues in a fresh message
               // on its own queue (SLUICE_CONTINUATION_QUEUE).
               new iam.PolicyStatement({
@@ -522,6 +581,7 @@ export class SluiceStack extends Stack {
       '*',
       '<ExportBucket.Arn>/<ExportPrefix>/<ExportName>/*',
       '<ExportBucket.Arn>/<ExportPrefix>/<ExportName>/*/failures/*',
+      ALERT_WEBHOOKS,
     );
 
     const integrationFunction = logicalId(
@@ -870,6 +930,16 @@ export class SluiceStack extends Stack {
       },
     );
 
+    // One page for the export and its integration: rows, bytes, durations, failures,
+    // deliveries, alerts, dead letters, and the alarms above (template.yaml's body, as is).
+    const dashboard = logicalId(
+      new cloudwatch.CfnDashboard(this, 'Dashboard', {
+        dashboardName: `${Aws.STACK_NAME}-sluice`,
+        dashboardBody: Fn.sub(DASHBOARD_BODY),
+      }),
+      'Dashboard',
+    );
+
     // ---------------------------------------------------------------------------------------
     // The two roles of the product, as managed policies to attach to people or pipelines.
     // ---------------------------------------------------------------------------------------
@@ -946,6 +1016,7 @@ export class SluiceStack extends Stack {
     output('ExportFunctionName', exportFunction.functionName);
     output('IntegrationFunctionName', integrationFunction.functionName);
     output('ConfigurePolicyArn', configure.managedPolicyArn);
+    output('DashboardName', dashboard.ref);
     output('OperatePolicyArn', operate.managedPolicyArn);
     output('ExportFunctionArn', exportFunction.functionArn, 'SLUICE_EXPORT_FUNCTION_ARN for `sluice orchestrations` with a DynamoDB history');
     output('OrchestrationRulePrefix', rulePrefix, 'SLUICE_RULE_PREFIX for `sluice orchestrations` with a DynamoDB history');
@@ -1005,6 +1076,9 @@ const WILDCARDS: Record<string, string> = {
 const ORCHESTRATION_RULES = 'arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/<AWS::StackName>-orch-*';
 WILDCARDS[ORCHESTRATION_RULES] =
   'Orchestrations are rules the control API creates at run time; their names start with the stack\'s own <stack>-orch- prefix.';
+const ALERT_WEBHOOKS = 'arn:<AWS::Partition>:secretsmanager:<AWS::Region>:<AWS::AccountId>:secret:<AWS::StackName>-alerts-*';
+WILDCARDS[ALERT_WEBHOOKS] =
+  'Alert webhooks\' URLs are secrets named <stack>-alerts-*; the suffix is Secrets Manager\'s random one, and the name is the team\'s.';
 WILDCARDS['<ExportBucket.Arn>/<ExportPrefix>/*/.sluice-write-check'] =
   'Activation writes and removes one probe object per export, under the stack\'s export prefix, and nothing else.';
 

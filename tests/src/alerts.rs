@@ -6,7 +6,7 @@
 use chrono::{Duration as Span, Utc};
 use std::path::Path;
 
-use sluice_core::alert::{Target, Watch};
+use sluice_core::alert::{Watch, Watched};
 use sluice_core::ports::{AlertRecord, AlertState, AlertStore, ExportRunSummary, HistoryStore, RunState, TableOutcome};
 use sluice_core::spec::Config;
 use sluice_core::strategy::Strategy;
@@ -85,7 +85,7 @@ pub async fn check_contract<S: AlertStore + HistoryStore>(store: &S, dir: &Path)
     // Alerts on top: a failed run fires once, however many see it at once; a success resolves.
     let config = config(dir);
     let export = config.export("orders").unwrap();
-    let target = Target::of(export);
+    let target = Watched::of(export);
     let events = MemoryEvents::new();
     let watch = Watch { history: store, alerts: store, events: &events, notify: None };
     let failed = summary("20261130T010000Z-aaa", false);
@@ -130,5 +130,5 @@ pub async fn check_contract<S: AlertStore + HistoryStore>(store: &S, dir: &Path)
     let mut paused = export.clone();
     paused.state = sluice_core::spec::ExportState::Paused;
     let quiet = Watch { history: store, alerts: store, events: &events, notify: None };
-    assert!(quiet.check(&Target::of(&paused), now + Span::days(3)).await.unwrap().is_empty());
+    assert!(quiet.check(&Watched::of(&paused), now + Span::days(3)).await.unwrap().is_empty());
 }

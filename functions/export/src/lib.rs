@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, SecretsManager};
 use sluice_connect::S3Location;
+use sluice_core::alert::{Watch, Watched, Webhook};
 use sluice_core::catalog::{CatalogError, Exports};
 use sluice_core::cursor::{move_cursor, MoveError, MoveRequest, Target};
 use sluice_core::orchestrate::Skip;
@@ -113,6 +114,12 @@ pub enum Outcome {
         verified: bool,
         report: sluice_core::verify::Report,
     },
+    /// The freshness check: how many exports it looked at, and the alerts it opened or
+    /// resolved.
+    Checked {
+        checked: usize,
+        alerts: Vec<sluice_core::alert::AlertEvent>,
+    },
 }
 
 /// Everything built once per cold start.
@@ -123,6 +130,8 @@ pub struct App {
     history: DynamoHistory,
     events: EventBridgeSink,
     secrets: SecretsManager,
+    /// Posts alerts to an export's webhook (its URL a secret the stack lets this function read).
+    http: sluice_http::ReqwestClient,
     /// Open sources (a Snowflake session) by name, kept across invocations of a warm function;
     /// a failed run drops its source so the next one logs in afresh.
     sources: tokio::sync::Mutex<HashMap<String, Arc<dyn Source>>>,
@@ -149,7 +158,19 @@ impl App {
         let events = EventBridgeSink::new(aws_sdk_eventbridge::Client::new(&sdk), &settings.event_bus);
         let secrets = SecretsManager::new(aws_sdk_secretsmanager::Client::new(&sdk));
         let host = std::env::var("AWS_LAMBDA_LOG_STREAM_NAME").unwrap_or_else(|_| "lambda".into());
-        Ok(App { settings, config, s3, history, events, secrets, sources: Default::default(), host, interrupt: None })
+        let http = sluice_http::ReqwestClient::new().map_err(|problem| FnError::Setting { name: "HTTP", problem })?;
+        Ok(App {
+            settings,
+            config,
+            s3,
+            history,
+            events,
+            secrets,
+            http,
+            sources: Default::default(),
+            host,
+            interrupt: None,
+        })
     }
 
     /// Runs started after this stop cleanly when `interrupt` fires (the runtime's SIGTERM).
@@ -215,8 +236,68 @@ impl App {
         Ok(Outcome::Moved { moved })
     }
 
+    /// Alerts through the stack's bus, and the export's webhook where the stack allows its host.
+    fn watch<'a>(&'a self, webhook: &'a Webhook<'a>) -> Watch<'a> {
+        Watch { history: &self.history, alerts: &self.history, events: &self.events, notify: Some(webhook) }
+    }
+
+    fn webhook(&self) -> Webhook<'_> {
+        Webhook { http: &self.http, secrets: &self.secrets, hosts: Some(&self.settings.secret_hosts) }
+    }
+
+    /// Alerts after a run (or a run that could not start); never the run's outcome.
+    async fn alert_after_run(&self, target: &Watched, outcome: Result<&ExportRunSummary, String>) {
+        let webhook = self.webhook();
+        let watch = self.watch(&webhook);
+        let result = match outcome {
+            Ok(summary) => watch.after_run(target, summary).await,
+            Err(why) => watch.after_run_error(target, &why, chrono::Utc::now()).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(export = %target.export.name, error = %sluice_core::error::error_chain(&e), "alerts not checked");
+        }
+    }
+
+    /// The freshness of every export that can run, on the stack's alerts schedule: an export
+    /// whose schedule stopped firing has no run to alert after.
+    async fn check_alerts(&self) -> Result<Outcome, FnError> {
+        let managed = Exports { catalog: &self.history, config: &self.config, who: String::new() };
+        let (config, _, invalid) = managed.with_runnable().await?;
+        for problem in invalid {
+            tracing::warn!("{problem}; its freshness is not checked until it is fixed");
+        }
+        let targets = sluice_core::alert::targets(&self.history, &config)
+            .await
+            .map_err(|e| FnError::Catalog(CatalogError::Store(e)))?;
+        let webhook = self.webhook();
+        let watch = self.watch(&webhook);
+        let now = chrono::Utc::now();
+        let mut alerts = Vec::new();
+        for target in &targets {
+            // One export's unreadable records do not keep the others unchecked.
+            match watch.check(target, now).await {
+                Ok(announced) => alerts.extend(announced),
+                Err(e) => {
+                    tracing::warn!(export = %target.export.name, error = %sluice_core::error::error_chain(&e), "freshness not checked")
+                }
+            }
+        }
+        Ok(Outcome::Checked { checked: targets.len(), alerts })
+    }
+
+    /// The alert target of an export this function runs.
+    async fn target(&self, export: &ExportSpec) -> Watched {
+        match sluice_core::catalog::Catalog::entry(&self.history, &export.name).await {
+            Ok(Some(entry)) => Watched::managed(export, &entry),
+            _ => Watched::of(export),
+        }
+    }
+
     /// Runs the export an invocation asks for; `deadline` is the invocation's.
     pub async fn handle(&self, event: &serde_json::Value, deadline: Option<Instant>) -> Result<Outcome, FnError> {
+        if sluice_core::request::is_alerts_check(event)? {
+            return self.check_alerts().await;
+        }
         let request = ExportRequest::from_event(event)?;
         let export = match self.export(&request).await? {
             Ok(spec) => spec,
@@ -252,7 +333,14 @@ impl App {
                 .map_err(|source| FnError::Verify { export: export.name.clone(), source })?;
             return Ok(Outcome::Verified { verified: report.violations() == 0, report });
         }
-        let source = self.source(&export.name, &export.source).await?;
+        let target = self.target(export).await;
+        let source = match self.source(&export.name, &export.source).await {
+            Ok(source) => source,
+            Err(e) => {
+                self.alert_after_run(&target, Err(sluice_core::error::error_chain(&e))).await;
+                return Err(e);
+            }
+        };
         let opts = RunOptions {
             full_refresh: request.full_refresh,
             tables: request.tables,
@@ -267,6 +355,11 @@ impl App {
         let summary = Runner::new(ports, &Quiet).run(export, &opts).await;
         if !matches!(&summary, Ok(s) if s.succeeded) {
             self.sources.lock().await.remove(&export.source);
+        }
+        match &summary {
+            Ok(s) => self.alert_after_run(&target, Ok(s)).await,
+            Err(e) if e.is_lease_held() => {}
+            Err(e) => self.alert_after_run(&target, Err(sluice_core::error::error_chain(e))).await,
         }
         let summary = summary?;
         // Metrics ride on a log line (Embedded Metric Format): no extra API call.

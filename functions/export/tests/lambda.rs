@@ -319,3 +319,105 @@ async fn the_function_backfills_moves_the_cursor_and_verifies_on_request() {
         verified["report"]["findings"].as_array().unwrap().iter().filter_map(|f| f["kind"].as_str()).collect();
     assert_eq!(kinds, ["cursor_moved"], "{verified}");
 }
+
+/// A bus whose `ExportAlert` events a rule puts on a new queue, as the stack's AlertsRule does
+/// for its topic: returns the bus name, the queue client and its URL.
+async fn alerts_queue(sdk: &aws_config::SdkConfig) -> (String, aws_sdk_sqs::Client, String) {
+    let eb = aws_sdk_eventbridge::Client::new(sdk);
+    let sqs = aws_sdk_sqs::Client::new(sdk);
+    let bus = unique_name("bus");
+    eb.create_event_bus().name(&bus).send().await.unwrap();
+    let url =
+        sqs.create_queue().queue_name(unique_name("alerts")).send().await.unwrap().queue_url().unwrap().to_string();
+    let arn_attr = aws_sdk_sqs::types::QueueAttributeName::QueueArn;
+    let attrs = sqs.get_queue_attributes().queue_url(&url).attribute_names(arn_attr.clone()).send().await.unwrap();
+    let arn = attrs.attributes().unwrap()[&arn_attr].clone();
+    let rule = unique_name("alerts");
+    let pattern = r#"{"source":["sluice"],"detail-type":["ExportAlert"]}"#;
+    eb.put_rule().name(&rule).event_bus_name(&bus).event_pattern(pattern).send().await.unwrap();
+    let target = aws_sdk_eventbridge::types::Target::builder().id("q").arn(arn).build().unwrap();
+    eb.put_targets().rule(&rule).event_bus_name(&bus).targets(target).send().await.unwrap();
+    (bus, sqs, url)
+}
+
+/// The alert events on the queue so far (their details), waiting up to `wait` for the first.
+async fn alerts_received(sqs: &aws_sdk_sqs::Client, url: &str, wait: i32) -> Vec<serde_json::Value> {
+    let mut got = Vec::new();
+    loop {
+        let out = sqs
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(10)
+            .wait_time_seconds(wait)
+            .send()
+            .await
+            .unwrap();
+        if out.messages().is_empty() {
+            return got;
+        }
+        for m in out.messages() {
+            let event: serde_json::Value = serde_json::from_str(m.body().unwrap()).unwrap();
+            assert_eq!(event["detail-type"], "ExportAlert", "{event}");
+            got.push(event["detail"].clone());
+            sqs.delete_message().queue_url(url).receipt_handle(m.receipt_handle().unwrap()).send().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_reach_a_queue_through_a_rule_once_per_incident_and_freshness_is_checked_on_its_own() {
+    let moto = Moto::shared();
+    let stack = Stack::new(moto).await;
+    let (bus, sqs, url) = alerts_queue(&stack.sdk).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = contacts_export(dir.path(), 10, &stack.bucket);
+    // On a schedule (the stack's rule), with a freshness of one second for the test.
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "[[export.table]]",
+        "schedule = \"rate(15 minutes)\"\n\n[export.alerts]\nfreshness = \"1s\"\n\n[[export.table]]",
+    );
+    std::fs::write(&config, text).unwrap();
+    let watch = Runtime::start(
+        env!("CARGO_BIN_EXE_sluice-export"),
+        &stack.env(moto, config.display().to_string(), &[("SLUICE_EVENT_BUS", &bus), ("SLUICE_SSE", "AES256")]),
+    );
+
+    // Never run: the first check starts the clock, the one after a second fires, once.
+    let (ok, out) = watch.invoke(r#"{"check_alerts": true}"#);
+    assert!(ok, "{out}");
+    assert_eq!((out["checked"].as_u64(), out["alerts"].as_array().map(Vec::len)), (Some(1), Some(0)), "{out}");
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    for _ in 0..2 {
+        let (ok, out) = watch.invoke(r#"{"check_alerts": true}"#);
+        assert!(ok, "{out}");
+    }
+    let got = alerts_received(&sqs, &url, 2).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0]["key"].as_str(), got[0]["status"].as_str()), (Some("freshness"), Some("firing")));
+    assert!(got[0]["what"].as_str().unwrap().contains("has not succeeded"), "{}", got[0]);
+
+    // The source gone: the run fails and opens failed_run; failing again opens nothing new.
+    let db = dir.path().join("source.db");
+    std::fs::rename(&db, dir.path().join("away.db")).unwrap();
+    for _ in 0..2 {
+        let (ok, err) = watch.invoke(r#"{"export": "contacts"}"#);
+        assert!(!ok, "{err}");
+    }
+    let got = alerts_received(&sqs, &url, 2).await;
+    assert_eq!(got.len(), 1, "{got:?}");
+    assert_eq!((got[0]["key"].as_str(), got[0]["status"].as_str()), (Some("failed_run"), Some("firing")));
+    assert!(got[0]["why"].as_str().unwrap().contains("source.db"), "{}", got[0]);
+
+    // Back: the run succeeds, and both incidents resolve, pointing at the run's manifest.
+    std::fs::rename(dir.path().join("away.db"), &db).unwrap();
+    let (ok, summary) = watch.invoke(r#"{"export": "contacts"}"#);
+    assert!(ok, "{summary}");
+    let mut got = alerts_received(&sqs, &url, 2).await;
+    got.sort_by_key(|a| a["key"].as_str().unwrap().to_string());
+    let keys: Vec<(&str, &str)> =
+        got.iter().map(|a| (a["key"].as_str().unwrap(), a["status"].as_str().unwrap())).collect();
+    assert_eq!(keys, [("failed_run", "resolved"), ("freshness", "resolved")]);
+    let manifest = got[0]["manifest"].as_str().unwrap();
+    assert!(manifest.starts_with(&format!("s3://{}/exports/contacts/", stack.bucket)), "{manifest}");
+    assert_eq!(got[0]["run_id"], summary["run_id"]);
+}

@@ -9,6 +9,7 @@ use tracing::{debug, error, info, warn};
 
 use sluice_aws::{DynamoHistory, EventBridgeSink, S3Store, SecretsManager};
 use sluice_connect::S3Location;
+use sluice_core::alert::{Watch, Watched, Webhook};
 use sluice_core::integrate::backlog::{turn, undelivered, Turn};
 use sluice_core::integrate::event::{manifest_key_under, parse, Incoming, ObjectRef};
 use sluice_core::integrate::spec::IntegrationSpec;
@@ -266,7 +267,7 @@ impl App {
             if stop_by.is_some_and(|s| Instant::now() >= s) {
                 break;
             }
-            match deliverer.deliver(&u.manifest_key).await {
+            match self.deliver_one(&deliverer, &u.manifest_key).await {
                 Ok(_) => delivered.push(u.manifest_key.clone()),
                 Err(e) => {
                     warn!(key = %u.manifest_key, error = %sluice_core::run::error_chain(&e), "the sweep left a table's backlog for later");
@@ -304,6 +305,31 @@ impl App {
         }
     }
 
+    /// Delivers one manifest; a finished delivery then settles its export's rejected-rows
+    /// alert (an alert never changes the delivery's outcome).
+    async fn deliver_one(&self, deliverer: &Deliverer<'_>, key: &str) -> Result<DeliveryOutcome, DeliverError> {
+        let outcome = deliverer.deliver(key).await;
+        if let Ok(DeliveryOutcome::Done(summary)) = &outcome {
+            if let Ok(export) = self.config.export(&summary.export) {
+                let webhook = Webhook {
+                    http: &self.http,
+                    secrets: &self.secrets,
+                    hosts: Some(&self.settings.common.secret_hosts),
+                };
+                let watch = Watch {
+                    history: &self.history,
+                    alerts: &self.history,
+                    events: &self.events,
+                    notify: Some(&webhook),
+                };
+                if let Err(e) = watch.after_delivery(&Watched::of(export), summary).await {
+                    warn!(export = %summary.export, error = %sluice_core::run::error_chain(&e), "alerts not checked");
+                }
+            }
+        }
+        outcome
+    }
+
     /// Keeps the token a deliverer ended with (read again after a refusal) for the next ones.
     fn keep_token(&self, deliverer: &Deliverer<'_>) {
         *self.token.lock().unwrap_or_else(|p| p.into_inner()) = deliverer.token();
@@ -334,7 +360,7 @@ impl App {
         // A manifest that is missing, unreadable or not this integration's: the deliverer says
         // which, as it does for any key.
         let Some(manifest) = self.manifest(&key).await?.filter(|m| self.spec.wants(&m.export, &m.table)) else {
-            return outcome(&key, deliverer.deliver(&key).await?);
+            return outcome(&key, self.deliver_one(deliverer, &key).await?);
         };
         match self.wait_for_commit(&key, &manifest, stop_by).await? {
             Turn::Foreign { why } => {
@@ -356,7 +382,7 @@ impl App {
                 // that invocation carries on with the later ones, this one, too.
                 for e in &earlier {
                     info!(key = %e.manifest_key, run_id = %e.run_id, "delivering an earlier run's undelivered manifest first");
-                    match deliverer.deliver(&e.manifest_key).await {
+                    match self.deliver_one(deliverer, &e.manifest_key).await {
                         Ok(_) => {}
                         Err(DeliverError::Busy { owner, .. }) => {
                             info!(key = %key, behind = %e.manifest_key, owner = %owner, "waiting behind an earlier run's delivery, whose owner carries on with this one");
@@ -365,7 +391,7 @@ impl App {
                         Err(err) => return Err(err.into()),
                     }
                 }
-                let result = match deliverer.deliver(&key).await {
+                let result = match self.deliver_one(deliverer, &key).await {
                     Err(DeliverError::Busy { owner, .. }) => {
                         info!(key = %key, owner = %owner, "being delivered by another invocation, which carries on with what follows");
                         return Ok(json!({ "waiting": key, "behind": key }));
@@ -383,7 +409,7 @@ impl App {
                         if stop_by.is_some_and(|s| Instant::now() >= s) {
                             break 'carry;
                         }
-                        if let Err(e) = deliverer.deliver(&l.manifest_key).await {
+                        if let Err(e) = self.deliver_one(deliverer, &l.manifest_key).await {
                             info!(key = %l.manifest_key, error = %sluice_core::run::error_chain(&e), "a later run's delivery is left to its own event or the sweep");
                             break 'carry;
                         }

@@ -94,6 +94,7 @@ fn every_accepted_key_is_documented() {
         include_str!("../../core/src/spec/mod.rs"),
         include_str!("../../core/src/spec/format.rs"),
         include_str!("../../core/src/spec/table.rs"),
+        include_str!("../../core/src/spec/alerts.rs"),
         include_str!("../../local/src/sqlite_kind.rs"),
         include_str!("../../snowflake/src/config.rs"),
     ]

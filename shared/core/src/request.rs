@@ -67,6 +67,18 @@ pub enum RequestError {
     Several(String),
 }
 
+/// Whether the payload asks for the freshness check of every export (`{"check_alerts": true}`,
+/// the stack's alerts rule) instead of a run; anything else beside it is refused.
+pub fn is_alerts_check(event: &serde_json::Value) -> Result<bool, RequestError> {
+    match event.get("check_alerts") {
+        None => Ok(false),
+        Some(serde_json::Value::Bool(true)) if event.as_object().is_some_and(|o| o.len() == 1) => Ok(true),
+        Some(_) => Err(RequestError::Malformed(
+            "check_alerts takes true, alone: {\"check_alerts\": true} checks every export's freshness".into(),
+        )),
+    }
+}
+
 impl ExportRequest {
     /// Reads a request from an invocation's payload.
     pub fn from_event(event: &serde_json::Value) -> Result<ExportRequest, RequestError> {
@@ -106,6 +118,14 @@ impl ExportRequest {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn the_alerts_check_is_asked_for_alone() {
+        assert!(is_alerts_check(&json!({"check_alerts": true})).unwrap());
+        assert!(!is_alerts_check(&json!({"export": "crm"})).unwrap());
+        assert!(is_alerts_check(&json!({"check_alerts": true, "export": "crm"})).is_err());
+        assert!(is_alerts_check(&json!({"check_alerts": "yes"})).is_err());
+    }
 
     #[test]
     fn direct_invocations_and_schedule_inputs_name_the_export_at_the_top() {

@@ -4,6 +4,17 @@
 //! for tests), and the functions send one only to a host that an allow-list outside the config
 //! names (`SLUICE_SECRET_HOSTS`, a stack parameter), besides the vendors' own domains.
 
+/// Where a secret is read from, as a config names it (`env:<VARIABLE>` or
+/// `secretsmanager:<secret name or ARN>`): an integration's token, an alert webhook's URL. The
+/// config names the place, never the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenSource {
+    /// An environment variable holding the secret.
+    Env(String),
+    /// A Secrets Manager secret: the secret itself, or (a token) JSON with a `token` field.
+    SecretsManager(String),
+}
+
 /// Hosts a secret may always go to: the APIs Sluice talks to by default.
 pub const VENDOR_HOSTS: &[&str] = &["api.hubapi.com", "*.snowflakecomputing.com"];
 

@@ -12,13 +12,14 @@ pub mod rules;
 
 use chrono::{DateTime, Utc};
 
+use crate::catalog::{Catalog, CatalogEntry, Lifecycle};
 use crate::error::{error_chain, HistoryError};
 pub use crate::ports::{AlertEvent, AlertKind};
 use crate::ports::{
     AlertRecord, AlertState, AlertStore, DeliverySummary, EventDetail, EventSink, ExportRunSummary, HistoryStore,
     RunEvent,
 };
-use crate::spec::{AlertSpec, ExportSpec};
+use crate::spec::{AlertSpec, Config, ExportSpec};
 
 pub use notify::{Notify, Webhook};
 
@@ -46,27 +47,53 @@ pub struct Condition {
 
 /// An export as the alerts see it: its spec, the schedules it runs on (its `schedule`, or a
 /// managed export's orchestrations), and whether it is meant to be running now.
-pub struct Target<'a> {
-    pub export: &'a ExportSpec,
+#[derive(Debug, Clone)]
+pub struct Watched {
+    pub export: ExportSpec,
     pub schedules: Vec<String>,
     /// Active, with a schedule or orchestration not paused: only then can it go stale.
     pub scheduled: bool,
 }
 
-impl<'a> Target<'a> {
+impl Watched {
     /// An export of the config file: its `schedule`, if it is active.
-    pub fn of(export: &'a ExportSpec) -> Target<'a> {
+    pub fn of(export: &ExportSpec) -> Watched {
         let active = export.state == crate::spec::ExportState::Active;
-        Target {
-            export,
+        Watched {
+            export: export.clone(),
             schedules: export.schedule.iter().cloned().collect(),
             scheduled: active && export.schedule.is_some(),
+        }
+    }
+
+    /// A managed export: the schedules of its running orchestrations, while it is active.
+    pub fn managed(export: &ExportSpec, entry: &CatalogEntry) -> Watched {
+        let schedules: Vec<String> =
+            entry.orchestrations.iter().filter(|o| !o.paused).map(|o| o.schedule.clone()).collect();
+        Watched {
+            export: export.clone(),
+            scheduled: entry.state == Lifecycle::Active && !schedules.is_empty(),
+            schedules,
         }
     }
 
     fn spec(&self) -> &AlertSpec {
         &self.export.alerts
     }
+}
+
+/// Every export that can run (`config` with the catalog's runnable exports merged in, as
+/// `Exports::with_runnable` gives it), as the freshness check sees it.
+pub async fn targets(catalog: &dyn Catalog, config: &Config) -> Result<Vec<Watched>, HistoryError> {
+    let entries = catalog.entries().await?;
+    Ok(config
+        .exports
+        .iter()
+        .map(|e| match entries.iter().find(|x| x.name == e.name && x.state != Lifecycle::Deleted) {
+            Some(entry) => Watched::managed(e, entry),
+            None => Watched::of(e),
+        })
+        .collect())
 }
 
 /// The ports alerts read, save and announce through.
@@ -84,7 +111,7 @@ impl Watch<'_> {
     /// freshness incident.
     pub async fn after_run(
         &self,
-        target: &Target<'_>,
+        target: &Watched,
         summary: &ExportRunSummary,
     ) -> Result<Vec<AlertEvent>, HistoryError> {
         let records = self.history.runs(&summary.export, RECORDS_READ).await?;
@@ -98,14 +125,15 @@ impl Watch<'_> {
     }
 
     /// A run that could not start (the source unreachable, the history unreadable): a failed
-    /// run with that error. A run refused because another holds the lease is not a failure.
+    /// run with that error. The caller leaves out a run refused because another holds the
+    /// lease: that is not a failure.
     pub async fn after_run_error(
         &self,
-        target: &Target<'_>,
-        error: &crate::Error,
+        target: &Watched,
+        error: &str,
         now: DateTime<Utc>,
     ) -> Result<Vec<AlertEvent>, HistoryError> {
-        if error.is_lease_held() || !target.spec().failed_run {
+        if !target.spec().failed_run {
             return Ok(vec![]);
         }
         let name = &target.export.name;
@@ -114,7 +142,7 @@ impl Watch<'_> {
             kind: AlertKind::FailedRun,
             firing: true,
             what: format!("export {name}'s run could not start"),
-            why: error_chain(error),
+            why: error.to_string(),
             run_id: None,
             manifest: None,
         };
@@ -124,7 +152,7 @@ impl Watch<'_> {
     /// After a delivery: did it reject more rows than the export allows.
     pub async fn after_delivery(
         &self,
-        target: &Target<'_>,
+        target: &Watched,
         summary: &DeliverySummary,
     ) -> Result<Vec<AlertEvent>, HistoryError> {
         match rules::after_delivery(target.spec(), summary) {
@@ -135,7 +163,7 @@ impl Watch<'_> {
 
     /// Freshness, on its own schedule: no successful run within the limit (an export that
     /// never succeeded counts from when this first watched it).
-    pub async fn check(&self, target: &Target<'_>, now: DateTime<Utc>) -> Result<Vec<AlertEvent>, HistoryError> {
+    pub async fn check(&self, target: &Watched, now: DateTime<Utc>) -> Result<Vec<AlertEvent>, HistoryError> {
         let name = &target.export.name;
         let Some(limit) = rules::freshness_limit(target.spec(), &target.schedules, now) else { return Ok(vec![]) };
         if !target.scheduled {
@@ -197,7 +225,7 @@ impl Watch<'_> {
 
     async fn settle(
         &self,
-        target: &Target<'_>,
+        target: &Watched,
         conditions: Vec<Condition>,
         now: DateTime<Utc>,
     ) -> Result<Vec<AlertEvent>, HistoryError> {
@@ -208,7 +236,7 @@ impl Watch<'_> {
     /// Saves and announces each condition that changes its alert's state.
     async fn settle_with(
         &self,
-        target: &Target<'_>,
+        target: &Watched,
         conditions: Vec<Condition>,
         now: DateTime<Utc>,
         saved: Vec<AlertRecord>,
@@ -269,7 +297,7 @@ impl Watch<'_> {
 
     /// The event, then the webhook; neither failing undoes the saved state (the record says
     /// what is open, and the log says what could not be sent).
-    async fn announce(&self, target: &Target<'_>, event: &AlertEvent) {
+    async fn announce(&self, target: &Watched, event: &AlertEvent) {
         tracing::warn!(export = %event.export, alert = event.alert.as_str(), status = event.status.as_str(), what = %event.what, "alert");
         let run_event = RunEvent { detail_type: ALERT_EVENT.into(), detail: EventDetail::Alert(event.clone()) };
         if let Err(e) = self.events.publish(&run_event).await {

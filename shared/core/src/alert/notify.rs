@@ -9,9 +9,8 @@ use std::time::Duration;
 
 use super::AlertEvent;
 use crate::integrate::api::{HttpClient, HttpRequest};
-use crate::integrate::spec::TokenSource;
 use crate::ports::{AlertState, Secrets};
-use crate::trust::{host_of, secure_transport, SecretHosts};
+use crate::trust::{host_of, secure_transport, SecretHosts, TokenSource};
 
 /// How long a post may take: an alert must not hold up the run or delivery that raised it.
 const POST_TIMEOUT: Duration = Duration::from_secs(10);

@@ -56,13 +56,7 @@ impl IntegrationSpec {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum TokenSource {
-    /// An environment variable holding the token.
-    Env(String),
-    /// A Secrets Manager secret: the token itself, or JSON with a `token` field.
-    SecretsManager(String),
-}
+pub use crate::trust::TokenSource;
 
 impl Validator {
     pub(crate) fn integrations(

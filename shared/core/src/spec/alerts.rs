@@ -6,7 +6,7 @@ use serde::Deserialize;
 use std::time::Duration;
 
 use super::validate::{parse_duration, Validator};
-use crate::integrate::spec::TokenSource;
+use crate::trust::TokenSource;
 
 /// How long an export may go without a successful run before `freshness` fires.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -81,7 +81,7 @@ pub struct ExportSpec {
     pub format: FileFormat,
     pub tables: Vec<TableSpec>,
     /// What is alerted on (`[export.alerts]`; the defaults without it).
-    pub alerts: super::AlertSpec,
+    pub alerts: super::alerts::AlertSpec,
 }
 
 #[derive(Debug, Clone)]
