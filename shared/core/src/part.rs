@@ -112,12 +112,11 @@ impl<'a> PartWriter<'a> {
         self.rows
     }
 
-    /// Bytes written so far, the open part's buffered bytes included (before compression, so
-    /// an estimate for a compressed part until it is closed); for progress display.
+    /// Bytes stored so far (compressed, as the parts hold them), for progress display. Bytes
+    /// still buffered are left out: counted before compression, they would make the figure
+    /// drop each time the buffer is compressed and written.
     pub fn bytes(&self) -> u64 {
-        self.done.iter().map(|p| p.bytes).sum::<u64>()
-            + self.current.as_ref().map_or(0, |p| p.stored)
-            + self.buf.len() as u64
+        self.done.iter().map(|p| p.bytes).sum::<u64>() + self.current.as_ref().map_or(0, |p| p.stored)
     }
 
     pub async fn write_batch(&mut self, batch: &RowBatch) -> Result<(), PartError> {

@@ -216,9 +216,13 @@ proptest! {
         let rt = tokio::runtime::Builder::new_current_thread().build().unwrap();
         let parts = rt.block_on(async {
             let mut w = PartWriter::new(&store, sluice_core::layout::RunFolder::at("e/t/run"), &format, cols.clone());
-            // Several batches, to cross batch boundaries too.
+            // Several batches, to cross batch boundaries too. The bytes a progress line shows
+            // never go back, compressed or not.
+            let mut shown = 0;
             for chunk in t.chunks(7) {
                 w.write_batch(&batch(&chunk.to_vec())).await.unwrap();
+                assert!(w.bytes() >= shown, "progress bytes went from {shown} back to {}", w.bytes());
+                shown = w.bytes();
             }
             w.finish().await.unwrap()
         });

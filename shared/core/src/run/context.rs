@@ -22,7 +22,13 @@ pub struct Ports<'a> {
 
 /// Progress for a person watching (a progress bar) or for logs.
 pub trait Observer: Send + Sync {
-    fn table_started(&self, _export: &str, _table: &str, _window: &Window) {}
+    /// Whether the observer shows a total: the runner then counts the table's rows before it
+    /// reads them, one more pass over the source, so only a person watching asks for it.
+    fn wants_total(&self) -> bool {
+        false
+    }
+    /// A table's run begins; `total` is the rows it will read, when counted.
+    fn table_started(&self, _export: &str, _table: &str, _window: &Window, _total: Option<u64>) {}
     fn progress(&self, _table: &str, _rows: u64, _bytes: u64) {}
     fn table_finished(&self, _outcome: &TableOutcome) {}
 }

@@ -321,7 +321,13 @@ impl<'a> Runner<'a> {
             backfill: backfill.is_some(),
         };
         history.begin_run(lease, &record).await.map_err(|e| history_err(Box::new(e)))?;
-        self.observer.table_started(&export.name, &table.name, &plan.window);
+        let total = match (&plan.query, table.mode) {
+            (Some(query), TableMode::Stream) if self.observer.wants_total() => {
+                self.ports.source.count(query).await.ok()
+            }
+            _ => None,
+        };
+        self.observer.table_started(&export.name, &table.name, &plan.window, total);
         info!(export = %export.name, table = %table.name, run_id, window = %plan.window, "table run started");
 
         if !added.is_empty() {
