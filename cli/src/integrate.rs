@@ -125,14 +125,27 @@ fn report(outcome: &Result<DeliveryOutcome, DeliverError>, what: &str, json: boo
             (if s.failed > 0 { exit::FAILED } else { exit::OK }, serde_json::to_value(&**s).unwrap_or_default())
         }
         Ok(DeliveryOutcome::Duplicate(r)) => {
+            // Done before, but maybe not cleanly: rows that failed are in a failures file (a
+            // replay's in a retry file beside the one replayed), and that file is what to send.
+            let (delivered, failed) = r.progress.totals();
+            let replay = sluice_core::layout::RunFolder::of_failures(what).is_some();
+            let (done, failing) =
+                if replay { ("already sent again", "failed again") } else { ("already delivered", "failed") };
             if !json {
-                println!(
-                    "{what}: already delivered ({} rows, finished {}); nothing sent",
-                    r.rows,
-                    r.updated_at.to_rfc3339()
-                );
+                match (&r.failures_key, failed) {
+                    (Some(key), 1..) => println!(
+                        "{what}: {done} ({delivered} delivered, {failed} {failing}, finished {}); nothing sent. \
+                         The rows still failing are in {key}: send them with `sluice integrate -i {} --retry-failures {key}`",
+                        r.updated_at.to_rfc3339(),
+                        r.id.integration
+                    ),
+                    _ => println!("{what}: {done} ({} rows, finished {}); nothing sent", r.rows, r.updated_at.to_rfc3339()),
+                }
             }
-            (exit::OK, serde_json::json!({ "duplicate": what }))
+            let value = serde_json::json!({
+                "duplicate": what, "delivered": delivered, "failed": failed, "failures_key": r.failures_key,
+            });
+            (if failed > 0 { exit::FAILED } else { exit::OK }, value)
         }
         Ok(DeliveryOutcome::Skipped(r)) => {
             if !json {

@@ -128,18 +128,50 @@ fn records_the_api_refuses_land_in_the_failures_file_and_can_be_sent_again() {
     let lines: Vec<serde_json::Value> =
         std::fs::read_to_string(&failures).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 2);
-    assert_eq!((lines[0]["row"]["id"].as_str(), lines[0]["stage"].as_str()), (Some("7"), Some("api")));
-    assert_eq!((lines[1]["row"]["id"].as_str(), lines[1]["status"].as_u64()), (Some("33"), Some(400)));
+    // Values keep the types the columns declare (an INTEGER id is a number, as exported).
+    assert_eq!((lines[0]["row"]["id"].as_i64(), lines[0]["stage"].as_str()), (Some(7), Some("api")));
+    assert_eq!((lines[1]["row"]["id"].as_i64(), lines[1]["status"].as_u64()), (Some(33), Some(400)));
+    assert_eq!(lines[0]["row"]["email"], "user7@example.com");
     assert_eq!(applied_ids(&api).len(), 58);
 
-    // The API is fixed: the two go through.
+    // The API is half fixed: 7 goes through, 33 fails again into a retry file beside it.
     let api2 = FakeApi::start(Shape::Webhook);
+    api2.reject_records_where("email", "user33@example.com");
     let toml = std::fs::read_to_string(&config).unwrap().replace(&api.url, &api2.url);
     std::fs::write(&config, toml).unwrap();
-    let out =
-        sluice(&config, &["integrate", "-i", "hook", "--retry-failures", failures.to_str().unwrap()]).output().unwrap();
+    let retry = |file: &std::path::Path| {
+        sluice(&config, &["integrate", "-i", "hook", "--retry-failures", file.to_str().unwrap()]).output().unwrap()
+    };
+    let out = retry(&failures);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_eq!(applied_ids(&api2), BTreeSet::from([7]));
+    let again = std::fs::read_dir(failures.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().contains(".retry-"))
+        .expect("a retry file");
+    let status = || -> serde_json::Value {
+        let out = sluice(&config, &["status", "--json"]).output().unwrap();
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()[0]["integrations"][0].clone()
+    };
+    assert_eq!((status()["delivered"].as_u64(), status()["failed"].as_u64()), (Some(1), Some(1)), "{}", status());
+
+    // The same file again: not "already delivered", but where the rows still failing are.
+    let out = retry(&failures);
+    assert_eq!(out.status.code(), Some(1), "rows still fail: {}", text(&out));
+    let said = text(&out);
+    let name = again.file_name().unwrap().to_string_lossy().into_owned();
+    assert!(said.contains("already sent again") && said.contains("1 failed again") && said.contains(&name), "{said}");
+    assert_eq!(applied_ids(&api2), BTreeSet::from([7]), "nothing sent twice");
+
+    // Fixed for good: the retry file goes through, and status says nothing fails.
+    let api3 = FakeApi::start(Shape::Webhook);
+    let toml = std::fs::read_to_string(&config).unwrap().replace(&api2.url, &api3.url);
+    std::fs::write(&config, toml).unwrap();
+    let out = retry(&again);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(applied_ids(&api2), BTreeSet::from([7, 33]));
+    assert_eq!(applied_ids(&api3), BTreeSet::from([33]));
+    assert_eq!(status()["failed"].as_u64(), Some(0), "{}", status());
 }
 
 #[test]

@@ -223,6 +223,24 @@ fn convert(raw: &Value, kind: ValueType) -> Result<Value, String> {
     }
 }
 
+/// A row as the failures file keeps it: column → value, numbers and booleans typed from the
+/// column's declared type (a CSV part holds them as text), so the file reads as what was
+/// exported and a retry sends what the first attempt did. A value that does not take its type
+/// (the reason its mapping may have failed) stays as it was.
+pub fn typed_row(columns: &[Column], row: &Row) -> serde_json::Map<String, Value> {
+    columns
+        .iter()
+        .zip(row.iter())
+        .map(|(c, raw)| {
+            let typed = match auto_type(&c.source_type) {
+                ValueType::String => raw.clone(),
+                kind => convert(raw, kind).unwrap_or_else(|_| raw.clone()),
+            };
+            (c.name.clone(), typed)
+        })
+        .collect()
+}
+
 /// A record's properties in the mapping's order. Names are shared by every record of a
 /// delivery (one allocation per name, not per record).
 #[derive(Debug, Clone, Default, PartialEq)]

@@ -542,10 +542,6 @@ impl<'a> Deliverer<'a> {
     }
 }
 
-fn manifest_columns(m: &Manifest) -> Vec<String> {
-    m.columns.iter().map(|c| c.name.clone()).collect()
-}
-
 /// The integration's API token from where its `token` says: an environment variable, or a
 /// Secrets Manager secret holding the token or JSON with a `token` field. Errors name the
 /// location, never a value.

@@ -16,7 +16,7 @@ impl Deliverer<'_> {
         failures_key: &str,
         key_prefix: &str,
     ) -> Result<(), Stop> {
-        let columns = manifest_columns(manifest);
+        let columns = manifest.columns.clone();
         let batch_size = record.progress.batch_size;
         let rows_total = manifest.totals.rows;
         let skip: BTreeSet<u64> = record.progress.ahead.iter().map(|b| b.seq).collect();

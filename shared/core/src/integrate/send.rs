@@ -52,12 +52,12 @@ impl Deliverer<'_> {
         &self,
         batch: InputBatch,
         mapper: &Mapper,
-        columns: &[String],
+        columns: &[crate::value::Column],
         key_prefix: &str,
     ) -> Result<BatchResult, Stop> {
         let mut failures = Vec::new();
         let mut outgoing = Vec::with_capacity(batch.rows.len());
-        let row_map = |row: &Row| -> Map<String, Value> { columns.iter().cloned().zip(row.iter().cloned()).collect() };
+        let row_map = |row: &Row| -> Map<String, Value> { super::mapping::typed_row(columns, row) };
         for (i, row) in batch.rows.iter().enumerate() {
             let index = batch.first + i as u64;
             let fail = |stage: &str, error: String| FailedRecord {
