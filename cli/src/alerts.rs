@@ -65,7 +65,7 @@ impl<'a> Alerting<'a> {
 /// The export as the alerts see it: a managed export's schedules are its running
 /// orchestrations'; a file's, its `schedule`.
 async fn target(app: &App, export: &ExportSpec) -> Result<Watched, HistoryError> {
-    Ok(match app.catalog.entry(&export.name).await? {
+    Ok(match app.catalog.entry(&export.name).await?.filter(|e| e.state != sluice_core::catalog::Lifecycle::Deleted) {
         Some(entry) => Watched::managed(export, &entry),
         None => Watched::of(export),
     })
@@ -99,6 +99,18 @@ pub async fn after_run(app: &App, export: &ExportSpec, outcome: Result<&ExportRu
             Err(e) if e.is_lease_held() => Ok(vec![]),
             Err(e) => watch.after_run_error(&target, &sluice_core::error::error_chain(e), Utc::now()).await,
         },
+        Err(e) => Err(e),
+    };
+    settle(&export.name, result);
+}
+
+/// A run that could not start because its source could not be opened.
+pub async fn after_source_error(app: &App, export: &ExportSpec, error: &anyhow::Error) {
+    let alerting = Alerting::new(app);
+    let webhook = alerting.webhook();
+    let watch = alerting.watch(&webhook);
+    let result = match target(app, export).await {
+        Ok(target) => watch.after_run_error(&target, &format!("{error:#}"), Utc::now()).await,
         Err(e) => Err(e),
     };
     settle(&export.name, result);

@@ -92,7 +92,9 @@ impl App {
         let wants_aws = table.is_some()
             || event_bus.is_some()
             || config.exports.iter().any(writes_to_s3)
-            || config.sources.values().any(|s| s.settings().reads_secrets_manager());
+            || config.sources.values().any(|s| s.settings().reads_secrets_manager())
+            // An alert webhook's URL kept in Secrets Manager.
+            || config.exports.iter().any(|e| matches!(e.alerts.webhook, Some(sluice_core::trust::TokenSource::SecretsManager(_))));
 
         #[cfg(feature = "aws")]
         let aws = if wants_aws { Some(sluice_aws::client_config().await) } else { None };

@@ -288,7 +288,9 @@ impl App {
     /// The alert target of an export this function runs.
     async fn target(&self, export: &ExportSpec) -> Watched {
         match sluice_core::catalog::Catalog::entry(&self.history, &export.name).await {
-            Ok(Some(entry)) => Watched::managed(export, &entry),
+            Ok(Some(entry)) if entry.state != sluice_core::catalog::Lifecycle::Deleted => {
+                Watched::managed(export, &entry)
+            }
             _ => Watched::of(export),
         }
     }

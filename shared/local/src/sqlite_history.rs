@@ -17,7 +17,7 @@ use sluice_core::HistoryError;
 
 use crate::error::Error;
 
-/// 2 added `deliveries`, 3 the catalog (`catalog`, `definitions`, `audit`), 5 `alerts`; an older file gains
+/// 2 added `deliveries`, 3 the catalog (`catalog`, `definitions`, `audit`), 4 `send_slots`, 5 `alerts`; an older file gains
 /// the tables when first opened.
 pub(crate) const SCHEMA_VERSION: i64 = 5;
 /// How long a call waits for another process's transaction on the file.

@@ -51,18 +51,18 @@ pub struct Condition {
 pub struct Watched {
     pub export: ExportSpec,
     pub schedules: Vec<String>,
-    /// Active, with a schedule or orchestration not paused: only then can it go stale.
-    pub scheduled: bool,
+    /// Meant to run (active, and a managed export's entry too): only then can it go stale.
+    /// Without a schedule it goes stale only by an explicit `freshness`.
+    pub active: bool,
 }
 
 impl Watched {
     /// An export of the config file: its `schedule`, if it is active.
     pub fn of(export: &ExportSpec) -> Watched {
-        let active = export.state == crate::spec::ExportState::Active;
         Watched {
             export: export.clone(),
             schedules: export.schedule.iter().cloned().collect(),
-            scheduled: active && export.schedule.is_some(),
+            active: export.state == crate::spec::ExportState::Active,
         }
     }
 
@@ -72,7 +72,7 @@ impl Watched {
             entry.orchestrations.iter().filter(|o| !o.paused).map(|o| o.schedule.clone()).collect();
         Watched {
             export: export.clone(),
-            scheduled: entry.state == Lifecycle::Active && !schedules.is_empty(),
+            active: entry.state == Lifecycle::Active && export.state == crate::spec::ExportState::Active,
             schedules,
         }
     }
@@ -116,7 +116,11 @@ impl Watch<'_> {
     ) -> Result<Vec<AlertEvent>, HistoryError> {
         let records = self.history.runs(&summary.export, RECORDS_READ).await?;
         let past = rules::past_runs(&records);
-        let mut conditions = rules::after_run(target.spec(), summary, &past);
+        // A run of some tables only, or a backfill, can open a failure but not end one: the
+        // tables it left out may still be failing.
+        let complete =
+            target.export.tables.iter().all(|t| summary.tables.iter().any(|o| o.table == t.name && !o.backfill));
+        let mut conditions = rules::after_run(target.spec(), summary, &past, complete);
         for c in conditions.iter_mut() {
             // Point at the first table's manifest: enough to find the run's folder.
             c.manifest = summary.tables.iter().find_map(|t| t.manifest_key.clone());
@@ -166,7 +170,7 @@ impl Watch<'_> {
     pub async fn check(&self, target: &Watched, now: DateTime<Utc>) -> Result<Vec<AlertEvent>, HistoryError> {
         let name = &target.export.name;
         let Some(limit) = rules::freshness_limit(target.spec(), &target.schedules, now) else { return Ok(vec![]) };
-        if !target.scheduled {
+        if !target.active {
             return Ok(vec![]);
         }
         let records = self.history.runs(name, RECORDS_READ).await?;

@@ -56,11 +56,13 @@ fn condition(kind: AlertKind, firing: bool, what: String, why: String, run_id: O
 
 /// What a finished run says: failed, slow, zero rows in a row, rows out of the band, late rows.
 /// `history` is the export's runs, newest first, this one among them.
-pub fn after_run(spec: &AlertSpec, summary: &ExportRunSummary, history: &[PastRun]) -> Vec<Condition> {
+/// `complete`: every table of the export ran (not a backfill or a `--table` run), so a success
+/// may resolve a failed run.
+pub fn after_run(spec: &AlertSpec, summary: &ExportRunSummary, history: &[PastRun], complete: bool) -> Vec<Condition> {
     let export = &summary.export;
     let id = summary.run_id.as_str();
     let mut out = Vec::new();
-    if spec.failed_run {
+    if spec.failed_run && (complete || !summary.succeeded) {
         out.push(if summary.succeeded {
             condition(
                 AlertKind::FailedRun,
@@ -87,8 +89,9 @@ pub fn after_run(spec: &AlertSpec, summary: &ExportRunSummary, history: &[PastRu
             )
         });
     }
-    // A backfill is asked for by hand: whether it failed matters, its rows and time do not.
-    if summary.tables.iter().any(|t| t.backfill) {
+    // A backfill, or a run of some tables, is asked for by hand: whether it failed matters,
+    // its rows and time say nothing of the export's runs.
+    if !complete {
         return out;
     }
     if summary.succeeded {
@@ -181,7 +184,7 @@ pub fn after_run(spec: &AlertSpec, summary: &ExportRunSummary, history: &[PastRu
             },
             if firing {
                 format!(
-                    "{}: they were missed; `sluice backfill {export} -t <table> --from … --to …` exports them (docs/operations.md)",
+                    "{}: they were missed; `sluice backfill {export} -t <table> --from … --to …` exports them (docs/history.md#recovering-late-rows)",
                     late.join("; ")
                 )
             } else {
@@ -303,6 +306,17 @@ mod tests {
         }
     }
 
+    fn after_run_all(spec: &AlertSpec, s: &ExportRunSummary, h: &[PastRun]) -> Vec<Condition> {
+        after_run(spec, s, h, true)
+    }
+
+    #[test]
+    fn a_partial_run_opens_a_failure_but_does_not_end_one() {
+        let spec = AlertSpec::default();
+        assert_eq!(firing(&after_run(&spec, &summary("r", 0, false, 1), &[], false), AlertKind::FailedRun), Some(true));
+        assert_eq!(firing(&after_run(&spec, &summary("r", 0, true, 1), &[], false), AlertKind::FailedRun), None);
+    }
+
     fn firing(c: &[Condition], kind: AlertKind) -> Option<bool> {
         c.iter().find(|c| c.kind == kind).map(|c| c.firing)
     }
@@ -310,10 +324,10 @@ mod tests {
     #[test]
     fn a_failed_run_fires_and_a_success_clears_it_and_freshness() {
         let spec = AlertSpec::default();
-        let c = after_run(&spec, &summary("r2", 0, false, 10), &[run("r2", 0, false)]);
+        let c = after_run_all(&spec, &summary("r2", 0, false, 10), &[run("r2", 0, false)]);
         assert_eq!(firing(&c, AlertKind::FailedRun), Some(true));
         assert_eq!(firing(&c, AlertKind::Freshness), None, "a failure says nothing of freshness");
-        let c = after_run(&spec, &summary("r3", 5, true, 10), &[run("r3", 5, true)]);
+        let c = after_run_all(&spec, &summary("r3", 5, true, 10), &[run("r3", 5, true)]);
         assert_eq!(firing(&c, AlertKind::FailedRun), Some(false));
         assert_eq!(firing(&c, AlertKind::Freshness), Some(false));
         assert_eq!(firing(&c, AlertKind::SlowRun), None, "off by default");
@@ -323,29 +337,32 @@ mod tests {
     fn zero_rows_fires_only_after_n_empty_runs_in_a_row() {
         let spec = AlertSpec { zero_rows: Some(3), ..AlertSpec::default() };
         let two = [run("r3", 0, true), run("r2", 0, true), run("r1", 9, true)];
-        assert_eq!(firing(&after_run(&spec, &summary("r3", 0, true, 1), &two), AlertKind::ZeroRows), None);
+        assert_eq!(firing(&after_run_all(&spec, &summary("r3", 0, true, 1), &two), AlertKind::ZeroRows), None);
         let three = [run("r4", 0, true), run("r3", 0, true), run("r2", 0, true), run("r1", 9, true)];
-        assert_eq!(firing(&after_run(&spec, &summary("r4", 0, true, 1), &three), AlertKind::ZeroRows), Some(true));
+        assert_eq!(firing(&after_run_all(&spec, &summary("r4", 0, true, 1), &three), AlertKind::ZeroRows), Some(true));
         let back = [run("r5", 4, true)];
-        assert_eq!(firing(&after_run(&spec, &summary("r5", 4, true, 1), &back), AlertKind::ZeroRows), Some(false));
+        assert_eq!(firing(&after_run_all(&spec, &summary("r5", 4, true, 1), &back), AlertKind::ZeroRows), Some(false));
     }
 
     #[test]
     fn the_band_is_around_the_median_of_earlier_runs_and_needs_three() {
         let spec = AlertSpec { rows_band: Some(RowsBand { share: 0.5, runs: 10 }), ..AlertSpec::default() };
         let few = [run("r3", 1, true), run("r2", 100, true), run("r1", 100, true)];
-        assert_eq!(firing(&after_run(&spec, &summary("r3", 1, true, 1), &few), AlertKind::RowsBand), None);
+        assert_eq!(firing(&after_run_all(&spec, &summary("r3", 1, true, 1), &few), AlertKind::RowsBand), None);
         let hist = [run("r5", 1, true), run("r4", 100, true), run("r3", 90, true), run("r2", 5000, true)];
-        assert_eq!(firing(&after_run(&spec, &summary("r5", 1, true, 1), &hist), AlertKind::RowsBand), Some(true));
-        assert_eq!(firing(&after_run(&spec, &summary("r5", 120, true, 1), &hist), AlertKind::RowsBand), Some(false));
-        assert_eq!(firing(&after_run(&spec, &summary("r5", 151, true, 1), &hist), AlertKind::RowsBand), Some(true));
+        assert_eq!(firing(&after_run_all(&spec, &summary("r5", 1, true, 1), &hist), AlertKind::RowsBand), Some(true));
+        assert_eq!(
+            firing(&after_run_all(&spec, &summary("r5", 120, true, 1), &hist), AlertKind::RowsBand),
+            Some(false)
+        );
+        assert_eq!(firing(&after_run_all(&spec, &summary("r5", 151, true, 1), &hist), AlertKind::RowsBand), Some(true));
     }
 
     #[test]
     fn slow_runs_and_rejections_compare_with_their_limits() {
         let spec = AlertSpec { slower_than: Some(Duration::from_secs(1)), ..AlertSpec::default() };
-        assert_eq!(firing(&after_run(&spec, &summary("r", 0, true, 1001), &[]), AlertKind::SlowRun), Some(true));
-        assert_eq!(firing(&after_run(&spec, &summary("r", 0, true, 1000), &[]), AlertKind::SlowRun), Some(false));
+        assert_eq!(firing(&after_run_all(&spec, &summary("r", 0, true, 1001), &[]), AlertKind::SlowRun), Some(true));
+        assert_eq!(firing(&after_run_all(&spec, &summary("r", 0, true, 1000), &[]), AlertKind::SlowRun), Some(false));
         let d = |failed, done| DeliverySummary {
             version: 1,
             integration: "crm".into(),

@@ -164,7 +164,7 @@ impl Validator {
                 self.problem(
                     format!("{key}.rejected_share"),
                     format!("{other} is not a share below 1"),
-                    "write a share of a delivery's rows, 0 (any rejected row, the default) to 0.99, or \"off\"",
+                    "write a share of a delivery's rows below 1: 0 (any rejected row, the default), 0.05, …, or \"off\"",
                 );
                 None
             }
