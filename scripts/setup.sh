@@ -5,6 +5,7 @@
 #                 fakesnow (the Snowflake stand-in, behind tests/fakesnow/adapter.py)
 #   .tools/sam    aws-sam-cli (sam validate --lint, with cfn-lint) for template.yaml
 #   .tools/checkov  checkov, the IaC security scanner (its own venv: it pins other botocore versions)
+#   chromium, chromium-driver (apt)  the headless browser the console's tests drive
 #   infra/node_modules  the CDK app's packages (aws-cdk-lib, cdk-nag, the cdk CLI), as
 #                 infra/package-lock.json pins them
 # plus ziglang (in .tools/venv) and rustup's aarch64-unknown-linux-gnu standard library, with
@@ -51,6 +52,14 @@ fi
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx aarch64-unknown-linux-gnu; then
     echo "setup: adding the aarch64-unknown-linux-gnu target (Lambda's arm64)"
     rustup target add aarch64-unknown-linux-gnu
+fi
+# The console's browser tests drive a real headless Chromium through chromedriver (Debian's
+# packages; root or sudo is needed to install them).
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+    echo "setup: installing chromium and chromium-driver (apt)"
+    sudo_="" ; [ "$(id -u)" -ne 0 ] && sudo_="sudo"
+    $sudo_ apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive $sudo_ apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
 fi
 lock_sum="$(sha256sum infra/package-lock.json | cut -d' ' -f1)"
 if [ ! -x infra/node_modules/.bin/cdk ] || [ "$(cat infra/node_modules/.sluice-lock 2>/dev/null)" != "$lock_sum" ]; then

@@ -139,6 +139,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
         Command::Schedules(args) => load(&cli).and_then(|config| crate::schedules::schedules(&config, args, cli.json)),
         Command::Run(args) => with_app(&cli, |app| run(app, args, cli.json)).await,
         Command::Plan(args) => with_app(&cli, |app| plan(app, args, cli.json)).await,
+        Command::Console(args) => with_app(&cli, |app| crate::console::console(app, args)).await,
         Command::Alerts(cmd) => with_app(&cli, |app| crate::alerts::alerts(app, cmd, cli.json)).await,
         Command::Status => with_app(&cli, |app| status(app, cli.json)).await,
         Command::History(args) => match &args.command {
@@ -290,7 +291,15 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
                 return Err(Usage(format!("export {:?} has no table {t:?}; its tables: {known}", e.name)).into());
             }
         }
-        wired.push((*e, app.source(e).await?, app.store(e)?));
+        let source = match app.source(e).await {
+            Ok(s) => s,
+            Err(err) => {
+                // A source that cannot be opened (a Snowflake login refused) is a failed run.
+                crate::alerts::after_source_error(&app, e, &err).await;
+                return Err(err);
+            }
+        };
+        wired.push((*e, source, app.store(e)?));
     }
     let progress = Progress::new();
     let observer: &dyn Observer = if !json && std::io::stderr().is_terminal() { &progress } else { &Quiet };
@@ -370,6 +379,52 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
     } else {
         exit::OK
     })
+}
+
+/// Runs one export now, as `sluice run --export NAME` does (alerts, then its integrations'
+/// deliveries), printing nothing: the console's "run now". What happened, or why it failed.
+pub async fn run_now(app: &App, export: &ExportSpec) -> Result<String> {
+    let source = match app.source(export).await {
+        Ok(s) => s,
+        Err(e) => {
+            crate::alerts::after_source_error(app, export, &e).await;
+            return Err(e);
+        }
+    };
+    let store = app.store(export)?;
+    let ports = Ports {
+        source: source.as_ref(),
+        store: store.as_ref(),
+        history: app.history.as_ref(),
+        events: app.events.as_ref(),
+    };
+    let opts = RunOptions {
+        full_refresh: false,
+        tables: None,
+        host: app.host.clone(),
+        pid: std::process::id(),
+        lease_ttl: LEASE_TTL,
+        stop_by: None,
+        interrupt: None,
+        backfill: None,
+    };
+    let outcome = Runner::new(ports, &Quiet).run(export, &opts).await;
+    crate::alerts::after_run(app, export, outcome.as_ref()).await;
+    let summary = outcome.map_err(|e| anyhow!(error_chain(&e)))?;
+    let said = format!(
+        "run {} {}: {}, {}",
+        summary.run_id,
+        if summary.succeeded { "succeeded" } else { "FAILED" },
+        output::counted(summary.rows, "row", "rows"),
+        output::counted(u64::from(summary.parts), "part", "parts")
+    );
+    // The tables that committed are delivered even when another failed, as `sluice run` does.
+    let (code, _) = crate::integrate::after_run(app, &summary, true).await?;
+    if !summary.succeeded {
+        let errors: Vec<String> = summary.tables.iter().filter_map(|t| t.error.clone()).collect();
+        return Err(anyhow!("{said}: {}", errors.join("; ")));
+    }
+    Ok(if code == exit::OK { said } else { format!("{said}; a delivery failed (see Deliveries)") })
 }
 
 /// The WINDOW/CHANGES cell of a table run: `full`, a check run's `+ins ~upd -del`, or its window.

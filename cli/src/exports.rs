@@ -124,8 +124,12 @@ pub fn local_user(host: &str) -> String {
 }
 
 /// Activation's checks with the CLI's adapters: see `sluice_connect::ActivationChecks`.
-struct Checks<'a> {
+pub(crate) struct Checks<'a> {
     app: &'a App,
+}
+
+pub(crate) fn checks(app: &App) -> Checks<'_> {
+    Checks { app }
 }
 
 #[async_trait]

@@ -205,6 +205,38 @@ async fn alert(app: &App, outcome: &Result<DeliveryOutcome, DeliverError>) {
     }
 }
 
+/// Sends a failures file again (the console's replay): what became of it, or why not.
+pub async fn replay(app: &App, integration: &str, failures: &str) -> Result<String> {
+    let spec = app.config.integration(integration)?;
+    let wired = wire(app, spec).await?;
+    let deliverer = wired.deliverer(app)?;
+    let outcome = deliverer.retry_failures(failures).await;
+    alert(app, &outcome).await;
+    match outcome {
+        Ok(DeliveryOutcome::Done(s)) if s.failed == 0 => {
+            Ok(format!("{} delivered", output::counted(s.delivered, "record", "records")))
+        }
+        Ok(DeliveryOutcome::Done(s)) => Err(anyhow!(
+            "{} records delivered, {} failed again; they are in {}",
+            s.delivered,
+            s.failed,
+            s.failures_key.as_deref().unwrap_or("a retry file beside it")
+        )),
+        Ok(DeliveryOutcome::Duplicate(r)) => {
+            let (delivered, failed) = r.progress.totals();
+            match (&r.failures_key, failed) {
+                (Some(key), 1..) => Err(anyhow!(
+                    "already sent again: {delivered} delivered, {failed} failed again, in {key}: replay that file"
+                )),
+                _ => Ok(format!("already sent again: {delivered} delivered")),
+            }
+        }
+        Ok(DeliveryOutcome::Skipped(_)) => Ok("skipped".into()),
+        Ok(DeliveryOutcome::Ignored { reason }) => Err(anyhow!(reason)),
+        Err(e) => Err(anyhow!(error_chain(&e))),
+    }
+}
+
 /// The exit code for several outcomes: a failure outweighs "busy", which outweighs success.
 pub fn worst(codes: impl IntoIterator<Item = u8>) -> u8 {
     codes.into_iter().fold(exit::OK, |a, c| if a == exit::FAILED || c == exit::OK { a } else { c })

@@ -6,6 +6,7 @@
 mod alerts;
 mod app;
 mod commands;
+mod console;
 mod demo;
 mod exports;
 mod integrate;
@@ -79,6 +80,9 @@ pub enum Command {
     State(state::StateCommand),
     /// Check the config file and print what it declares.
     Validate,
+    /// Serve the exports as web pages on this machine (127.0.0.1:8750 by default): status,
+    /// runs, alerts and deliveries, and the changes this user may make, each shown first.
+    Console(console::ConsoleArgs),
     /// Alerts: check every export's freshness now (`check`, for cron), or list the open and
     /// last resolved alerts (`list`). Runs and deliveries raise the others as they finish.
     #[command(subcommand)]

@@ -131,6 +131,14 @@ impl FakeApi {
         self.with(|s| s.reject_records.push((property.into(), value.into())));
     }
 
+    /// Takes every record again (the API was fixed).
+    pub fn accept_all(&self) {
+        self.with(|s| {
+            s.reject_records.clear();
+            s.reject_batches.clear();
+        });
+    }
+
     pub fn reject_batches_containing(&self, property: &str, value: &str) {
         self.with(|s| s.reject_batches.push((property.into(), value.into())));
     }

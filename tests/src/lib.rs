@@ -4,6 +4,7 @@
 
 pub mod alerts;
 pub mod api;
+pub mod browser;
 pub mod catalog;
 pub mod events;
 pub mod fakesnow;

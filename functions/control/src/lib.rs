@@ -26,28 +26,7 @@ use sluice_core::ports::ObjectStore;
 use sluice_core::spec::{Config, ConfigError, ExportSpec};
 use sluice_core::status::{status_of_all, OrchestrationStatus, Stores};
 
-/// Which of the two permissions this function serves.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Grant {
-    Configure,
-    Operate,
-}
-
-impl Grant {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Grant::Configure => "configure",
-            Grant::Operate => "operate",
-        }
-    }
-
-    fn policy(self) -> &'static str {
-        match self {
-            Grant::Configure => "ConfigurePolicy",
-            Grant::Operate => "OperatePolicy",
-        }
-    }
-}
+pub use sluice_core::control::{Action, Grant};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -226,62 +205,6 @@ impl Request {
             serde_json::from_str(&text).map_err(|e| ApiError::bad_request(format!("the body is not JSON: {e}")))?
         };
         Ok(Request { method: method.to_ascii_uppercase(), path, query, body, who: who.to_string() })
-    }
-}
-
-/// What a request asks for.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Action {
-    Status,
-    Show { export: String, version: Option<u64> },
-    Audit { export: String, limit: usize },
-    Orchestrations,
-    Create { definition: String },
-    Edit { export: String, edit: Edit, revision: Option<u64> },
-    Activate { export: String, revision: Option<u64> },
-    Discard { export: String, revision: Option<u64> },
-    Delete { export: String, force: bool, revision: Option<u64> },
-    Pause { export: String, paused: bool, revision: Option<u64> },
-    Orchestrate { export: String, name: String, schedule: String, destination: Option<String> },
-    PauseOrchestration { export: String, name: String, paused: bool },
-    DeleteOrchestration { export: String, name: String },
-}
-
-impl Action {
-    /// The permission a change needs; None for reads, which both functions serve.
-    pub fn needs(&self) -> Option<Grant> {
-        match self {
-            Action::Status | Action::Show { .. } | Action::Audit { .. } | Action::Orchestrations => None,
-            Action::Create { .. }
-            | Action::Edit { .. }
-            | Action::Activate { .. }
-            | Action::Discard { .. }
-            | Action::Delete { .. } => Some(Grant::Configure),
-            Action::Pause { .. }
-            | Action::Orchestrate { .. }
-            | Action::PauseOrchestration { .. }
-            | Action::DeleteOrchestration { .. } => Some(Grant::Operate),
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        match self {
-            Action::Status => "status",
-            Action::Show { .. } => "show",
-            Action::Audit { .. } => "audit",
-            Action::Orchestrations => "list orchestrations",
-            Action::Create { .. } => "create",
-            Action::Edit { .. } => "edit",
-            Action::Activate { .. } => "activate",
-            Action::Discard { .. } => "discard",
-            Action::Delete { .. } => "delete",
-            Action::Pause { paused: true, .. } => "pause",
-            Action::Pause { paused: false, .. } => "resume",
-            Action::Orchestrate { .. } => "create an orchestration",
-            Action::PauseOrchestration { paused: true, .. } => "pause an orchestration",
-            Action::PauseOrchestration { paused: false, .. } => "resume an orchestration",
-            Action::DeleteOrchestration { .. } => "delete an orchestration",
-        }
     }
 }
 
@@ -509,6 +432,17 @@ impl App {
                 ops.set_orchestration_paused(export, name, *paused, &self.scheduler).await?
             }
             Action::DeleteOrchestration { export, name } => ops.unorchestrate(export, name, &self.scheduler).await?,
+            // Not routed here: the operate policy invokes the functions that do them.
+            Action::RunNow { .. } | Action::Replay { .. } => {
+                return Err(ApiError::new(
+                    404,
+                    "NoSuchRoute",
+                    format!(
+                        "{:?} is not part of this API: invoke the export or integration function (docs/aws.md)",
+                        action.name()
+                    ),
+                ))
+            }
         };
         Ok(json!({ "entry": entry }))
     }

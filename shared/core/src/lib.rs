@@ -4,6 +4,7 @@
 
 pub mod alert;
 pub mod catalog;
+pub mod control;
 pub mod cursor;
 pub mod error;
 pub mod format;

@@ -137,7 +137,7 @@ impl Env {
     /// Delivered + failed = rows, and the two sets are the rows exactly.
     fn assert_complete(&self, delivered: &BTreeSet<i64>) {
         let failed: BTreeSet<i64> =
-            self.failures().iter().map(|f| f.row["id"].as_str().unwrap().parse().unwrap()).collect();
+            self.failures().iter().map(|f| f.row["id"].as_i64().expect("an INTEGER id stays a number")).collect();
         assert!(delivered.is_disjoint(&failed), "a record both delivered and failed");
         let all: BTreeSet<i64> = delivered.union(&failed).copied().collect();
         assert_eq!(all, (1..=self.rows as i64).collect(), "every row delivered or failed, none lost");
