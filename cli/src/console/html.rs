@@ -20,7 +20,7 @@ pub fn esc(s: &str) -> String {
     out
 }
 
-/// A path segment (an export or orchestration name) in a URL.
+/// Text in a URL: a path segment (an export or orchestration name) or a query value.
 pub fn seg(s: &str) -> String {
     let mut out = String::new();
     for b in s.bytes() {

@@ -686,22 +686,9 @@ pub async fn post(c: &Console, p: &[&str], form: &Form) -> Result<Page> {
         _ => "/".to_string(),
     };
     match perform(c, &action).await {
-        Ok((export, done)) => Ok(Page::see_other(format!("{}?done={}", back(export.as_deref()), query_text(&done)))),
+        Ok((export, done)) => Ok(Page::see_other(format!("{}?done={}", back(export.as_deref()), seg(&done)))),
         Err(why) => Ok(refused(c, StatusCode::CONFLICT, &why)),
     }
-}
-
-fn query_text(s: &str) -> String {
-    let mut out = String::new();
-    for b in s.bytes() {
-        match b {
-            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' => out.push(b as char),
-            _ => {
-                let _ = write!(out, "%{b:02X}");
-            }
-        }
-    }
-    out
 }
 
 /// What the change will do, with a button that makes it.
