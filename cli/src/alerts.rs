@@ -96,7 +96,8 @@ pub async fn after_run(app: &App, export: &ExportSpec, outcome: Result<&ExportRu
     let result = match target(app, export).await {
         Ok(target) => match outcome {
             Ok(summary) => watch.after_run(&target, summary).await,
-            Err(e) if e.is_lease_held() => Ok(vec![]),
+            // Busy, or a backfill refused for what it asked: not a failed run.
+            Err(e) if e.is_lease_held() || matches!(e, sluice_core::Error::Backfill { .. }) => Ok(vec![]),
             Err(e) => watch.after_run_error(&target, &sluice_core::error::error_chain(e), Utc::now()).await,
         },
         Err(e) => Err(e),

@@ -418,8 +418,12 @@ pub async fn run_now(app: &App, export: &ExportSpec) -> Result<String> {
         output::counted(summary.rows, "row", "rows"),
         output::counted(u64::from(summary.parts), "part", "parts")
     );
-    // The tables that committed are delivered even when another failed, as `sluice run` does.
-    let (code, _) = crate::integrate::after_run(app, &summary, true).await?;
+    // The tables that committed are delivered even when another failed, as `sluice run` does;
+    // deliveries that cannot start do not hide the run that committed.
+    let code = match crate::integrate::after_run(app, &summary, true).await {
+        Ok((code, _)) => code,
+        Err(e) => return Ok(format!("{said}; its deliveries could not start: {e:#}")),
+    };
     if !summary.succeeded {
         let errors: Vec<String> = summary.tables.iter().filter_map(|t| t.error.clone()).collect();
         return Err(anyhow!("{said}: {}", errors.join("; ")));

@@ -155,7 +155,7 @@ fn rows_an_integration_rejects_raise_an_alert_naming_the_failures_file() {
     let out = sluice(&config, &["run"]);
     assert!(stderr(&out).contains("ALERT: integration hook rejected 1 of 20 rows"), "{}", stderr(&out));
     assert!(stderr(&out).contains("failures/hook"), "{}", stderr(&out));
-    assert_eq!(alerts(dir.path()), [pair("rejected_rows:hook", "firing")]);
+    assert_eq!(alerts(dir.path()), [pair("rejected_rows:hook:contacts", "firing")]);
 }
 
 #[test]

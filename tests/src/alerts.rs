@@ -94,12 +94,23 @@ pub async fn check_contract<S: AlertStore + HistoryStore>(store: &S, dir: &Path)
     assert_eq!(opened, 1, "one announcement of a failed run seen four times at once: {announced:?}");
     assert!(watch.after_run(&target, &summary("20261130T011500Z-bbb", false)).await.unwrap().is_empty());
     let sent = events.entries();
-    assert_eq!(sent.len(), 1);
+    assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(sent[0]["detail-type"], "ExportAlert");
     assert_eq!(sent[0]["detail"]["alert"], "failed_run");
     assert_eq!(sent[0]["detail"]["status"], "firing");
     assert_eq!(sent[0]["detail"]["run_id"], "20261130T010000Z-aaa");
     assert!(sent[0]["detail"]["why"].as_str().unwrap().contains("the source is gone"), "{}", sent[0]);
+    // Turned off while open: the next run resolves it, saying why; turned on again, it opens.
+    let mut off = target.clone();
+    off.export.alerts.failed_run = false;
+    let closed = watch.after_run(&off, &summary("20261130T011600Z-off", false)).await.unwrap();
+    assert_eq!(closed.len(), 1, "{closed:?}");
+    assert_eq!((closed[0].key.as_str(), closed[0].status), ("failed_run", AlertState::Resolved));
+    assert!(closed[0].why.contains("turned off"), "{}", closed[0].why);
+    let reopened = watch.after_run(&target, &summary("20261130T011700Z-on", false)).await.unwrap();
+    assert_eq!(reopened.len(), 1);
+    let sent = events.entries().len();
+    assert_eq!(sent, 3);
     let resolved = watch.after_run(&target, &summary("20261130T013000Z-ccc", true)).await.unwrap();
     assert_eq!(resolved.len(), 1);
     assert_eq!(resolved[0].status, AlertState::Resolved);

@@ -143,7 +143,10 @@ pub async fn console(app: App, args: &ConsoleArgs) -> Result<u8> {
                         let console = console.clone();
                         async move { Ok::<_, std::convert::Infallible>(console.respond(req).await) }
                     });
+                    // A client that opens connections and sends nothing does not hold them.
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(std::time::Duration::from_secs(30))
                         .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                         .await;
                 });
@@ -232,7 +235,7 @@ impl Console {
         ))
     }
 
-    async fn respond(&self, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
+    async fn respond(self: &Arc<Self>, req: Request<hyper::body::Incoming>) -> Response<Full<Bytes>> {
         let started = Instant::now();
         let page = match self.guard(&req) {
             Err(refused) => refused,
@@ -322,7 +325,7 @@ impl Console {
         Ok(None)
     }
 
-    async fn route(&self, req: Request<hyper::body::Incoming>) -> Result<Page> {
+    async fn route(self: &Arc<Self>, req: Request<hyper::body::Incoming>) -> Result<Page> {
         let method = req.method().clone();
         let path: Vec<String> = req.uri().path().split('/').filter(|p| !p.is_empty()).map(decode).collect();
         let query = Form::parse(req.uri().query().unwrap_or_default());

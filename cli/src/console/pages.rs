@@ -665,7 +665,7 @@ fn export_of(a: &Action) -> Option<&str> {
     }
 }
 
-pub async fn post(c: &Console, p: &[&str], form: &Form) -> Result<Page> {
+pub async fn post(c: &std::sync::Arc<Console>, p: &[&str], form: &Form) -> Result<Page> {
     let Some(action) = action_of(p, form) else {
         return Ok(refused(
             c,
@@ -811,7 +811,7 @@ fn capital(s: &str) -> String {
 }
 
 /// Makes the change; the export it concerns and what to say, or why not.
-async fn perform(c: &Console, action: &Action) -> Result<(Option<String>, String), String> {
+async fn perform(c: &std::sync::Arc<Console>, action: &Action) -> Result<(Option<String>, String), String> {
     let app = &c.app;
     let ops = c.ops(&app.file_config);
     let scheduler = app.scheduler().map_err(|e| format!("{e:#}"))?;
@@ -845,11 +845,31 @@ async fn perform(c: &Console, action: &Action) -> Result<(Option<String>, String
                 .iter()
                 .find(|e| &e.name == export && e.state != sluice_core::spec::ExportState::Draft)
                 .ok_or_else(|| format!("export {export:?} cannot run: it is a draft (activate it first)"))?;
-            let said = crate::commands::run_now(app, spec).await.map_err(|e| format!("{e:#}"))?;
+            // On a task of its own: a browser that goes away (a tab closed, a proxy's timeout)
+            // drops the request, and must not stop a run half way.
+            let (console, spec) = (c.clone(), spec.clone());
+            let run = tokio::spawn(async move {
+                crate::commands::run_now(&console.app, &spec).await.map_err(|e| format!("{e:#}"))
+            });
+            let said = run.await.map_err(|e| format!("the run stopped: {e}"))??;
             return Ok((Some(export.clone()), said));
         }
         Action::Replay { export, integration, failures } => {
-            let said = crate::integrate::replay(app, integration, failures).await.map_err(|e| format!("{e:#}"))?;
+            // The file must be this integration's, of this export's runs: the form says which.
+            let spec = app.config.integration(integration).map_err(|e| e.to_string())?;
+            // (a retry file is named `<integration>.jsonl.retry-<tag>.jsonl`)
+            let of = sluice_core::layout::RunFolder::of_failures(failures).map(|(_, name)| name);
+            let mine = of.is_some_and(|n| n == *integration || n.starts_with(&format!("{integration}.jsonl.retry-")));
+            if &spec.export != export || !mine {
+                return Err(format!(
+                    "{failures:?} is not a failures file of integration {integration:?} of export {export:?}"
+                ));
+            }
+            let (console, integration, failures) = (c.clone(), integration.clone(), failures.clone());
+            let replay = tokio::spawn(async move {
+                crate::integrate::replay(&console.app, &integration, &failures).await.map_err(|e| format!("{e:#}"))
+            });
+            let said = replay.await.map_err(|e| format!("the replay stopped: {e}"))??;
             return Ok((Some(export.clone()), said));
         }
         Action::Status | Action::Show { .. } | Action::Audit { .. } | Action::Orchestrations => {

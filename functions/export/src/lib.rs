@@ -360,7 +360,8 @@ impl App {
         }
         match &summary {
             Ok(s) => self.alert_after_run(&target, Ok(s)).await,
-            Err(e) if e.is_lease_held() => {}
+            // Busy, or a backfill refused for what it asked: not a failed run.
+            Err(e) if e.is_lease_held() || matches!(e, sluice_core::Error::Backfill { .. }) => {}
             Err(e) => self.alert_after_run(&target, Err(sluice_core::error::error_chain(e))).await,
         }
         let summary = summary?;

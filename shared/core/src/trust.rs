@@ -21,7 +21,13 @@ pub const VENDOR_HOSTS: &[&str] = &["api.hubapi.com", "*.snowflakecomputing.com"
 /// The host of an `http(s)://` URL, lower-cased, without port or IPv6 brackets.
 pub fn host_of(url: &str) -> Option<String> {
     let rest = url.strip_prefix("https://").or_else(|| url.strip_prefix("http://"))?;
-    let authority = rest.split(['/', '?', '#']).next()?;
+    // Where an HTTP client's URL parser ends the authority too (`\` for http(s)), and no
+    // user info: a host read differently here than by the client would pass the allow-list
+    // while the request goes elsewhere, so such a URL has no host.
+    let authority = rest.split(['/', '?', '#', '\\']).next()?;
+    if authority.contains('@') || rest.contains('\\') {
+        return None;
+    }
     let host = match authority.strip_prefix('[') {
         Some(v6) => v6.split(']').next()?,
         None => authority.rsplit_once(':').map_or(authority, |(h, port)| {
@@ -86,6 +92,13 @@ impl SecretHosts {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_url_a_client_would_read_differently_has_no_host() {
+        assert_eq!(host_of("https://evil.example\\.snowflakecomputing.com/"), None);
+        assert_eq!(host_of("https://api.hubapi.com@evil.example/"), None);
+        assert!(!SecretHosts::default().allows("https://evil.example\\.snowflakecomputing.com/"));
+    }
 
     #[test]
     fn hosts_are_read_from_urls() {

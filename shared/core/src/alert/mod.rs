@@ -27,9 +27,10 @@ pub use notify::{Notify, Webhook};
 pub const ALERT_EVENT: &str = "ExportAlert";
 /// The alert event's schema version.
 pub const ALERT_VERSION: u32 = 1;
-/// How many of an export's table run records the rules read (enough for the median of 1,000
-/// runs of a small export; an export of many tables reads fewer runs).
+/// The most table run records the rules read, whatever their settings ask for.
 const RECORDS_READ: usize = 2000;
+/// Runs read back besides those the settings need (a failed run or two among them).
+const RUNS_SPARE: usize = 10;
 
 /// What a rule says now about one alert.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +55,9 @@ pub struct Watched {
     /// Meant to run (active, and a managed export's entry too): only then can it go stale.
     /// Without a schedule it goes stale only by an explicit `freshness`.
     pub active: bool,
+    /// The earliest its freshness counts from: a managed export's last change (it may have
+    /// just been activated or resumed, and its next run is not due yet).
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl Watched {
@@ -63,6 +67,7 @@ impl Watched {
             export: export.clone(),
             schedules: export.schedule.iter().cloned().collect(),
             active: export.state == crate::spec::ExportState::Active,
+            since: None,
         }
     }
 
@@ -73,12 +78,39 @@ impl Watched {
         Watched {
             export: export.clone(),
             active: entry.state == Lifecycle::Active && export.state == crate::spec::ExportState::Active,
+            since: Some(entry.updated_at),
             schedules,
         }
     }
 
     fn spec(&self) -> &AlertSpec {
         &self.export.alerts
+    }
+
+    /// The table run records the rules need: the runs their settings look back over, each of
+    /// every table, plus a few.
+    fn records_needed(&self) -> usize {
+        let spec = self.spec();
+        let runs =
+            spec.rows_band.map_or(0, |b| b.runs as usize + 1).max(spec.zero_rows.unwrap_or(0) as usize) + RUNS_SPARE;
+        (runs * self.export.tables.len().max(1)).min(RECORDS_READ)
+    }
+
+    /// The run alerts its settings turn off: an open one of these is resolved, not left open.
+    fn disabled(&self) -> Vec<AlertKind> {
+        let s = self.spec();
+        [
+            (AlertKind::FailedRun, s.failed_run),
+            (AlertKind::ZeroRows, s.zero_rows.is_some()),
+            (AlertKind::RowsBand, s.rows_band.is_some()),
+            (AlertKind::SlowRun, s.slower_than.is_some()),
+            (AlertKind::LateRows, s.late_rows),
+            (AlertKind::RejectedRows, s.rejected_share.is_some()),
+        ]
+        .into_iter()
+        .filter(|(_, on)| !on)
+        .map(|(k, _)| k)
+        .collect()
     }
 }
 
@@ -114,8 +146,8 @@ impl Watch<'_> {
         target: &Watched,
         summary: &ExportRunSummary,
     ) -> Result<Vec<AlertEvent>, HistoryError> {
-        let records = self.history.runs(&summary.export, RECORDS_READ).await?;
-        let past = rules::past_runs(&records);
+        let records = self.history.runs(&summary.export, target.records_needed()).await?;
+        let past = rules::past_runs(&records, target.export.tables.len());
         // A run of some tables only, or a backfill, can open a failure but not end one: the
         // tables it left out may still be failing.
         let complete =
@@ -125,7 +157,24 @@ impl Watch<'_> {
             // Point at the first table's manifest: enough to find the run's folder.
             c.manifest = summary.tables.iter().find_map(|t| t.manifest_key.clone());
         }
-        self.settle(target, conditions, summary.finished_at).await
+        let saved = self.alerts.alerts(&target.export.name).await?;
+        // An open alert whose rule was turned off since resolves: nothing else would end it.
+        let off = target.disabled();
+        for r in saved.iter().filter(|r| r.state == AlertState::Firing) {
+            let kind = r.key.split(':').next().unwrap_or_default();
+            if let Some(k) = off.iter().find(|k| k.as_str() == kind) {
+                conditions.push(Condition {
+                    key: r.key.clone(),
+                    kind: *k,
+                    firing: false,
+                    what: format!("{} is no longer watched on export {}", r.key, target.export.name),
+                    why: "its rule was turned off in [export.alerts]".into(),
+                    run_id: Some(summary.run_id.clone()),
+                    manifest: None,
+                });
+            }
+        }
+        self.settle_with(target, conditions, summary.finished_at, saved).await
     }
 
     /// A run that could not start (the source unreachable, the history unreadable): a failed
@@ -173,10 +222,12 @@ impl Watch<'_> {
         if !target.active {
             return Ok(vec![]);
         }
-        let records = self.history.runs(name, RECORDS_READ).await?;
-        let past = rules::past_runs(&records);
-        let last = past.iter().find(|r| r.succeeded);
+        // The records first, then the history: a run that resolved freshness in between is
+        // then in the history read, instead of a stale verdict overwriting its resolution.
         let saved = self.alerts.alerts(name).await?;
+        let records = self.history.runs(name, target.records_needed()).await?;
+        let past = rules::past_runs(&records, target.export.tables.len());
+        let last = past.iter().find(|r| r.succeeded);
         let current = saved.iter().find(|r| r.key == AlertKind::Freshness.as_str());
         let since = match (last, current) {
             (Some(run), _) => run.finished_at.unwrap_or(run.started_at),
@@ -202,6 +253,8 @@ impl Watch<'_> {
                 };
             }
         };
+        // Not before the export last changed (activated, resumed): its next run may not be due.
+        let since = target.since.map_or(since, |s| s.max(since));
         let firing = rules::stale(limit, since, now);
         let age = rules::human((now - since).to_std().unwrap_or_default());
         let c = Condition {

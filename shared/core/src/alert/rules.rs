@@ -18,26 +18,32 @@ pub struct PastRun {
     pub finished_at: Option<DateTime<Utc>>,
     pub rows: u64,
     pub succeeded: bool,
+    /// How many of the export's tables it ran.
+    pub tables: usize,
 }
 
-/// The export's runs, newest first, from its table records (backfills left out: they are
-/// asked for by hand, and say nothing about the schedule's runs).
-pub fn past_runs(records: &[RunRecord]) -> Vec<PastRun> {
-    let mut by_id: BTreeMap<(DateTime<Utc>, String), PastRun> = BTreeMap::new();
+/// The export's runs of all its `tables`, newest first, from their table records. A run's
+/// tables share its id but each has its own start, so records are grouped by id. Backfills
+/// and runs of some tables only (`--table`) are left out: they are asked for by hand, and
+/// say nothing about the schedule's runs.
+pub fn past_runs(records: &[RunRecord], tables: usize) -> Vec<PastRun> {
+    let mut by_id: BTreeMap<String, PastRun> = BTreeMap::new();
     for r in records.iter().filter(|r| !r.backfill) {
-        let run = by_id.entry((r.started_at, r.run_id.clone())).or_insert_with(|| PastRun {
+        let run = by_id.entry(r.run_id.clone()).or_insert_with(|| PastRun {
             run_id: r.run_id.clone(),
             started_at: r.started_at,
             finished_at: r.finished_at,
             rows: 0,
             succeeded: true,
+            tables: 0,
         });
         run.rows += r.rows;
         run.succeeded &= r.state == RunState::Succeeded;
+        run.started_at = run.started_at.min(r.started_at);
         run.finished_at = run.finished_at.max(r.finished_at);
+        run.tables += 1;
     }
-    // Runs of one export never overlap (the lease), so their ids' order is their start order.
-    let mut runs: Vec<PastRun> = by_id.into_values().collect();
+    let mut runs: Vec<PastRun> = by_id.into_values().filter(|r| r.tables >= tables).collect();
     runs.sort_by(|a, b| (b.started_at, &b.run_id).cmp(&(a.started_at, &a.run_id)));
     runs
 }
@@ -103,7 +109,8 @@ pub fn after_run(spec: &AlertSpec, summary: &ExportRunSummary, history: &[PastRu
             Some(id),
         ));
     }
-    if let Some(limit) = spec.slower_than {
+    // A failed run's time says nothing of speed (a source refusing at once is quick).
+    if let (Some(limit), true) = (spec.slower_than, summary.succeeded) {
         let took = Duration::from_millis(summary.duration_ms);
         let firing = took > limit;
         out.push(condition(
@@ -199,14 +206,16 @@ pub fn after_run(spec: &AlertSpec, summary: &ExportRunSummary, history: &[PastRu
 /// What a finished delivery says: did the API reject more than the allowed share of rows.
 pub fn after_delivery(spec: &AlertSpec, summary: &DeliverySummary) -> Option<Condition> {
     let share = spec.rejected_share?;
-    if !summary.done || summary.rows == 0 {
+    // A replay of a failures file is a handful of rows sent again: no verdict on the table.
+    if !summary.done || summary.rows == 0 || summary.manifest_key.contains("/failures/") {
         return None;
     }
     let rejected = summary.failed as f64 / summary.rows as f64;
     let firing = summary.failed > 0 && rejected > share;
     let (i, run) = (&summary.integration, &summary.run_id);
     Some(Condition {
-        key: format!("{}:{i}", AlertKind::RejectedRows.as_str()),
+        // One incident per integration and table: each table's manifest is its own delivery.
+        key: format!("{}:{i}:{}", AlertKind::RejectedRows.as_str(), summary.table),
         kind: AlertKind::RejectedRows,
         firing,
         what: if firing {
@@ -239,13 +248,18 @@ pub fn freshness_limit(spec: &AlertSpec, schedules: &[String], now: DateTime<Utc
     }
 }
 
-/// The longest gap between the next twenty runs of a schedule (a weekday cron's weekend).
+/// The longest gap between a schedule's runs over the coming eight days (a weekday cron's
+/// weekend, an office-hours cron's night), or its next gap when it runs less often than that.
 fn longest_interval(schedule: &str, now: DateTime<Utc>) -> Option<Duration> {
     let mut at = crate::schedule::next_after(schedule, now, now)?;
+    let horizon = now + chrono::Duration::days(8);
     let mut longest = Duration::ZERO;
-    for _ in 0..20 {
-        let next = crate::schedule::next_after(schedule, now, at)?;
-        longest = longest.max((next - at).to_std().ok()?);
+    for _ in 0..20_000 {
+        let Some(next) = crate::schedule::next_after(schedule, now, at) else { break };
+        longest = longest.max((next - at).to_std().unwrap_or_default());
+        if next > horizon {
+            break;
+        }
         at = next;
     }
     (!longest.is_zero()).then_some(longest)
@@ -286,7 +300,72 @@ mod tests {
     use crate::spec::RowsBand;
 
     fn run(id: &str, rows: u64, ok: bool) -> PastRun {
-        PastRun { run_id: id.into(), started_at: Utc::now(), finished_at: None, rows, succeeded: ok }
+        PastRun { run_id: id.into(), started_at: Utc::now(), finished_at: None, rows, succeeded: ok, tables: 1 }
+    }
+
+    #[test]
+    fn a_runs_tables_are_one_run_and_partial_runs_are_left_out() {
+        let record = |id: &str, table: &str, rows: u64, state: RunState, at: i64| RunRecord {
+            export: "orders".into(),
+            table: table.into(),
+            run_id: id.into(),
+            state,
+            strategy: crate::strategy::Strategy::Full,
+            full_refresh: false,
+            window: Default::default(),
+            base_watermark: None,
+            rows,
+            bytes: 0,
+            parts: 0,
+            null_rows: 0,
+            prefix: String::new(),
+            manifest_key: String::new(),
+            // Each table starts on its own.
+            started_at: chrono::DateTime::from_timestamp(at, 0).unwrap(),
+            finished_at: None,
+            error: None,
+            changes: None,
+            late_rows: 0,
+            backfill: false,
+        };
+        let ok = RunState::Succeeded;
+        let records = [
+            record("r3", "a", 5, ok, 300),
+            record("r2", "b", 0, RunState::Failed, 201),
+            record("r2", "a", 500, ok, 200),
+            record("r1", "b", 7, ok, 101),
+            record("r1", "a", 3, ok, 100),
+        ];
+        let runs = past_runs(&records, 2);
+        let seen: Vec<(&str, u64, bool)> = runs.iter().map(|r| (r.run_id.as_str(), r.rows, r.succeeded)).collect();
+        assert_eq!(seen, [("r2", 500, false), ("r1", 10, true)], "r3 ran one table of two");
+    }
+
+    #[test]
+    fn rejections_are_judged_per_table_and_a_replay_is_not_judged() {
+        let mut d = DeliverySummary {
+            version: 1,
+            integration: "crm".into(),
+            kind: "webhook".into(),
+            export: "orders".into(),
+            table: "contacts".into(),
+            run_id: "r".into(),
+            manifest_key: "orders/contacts/r/manifest.json".into(),
+            rows: 10,
+            delivered: 9,
+            failed: 1,
+            failures_key: None,
+            done: true,
+            requests: 1,
+            retries: 0,
+            started_at: Utc::now(),
+            finished_at: Utc::now(),
+            duration_ms: 1,
+            error: None,
+        };
+        assert_eq!(after_delivery(&AlertSpec::default(), &d).unwrap().key, "rejected_rows:crm:contacts");
+        d.manifest_key = "orders/contacts/r/failures/crm.jsonl".into();
+        assert!(after_delivery(&AlertSpec::default(), &d).is_none());
     }
 
     fn summary(id: &str, rows: u64, ok: bool, ms: u64) -> ExportRunSummary {
@@ -362,6 +441,11 @@ mod tests {
     fn slow_runs_and_rejections_compare_with_their_limits() {
         let spec = AlertSpec { slower_than: Some(Duration::from_secs(1)), ..AlertSpec::default() };
         assert_eq!(firing(&after_run_all(&spec, &summary("r", 0, true, 1001), &[]), AlertKind::SlowRun), Some(true));
+        assert_eq!(
+            firing(&after_run_all(&spec, &summary("r", 0, false, 1), &[]), AlertKind::SlowRun),
+            None,
+            "a quick failure"
+        );
         assert_eq!(firing(&after_run_all(&spec, &summary("r", 0, true, 1000), &[]), AlertKind::SlowRun), Some(false));
         let d = |failed, done| DeliverySummary {
             version: 1,
@@ -400,6 +484,10 @@ mod tests {
         // Weekdays at 06:00: the weekend's gap is three days.
         let weekdays = ["cron(0 6 ? * MON-FRI *)".to_string()];
         assert_eq!(freshness_limit(&spec, &weekdays, now), Some(Duration::from_secs(6 * 86_400)));
+        // Hourly on weekdays, asked on a Saturday: the weekend still counts.
+        let saturday = "2026-11-28T12:00:00Z".parse().unwrap();
+        let hourly = ["cron(0 * ? * MON-FRI *)".to_string()];
+        assert_eq!(freshness_limit(&spec, &hourly, saturday), Some(Duration::from_secs(2 * 49 * 3600)));
         assert_eq!(freshness_limit(&spec, &[], now), None, "no schedule, no expectation");
         let off = AlertSpec { freshness: Freshness::Off, ..AlertSpec::default() };
         assert_eq!(freshness_limit(&off, &["rate(1 hour)".into()], now), None);
