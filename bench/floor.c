@@ -1,7 +1,8 @@
 /*
  * The read floor: the least work any exporter of a SQLite table must do. Steps through
  * `SELECT * FROM <table>` with the same bundled SQLite the sluice binary embeds, touching every
- * column of every row (its type, and its bytes as text or its integer), and writes nothing.
+ * column of every row (its type, then its integer, its double, or its text's bytes), and writes
+ * nothing.
  * bench/floor.sh builds it from the SQLite source of the libsqlite3-sys crate that Cargo.lock
  * pins, so anyone can rerun it; export_bench.py times it beside the exporters.
  *
@@ -35,6 +36,11 @@ int main(int argc, char **argv) {
             switch (sqlite3_column_type(st, c)) {
             case SQLITE_INTEGER:
                 sum += (unsigned long long)sqlite3_column_int64(st, c);
+                bytes += 8;
+                break;
+            case SQLITE_FLOAT:
+                /* The value, not its text: an exporter formats it its own way. */
+                sum += (unsigned long long)sqlite3_column_double(st, c);
                 bytes += 8;
                 break;
             case SQLITE_NULL:

@@ -4,6 +4,7 @@
 //! bytes are handed to the store in chunks of `CHUNK` bytes.
 
 use sha2::{Digest, Sha256};
+use std::collections::VecDeque;
 use std::io::Write;
 
 use crate::error::BoxError;
@@ -16,9 +17,18 @@ use crate::value::{Column, RowBatch};
 
 /// Encoded bytes are compressed and handed to the store in chunks of about this size.
 pub const CHUNK: usize = 1024 * 1024;
-/// Input a compressor may hold before it emits output (deflate's and zstd's block buffers are
-/// smaller); counted at full size when deciding whether a row still fits a part.
-const COMPRESSOR_SLACK: u64 = 256 * 1024;
+/// Input a compressor may hold before it emits output (deflate's block buffer is smaller; zstd's
+/// workers each hold a job of `ZSTD_JOB` and one more is being filled); counted at full size when
+/// deciding whether a row still fits a part.
+const COMPRESSOR_SLACK: u64 = 4 * ZSTD_JOB;
+/// The input each of zstd's worker threads compresses at once.
+const ZSTD_JOB: u64 = 1024 * 1024;
+
+/// How many threads compress beside the one encoding: every core (the encoding thread mostly
+/// waits on the source, and a compressor keeps a core busy).
+fn compress_workers() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 8)
+}
 /// Framing a compressor adds when it finishes (gzip header and trailer, zstd frame and blocks).
 const FRAME_OVERHEAD: u64 = 64;
 
@@ -33,7 +43,7 @@ pub enum PartError {
 
 enum Compressor {
     None,
-    Gzip(flate2::write::GzEncoder<Vec<u8>>),
+    Gzip(GzipBlocks),
     Zstd(zstd::stream::write::Encoder<'static, Vec<u8>>),
 }
 
@@ -41,14 +51,174 @@ impl Compressor {
     fn new(c: Compression) -> std::io::Result<Self> {
         Ok(match c {
             Compression::None => Compressor::None,
-            Compression::Gzip { level } => Compressor::Gzip(flate2::write::GzEncoder::new(
-                Vec::with_capacity(CHUNK),
-                flate2::Compression::new(level),
-            )),
+            Compression::Gzip { level } => Compressor::Gzip(GzipBlocks::new(level)),
             Compression::Zstd { level } => {
-                Compressor::Zstd(zstd::stream::write::Encoder::new(Vec::with_capacity(CHUNK), level)?)
+                let mut enc = zstd::stream::write::Encoder::new(Vec::with_capacity(CHUNK), level)?;
+                // zstd's own threads: one frame, as any reader reads it, compressed on every core.
+                let workers = compress_workers();
+                if workers > 1 {
+                    enc.multithread(workers as u32)?;
+                    enc.set_parameter(zstd::stream::raw::CParameter::JobSize(ZSTD_JOB as u32))?;
+                }
+                Compressor::Zstd(enc)
             }
         })
+    }
+}
+
+/// gzip on every core, as pigz writes it: one gzip member whose deflate stream is made of
+/// blocks of `CHUNK` bytes compressed apart, each primed with the last 32 KiB of the block
+/// before it (so the ratio is one stream's) and ended by a sync flush (so the next starts on a
+/// byte boundary), then an empty final block and the trailer with the CRC of the whole. Every
+/// gzip reader reads it as one stream. Blocks compress on the part's own worker threads while
+/// the next is encoded; at most one per worker is in flight, and they are stored in order.
+struct GzipBlocks {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    workers: Vec<std::thread::JoinHandle<()>>,
+    inflight: VecDeque<tokio::sync::oneshot::Receiver<std::io::Result<Block>>>,
+    /// Uncompressed bytes in flight (their compressed size is not known yet).
+    inflight_bytes: u64,
+    /// The end of the last block pushed: the next one's dictionary.
+    tail: Vec<u8>,
+    crc: crc32fast::Hasher,
+    len: u64,
+    header_written: bool,
+    /// An input buffer back from a finished block, to encode the next one into.
+    spare: Option<Vec<u8>>,
+}
+
+/// Deflate's window: what a block may refer back to.
+const WINDOW: usize = 32 * 1024;
+
+struct Job {
+    input: Vec<u8>,
+    dictionary: Vec<u8>,
+    done: tokio::sync::oneshot::Sender<std::io::Result<Block>>,
+}
+
+struct Block {
+    deflated: Vec<u8>,
+    crc: crc32fast::Hasher,
+    len: u64,
+    /// The input, returned for reuse.
+    input: Vec<u8>,
+}
+
+/// A gzip header: deflate, no name, no time, unknown OS (as `gzip -n` writes).
+const GZIP_HEADER: [u8; 10] = [0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff];
+/// An empty fixed-Huffman block with the final bit set: ends the deflate stream.
+const DEFLATE_END: [u8; 2] = [0x03, 0x00];
+
+impl GzipBlocks {
+    fn new(level: u32) -> Self {
+        // Threads of the part's own, not a shared pool's: their buffers are the part's, and
+        // they end with it.
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = std::sync::Arc::new(std::sync::Mutex::new(queue));
+        let workers = (0..compress_workers())
+            .map(|_| {
+                let queue = queue.clone();
+                std::thread::spawn(move || loop {
+                    let job = match queue.lock() {
+                        Ok(q) => q.recv(),
+                        Err(_) => return,
+                    };
+                    let Ok(job) = job else { return };
+                    let _ = job.done.send(Self::deflate(level, job.input, &job.dictionary));
+                })
+            })
+            .collect();
+        GzipBlocks {
+            jobs: Some(jobs),
+            workers,
+            inflight: VecDeque::new(),
+            inflight_bytes: 0,
+            tail: Vec::new(),
+            crc: crc32fast::Hasher::new(),
+            len: 0,
+            header_written: false,
+            spare: None,
+        }
+    }
+
+    /// Raw deflate of one block primed with `dictionary`, ended by a sync flush; its CRC.
+    fn deflate(level: u32, input: Vec<u8>, dictionary: &[u8]) -> std::io::Result<Block> {
+        let mut c = flate2::Compress::new(flate2::Compression::new(level), false);
+        if !dictionary.is_empty() {
+            c.set_dictionary(dictionary).map_err(std::io::Error::other)?;
+        }
+        let mut out = Vec::with_capacity(input.len() / 2 + 4096);
+        loop {
+            let consumed = c.total_in() as usize;
+            c.compress_vec(&input[consumed..], &mut out, flate2::FlushCompress::Sync).map_err(std::io::Error::other)?;
+            if c.total_in() as usize == input.len() && out.len() < out.capacity() {
+                break;
+            }
+            out.reserve(out.capacity().max(64 * 1024));
+        }
+        let mut crc = crc32fast::Hasher::new();
+        crc.update(&input);
+        Ok(Block { deflated: out, crc, len: input.len() as u64, input })
+    }
+
+    /// Starts compressing `input`; returns the compressed blocks now due, in order (those
+    /// beyond the number of workers wait for the oldest).
+    async fn push(&mut self, input: Vec<u8>) -> std::io::Result<Vec<Vec<u8>>> {
+        self.inflight_bytes += input.len() as u64;
+        let from = input.len().saturating_sub(WINDOW);
+        let dictionary = std::mem::replace(&mut self.tail, input[from..].to_vec());
+        let (done, result) = tokio::sync::oneshot::channel();
+        let gone = || std::io::Error::other("the compressing threads stopped");
+        self.jobs.as_ref().ok_or_else(gone)?.send(Job { input, dictionary, done }).map_err(|_| gone())?;
+        self.inflight.push_back(result);
+        let mut due = Vec::new();
+        while self.inflight.len() > self.workers.len() {
+            due.push(self.next().await?);
+        }
+        Ok(due)
+    }
+
+    /// The oldest block, compressed, behind the header if it is the first.
+    async fn next(&mut self) -> std::io::Result<Vec<u8>> {
+        let result = self.inflight.pop_front().expect("a block in flight");
+        let block = result.await.map_err(|_| std::io::Error::other("a compressing thread stopped"))??;
+        self.inflight_bytes -= block.len;
+        self.crc.combine(&block.crc);
+        self.len += block.len;
+        let mut out = Vec::with_capacity(block.deflated.len() + GZIP_HEADER.len());
+        if !std::mem::replace(&mut self.header_written, true) {
+            out.extend_from_slice(&GZIP_HEADER);
+        }
+        out.extend_from_slice(&block.deflated);
+        let mut input = block.input;
+        input.clear();
+        self.spare = Some(input);
+        Ok(out)
+    }
+
+    /// Every block still in flight, then the end of the stream and the trailer.
+    async fn finish(mut self) -> std::io::Result<Vec<u8>> {
+        let mut out = Vec::new();
+        while !self.inflight.is_empty() {
+            out.extend_from_slice(&self.next().await?);
+        }
+        if !self.header_written {
+            out.extend_from_slice(&GZIP_HEADER);
+        }
+        out.extend_from_slice(&DEFLATE_END);
+        out.extend_from_slice(&self.crc.clone().finalize().to_le_bytes());
+        out.extend_from_slice(&(self.len as u32).to_le_bytes());
+        Ok(out)
+    }
+}
+
+impl Drop for GzipBlocks {
+    /// The workers end when their queue closes; an aborted part's blocks are dropped.
+    fn drop(&mut self) {
+        self.jobs.take();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
     }
 }
 
@@ -170,9 +340,12 @@ impl<'a> PartWriter<'a> {
     fn projected_size(&self) -> u64 {
         let Some(p) = &self.current else { return 0 };
         let pending = self.buf.len() as u64 + self.encoder.buffered();
-        match p.compressor {
+        match &p.compressor {
             Compressor::None => p.stored + pending,
-            _ => p.stored + p.fed.min(COMPRESSOR_SLACK) + pending + FRAME_OVERHEAD,
+            // Blocks in flight count at their uncompressed size (an upper bound, bar deflate's
+            // few bytes per stored block).
+            Compressor::Gzip(blocks) => p.stored + blocks.inflight_bytes + pending + FRAME_OVERHEAD,
+            Compressor::Zstd(_) => p.stored + p.fed.min(COMPRESSOR_SLACK) + pending + FRAME_OVERHEAD,
         }
     }
 
@@ -196,17 +369,19 @@ impl<'a> PartWriter<'a> {
                 store_chunk(p, &self.buf).await?;
                 self.buf.clear();
             }
-            Compressor::Gzip(enc) => {
-                enc.write_all(&self.buf).map_err(|e| compress_err(&p.key, e))?;
-                p.fed += self.buf.len() as u64;
-                self.buf.clear();
-                let out = std::mem::take(enc.get_mut());
-                let stored = store_chunk(p, &out).await;
-                if let Compressor::Gzip(enc) = &mut p.compressor {
-                    *enc.get_mut() = out;
-                    enc.get_mut().clear();
+            Compressor::Gzip(blocks) => {
+                if self.buf.is_empty() {
+                    return Ok(());
                 }
-                stored?;
+                // The buffer goes to a worker whole; encoding goes on in a buffer a finished
+                // block gave back (at most workers + 1 buffers live).
+                let next = blocks.spare.take().unwrap_or_else(|| Vec::with_capacity(CHUNK + 64 * 1024));
+                let input = std::mem::replace(&mut self.buf, next);
+                p.fed += input.len() as u64;
+                let due = blocks.push(input).await.map_err(|e| compress_err(&p.key, e))?;
+                for out in due {
+                    store_chunk(p, &out).await?;
+                }
             }
             Compressor::Zstd(enc) => {
                 enc.write_all(&self.buf).map_err(|e| compress_err(&p.key, e))?;
@@ -231,7 +406,7 @@ impl<'a> PartWriter<'a> {
         let compressor = std::mem::replace(&mut p.compressor, Compressor::None);
         let tail = match compressor {
             Compressor::None => Ok(Vec::new()),
-            Compressor::Gzip(enc) => enc.finish(),
+            Compressor::Gzip(blocks) => blocks.finish().await,
             Compressor::Zstd(enc) => enc.finish(),
         };
         let tail = match tail {
