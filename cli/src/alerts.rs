@@ -8,10 +8,9 @@ use anyhow::Result;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 
-use sluice_core::alert::{AlertEvent, Notify, Watch, Watched, Webhook};
-use sluice_core::ports::{AlertRecord, AlertState, DeliverySummary, ExportRunSummary, Secrets};
+use sluice_core::alert::{AlertEvent, Notify, Watch, Webhook};
+use sluice_core::ports::{AlertRecord, AlertState, DeliverySummary, ExportRunSummary};
 use sluice_core::spec::ExportSpec;
-use sluice_core::HistoryError;
 
 use crate::app::App;
 use crate::commands::print_json;
@@ -35,40 +34,49 @@ pub struct AlertsArgs {
     pub exports: Vec<String>,
 }
 
-/// The alert watch of this process: the app's stores, and its webhook poster.
-struct Alerting<'a> {
-    app: &'a App,
-    secrets: Box<dyn Secrets>,
+/// What alerts are settled after.
+enum After<'a> {
+    Run(&'a ExportRunSummary),
+    /// A run that could not start, and why.
+    Failed(String),
+    Delivery(&'a DeliverySummary),
+    /// The freshness check, at this moment.
+    Check(chrono::DateTime<Utc>),
 }
 
-impl<'a> Alerting<'a> {
-    fn new(app: &'a App) -> Self {
-        Alerting { app, secrets: app.secrets() }
-    }
-
-    fn watch<'w>(&'w self, webhook: &'w Option<Webhook<'w>>) -> Watch<'w> {
-        Watch {
-            history: self.app.history.as_ref(),
-            alerts: self.app.alerts.as_ref(),
-            events: self.app.events.as_ref(),
-            notify: webhook.as_ref().map(|w| w as &dyn Notify),
+/// Settles the export's alerts after `after`, over the app's stores, and says on stderr what
+/// opened or resolved. The HTTP client and the secret store are built only for an export that
+/// names a webhook. Alerting never changes a run's outcome: a failure to read or save alerts
+/// is a warning.
+async fn settle(app: &App, export: &ExportSpec, after: After<'_>) {
+    // Locally a webhook needs only HTTPS (or loopback); the functions also hold it to the
+    // stack's allowed hosts.
+    let secrets = export.alerts.webhook.as_ref().map(|_| app.secrets());
+    let webhook = match (&secrets, secrets.as_ref().and_then(|_| app.http().ok())) {
+        (Some(secrets), Some(http)) => Some(Webhook { http, secrets: secrets.as_ref(), hosts: None }),
+        _ => None,
+    };
+    let watch = Watch {
+        history: app.history.as_ref(),
+        alerts: app.alerts.as_ref(),
+        events: app.events.as_ref(),
+        notify: webhook.as_ref().map(|w| w as &dyn Notify),
+    };
+    let result = match sluice_core::alert::watched(app.catalog.as_ref(), export).await {
+        Ok(target) => match after {
+            After::Run(summary) => watch.after_run(&target, summary).await,
+            After::Failed(why) => watch.after_run_error(&target, &why, Utc::now()).await,
+            After::Delivery(summary) => watch.after_delivery(&target, summary).await,
+            After::Check(now) => watch.check(&target, now).await,
+        },
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(announced) => say(&announced),
+        Err(e) => {
+            eprintln!("warning: export {}: alerts not checked: {}", export.name, sluice_core::error::error_chain(&e))
         }
     }
-
-    fn webhook(&self) -> Option<Webhook<'_>> {
-        // Locally a webhook needs only HTTPS (or loopback); the functions also hold it to the
-        // stack's allowed hosts.
-        self.app.http().ok().map(|http| Webhook { http, secrets: self.secrets.as_ref(), hosts: None })
-    }
-}
-
-/// The export as the alerts see it: a managed export's schedules are its running
-/// orchestrations'; a file's, its `schedule`.
-async fn target(app: &App, export: &ExportSpec) -> Result<Watched, HistoryError> {
-    Ok(match app.catalog.entry(&export.name).await?.filter(|e| e.state != sluice_core::catalog::Lifecycle::Deleted) {
-        Some(entry) => Watched::managed(export, &entry),
-        None => Watched::of(export),
-    })
 }
 
 fn say(announced: &[AlertEvent]) {
@@ -80,68 +88,34 @@ fn say(announced: &[AlertEvent]) {
     }
 }
 
-/// Alerting never changes a run's outcome: a failure to read or save alerts is a warning.
-fn settle(export: &str, result: Result<Vec<AlertEvent>, HistoryError>) {
-    match result {
-        Ok(announced) => say(&announced),
-        Err(e) => eprintln!("warning: export {export}: alerts not checked: {}", sluice_core::error::error_chain(&e)),
-    }
-}
-
 /// After a run, or a run that could not start.
 pub async fn after_run(app: &App, export: &ExportSpec, outcome: Result<&ExportRunSummary, &sluice_core::Error>) {
-    let alerting = Alerting::new(app);
-    let webhook = alerting.webhook();
-    let watch = alerting.watch(&webhook);
-    let result = match target(app, export).await {
-        Ok(target) => match outcome {
-            Ok(summary) => watch.after_run(&target, summary).await,
-            // Busy, or a backfill refused for what it asked: not a failed run.
-            Err(e) if e.is_lease_held() || matches!(e, sluice_core::Error::Backfill { .. }) => Ok(vec![]),
-            Err(e) => watch.after_run_error(&target, &sluice_core::error::error_chain(e), Utc::now()).await,
-        },
-        Err(e) => Err(e),
+    let after = match outcome {
+        Ok(summary) => After::Run(summary),
+        // Busy, or a backfill refused for what it asked: not a failed run.
+        Err(e) if e.is_lease_held() || matches!(e, sluice_core::Error::Backfill { .. }) => return,
+        Err(e) => After::Failed(sluice_core::error::error_chain(e)),
     };
-    settle(&export.name, result);
+    settle(app, export, after).await;
 }
 
 /// A run that could not start because its source could not be opened.
 pub async fn after_source_error(app: &App, export: &ExportSpec, error: &anyhow::Error) {
-    let alerting = Alerting::new(app);
-    let webhook = alerting.webhook();
-    let watch = alerting.watch(&webhook);
-    let result = match target(app, export).await {
-        Ok(target) => watch.after_run_error(&target, &format!("{error:#}"), Utc::now()).await,
-        Err(e) => Err(e),
-    };
-    settle(&export.name, result);
+    settle(app, export, After::Failed(format!("{error:#}"))).await;
 }
 
 /// After a finished delivery: rows rejected beyond the export's share.
 pub async fn after_delivery(app: &App, summary: &DeliverySummary) {
-    let Ok(export) = app.config.export(&summary.export) else { return };
-    let alerting = Alerting::new(app);
-    let webhook = alerting.webhook();
-    let watch = alerting.watch(&webhook);
-    let result = match target(app, export).await {
-        Ok(target) => watch.after_delivery(&target, summary).await,
-        Err(e) => Err(e),
-    };
-    settle(&export.name, result);
+    if let Ok(export) = app.config.export(&summary.export) {
+        settle(app, export, After::Delivery(summary)).await;
+    }
 }
 
 /// Freshness of the given exports (all when none is named).
 pub async fn check_freshness(app: &App, names: &[String]) -> Result<()> {
-    let alerting = Alerting::new(app);
-    let webhook = alerting.webhook();
-    let watch = alerting.watch(&webhook);
     let now = Utc::now();
     for export in exports(app, names)? {
-        let result = match target(app, export).await {
-            Ok(target) => watch.check(&target, now).await,
-            Err(e) => Err(e),
-        };
-        settle(&export.name, result);
+        settle(app, export, After::Check(now)).await;
     }
     Ok(())
 }

@@ -285,14 +285,10 @@ impl App {
         Ok(Outcome::Checked { checked: targets.len(), alerts })
     }
 
-    /// The alert target of an export this function runs.
+    /// The alert target of an export this function runs (the file's, if the catalog cannot
+    /// be read: the run's alerts still go out).
     async fn target(&self, export: &ExportSpec) -> Watched {
-        match sluice_core::catalog::Catalog::entry(&self.history, &export.name).await {
-            Ok(Some(entry)) if entry.state != sluice_core::catalog::Lifecycle::Deleted => {
-                Watched::managed(export, &entry)
-            }
-            _ => Watched::of(export),
-        }
+        sluice_core::alert::watched(&self.history, export).await.unwrap_or_else(|_| Watched::of(export))
     }
 
     /// Runs the export an invocation asks for; `deadline` is the invocation's.

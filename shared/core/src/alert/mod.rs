@@ -35,7 +35,7 @@ const RUNS_SPARE: usize = 10;
 /// What a rule says now about one alert.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Condition {
-    /// The alert's record key: the kind, and `:<integration>` for a delivery's.
+    /// The alert's record key: the kind, and `:<integration>:<table>` for a delivery's.
     pub key: String,
     pub kind: AlertKind,
     pub firing: bool,
@@ -112,6 +112,14 @@ impl Watched {
         .map(|(k, _)| k)
         .collect()
     }
+}
+
+/// One export as the alerts see it: managed (its catalog entry, unless deleted) or the file's.
+pub async fn watched(catalog: &dyn Catalog, export: &ExportSpec) -> Result<Watched, HistoryError> {
+    Ok(match catalog.entry(&export.name).await?.filter(|e| e.state != Lifecycle::Deleted) {
+        Some(entry) => Watched::managed(export, &entry),
+        None => Watched::of(export),
+    })
 }
 
 /// Every export that can run (`config` with the catalog's runnable exports merged in, as
