@@ -141,13 +141,6 @@ impl Browser {
         });
     }
 
-    pub fn click(&self, css: &str) {
-        let id = self.element(css);
-        self.navigating(|| {
-            self.call("POST", &format!("/element/{id}/click"), json!({}));
-        });
-    }
-
     fn script(&self, js: &str) -> Value {
         self.call("POST", "/execute/sync", json!({ "script": js, "args": [] }))
     }

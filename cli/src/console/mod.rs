@@ -124,8 +124,8 @@ pub async fn console(app: App, args: &ConsoleArgs) -> Result<u8> {
     // The first line says where it is (scripts and tests read it); with a token, the link
     // carries it once, as notebook servers do: opening it sets the cookie.
     let link = match &console.token {
-        Some(t) => format!("http://{}/?token={t}", hosts_first(&console.hosts)),
-        None => format!("http://{}/", hosts_first(&console.hosts)),
+        Some(t) => format!("http://{}/?token={t}", console.hosts[0]),
+        None => format!("http://{}/", console.hosts[0]),
     };
     println!("console: {link} (Ctrl-C stops it)");
     use std::io::Write;
@@ -154,10 +154,6 @@ pub async fn console(app: App, args: &ConsoleArgs) -> Result<u8> {
         }
     }
     Ok(exit::OK)
-}
-
-fn hosts_first(hosts: &[String]) -> String {
-    hosts.first().cloned().unwrap_or_default()
 }
 
 /// A form body or query string, decoded.
@@ -376,7 +372,8 @@ fn plain(status: StatusCode, text: &str) -> Page {
     Page { content_type: "text/plain; charset=utf-8", ..Page::html(format!("{text}\n")).status(status) }
 }
 
-fn capitalized(s: &str) -> String {
+/// A sentence's first word: "Activate", from an action's name.
+pub(super) fn capitalized(s: &str) -> String {
     let mut c = s.chars();
     c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }

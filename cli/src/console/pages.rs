@@ -647,24 +647,6 @@ fn action_of(p: &[&str], form: &Form) -> Option<Action> {
     })
 }
 
-fn export_of(a: &Action) -> Option<&str> {
-    match a {
-        Action::Create { .. } | Action::Status | Action::Orchestrations => None,
-        Action::Show { export, .. }
-        | Action::Audit { export, .. }
-        | Action::Edit { export, .. }
-        | Action::Activate { export, .. }
-        | Action::Discard { export, .. }
-        | Action::Delete { export, .. }
-        | Action::Pause { export, .. }
-        | Action::Orchestrate { export, .. }
-        | Action::PauseOrchestration { export, .. }
-        | Action::DeleteOrchestration { export, .. }
-        | Action::RunNow { export }
-        | Action::Replay { export, .. } => Some(export),
-    }
-}
-
 pub async fn post(c: &std::sync::Arc<Console>, p: &[&str], form: &Form) -> Result<Page> {
     let Some(action) = action_of(p, form) else {
         return Ok(refused(
@@ -694,8 +676,8 @@ pub async fn post(c: &std::sync::Arc<Console>, p: &[&str], form: &Form) -> Resul
 /// What the change will do, with a button that makes it.
 async fn confirm(c: &Console, p: &[&str], form: &Form, action: &Action) -> Result<Page> {
     let ops = c.ops(&c.app.file_config);
-    let name = export_of(action).unwrap_or_default();
-    let entry: Option<CatalogEntry> = match export_of(action) {
+    let name = action.export().unwrap_or_default();
+    let entry: Option<CatalogEntry> = match action.export() {
         Some(n) => c.app.catalog.entry(n).await?,
         None => None,
     };
@@ -728,11 +710,10 @@ async fn confirm(c: &Console, p: &[&str], form: &Form, action: &Action) -> Resul
             let e = entry.as_ref();
             let draft = e.and_then(|e| e.draft_version);
             let active = e.and_then(|e| e.active_version);
-            let d = match (e, draft, active) {
-                (Some(e), Some(d), Some(a)) => {
+            let d = match (draft, active) {
+                (Some(d), Some(a)) => {
                     let before = c.app.catalog.definition(name, a).await?.map(|x| x.body).unwrap_or_default();
                     let after = c.app.catalog.definition(name, d).await?.map(|x| x.body).unwrap_or_default();
-                    let _ = e;
                     super::html::diff(&diff(&before, &after))
                 }
                 _ => String::new(),
@@ -789,10 +770,10 @@ async fn confirm(c: &Console, p: &[&str], form: &Form, action: &Action) -> Resul
         fields.push(("force", "true"));
     }
     let path = format!("/{}", p.iter().map(|s| seg(s)).collect::<Vec<_>>().join("/"));
-    let label = capital(action.name());
+    let label = super::capitalized(action.name());
     let class =
         if matches!(action, Action::Delete { .. } | Action::DeleteOrchestration { .. }) { "danger" } else { "primary" };
-    let cancel = match export_of(action) {
+    let cancel = match action.export() {
         Some(e) => format!("/exports/{}", seg(e)),
         None => "/".into(),
     };
@@ -803,11 +784,6 @@ async fn confirm(c: &Console, p: &[&str], form: &Form, action: &Action) -> Resul
         button(&path, &label, c.csrf(), &fields, class)
     );
     Ok(c.frame(&format!("{label} {name}"), &body))
-}
-
-fn capital(s: &str) -> String {
-    let mut c = s.chars();
-    c.next().map(|f| f.to_uppercase().chain(c).collect()).unwrap_or_default()
 }
 
 /// Makes the change; the export it concerns and what to say, or why not.
@@ -879,6 +855,6 @@ async fn perform(c: &std::sync::Arc<Console>, action: &Action) -> Result<(Option
     let v = entry.draft_version.or(entry.active_version).map(|v| format!(" (v{v})")).unwrap_or_default();
     Ok((
         Some(entry.name.clone()),
-        format!("{}: done{v}; the export is {}.", capital(action.name()), entry.state.as_str()),
+        format!("{}: done{v}; the export is {}.", super::capitalized(action.name()), entry.state.as_str()),
     ))
 }

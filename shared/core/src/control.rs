@@ -118,6 +118,25 @@ impl Action {
         }
     }
 
+    /// The export the action concerns, if one.
+    pub fn export(&self) -> Option<&str> {
+        match self {
+            Action::Create { .. } | Action::Status | Action::Orchestrations => None,
+            Action::Show { export, .. }
+            | Action::Audit { export, .. }
+            | Action::Edit { export, .. }
+            | Action::Activate { export, .. }
+            | Action::Discard { export, .. }
+            | Action::Delete { export, .. }
+            | Action::Pause { export, .. }
+            | Action::Orchestrate { export, .. }
+            | Action::PauseOrchestration { export, .. }
+            | Action::DeleteOrchestration { export, .. }
+            | Action::RunNow { export }
+            | Action::Replay { export, .. } => Some(export),
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Action::Status => "status",
