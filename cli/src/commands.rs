@@ -307,12 +307,9 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
     let opts = RunOptions {
         full_refresh: args.full_refresh,
         tables: (!args.tables.is_empty()).then(|| args.tables.clone()),
-        host: app.host.clone(),
-        pid: std::process::id(),
-        lease_ttl: LEASE_TTL,
-        stop_by: None,
         interrupt: Some(signals.interrupt()),
         backfill: args.backfill.clone(),
+        ..run_options(&app)
     };
 
     let mut summaries: Vec<ExportRunSummary> = Vec::new();
@@ -381,6 +378,21 @@ pub async fn run(app: App, args: &RunArgs, json: bool) -> Result<u8> {
     })
 }
 
+/// A whole run of every table by this process, as the CLI makes it (this host and pid own the
+/// lease, which has no deadline but the lease's TTL).
+fn run_options(app: &App) -> RunOptions {
+    RunOptions {
+        full_refresh: false,
+        tables: None,
+        host: app.host.clone(),
+        pid: std::process::id(),
+        lease_ttl: LEASE_TTL,
+        stop_by: None,
+        interrupt: None,
+        backfill: None,
+    }
+}
+
 /// Runs one export now, as `sluice run --export NAME` does (alerts, then its integrations'
 /// deliveries), printing nothing: the console's "run now". What happened, or why it failed.
 pub async fn run_now(app: &App, export: &ExportSpec) -> Result<String> {
@@ -398,17 +410,7 @@ pub async fn run_now(app: &App, export: &ExportSpec) -> Result<String> {
         history: app.history.as_ref(),
         events: app.events.as_ref(),
     };
-    let opts = RunOptions {
-        full_refresh: false,
-        tables: None,
-        host: app.host.clone(),
-        pid: std::process::id(),
-        lease_ttl: LEASE_TTL,
-        stop_by: None,
-        interrupt: None,
-        backfill: None,
-    };
-    let outcome = Runner::new(ports, &Quiet).run(export, &opts).await;
+    let outcome = Runner::new(ports, &Quiet).run(export, &run_options(app)).await;
     crate::alerts::after_run(app, export, outcome.as_ref()).await;
     let summary = outcome.map_err(|e| anyhow!(error_chain(&e)))?;
     let said = format!(
