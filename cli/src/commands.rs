@@ -602,6 +602,13 @@ pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
                 }
                 None => (None, Vec::new(), 0),
             };
+            // A run counts these with its read; a plan reads nothing, so it counts them here.
+            let null_rows = match (&p.stamp, p.strategy) {
+                (Some(expr), Strategy::Timestamp) => source.count_null(&table.table, expr).await.map_err(|e| {
+                    anyhow!(CoreError::Source { export: export.name.clone(), table: table.name.clone(), source: e })
+                })?,
+                _ => 0,
+            };
             entries.push(PlanEntry {
                 export: export.name.clone(),
                 table: table.name.clone(),
@@ -612,7 +619,7 @@ pub async fn plan(app: App, args: &PlanArgs, json: bool) -> Result<u8> {
                 unload_sql,
                 params,
                 rows,
-                null_rows: p.null_rows,
+                null_rows,
                 check: p.check,
             });
         }

@@ -2,7 +2,7 @@
 //! quoted, values are always bound as parameters, never pasted into the text.
 
 use crate::ports::{Filter, Query, RenderedQuery, WatermarkExpr};
-use crate::value::TableName;
+use crate::value::{TableName, Watermark};
 
 /// `name` as a quoted identifier: `"a""b"` for `a"b`.
 pub fn quote_ident(name: &str) -> String {
@@ -27,15 +27,18 @@ pub fn where_clause(filter: &Filter) -> RenderedQuery {
     match filter {
         Filter::All => RenderedQuery { sql: String::new(), params: Vec::new() },
         Filter::Window { expr, low, high } => {
-            let e = watermark_expr(expr);
-            match low {
-                Some(low) => RenderedQuery {
-                    sql: format!(" WHERE {e} > ? AND {e} <= ?"),
-                    params: vec![low.clone(), high.clone()],
-                },
-                None => RenderedQuery { sql: format!(" WHERE {e} <= ?"), params: vec![high.clone()] },
-            }
+            let w = window_condition(expr, low.as_ref(), high);
+            RenderedQuery { sql: format!(" WHERE {}", w.sql), params: w.params }
         }
+    }
+}
+
+/// `low < expr <= high` as a condition (no lower bound when `low` is `None`), and its parameters.
+pub fn window_condition(expr: &WatermarkExpr, low: Option<&Watermark>, high: &Watermark) -> RenderedQuery {
+    let e = watermark_expr(expr);
+    match low {
+        Some(low) => RenderedQuery { sql: format!("{e} > ? AND {e} <= ?"), params: vec![low.clone(), high.clone()] },
+        None => RenderedQuery { sql: format!("{e} <= ?"), params: vec![high.clone()] },
     }
 }
 
@@ -71,7 +74,6 @@ pub fn count_null(table: &str, expr: &WatermarkExpr) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::value::Watermark;
 
     #[test]
     fn identifiers_are_quoted_and_values_bound() {

@@ -9,7 +9,10 @@ use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use sluice_core::ports::{row_channel, Query, RenderedQuery, RowSender, RowStream, Source, WatermarkExpr};
+use sluice_core::ports::{
+    count_checks, row_channel, Counted, Filter, Query, RenderedQuery, RowSender, RowStream, Source, Tally,
+    WatermarkExpr, WindowChecks,
+};
 use sluice_core::spec::{TableName, UpperBound};
 use sluice_core::sql;
 use sluice_core::value::{BatchPool, Column, Watermark};
@@ -78,19 +81,40 @@ fn from_sql(v: ValueRef<'_>) -> Option<Watermark> {
     }
 }
 
+/// Whether an index leads with the stamp expression `e` (the column, or an index on the same
+/// `COALESCE`): then its extremes are two seeks and its counts read the index, not the table.
+fn indexed(conn: &Connection, t: &str, e: &str) -> Result<bool, Error> {
+    let probe = format!("EXPLAIN QUERY PLAN SELECT MIN({e}) FROM {t}");
+    let mut stmt = conn.prepare(&probe).map_err(query_err(&probe))?;
+    let details = stmt
+        .query_map([], |r| r.get::<_, String>(3))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(query_err(&probe))?;
+    Ok(details.iter().any(|d| d.contains("INDEX")))
+}
+
+/// One non-NULL stamp, to recognise the column's layout by: the first the table yields.
+fn sample(conn: &Connection, t: &str, e: &str) -> Result<Option<Value>, Error> {
+    let q = format!("SELECT {e} FROM {t} WHERE {e} IS NOT NULL LIMIT 1");
+    conn.query_row(&q, [], |r| Ok(owned(r.get_ref(0)?)))
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })
+        .map_err(query_err(&q))
+}
+
+/// The stamp of the row written last (the largest rowid with one): a seek from the end of the
+/// table. `None` for a table without rowids (or a view), or when it cannot tell.
+fn newest_written(conn: &Connection, t: &str, e: &str) -> Option<Value> {
+    let q = format!("SELECT {e} FROM {t} WHERE {e} IS NOT NULL ORDER BY rowid DESC LIMIT 1");
+    conn.query_row(&q, [], |r| Ok(owned(r.get_ref(0)?))).ok().flatten()
+}
+
 /// The smallest and largest non-NULL value of `e`: two index seeks where an index leads with
 /// the column, one scan otherwise.
 fn extremes(conn: &Connection, t: &str, e: &str) -> Result<(Option<Value>, Option<Value>), Error> {
-    let probe = format!("EXPLAIN QUERY PLAN SELECT MIN({e}) FROM {t}");
-    let indexed = {
-        let mut stmt = conn.prepare(&probe).map_err(query_err(&probe))?;
-        let details = stmt
-            .query_map([], |r| r.get::<_, String>(3))
-            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-            .map_err(query_err(&probe))?;
-        details.iter().any(|d| d.contains("INDEX"))
-    };
-    let q = if indexed {
+    let q = if indexed(conn, t, e)? {
         format!("SELECT (SELECT MIN({e}) FROM {t}), (SELECT MAX({e}) FROM {t})")
     } else {
         format!("SELECT MIN({e}), MAX({e}) FROM {t}")
@@ -119,7 +143,7 @@ fn numeric(v: &Value) -> bool {
     matches!(v, Value::Integer(_) | Value::Real(_))
 }
 
-fn mixed(table: &TableName, column: &str, a: &Value, b: &Value) -> Error {
+fn mixed(table: impl std::fmt::Display, column: &str, a: &Value, b: &Value) -> Error {
     let show = |v: &Value| {
         let layout = Layout::of(ValueRef::from(v))
             .map_or_else(|_| "a layout Sluice does not read as time".into(), |l| l.describe());
@@ -178,15 +202,7 @@ impl Source for SqliteSource {
         let e = sql::watermark_expr(expr);
         match bound {
             UpperBound::Now { lag } => {
-                let q = format!("SELECT {e} FROM {t} WHERE {e} IS NOT NULL LIMIT 1");
-                let sample: Option<Value> = conn
-                    .query_row(&q, [], |r| Ok(owned(r.get_ref(0)?)))
-                    .or_else(|e| match e {
-                        rusqlite::Error::QueryReturnedNoRows => Ok(None),
-                        e => Err(e),
-                    })
-                    .map_err(query_err(&q))?;
-                let Some(sample) = sample else { return Ok(None) };
+                let Some(sample) = sample(&conn, &t, &e)? else { return Ok(None) };
                 let layout = Layout::of(ValueRef::from(&sample)).map_err(|seen| Error::StampLayout {
                     table: table.to_string(),
                     column: e.clone(),
@@ -196,8 +212,16 @@ impl Source for SqliteSource {
                 // The sample, the smallest and the largest stamp must share a layout: SQLite
                 // orders by storage class first, and text by its characters, so a second
                 // layout sorts into the wrong windows (or none). Checking the two ends catches
-                // any mix of storage classes or epoch units, whatever lies between them.
-                let (min, max) = extremes(&conn, &t, &e)?;
+                // any mix of storage classes or epoch units, whatever lies between them. Where
+                // no index gives the ends in two seeks, finding them would be a pass over the
+                // table of its own: the stamp written last stands in for them here (its
+                // fraction is the current writers'), and the run's read looks at every row's
+                // class, unit and separator, and at every stamp above the bound, in its one
+                // pass (`read_counting`).
+                let (min, max) = match indexed(&conn, &t, &e)? {
+                    true => extremes(&conn, &t, &e)?,
+                    false => (None, newest_written(&conn, &t, &e)),
+                };
                 let mut layout = layout;
                 for other in [&min, &max].into_iter().flatten() {
                     match Layout::of(ValueRef::from(other)) {
@@ -231,14 +255,39 @@ impl Source for SqliteSource {
             UpperBound::Max => {
                 // The maximum needs no layout, but one storage class: a text stamp among
                 // numbers sorts above every one of them.
-                if let (Some(min), Some(max)) = extremes(&conn, &t, &e)? {
-                    if min.data_type() != max.data_type() && !(numeric(&min) && numeric(&max)) {
-                        return Err(mixed(table, &e, &min, &max).into());
+                let check = |min: Option<Value>, max: Option<Value>| match (min, max) {
+                    (Some(min), Some(max))
+                        if min.data_type() != max.data_type() && !(numeric(&min) && numeric(&max)) =>
+                    {
+                        Err(mixed(table, &e, &min, &max))
                     }
+                    _ => Ok(()),
+                };
+                if indexed(&conn, &t, &e)? {
+                    let (min, max) = extremes(&conn, &t, &e)?;
+                    check(min, max)?;
+                    let q = sql::tie_safe_max(&t, expr);
+                    return conn
+                        .query_row(&q, [], |r| Ok(from_sql(r.get_ref(0)?)))
+                        .map_err(|s| query_err(&q)(s).into());
                 }
-                let q = sql::tie_safe_max(&t, expr);
-                let v = conn.query_row(&q, [], |r| Ok(from_sql(r.get_ref(0)?))).map_err(query_err(&q))?;
-                Ok(v)
+                // Without an index SQL's tie-safe maximum is two passes (the maximum, then the
+                // largest value below it) beside the ends' one: here all three are one.
+                conn.create_aggregate_function(
+                    BELOW_MAX,
+                    1,
+                    rusqlite::functions::FunctionFlags::SQLITE_UTF8
+                        | rusqlite::functions::FunctionFlags::SQLITE_DETERMINISTIC
+                        | rusqlite::functions::FunctionFlags::SQLITE_DIRECTONLY,
+                    BelowMax,
+                )
+                .map_err(query_err(BELOW_MAX))?;
+                let q = format!("SELECT MIN({e}), MAX({e}), {BELOW_MAX}({e}) FROM {t}");
+                let (min, max, below) = conn
+                    .query_row(&q, [], |r| Ok((owned(r.get_ref(0)?), owned(r.get_ref(1)?), from_sql(r.get_ref(2)?))))
+                    .map_err(query_err(&q))?;
+                check(min, max)?;
+                Ok(below)
             }
         }
     }
@@ -279,6 +328,247 @@ impl Source for SqliteSource {
             }
         });
         Ok(stream)
+    }
+
+    /// Where an index leads with the stamp, the checks are counted from it first (cheap), then
+    /// the window is read. Where none does, each count would be a pass over the table of its
+    /// own: the read's one statement counts them instead, as it steps through the table.
+    async fn read_counting(&self, query: &Query, checks: &WindowChecks) -> Result<(RowStream, Tally), BoxError> {
+        let t = table_sql(&query.table)?;
+        let conn = self.open()?;
+        let e = sql::watermark_expr(&checks.expr);
+        let window = match &query.filter {
+            Filter::Window { expr, low, high } if expr == &checks.expr && !indexed(&conn, &t, &e)? => {
+                sql::window_condition(expr, low.as_ref(), high)
+            }
+            _ => {
+                let counted = count_checks(self, checks).await?;
+                let stream = self.read(query).await?;
+                return Ok((stream, Arc::new(std::sync::OnceLock::from(counted))));
+            }
+        };
+        // The layout `upper_bound` learnt from a sample (the column has one, or it would have
+        // refused); with `"max"` the stamps need be no time at all.
+        let layout = match checks.times {
+            true => sample(&conn, &t, &e)?.and_then(|v| Layout::of(ValueRef::from(&v)).ok().map(|l| (l, v))),
+            false => None,
+        };
+        let pass = OnePass::new(query, checks, &t, &e, window, layout.as_ref().map(|(l, _)| l));
+        let found = Arc::new(std::sync::Mutex::new(Found::default()));
+        let seen = found.clone();
+        let known = layout.clone();
+        let clock = (self.clock)();
+        conn.create_scalar_function(
+            TALLY,
+            2,
+            rusqlite::functions::FunctionFlags::SQLITE_UTF8 | rusqlite::functions::FunctionFlags::SQLITE_DIRECTONLY,
+            move |ctx| {
+                let kind: i64 = ctx.get(0)?;
+                let mut found = seen.lock().unwrap_or_else(|p| p.into_inner());
+                found.note(kind, ctx.get_raw(1), known.as_ref().map(|(l, _)| l), clock);
+                Ok(0)
+            },
+        )
+        .map_err(query_err(&pass.rendered.sql))?;
+        conn.prepare(&pass.rendered.sql).map_err(query_err(&pass.rendered.sql))?;
+        let width = query.columns.len();
+        let tally: Tally = Arc::new(std::sync::OnceLock::new());
+        let filled = tally.clone();
+        let table = query.table.to_string();
+        let (tx, stream) = row_channel(IN_FLIGHT);
+        tokio::task::spawn_blocking(move || {
+            let result = stream_rows(&conn, &pass.rendered, width, &tx).and_then(|()| {
+                let found = std::mem::take(&mut *found.lock().unwrap_or_else(|p| p.into_inner()));
+                found.verdict(&table, &e, layout.as_ref().map(|(_, v)| v), pass.counts_previous)
+            });
+            match result {
+                Ok(counted) => {
+                    let _ = filled.set(counted);
+                    tx.finish();
+                }
+                Err(e) => {
+                    tx.blocking_send(Err(e.into()));
+                }
+            }
+        });
+        Ok((stream, tally))
+    }
+}
+
+/// `sluice_below_max(e)`: the largest value below the maximum (ties with the maximum wait for
+/// the next run), found in the one pass that also finds the ends. Values compare as SQLite
+/// compares them within a storage class (numbers by value, text and blobs by their bytes: the
+/// BINARY collation); a column mixing classes is refused from its ends, read in the same pass.
+const BELOW_MAX: &str = "sluice_below_max";
+
+struct BelowMax;
+
+/// The largest value seen, and the largest below it.
+#[derive(Default)]
+struct TopTwo {
+    max: Option<Value>,
+    below: Option<Value>,
+}
+
+/// SQLite's order of two non-NULL values: numbers, then text, then blobs.
+fn sqlite_cmp(a: ValueRef<'_>, b: &Value) -> std::cmp::Ordering {
+    use std::cmp::Ordering;
+    let rank = |v: ValueRef<'_>| match v {
+        ValueRef::Null => 0,
+        ValueRef::Integer(_) | ValueRef::Real(_) => 1,
+        ValueRef::Text(_) => 2,
+        ValueRef::Blob(_) => 3,
+    };
+    let b = ValueRef::from(b);
+    match (a, b) {
+        (ValueRef::Integer(x), ValueRef::Integer(y)) => x.cmp(&y),
+        (ValueRef::Real(x), ValueRef::Real(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
+        // Stamps are far below 2^53, where an integer is exactly a double.
+        (ValueRef::Integer(x), ValueRef::Real(y)) => (x as f64).partial_cmp(&y).unwrap_or(Ordering::Equal),
+        (ValueRef::Real(x), ValueRef::Integer(y)) => x.partial_cmp(&(y as f64)).unwrap_or(Ordering::Equal),
+        (ValueRef::Text(x), ValueRef::Text(y)) | (ValueRef::Blob(x), ValueRef::Blob(y)) => x.cmp(y),
+        (a, b) => rank(a).cmp(&rank(b)),
+    }
+}
+
+impl rusqlite::functions::Aggregate<TopTwo, Option<Value>> for BelowMax {
+    fn init(&self, _: &mut rusqlite::functions::Context<'_>) -> rusqlite::Result<TopTwo> {
+        Ok(TopTwo::default())
+    }
+
+    fn step(&self, ctx: &mut rusqlite::functions::Context<'_>, top: &mut TopTwo) -> rusqlite::Result<()> {
+        use std::cmp::Ordering;
+        let v = ctx.get_raw(0);
+        if v == ValueRef::Null {
+            return Ok(());
+        }
+        match top.max.as_ref().map(|max| sqlite_cmp(v, max)) {
+            None => top.max = owned(v),
+            Some(Ordering::Greater) => top.below = std::mem::replace(&mut top.max, owned(v)),
+            Some(Ordering::Equal) => {}
+            Some(Ordering::Less) => {
+                if top.below.as_ref().is_none_or(|below| sqlite_cmp(v, below) == Ordering::Greater) {
+                    top.below = owned(v);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finalize(
+        &self,
+        _: &mut rusqlite::functions::Context<'_>,
+        top: Option<TopTwo>,
+    ) -> rusqlite::Result<Option<Value>> {
+        Ok(top.and_then(|t| t.below))
+    }
+}
+
+/// The SQL function the one-pass read calls for the rows outside its window it must count or
+/// check (`kind`, the stamp): never for a row of the window, so the rows read cost nothing more.
+const TALLY: &str = "sluice_tally";
+const NULL_STAMP: i64 = 0;
+const PREVIOUS_WINDOW: i64 = 1;
+const ABOVE_BOUND: i64 = 2;
+const OTHER_LAYOUT: i64 = 3;
+
+/// The one statement of a window read that also counts and checks:
+/// `SELECT <columns> FROM <table> WHERE (<e> IS NOT NULL AND NOT (<the layout's family>) AND
+/// sluice_tally(3, <e>)) OR (<window>) OR (<e> IS NULL AND sluice_tally(0, NULL)) OR
+/// (<previous window> AND sluice_tally(1, NULL)) OR (<e> > <high> AND sluice_tally(2, <e>))`.
+/// The function returns 0, so only the window's rows are returned. SQLite evaluates `OR` and
+/// `AND` from the left and stops at the first answer: a row reaches the function only when it
+/// is to be counted or looked at, and a window's row costs the family's test and nothing more.
+struct OnePass {
+    rendered: RenderedQuery,
+    counts_previous: bool,
+}
+
+impl OnePass {
+    fn new(
+        query: &Query,
+        checks: &WindowChecks,
+        t: &str,
+        e: &str,
+        window: RenderedQuery,
+        layout: Option<&Layout>,
+    ) -> OnePass {
+        let cols = query.columns.iter().map(|c| sql::quote_ident(c)).collect::<Vec<_>>().join(", ");
+        let (mut terms, mut params) = (Vec::new(), Vec::new());
+        if let Some(layout) = layout {
+            let (family, family_params) = layout.family_sql(e);
+            terms.push(format!("({e} IS NOT NULL AND NOT ({family}) AND {TALLY}({OTHER_LAYOUT}, {e}))"));
+            params.extend(family_params);
+        }
+        terms.push(format!("({})", window.sql));
+        params.extend(window.params);
+        terms.push(format!("({e} IS NULL AND {TALLY}({NULL_STAMP}, NULL))"));
+        if let Some((low, high)) = &checks.previous {
+            let previous = sql::window_condition(&checks.expr, low.as_ref(), high);
+            terms.push(format!("({} AND {TALLY}({PREVIOUS_WINDOW}, NULL))", previous.sql));
+            params.extend(previous.params);
+        }
+        if let (Some(_), Filter::Window { high, .. }) = (layout, &query.filter) {
+            terms.push(format!("({e} > ? AND {TALLY}({ABOVE_BOUND}, {e}))"));
+            params.push(high.clone());
+        }
+        OnePass {
+            rendered: RenderedQuery { sql: format!("SELECT {cols} FROM {t} WHERE {}", terms.join(" OR ")), params },
+            counts_previous: checks.previous.is_some(),
+        }
+    }
+}
+
+/// What the one-pass read's function saw.
+#[derive(Default)]
+struct Found {
+    null_rows: u64,
+    previous_window: u64,
+    /// The first stamp of another layout than the sample's.
+    other: Option<Value>,
+    /// The first stamp above the bound that is not a plausible time in the sample's layout.
+    implausible: Option<(Value, DateTime<Utc>)>,
+}
+
+impl Found {
+    fn note(&mut self, kind: i64, stamp: ValueRef<'_>, layout: Option<&Layout>, clock: DateTime<Utc>) {
+        match kind {
+            NULL_STAMP => self.null_rows += 1,
+            PREVIOUS_WINDOW => self.previous_window += 1,
+            ABOVE_BOUND => {
+                // Stamps of the family are past the bound only while the lag runs; far past
+                // it, the unit was guessed wrong (or a clock is).
+                let at = layout.and_then(|l| l.instant(stamp));
+                if self.implausible.is_none() && at.is_some_and(|at| at > clock + ChronoDuration::days(1)) {
+                    self.implausible = owned(stamp).zip(at);
+                }
+            }
+            _ => {
+                let family = layout.is_some_and(|layout| Layout::of(stamp).is_ok_and(|l| l.same_family(layout)));
+                if !family && self.other.is_none() {
+                    self.other = owned(stamp);
+                }
+            }
+        }
+    }
+
+    /// The counts, or the error a stamp of another layout (or an implausible one) makes:
+    /// the run fails before its commit, as the ends' check fails it where an index finds them.
+    fn verdict(self, table: &str, e: &str, sample: Option<&Value>, counts_previous: bool) -> Result<Counted, Error> {
+        if let (Some(other), Some(sample)) = (&self.other, sample) {
+            return Err(mixed(table, e, sample, other));
+        }
+        if let (Some((newest, at)), Some(sample)) = (&self.implausible, sample) {
+            let layout = Layout::of(ValueRef::from(sample)).map(|l| l.describe()).unwrap_or_default();
+            return Err(Error::ImplausibleStamps {
+                table: table.to_string(),
+                column: e.to_string(),
+                newest: stamp::show(newest),
+                layout,
+                at: at.to_rfc3339(),
+            });
+        }
+        Ok(Counted { null_rows: self.null_rows, previous_window: counts_previous.then_some(self.previous_window) })
     }
 }
 

@@ -113,6 +113,42 @@ impl Layout {
         }
     }
 
+    /// A condition on the stamp expression `e` (SQL, and its parameters in order) that the
+    /// stamps of this layout's family meet, cheap enough to test on every row of a pass: the
+    /// storage class, an epoch's magnitude, a date-time's separator and how it ends. A row that
+    /// fails it is looked at exactly (`Layout::of`, `same_family`), so the condition may turn
+    /// away stamps of the family (an epoch of unusual size) but must not let in what SQLite
+    /// would sort into the wrong windows by class, unit or separator.
+    pub fn family_sql(&self, e: &str) -> (String, Vec<Watermark>) {
+        let text = format!("typeof({e}) = 'text'");
+        match self {
+            Layout::Date => (format!("{text} AND length({e}) = 10"), vec![]),
+            Layout::DateTime { sep, suffix, .. } => {
+                let (end, params) = match suffix {
+                    Suffix::None => (format!("substr({e}, -1) BETWEEN '0' AND '9'"), vec![]),
+                    Suffix::Zulu => (format!("substr({e}, -1) = 'Z'"), vec![]),
+                    Suffix::Offset { text, .. } => {
+                        (format!("substr({e}, -{}) = ?", text.chars().count()), vec![Watermark::Text(text.clone())])
+                    }
+                };
+                let mut all = vec![Watermark::Text(sep.to_string())];
+                all.extend(params);
+                (format!("{text} AND substr({e}, 11, 1) = ? AND {end}"), all)
+            }
+            Layout::EpochText { .. } => (text, vec![]),
+            Layout::EpochInt(EpochUnit::Seconds) | Layout::EpochReal => {
+                (format!("typeof({e}) IN ('integer', 'real') AND {e} >= 10000000 AND {e} < 100000000000"), vec![])
+            }
+            Layout::EpochInt(EpochUnit::Millis) => {
+                (format!("typeof({e}) = 'integer' AND {e} >= 100000000000 AND {e} < 100000000000000"), vec![])
+            }
+            Layout::EpochInt(EpochUnit::Micros) => {
+                (format!("typeof({e}) = 'integer' AND {e} >= 100000000000000"), vec![])
+            }
+            Layout::JulianDay => (format!("typeof({e}) = 'real' AND {e} > -10000000 AND {e} < 10000000"), vec![]),
+        }
+    }
+
     /// What must be the same on every row for SQLite's comparison to order the stamps in time.
     /// The fraction's digits may differ (text order still agrees: `…:05` < `…:05.5` <
     /// `…:05.51`); the storage class, the epoch unit, the separator and the suffix may not.

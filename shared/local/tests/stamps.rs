@@ -319,3 +319,34 @@ async fn a_stamp_sluice_cannot_read_as_time_is_refused() {
     assert!(error.contains("\"01/02/2026 10:00\"") && error.contains("upper_bound = \"max\""), "{error}");
     assert!(!moved);
 }
+
+/// A stamp of another layout written after a run, below its cursor and between the table's
+/// ends, is in no window the next runs read. Without an index on the stamp a run passes over
+/// every row once anyway, and looks at every stamp's class, unit and separator as it does: the
+/// next run refuses, naming both layouts, where the ends alone would not show it.
+#[tokio::test]
+async fn a_stamp_of_another_layout_between_the_ends_is_refused_by_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "");
+    let db = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
+    db.execute_batch("CREATE TABLE events (id INTEGER PRIMARY KEY, v TEXT, updated_at)").unwrap();
+    for (id, at) in [(1, "2026-01-01 10:00:00"), (2, "2026-01-02 10:00:00"), (3, "2026-01-03 10:00:00")] {
+        db.execute("INSERT INTO events VALUES (?1, 'x', ?2)", rusqlite::params![id, at]).unwrap();
+    }
+    let source = SqliteSource::new(dir.path().join("source.db"));
+    let store = DirectoryStore::new(dir.path().join("out"));
+    let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
+    let events = JsonlEventLog::new(dir.path().join("events.jsonl"));
+    let ports = Ports { source: &source, store: &store, history: &history, events: &events };
+    let runner = Runner::new(ports, &Quiet);
+    let first = runner.run(&config.exports[0], &sluice_testkit::run_options()).await.unwrap();
+    assert!(first.succeeded, "{:?}", first.error);
+    use sluice_core::ports::HistoryStore;
+    let cursor = history.watermark("events", "events").await.unwrap().unwrap().watermark;
+
+    db.execute("INSERT INTO events VALUES (4, 'x', '2026-01-02T12:00:00')", []).unwrap();
+    let second = runner.run(&config.exports[0], &sluice_testkit::run_options()).await.unwrap();
+    let error = second.tables[0].error.clone().expect("the second layout was not refused");
+    assert!(error.contains("more than one layout") && error.contains("2026-01-02T12:00:00"), "{error}");
+    assert_eq!(history.watermark("events", "events").await.unwrap().unwrap().watermark, cursor);
+}

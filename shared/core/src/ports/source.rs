@@ -46,6 +46,57 @@ pub struct RenderedQuery {
     pub params: Vec<Watermark>,
 }
 
+/// What a timestamp run counts beside its window: the rows whose stamp is NULL (they are in no
+/// window) and the rows now in the previous run's window (more than it exported arrived late).
+#[derive(Debug, Clone, PartialEq)]
+pub struct WindowChecks {
+    pub table: TableName,
+    pub expr: WatermarkExpr,
+    /// The previous run's window `(low, high]`, counted again; `None`: nothing to count.
+    pub previous: Option<(Option<Watermark>, Watermark)>,
+    /// The stamps are read as times (`upper_bound = "now"`): a source that learnt their layout
+    /// may check every stamp it passes against it. With `"max"` they may be any ordered values.
+    pub times: bool,
+}
+
+/// What [`WindowChecks`] counted. `previous_window` is `None` when there was nothing to count,
+/// or its count failed (the run goes on without a late-row figure).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counted {
+    pub null_rows: u64,
+    pub previous_window: Option<u64>,
+}
+
+/// Where a reader leaves what it counted in the read's own pass: set before the stream ends
+/// cleanly, read by the runner after the last batch.
+pub type Tally = std::sync::Arc<std::sync::OnceLock<Counted>>;
+
+/// The checks counted by statements of their own: what [`Source::read_counting`] does by
+/// default, and what a run whose window is empty (nothing to read) does. A failed NULL count
+/// fails the run; a failed count of the previous window is logged and left out.
+pub async fn count_checks<S: Source + ?Sized>(source: &S, checks: &WindowChecks) -> Result<Counted, BoxError> {
+    let null_rows = source.count_null(&checks.table, &checks.expr).await?;
+    let previous_window = match &checks.previous {
+        None => None,
+        Some((low, high)) => {
+            let query = Query {
+                table: checks.table.clone(),
+                columns: vec![],
+                filter: Filter::Window { expr: checks.expr.clone(), low: low.clone(), high: high.clone() },
+                order_by: vec![],
+            };
+            match source.count(&query).await {
+                Ok(n) => Some(n),
+                Err(e) => {
+                    tracing::warn!(table = %checks.table, error = %e, "counting the previous window again for late rows failed");
+                    None
+                }
+            }
+        }
+    };
+    Ok(Counted { null_rows, previous_window })
+}
+
 /// Rows arrive in batches; a source keeps only a bounded number of batches in flight.
 pub type RowStream = BoxStream<'static, Result<RowBatch, BoxError>>;
 
@@ -121,6 +172,16 @@ pub trait Source: Send + Sync {
 
     /// Streams the query's rows.
     async fn read(&self, query: &Query) -> Result<RowStream, BoxError>;
+
+    /// Streams a timestamp window's rows and counts its checks. By default the checks are
+    /// counted first, each by a statement of its own (cheap where an index covers the stamp, a
+    /// pass over the table each where none does); a source that can count them in the read's
+    /// own pass overrides this and fills the tally before its stream ends.
+    async fn read_counting(&self, query: &Query, checks: &WindowChecks) -> Result<(RowStream, Tally), BoxError> {
+        let counted = count_checks(self, checks).await?;
+        let stream = self.read(query).await?;
+        Ok((stream, std::sync::Arc::new(std::sync::OnceLock::from(counted))))
+    }
 
     /// The source's server-side unload, if it has one (a warehouse's own `COPY INTO`); most
     /// sources have none and stream every row through Sluice.

@@ -76,6 +76,8 @@ pub struct TableRun<'a> {
     pub history: &'a dyn HistoryStore,
     pub observer: &'a dyn Observer,
     pub keeper: LeaseKeeper<'a>,
+    /// What the read counted in its own pass (the plan's `checks`), once its stream ended.
+    pub counted: Option<crate::ports::Counted>,
 }
 
 impl TableRun<'_> {

@@ -27,14 +27,15 @@ use crate::manifest::{
 use crate::part::PartWriter;
 pub use crate::ports::events::{ExportRunSummary, TableOutcome, SUMMARY_VERSION};
 use crate::ports::{
-    EventDetail, Filter, Lease, LeaseOwner, ObjectMeta, Query, RunEvent, RunRecord, RunState, UnloadTarget,
+    count_checks, EventDetail, Filter, Lease, LeaseOwner, ObjectMeta, Query, RunEvent, RunRecord, RunState,
+    UnloadTarget, WindowChecks,
 };
-use crate::spec::export::{ExportSpec, TableMode, TableSpec};
+use crate::spec::export::{ExportSpec, Incremental, TableMode, TableSpec};
 use crate::stop::{Interrupt, Stop};
 use crate::strategy::choose::{self as strategies, next_watermark, plan_table};
 use crate::strategy::plan::TablePlan;
 use crate::strategy::Strategy;
-use crate::value::{Column, Watermark, Window};
+use crate::value::{Column, UpperBound, Watermark, Window};
 
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -92,7 +93,9 @@ impl RunOptions {
 /// What a table run's manifest says beside its window and parts.
 struct Outside<'a> {
     added: &'a [Column],
-    late_rows: Option<LateRows>,
+    /// The previous run's manifest, whose window the checks count again for late rows (none
+    /// for a backfill, which is outside the chain).
+    late_of: Option<&'a Manifest>,
     backfill: Option<Requested>,
 }
 
@@ -251,7 +254,7 @@ impl<'a> Runner<'a> {
                 .unwrap_or_else(|h| Err(halted(export, table, 0, h))),
             (Err(e), _) => Err(e),
         };
-        let (plan, added) = match planned {
+        let (mut plan, added) = match planned {
             Ok(planned) => planned,
             Err(e) => {
                 // Recorded, so `status` shows why the table did not run; nothing was written.
@@ -287,9 +290,14 @@ impl<'a> Runner<'a> {
                 return Err(e);
             }
         };
-        if plan.null_rows > 0 {
-            warn!(export = %export.name, table = %table.name, null_rows = plan.null_rows,
-                "rows with a NULL incremental column are in no window; set incremental.fallback_column to export them");
+        let late_of = previous_manifest.filter(|m| backfill.is_none() && late_window(m).is_some());
+        if plan.strategy == Strategy::Timestamp {
+            plan.checks = plan.stamp.clone().map(|expr| WindowChecks {
+                table: table.table.clone(),
+                expr,
+                previous: late_of.and_then(late_window),
+                times: matches!(&table.incremental, Incremental::Timestamp(ts) if matches!(ts.upper_bound, UpperBound::Now { .. })),
+            });
         }
         let folder = match backfill {
             Some(_) => RunFolder::backfill(&export.name, &table.name, run_id),
@@ -334,21 +342,11 @@ impl<'a> Runner<'a> {
             warn!(export = %export.name, table = %table.name, added = %crate::strategy::drift::Drift { added: added.clone(), ..Default::default() }.describe(),
                 "the table has new columns; they are exported from this run on (on_schema_change = \"add_columns\")");
         }
-        let late = match backfill {
-            Some(_) => None,
-            None => self.late_rows(export, table, &plan, previous.as_ref().and_then(|p| p.manifest.as_ref())).await,
-        };
-        if let Some(late) = &late {
-            record.late_rows = late.rows;
-            let cure = late.backfill_command(&export.name, &table.name);
-            warn!(export = %export.name, table = %table.name, late_rows = late.rows, run = %late.run_id, window = %late.window,
-                "rows arrived in the previous run's window after it was exported: no run holds them; export that window again with `{cure}`");
-        }
-        let link = previous.filter(|_| backfill.is_none()).map(|p| p.link);
+        let link = previous.as_ref().filter(|_| backfill.is_none()).map(|p| p.link.clone());
         let requested = backfill.map(|b| Requested { by: b.by.clone(), reason: b.reason.clone() });
-        let outside = Outside { added: &added, late_rows: late.clone(), backfill: requested };
+        let outside = Outside { added: &added, late_of, backfill: requested };
         match self.write_and_commit(export, table, &plan, link, outside, lease, opts, &mut record).await {
-            Ok(()) => Ok(TableOutcome {
+            Ok(late) => Ok(TableOutcome {
                 table: table.name.clone(),
                 strategy: record.strategy,
                 state: RunState::Succeeded,
@@ -390,7 +388,7 @@ impl<'a> Runner<'a> {
         lease: &Lease,
         opts: &RunOptions,
         record: &mut RunRecord,
-    ) -> Result<()> {
+    ) -> Result<Option<LateRows>> {
         let store = self.ports.store;
         let mut run = TableRun {
             export,
@@ -406,6 +404,7 @@ impl<'a> Runner<'a> {
                 renewed: Instant::now(),
                 stop: opts.stop(),
             },
+            counted: None,
         };
         let written = match (table.mode, &plan.query) {
             (TableMode::Unload, Some(query)) => {
@@ -422,7 +421,23 @@ impl<'a> Runner<'a> {
             (TableMode::Stream, query) => {
                 let mut parts =
                     PartWriter::new(store, RunFolder::at(&record.prefix), &export.format, plan.columns.clone());
-                if let Some(query) = query {
+                // An empty window has nothing to read, but its checks still look at the table:
+                // read a window that holds no row, so a source that counts and checks in a
+                // read's pass does so here too, in one pass.
+                let nothing = match (query, &plan.checks, &plan.window.high) {
+                    (None, Some(checks), Some(high)) => Some(Query {
+                        table: checks.table.clone(),
+                        columns: plan.columns.iter().map(|c| c.name.clone()).collect(),
+                        filter: Filter::Window {
+                            expr: checks.expr.clone(),
+                            low: Some(high.clone()),
+                            high: high.clone(),
+                        },
+                        order_by: vec![],
+                    }),
+                    _ => None,
+                };
+                if let Some(query) = query.as_ref().or(nothing.as_ref()) {
                     match strategies::of(plan.strategy).stream(&mut run, plan, query, &mut parts).await {
                         Ok(changes) => record.changes = changes,
                         Err(e) => {
@@ -445,6 +460,13 @@ impl<'a> Runner<'a> {
                 }
             }
         };
+        let late = match self.checked(export, table, plan, &mut run, outside.late_of, record).await {
+            Ok(late) => late,
+            Err(e) => {
+                self.remove_output(export, record).await;
+                return Err(e);
+            }
+        };
         let totals = Totals {
             rows: written.iter().map(|p| p.rows).sum(),
             bytes: written.iter().map(|p| p.bytes).sum(),
@@ -462,14 +484,14 @@ impl<'a> Runner<'a> {
             columns: plan.columns.clone(),
             parts: written,
             totals: totals.clone(),
-            null_rows: plan.null_rows,
+            null_rows: record.null_rows,
             changes: record.changes,
             started_at: record.started_at,
             written_at: Utc::now(),
             previous,
             schema: Some(schema_fingerprint(&plan.columns)),
             added_columns: outside.added.to_vec(),
-            late_rows: outside.late_rows,
+            late_rows: late.clone(),
             moved: None,
             backfill: outside.backfill,
         };
@@ -575,7 +597,47 @@ impl<'a> Runner<'a> {
             .await;
         info!(export = %export.name, table = %table.name, run_id = %record.run_id, rows = record.rows,
             bytes = record.bytes, parts = record.parts, watermark = %next.as_ref().map_or("-".to_string(), |w| w.to_string()), "table run committed");
-        Ok(())
+        Ok(late)
+    }
+
+    /// What the plan's checks counted (in the read's pass, or now by statements of their own
+    /// when the read did not count them or nothing was read), recorded and warned about: rows
+    /// with a NULL stamp, and late rows in the previous run's window (`late_of`).
+    async fn checked(
+        &self,
+        export: &ExportSpec,
+        table: &TableSpec,
+        plan: &TablePlan,
+        run: &mut TableRun<'_>,
+        late_of: Option<&Manifest>,
+        record: &mut RunRecord,
+    ) -> Result<Option<LateRows>> {
+        let Some(checks) = &plan.checks else { return Ok(None) };
+        let counted = match run.counted.take() {
+            Some(counted) => counted,
+            None => run
+                .stop()
+                .until(count_checks(self.ports.source, checks))
+                .await
+                .map_err(|h| halted(export, table, record.rows, h))?
+                .map_err(|source| Error::Source { export: export.name.clone(), table: table.name.clone(), source })?,
+        };
+        record.null_rows = counted.null_rows;
+        if counted.null_rows > 0 {
+            warn!(export = %export.name, table = %table.name, null_rows = counted.null_rows,
+                "rows with a NULL incremental column are in no window; set incremental.fallback_column to export them");
+        }
+        let late = late_of.zip(counted.previous_window).and_then(|(previous, now)| {
+            let rows = now.saturating_sub(previous.totals.rows);
+            (rows > 0).then(|| LateRows { run_id: previous.run_id.clone(), window: previous.window.clone(), rows })
+        });
+        if let Some(late) = &late {
+            record.late_rows = late.rows;
+            let cure = late.backfill_command(&export.name, &table.name);
+            warn!(export = %export.name, table = %table.name, late_rows = late.rows, run = %late.run_id, window = %late.window,
+                "rows arrived in the previous run's window after it was exported: no run holds them; export that window again with `{cure}`");
+        }
+        Ok(late)
     }
 
     /// Has the source write the parts itself, renewing the lease while it works and giving up
@@ -679,42 +741,6 @@ impl<'a> Runner<'a> {
         Ok((plan, added))
     }
 
-    /// Counts the previous timestamp run's window again: rows there now, beyond those that run
-    /// exported, arrived after it closed (a writer whose stamp lagged its commit by more than
-    /// the lag). Counted with the window's own query, so an index on the stamp makes it cheap;
-    /// a failed count is logged and the run goes on.
-    async fn late_rows(
-        &self,
-        export: &ExportSpec,
-        table: &TableSpec,
-        plan: &TablePlan,
-        previous: Option<&Manifest>,
-    ) -> Option<LateRows> {
-        // A moved cursor's manifest exported nothing: there is no window to count again.
-        let previous =
-            previous.filter(|p| p.strategy == Strategy::Timestamp && !p.window.is_empty() && p.moved.is_none())?;
-        let expr = plan.stamp.as_ref()?;
-        let query = Query {
-            table: table.table.clone(),
-            columns: vec![],
-            filter: Filter::Window {
-                expr: expr.clone(),
-                low: previous.window.low.clone(),
-                high: previous.window.high.clone()?,
-            },
-            order_by: vec![],
-        };
-        let now = match self.ports.source.count(&query).await {
-            Ok(n) => n,
-            Err(e) => {
-                warn!(export = %export.name, table = %table.name, error = %e, "counting the previous window again for late rows failed");
-                return None;
-            }
-        };
-        let rows = now.saturating_sub(previous.totals.rows);
-        (rows > 0).then(|| LateRows { run_id: previous.run_id.clone(), window: previous.window.clone(), rows })
-    }
-
     /// Refuses a table the history does not know (no watermark) while the destination holds
     /// committed runs of it the history does not record either: the history was lost, and
     /// starting over would export every row again beside the copies already there. A full
@@ -794,4 +820,12 @@ impl<'a> Runner<'a> {
             warn!(export = %export.name, prefix = %record.prefix, error = %e, "removing the run's output failed");
         }
     }
+}
+
+/// The previous run's window a timestamp run counts again for late rows: a timestamp run's
+/// window that exported something (a moved cursor's manifest exported nothing).
+fn late_window(previous: &Manifest) -> Option<(Option<Watermark>, Watermark)> {
+    let usable = previous.strategy == Strategy::Timestamp && !previous.window.is_empty() && previous.moved.is_none();
+    let high = previous.window.high.clone().filter(|_| usable)?;
+    Some((previous.window.low.clone(), high))
 }

@@ -37,6 +37,7 @@ impl TableStrategy for Full {
             null_rows: 0,
             check: None,
             stamp: None,
+            checks: None,
         })
     }
 

@@ -24,6 +24,8 @@ pub struct TablePlan {
     #[serde(skip)]
     pub query: Option<Query>,
     /// Rows whose incremental column (and fallback) is NULL: in no window, reported each run.
+    /// Counted with the window's read (`checks`), so a plan made before it holds 0; `sluice
+    /// plan` counts them itself.
     pub null_rows: u64,
     /// For the `check` strategy: how rows are compared with the last run's state.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -32,6 +34,11 @@ pub struct TablePlan {
     /// can be counted again for late rows even when this run reads none).
     #[serde(skip)]
     pub stamp: Option<crate::ports::WatermarkExpr>,
+    /// What a timestamp run counts beside its window (NULL stamps, the previous window again),
+    /// set by the runner, which knows the previous window; counted in the read's pass where the
+    /// source can.
+    #[serde(skip)]
+    pub checks: Option<crate::ports::WindowChecks>,
 }
 
 /// How a `check` run compares rows: by key, on the hash of the checked columns, against the

@@ -67,8 +67,15 @@ pub async fn copy_rows(
     parts: &mut PartWriter<'_>,
 ) -> Result<Option<Changes>> {
     let stop = run.stop();
-    let mut rows =
-        stop.until(run.source.read(query)).await.map_err(|h| run.halted(0, h))?.map_err(|e| run.source_error(e))?;
+    let (mut rows, tally) = match &plan.checks {
+        Some(checks) => stop
+            .until(run.source.read_counting(query, checks))
+            .await
+            .map_err(|h| run.halted(0, h))?
+            .map(|(rows, tally)| (rows, Some(tally))),
+        None => stop.until(run.source.read(query)).await.map_err(|h| run.halted(0, h))?.map(|rows| (rows, None)),
+    }
+    .map_err(|e| run.source_error(e))?;
     while let Some(batch) = stop.until(rows.next()).await.map_err(|h| run.halted(parts.rows(), h))? {
         let batch = batch.map_err(|e| run.source_error(e))?;
         stop.check().map_err(|h| run.halted(parts.rows(), h))?;
@@ -76,5 +83,7 @@ pub async fn copy_rows(
         run.observer.progress(&run.table.name, parts.rows(), parts.bytes());
         run.keep_lease().await?;
     }
+    // Unset when a reader ended without filling it: the runner then counts on its own.
+    run.counted = tally.and_then(|t| t.get().copied());
     Ok(None)
 }

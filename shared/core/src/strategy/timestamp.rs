@@ -53,7 +53,6 @@ impl TableStrategy for Timestamp {
             }
         }
         let window = Window { low: low.clone(), high: high.clone() };
-        let null_rows = source.count_null(&table.table, &expr).await.map_err(source_err)?;
         let query = match (window.is_empty(), high) {
             (false, Some(high)) => Some(Query {
                 table: table.table.clone(),
@@ -70,9 +69,10 @@ impl TableStrategy for Timestamp {
             window,
             base_watermark: committed.map(|c| c.stored()),
             query,
-            null_rows,
+            null_rows: 0,
             check: None,
             stamp: Some(expr),
+            checks: None,
         })
     }
 

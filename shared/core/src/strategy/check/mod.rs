@@ -87,6 +87,7 @@ impl TableStrategy for Check {
                 previous_state,
             }),
             stamp: None,
+            checks: None,
         })
     }
 
