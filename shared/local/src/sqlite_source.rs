@@ -321,7 +321,7 @@ impl Source for SqliteSource {
         let conn = self.open()?;
         conn.prepare(&rendered.sql).map_err(query_err(&rendered.sql))?;
         let (tx, stream) = row_channel(IN_FLIGHT);
-        tokio::task::spawn_blocking(move || match stream_rows(&conn, &rendered, width, &tx) {
+        tokio::task::spawn_blocking(move || match stream_rows(&conn, &rendered, width, None, &tx) {
             Ok(()) => tx.finish(),
             Err(e) => {
                 tx.blocking_send(Err(e.into()));
@@ -337,15 +337,16 @@ impl Source for SqliteSource {
         let t = table_sql(&query.table)?;
         let conn = self.open()?;
         let e = sql::watermark_expr(&checks.expr);
-        let window = match &query.filter {
+        let pass = match &query.filter {
             Filter::Window { expr, low, high } if expr == &checks.expr && !indexed(&conn, &t, &e)? => {
-                sql::window_condition(expr, low.as_ref(), high)
+                OnePass::new(query, checks, &t, &e, low.as_ref(), high)
             }
-            _ => {
-                let counted = count_checks(self, checks).await?;
-                let stream = self.read(query).await?;
-                return Ok((stream, Arc::new(std::sync::OnceLock::from(counted))));
-            }
+            _ => None,
+        };
+        let Some(pass) = pass else {
+            let counted = count_checks(self, checks).await?;
+            let stream = self.read(query).await?;
+            return Ok((stream, Arc::new(std::sync::OnceLock::from(counted))));
         };
         // The layout `upper_bound` learnt from a sample (the column has one, or it would have
         // refused); with `"max"` the stamps need be no time at all.
@@ -353,7 +354,6 @@ impl Source for SqliteSource {
             true => sample(&conn, &t, &e)?.and_then(|v| Layout::of(ValueRef::from(&v)).ok().map(|l| (l, v))),
             false => None,
         };
-        let pass = OnePass::new(query, checks, &t, &e, window, layout.as_ref().map(|(l, _)| l));
         let found = Arc::new(std::sync::Mutex::new(Found::default()));
         let seen = found.clone();
         let known = layout.clone();
@@ -377,8 +377,20 @@ impl Source for SqliteSource {
         let table = query.table.to_string();
         let (tx, stream) = row_channel(IN_FLIGHT);
         tokio::task::spawn_blocking(move || {
-            let result = stream_rows(&conn, &pass.rendered, width, &tx).and_then(|()| {
-                let found = std::mem::take(&mut *found.lock().unwrap_or_else(|p| p.into_inner()));
+            // The window's own stamps, which the statement returns after the columns: each is
+            // looked at on this thread as it passes (a few byte tests, `Layout::of` only when
+            // those fail).
+            let mut other: Option<Value> = None;
+            let mut look = |stamp: ValueRef<'_>| {
+                if let (Some((layout, _)), None) = (&layout, &other) {
+                    if !layout.looks_like(stamp) && Layout::of(stamp).map_or(true, |l| !l.same_family(layout)) {
+                        other = owned(stamp);
+                    }
+                }
+            };
+            let result = stream_rows(&conn, &pass.rendered, width, Some(&mut look), &tx).and_then(|()| {
+                let mut found = std::mem::take(&mut *found.lock().unwrap_or_else(|p| p.into_inner()));
+                found.other = found.other.take().or(other);
                 found.verdict(&table, &e, layout.as_ref().map(|(_, v)| v), pass.counts_previous)
             });
             match result {
@@ -470,52 +482,70 @@ const TALLY: &str = "sluice_tally";
 const NULL_STAMP: i64 = 0;
 const PREVIOUS_WINDOW: i64 = 1;
 const ABOVE_BOUND: i64 = 2;
-const OTHER_LAYOUT: i64 = 3;
 
-/// The one statement of a window read that also counts and checks:
-/// `SELECT <columns> FROM <table> WHERE (<e> IS NOT NULL AND NOT (<the layout's family>) AND
-/// sluice_tally(3, <e>)) OR (<window>) OR (<e> IS NULL AND sluice_tally(0, NULL)) OR
-/// (<previous window> AND sluice_tally(1, NULL)) OR (<e> > <high> AND sluice_tally(2, <e>))`.
-/// The function returns 0, so only the window's rows are returned. SQLite evaluates `OR` and
-/// `AND` from the left and stops at the first answer: a row reaches the function only when it
-/// is to be counted or looked at, and a window's row costs the family's test and nothing more.
+/// The one statement of a window read `(low, high]` that also counts and checks, its
+/// conditions ordered so that a row outside the window costs one comparison, as in the plain
+/// read, and the SQL function is called only for the rows it counts or looks at (it returns 0,
+/// so none of them is returned):
+///
+/// ```sql
+/// SELECT <columns>, <e> FROM <table>
+/// WHERE COALESCE(<e> > <previous low>, sluice_tally(0, NULL))   -- older rows out; NULL stamps counted
+///   AND (<e> > <low> OR sluice_tally(1, NULL))                  -- the previous window's rows counted
+///   AND (<e> <= <high> OR sluice_tally(2, <e>))                 -- rows past the bound looked at
+/// ```
+///
+/// A previous window without a lower end (the table's first) is every older row:
+/// `CASE WHEN <e> > <low> THEN 1 WHEN <e> IS NULL THEN sluice_tally(0, NULL) ELSE
+/// sluice_tally(1, NULL) END`, a call for each of them, on the table's second run only. The
+/// stamp returned after the columns is the window's, for the reader to look at.
 struct OnePass {
     rendered: RenderedQuery,
     counts_previous: bool,
 }
 
 impl OnePass {
+    /// `None` where one statement cannot count the previous window: when it does not end
+    /// where this window starts (a full refresh reads from the start).
     fn new(
         query: &Query,
         checks: &WindowChecks,
         t: &str,
         e: &str,
-        window: RenderedQuery,
-        layout: Option<&Layout>,
-    ) -> OnePass {
+        low: Option<&Watermark>,
+        high: &Watermark,
+    ) -> Option<OnePass> {
         let cols = query.columns.iter().map(|c| sql::quote_ident(c)).collect::<Vec<_>>().join(", ");
         let (mut terms, mut params) = (Vec::new(), Vec::new());
-        if let Some(layout) = layout {
-            let (family, family_params) = layout.family_sql(e);
-            terms.push(format!("({e} IS NOT NULL AND NOT ({family}) AND {TALLY}({OTHER_LAYOUT}, {e}))"));
-            params.extend(family_params);
+        let null = format!("{TALLY}({NULL_STAMP}, NULL)");
+        let previous = format!("{TALLY}({PREVIOUS_WINDOW}, NULL)");
+        match (&checks.previous, low) {
+            (Some((_, end)), Some(low)) if end != low => return None,
+            (Some(_), None) => return None,
+            (Some((Some(start), _)), Some(low)) => {
+                terms.push(format!("COALESCE({e} > ?, {null})"));
+                terms.push(format!("({e} > ? OR {previous})"));
+                params.extend([start.clone(), low.clone()]);
+            }
+            (Some((None, _)), Some(low)) => {
+                terms.push(format!("CASE WHEN {e} > ? THEN 1 WHEN {e} IS NULL THEN {null} ELSE {previous} END"));
+                params.push(low.clone());
+            }
+            (None, Some(low)) => {
+                terms.push(format!("COALESCE({e} > ?, {null})"));
+                params.push(low.clone());
+            }
+            (None, None) => terms.push(format!("({e} IS NOT NULL OR {null})")),
         }
-        terms.push(format!("({})", window.sql));
-        params.extend(window.params);
-        terms.push(format!("({e} IS NULL AND {TALLY}({NULL_STAMP}, NULL))"));
-        if let Some((low, high)) = &checks.previous {
-            let previous = sql::window_condition(&checks.expr, low.as_ref(), high);
-            terms.push(format!("({} AND {TALLY}({PREVIOUS_WINDOW}, NULL))", previous.sql));
-            params.extend(previous.params);
-        }
-        if let (Some(_), Filter::Window { high, .. }) = (layout, &query.filter) {
-            terms.push(format!("({e} > ? AND {TALLY}({ABOVE_BOUND}, {e}))"));
-            params.push(high.clone());
-        }
-        OnePass {
-            rendered: RenderedQuery { sql: format!("SELECT {cols} FROM {t} WHERE {}", terms.join(" OR ")), params },
+        terms.push(format!("({e} <= ? OR {TALLY}({ABOVE_BOUND}, {e}))"));
+        params.push(high.clone());
+        Some(OnePass {
+            rendered: RenderedQuery {
+                sql: format!("SELECT {cols}, {e} FROM {t} WHERE {}", terms.join(" AND ")),
+                params,
+            },
             counts_previous: checks.previous.is_some(),
-        }
+        })
     }
 }
 
@@ -535,18 +565,20 @@ impl Found {
         match kind {
             NULL_STAMP => self.null_rows += 1,
             PREVIOUS_WINDOW => self.previous_window += 1,
-            ABOVE_BOUND => {
-                // Stamps of the family are past the bound only while the lag runs; far past
-                // it, the unit was guessed wrong (or a clock is).
-                let at = layout.and_then(|l| l.instant(stamp));
+            _ => {
+                // Past the bound: another class or unit sorts there (text above numbers,
+                // milliseconds above seconds), and so does a stamp of a guessed unit that is
+                // wrong; stamps of the family are there only while the lag runs.
+                let Some(layout) = layout else { return };
+                if !Layout::of(stamp).is_ok_and(|l| l.same_family(layout)) {
+                    if self.other.is_none() {
+                        self.other = owned(stamp);
+                    }
+                    return;
+                }
+                let at = layout.instant(stamp);
                 if self.implausible.is_none() && at.is_some_and(|at| at > clock + ChronoDuration::days(1)) {
                     self.implausible = owned(stamp).zip(at);
-                }
-            }
-            _ => {
-                let family = layout.is_some_and(|layout| Layout::of(stamp).is_ok_and(|l| l.same_family(layout)));
-                if !family && self.other.is_none() {
-                    self.other = owned(stamp);
                 }
             }
         }
@@ -573,7 +605,15 @@ impl Found {
 }
 
 /// Runs the query and sends its rows in batches; stops early when the receiver is gone.
-fn stream_rows(conn: &Connection, rendered: &RenderedQuery, width: usize, tx: &RowSender) -> Result<(), Error> {
+/// With `stamp`, the statement returns one column more, after the `width` exported: it is
+/// handed to `stamp` and not sent.
+fn stream_rows(
+    conn: &Connection,
+    rendered: &RenderedQuery,
+    width: usize,
+    mut stamp: Option<&mut dyn FnMut(ValueRef<'_>)>,
+    tx: &RowSender,
+) -> Result<(), Error> {
     let err = query_err(&rendered.sql);
     let mut stmt = conn.prepare(&rendered.sql).map_err(&err)?;
     let params: Vec<_> = rendered.params.iter().map(to_sql).collect();
@@ -590,6 +630,9 @@ fn stream_rows(conn: &Connection, rendered: &RenderedQuery, width: usize, tx: &R
                 ValueRef::Text(t) => batch.push_text(t),
                 ValueRef::Blob(b) => batch.push_bytes(b),
             }
+        }
+        if let Some(look) = stamp.as_mut() {
+            look(row.get_ref(width).map_err(&err)?);
         }
         if batch.rows() >= BATCH_ROWS || batch.data_len() >= BATCH_BYTES {
             let full = std::mem::replace(&mut batch, pool.batch(width, BATCH_ROWS, BATCH_BYTES));

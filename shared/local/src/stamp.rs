@@ -113,39 +113,39 @@ impl Layout {
         }
     }
 
-    /// A condition on the stamp expression `e` (SQL, and its parameters in order) that the
-    /// stamps of this layout's family meet, cheap enough to test on every row of a pass: the
-    /// storage class, an epoch's magnitude, a date-time's separator and how it ends. A row that
-    /// fails it is looked at exactly (`Layout::of`, `same_family`), so the condition may turn
-    /// away stamps of the family (an epoch of unusual size) but must not let in what SQLite
-    /// would sort into the wrong windows by class, unit or separator.
-    pub fn family_sql(&self, e: &str) -> (String, Vec<Watermark>) {
-        let text = format!("typeof({e}) = 'text'");
-        match self {
-            Layout::Date => (format!("{text} AND length({e}) = 10"), vec![]),
-            Layout::DateTime { sep, suffix, .. } => {
-                let (end, params) = match suffix {
-                    Suffix::None => (format!("substr({e}, -1) BETWEEN '0' AND '9'"), vec![]),
-                    Suffix::Zulu => (format!("substr({e}, -1) = 'Z'"), vec![]),
-                    Suffix::Offset { text, .. } => {
-                        (format!("substr({e}, -{}) = ?", text.chars().count()), vec![Watermark::Text(text.clone())])
-                    }
-                };
-                let mut all = vec![Watermark::Text(sep.to_string())];
-                all.extend(params);
-                (format!("{text} AND substr({e}, 11, 1) = ? AND {end}"), all)
+    /// A quick test that `v` is of this layout's family, for each stamp a read returns: a few
+    /// byte or range tests. `false` does not mean another family: `Layout::of` and
+    /// `same_family` decide then.
+    pub fn looks_like(&self, v: ValueRef<'_>) -> bool {
+        match (self, v) {
+            (Layout::Date, ValueRef::Text(t)) => t.len() == 10 && t[4] == b'-',
+            (Layout::DateTime { sep, seconds, suffix, .. }, ValueRef::Text(t)) => {
+                if t.len() < 16 || t[4] != b'-' || t[10] != *sep as u8 || (t.get(16) == Some(&b':')) != *seconds {
+                    return false;
+                }
+                // Past the time (and its fraction) must come exactly the suffix.
+                let mut at = if *seconds { 19 } else { 16 };
+                if *seconds && t.get(19) == Some(&b'.') {
+                    at = 20 + t[20..].iter().take_while(|b| b.is_ascii_digit()).count();
+                }
+                let rest = t.get(at..);
+                match suffix {
+                    Suffix::None => rest == Some(b""),
+                    Suffix::Zulu => rest == Some(b"Z"),
+                    Suffix::Offset { text, .. } => rest == Some(text.as_bytes()),
+                }
             }
-            Layout::EpochText { .. } => (text, vec![]),
-            Layout::EpochInt(EpochUnit::Seconds) | Layout::EpochReal => {
-                (format!("typeof({e}) IN ('integer', 'real') AND {e} >= 10000000 AND {e} < 100000000000"), vec![])
+            (Layout::EpochText { unit, .. }, ValueRef::Text(t)) => {
+                let whole = t.iter().position(|b| *b == b'.').unwrap_or(t.len());
+                whole > 0 && t[..whole].iter().all(u8::is_ascii_digit) && EpochUnit::of_digits(whole) == *unit
             }
-            Layout::EpochInt(EpochUnit::Millis) => {
-                (format!("typeof({e}) = 'integer' AND {e} >= 100000000000 AND {e} < 100000000000000"), vec![])
+            (Layout::EpochInt(unit), ValueRef::Integer(i)) => EpochUnit::of_magnitude(i.unsigned_abs()) == *unit,
+            (Layout::EpochReal, ValueRef::Integer(i)) => {
+                EpochUnit::of_magnitude(i.unsigned_abs()) == EpochUnit::Seconds
             }
-            Layout::EpochInt(EpochUnit::Micros) => {
-                (format!("typeof({e}) = 'integer' AND {e} >= 100000000000000"), vec![])
-            }
-            Layout::JulianDay => (format!("typeof({e}) = 'real' AND {e} > -10000000 AND {e} < 10000000"), vec![]),
+            (Layout::EpochInt(EpochUnit::Seconds) | Layout::EpochReal, ValueRef::Real(f)) => f.abs() >= 1e7,
+            (Layout::JulianDay, ValueRef::Real(f)) => f.abs() < 1e7,
+            _ => false,
         }
     }
 
@@ -410,6 +410,50 @@ mod tests {
 
     fn text(s: &str) -> Layout {
         Layout::of(ValueRef::Text(s.as_bytes())).unwrap()
+    }
+
+    /// The quick test never lets in a stamp of another family (nor one `Layout::of` refuses),
+    /// and knows the usual members of each.
+    #[test]
+    fn looks_like_admits_only_the_family() {
+        let texts = [
+            "2026-01-01",
+            "2026-01-01 10:00",
+            "2026-01-01 10:00:05",
+            "2026-01-01 10:00:05.5",
+            "2026-01-01T10:00:05Z",
+            "2026-01-01T10:00:05.123Z",
+            "2026-01-01T10:00:05+02:00",
+            "2026-01-01 10:00:05-0500",
+            "1767261600",
+            "1767261600123",
+            "1767261600.25",
+            "01/02/2026 10:00",
+            "N/A",
+            "",
+            "2026-01-01 10:00:05 ",
+        ];
+        let mut values: Vec<rusqlite::types::Value> =
+            texts.iter().map(|t| rusqlite::types::Value::Text(t.to_string())).collect();
+        for i in [5, 20_260_101, 1_767_261_600, 1_767_261_600_123, 1_767_261_600_123_456, -1_767_261_600] {
+            values.push(rusqlite::types::Value::Integer(i));
+        }
+        for f in [2_461_041.9, 1_767_261_600.25, 1_767_261_600_123.0, 0.5] {
+            values.push(rusqlite::types::Value::Real(f));
+        }
+        values.push(rusqlite::types::Value::Blob(b"2026-01-01".to_vec()));
+        let layouts: Vec<Layout> = values.iter().filter_map(|v| Layout::of(ValueRef::from(v)).ok()).collect();
+        for layout in &layouts {
+            let mut admitted = 0;
+            for v in &values {
+                let v = ValueRef::from(v);
+                if layout.looks_like(v) {
+                    admitted += 1;
+                    assert!(Layout::of(v).is_ok_and(|l| l.same_family(layout)), "{layout:?} let in {v:?}");
+                }
+            }
+            assert!(admitted > 0, "{layout:?} knows none of its own");
+        }
     }
 
     fn bound_of(sample: &str) -> Watermark {

@@ -321,9 +321,9 @@ async fn a_stamp_sluice_cannot_read_as_time_is_refused() {
 }
 
 /// A stamp of another layout written after a run, below its cursor and between the table's
-/// ends, is in no window the next runs read. Without an index on the stamp a run passes over
-/// every row once anyway, and looks at every stamp's class, unit and separator as it does: the
-/// next run refuses, naming both layouts, where the ends alone would not show it.
+/// ends, is in no window the next runs read. Without an index on the stamp the ends would be a
+/// pass of their own; the stamp written last is looked at instead (a seek by rowid), and it
+/// shows this one: the next run refuses, naming both layouts, where the ends would not.
 #[tokio::test]
 async fn a_stamp_of_another_layout_between_the_ends_is_refused_by_the_next_run() {
     let dir = tempfile::tempdir().unwrap();
