@@ -90,7 +90,8 @@ fn indexed(conn: &Connection, t: &str, e: &str) -> Result<bool, Error> {
         .query_map([], |r| r.get::<_, String>(3))
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(query_err(&probe))?;
-    Ok(details.iter().any(|d| d.contains("INDEX")))
+    // A seek (`SEARCH … USING … INDEX`); a scan of some covering index is still a pass.
+    Ok(details.iter().any(|d| d.contains("SEARCH") && d.contains("INDEX")))
 }
 
 /// One non-NULL stamp, to recognise the column's layout by: the first the table yields.
@@ -102,6 +103,25 @@ fn sample(conn: &Connection, t: &str, e: &str) -> Result<Option<Value>, Error> {
             e => Err(e),
         })
         .map_err(query_err(&q))
+}
+
+/// Whether the table's (or view's) SQL names a collation anywhere: then `MAX` may not order
+/// as the bytes do. Erring towards yes costs passes, never a wrong bound.
+fn declares_collation(conn: &Connection, table: &TableName) -> Result<bool, Error> {
+    let (schema, name) = match table.parts.as_slice() {
+        [schema, name] => (schema.as_str(), name.as_str()),
+        [name] => ("main", name.as_str()),
+        _ => return Ok(true),
+    };
+    let q = format!("SELECT sql FROM {}.sqlite_master WHERE name = ?1 COLLATE NOCASE", sql::quote_ident(schema));
+    let text: Option<String> = conn
+        .query_row(&q, [name], |r| r.get(0))
+        .or_else(|e| match e {
+            rusqlite::Error::QueryReturnedNoRows => Ok(None),
+            e => Err(e),
+        })
+        .map_err(query_err(&q))?;
+    Ok(text.is_none_or(|sql| sql.to_ascii_uppercase().contains("COLLATE")))
 }
 
 /// The stamp of the row written last (the largest rowid with one): a seek from the end of the
@@ -220,7 +240,11 @@ impl Source for SqliteSource {
                 // pass (`read_counting`).
                 let (min, max) = match indexed(&conn, &t, &e)? {
                     true => extremes(&conn, &t, &e)?,
-                    false => (None, newest_written(&conn, &t, &e)),
+                    false => match newest_written(&conn, &t, &e) {
+                        Some(newest) => (None, Some(newest)),
+                        // A view or a table without rowids: the ends, though they cost a pass.
+                        None => extremes(&conn, &t, &e)?,
+                    },
                 };
                 let mut layout = layout;
                 for other in [&min, &max].into_iter().flatten() {
@@ -263,7 +287,9 @@ impl Source for SqliteSource {
                     }
                     _ => Ok(()),
                 };
-                if indexed(&conn, &t, &e)? {
+                // The aggregate compares as the BINARY collation does; a column declared with
+                // another is left to SQL's own `MAX`, whatever it costs.
+                if indexed(&conn, &t, &e)? || declares_collation(&conn, table)? {
                     let (min, max) = extremes(&conn, &t, &e)?;
                     check(min, max)?;
                     let q = sql::tie_safe_max(&t, expr);
@@ -333,13 +359,25 @@ impl Source for SqliteSource {
     /// Where an index leads with the stamp, the checks are counted from it first (cheap), then
     /// the window is read. Where none does, each count would be a pass over the table of its
     /// own: the read's one statement counts them instead, as it steps through the table.
+    fn counts_in_read(&self) -> bool {
+        true
+    }
+
     async fn read_counting(&self, query: &Query, checks: &WindowChecks) -> Result<(RowStream, Tally), BoxError> {
         let t = table_sql(&query.table)?;
         let conn = self.open()?;
         let e = sql::watermark_expr(&checks.expr);
+        let one_pass =
+            matches!(&query.filter, Filter::Window { expr, .. } if expr == &checks.expr) && !indexed(&conn, &t, &e)?;
+        // The layout `upper_bound` learnt from a sample (the column has one, or it would have
+        // refused); with `"max"` the stamps need be no time at all.
+        let layout = match (one_pass, checks.times) {
+            (true, true) => sample(&conn, &t, &e)?.and_then(|v| Layout::of(ValueRef::from(&v)).ok().map(|l| (l, v))),
+            _ => None,
+        };
         let pass = match &query.filter {
-            Filter::Window { expr, low, high } if expr == &checks.expr && !indexed(&conn, &t, &e)? => {
-                OnePass::new(query, checks, &t, &e, low.as_ref(), high)
+            Filter::Window { low, high, .. } if one_pass => {
+                OnePass::new(query, checks, &t, &e, low.as_ref(), high, layout.as_ref().map(|(l, _)| l.floor()))
             }
             _ => None,
         };
@@ -347,12 +385,6 @@ impl Source for SqliteSource {
             let counted = count_checks(self, checks).await?;
             let stream = self.read(query).await?;
             return Ok((stream, Arc::new(std::sync::OnceLock::from(counted))));
-        };
-        // The layout `upper_bound` learnt from a sample (the column has one, or it would have
-        // refused); with `"max"` the stamps need be no time at all.
-        let layout = match checks.times {
-            true => sample(&conn, &t, &e)?.and_then(|v| Layout::of(ValueRef::from(&v)).ok().map(|l| (l, v))),
-            false => None,
         };
         let found = Arc::new(std::sync::Mutex::new(Found::default()));
         let seen = found.clone();
@@ -381,16 +413,26 @@ impl Source for SqliteSource {
             // looked at on this thread as it passes (a few byte tests, `Layout::of` only when
             // those fail).
             let mut other: Option<Value> = None;
+            let mut implausible: Option<(Value, DateTime<Utc>)> = None;
             let mut look = |stamp: ValueRef<'_>| {
-                if let (Some((layout, _)), None) = (&layout, &other) {
-                    if !layout.looks_like(stamp) && Layout::of(stamp).map_or(true, |l| !l.same_family(layout)) {
-                        other = owned(stamp);
+                let Some((layout, _)) = &layout else { return };
+                if other.is_none()
+                    && !layout.looks_like(stamp)
+                    && Layout::of(stamp).map_or(true, |l| !l.same_family(layout))
+                {
+                    other = owned(stamp);
+                }
+                // Of a guessed unit (epochs), each stamp must be a time that can be.
+                if let (None, Some(at)) = (&implausible, layout.instant(stamp)) {
+                    if at < stamp::EARLIEST || at > clock + ChronoDuration::days(1) {
+                        implausible = owned(stamp).map(|v| (v, at));
                     }
                 }
             };
             let result = stream_rows(&conn, &pass.rendered, width, Some(&mut look), &tx).and_then(|()| {
                 let mut found = std::mem::take(&mut *found.lock().unwrap_or_else(|p| p.into_inner()));
                 found.other = found.other.take().or(other);
+                found.implausible = found.implausible.take().or(implausible);
                 found.verdict(&table, &e, layout.as_ref().map(|(_, v)| v), pass.counts_previous)
             });
             match result {
@@ -415,15 +457,46 @@ const BELOW_MAX: &str = "sluice_below_max";
 
 struct BelowMax;
 
-/// The largest value seen, and the largest below it.
+/// The largest value seen, and the largest below it, as SQLite holds them (text as its bytes,
+/// whatever their encoding: a stamp that is not UTF-8 still compares as text).
 #[derive(Default)]
 struct TopTwo {
-    max: Option<Value>,
-    below: Option<Value>,
+    max: Option<Key>,
+    below: Option<Key>,
 }
 
-/// SQLite's order of two non-NULL values: numbers, then text, then blobs.
-fn sqlite_cmp(a: ValueRef<'_>, b: &Value) -> std::cmp::Ordering {
+#[derive(Debug, Clone, PartialEq)]
+enum Key {
+    Int(i64),
+    Real(f64),
+    Text(Vec<u8>),
+    Blob(Vec<u8>),
+}
+
+impl Key {
+    fn of(v: ValueRef<'_>) -> Option<Key> {
+        match v {
+            ValueRef::Null => None,
+            ValueRef::Integer(i) => Some(Key::Int(i)),
+            ValueRef::Real(f) => Some(Key::Real(f)),
+            ValueRef::Text(t) => Some(Key::Text(t.to_vec())),
+            ValueRef::Blob(b) => Some(Key::Blob(b.to_vec())),
+        }
+    }
+
+    fn as_ref(&self) -> ValueRef<'_> {
+        match self {
+            Key::Int(i) => ValueRef::Integer(*i),
+            Key::Real(f) => ValueRef::Real(*f),
+            Key::Text(t) => ValueRef::Text(t),
+            Key::Blob(b) => ValueRef::Blob(b),
+        }
+    }
+}
+
+/// SQLite's order of two non-NULL values with the BINARY collation: numbers, then text, then
+/// blobs.
+fn sqlite_cmp(a: ValueRef<'_>, b: ValueRef<'_>) -> std::cmp::Ordering {
     use std::cmp::Ordering;
     let rank = |v: ValueRef<'_>| match v {
         ValueRef::Null => 0,
@@ -431,7 +504,6 @@ fn sqlite_cmp(a: ValueRef<'_>, b: &Value) -> std::cmp::Ordering {
         ValueRef::Text(_) => 2,
         ValueRef::Blob(_) => 3,
     };
-    let b = ValueRef::from(b);
     match (a, b) {
         (ValueRef::Integer(x), ValueRef::Integer(y)) => x.cmp(&y),
         (ValueRef::Real(x), ValueRef::Real(y)) => x.partial_cmp(&y).unwrap_or(Ordering::Equal),
@@ -454,13 +526,13 @@ impl rusqlite::functions::Aggregate<TopTwo, Option<Value>> for BelowMax {
         if v == ValueRef::Null {
             return Ok(());
         }
-        match top.max.as_ref().map(|max| sqlite_cmp(v, max)) {
-            None => top.max = owned(v),
-            Some(Ordering::Greater) => top.below = std::mem::replace(&mut top.max, owned(v)),
+        match top.max.as_ref().map(|max| sqlite_cmp(v, max.as_ref())) {
+            None => top.max = Key::of(v),
+            Some(Ordering::Greater) => top.below = std::mem::replace(&mut top.max, Key::of(v)),
             Some(Ordering::Equal) => {}
             Some(Ordering::Less) => {
-                if top.below.as_ref().is_none_or(|below| sqlite_cmp(v, below) == Ordering::Greater) {
-                    top.below = owned(v);
+                if top.below.as_ref().is_none_or(|below| sqlite_cmp(v, below.as_ref()) == Ordering::Greater) {
+                    top.below = Key::of(v);
                 }
             }
         }
@@ -472,7 +544,12 @@ impl rusqlite::functions::Aggregate<TopTwo, Option<Value>> for BelowMax {
         _: &mut rusqlite::functions::Context<'_>,
         top: Option<TopTwo>,
     ) -> rusqlite::Result<Option<Value>> {
-        Ok(top.and_then(|t| t.below))
+        Ok(top.and_then(|t| t.below).map(|k| match k {
+            Key::Int(i) => Value::Integer(i),
+            Key::Real(f) => Value::Real(f),
+            Key::Text(t) => Value::Text(String::from_utf8_lossy(&t).into_owned()),
+            Key::Blob(b) => Value::Blob(b),
+        }))
     }
 }
 
@@ -482,23 +559,29 @@ const TALLY: &str = "sluice_tally";
 const NULL_STAMP: i64 = 0;
 const PREVIOUS_WINDOW: i64 = 1;
 const ABOVE_BOUND: i64 = 2;
+const BELOW_FAMILY: i64 = 3;
 
 /// The one statement of a window read `(low, high]` that also counts and checks, its
-/// conditions ordered so that a row outside the window costs one comparison, as in the plain
-/// read, and the SQL function is called only for the rows it counts or looks at (it returns 0,
-/// so none of them is returned):
+/// conditions ordered so that a row outside the window costs what it costs the plain read
+/// (one comparison), or one more where the stamps are times (the family's floor), and the SQL
+/// function is called only for the rows it counts or looks at (it returns 0, so none of them
+/// is returned):
 ///
 /// ```sql
 /// SELECT <columns>, <e> FROM <table>
-/// WHERE COALESCE(<e> > <previous low>, sluice_tally(0, NULL))   -- older rows out; NULL stamps counted
-///   AND (<e> > <low> OR sluice_tally(1, NULL))                  -- the previous window's rows counted
-///   AND (<e> <= <high> OR sluice_tally(2, <e>))                 -- rows past the bound looked at
+/// WHERE CASE WHEN <e> > <previous low> THEN 1         -- newer rows go on
+///            WHEN <e> >= <floor> THEN 0               -- older rows out
+///            WHEN <e> IS NULL THEN sluice_tally(0, NULL)  -- NULL stamps counted
+///            ELSE sluice_tally(3, <e>) END            -- below the family: another class or unit
+///   AND (<e> > <low> OR sluice_tally(1, NULL))        -- the previous window's rows counted
+///   AND (<e> <= <high> OR sluice_tally(2, <e>))       -- rows past the bound looked at
 /// ```
 ///
-/// A previous window without a lower end (the table's first) is every older row:
-/// `CASE WHEN <e> > <low> THEN 1 WHEN <e> IS NULL THEN sluice_tally(0, NULL) ELSE
-/// sluice_tally(1, NULL) END`, a call for each of them, on the table's second run only. The
-/// stamp returned after the columns is the window's, for the reader to look at.
+/// Without a previous window the first condition is on `<low>` and the second goes; without a
+/// floor (`upper_bound = "max"`: any ordered values) the first is `COALESCE(<e> > <previous
+/// low>, sluice_tally(0, NULL))`. A previous window without a lower end (the table's first) is
+/// every older row, a call for each of them, on the table's second run only. The stamp
+/// returned after the columns is the window's, for the reader to look at.
 struct OnePass {
     rendered: RenderedQuery,
     counts_previous: bool,
@@ -514,27 +597,40 @@ impl OnePass {
         e: &str,
         low: Option<&Watermark>,
         high: &Watermark,
+        floor: Option<Watermark>,
     ) -> Option<OnePass> {
         let cols = query.columns.iter().map(|c| sql::quote_ident(c)).collect::<Vec<_>>().join(", ");
         let (mut terms, mut params) = (Vec::new(), Vec::new());
         let null = format!("{TALLY}({NULL_STAMP}, NULL)");
         let previous = format!("{TALLY}({PREVIOUS_WINDOW}, NULL)");
+        // Rows at or below `start`, given what to do with those of the family.
+        let mut older = |start: &Watermark, family: &str| match &floor {
+            Some(floor) => {
+                terms.push(format!(
+                    "CASE WHEN {e} > ? THEN 1 WHEN {e} >= ? THEN {family} WHEN {e} IS NULL THEN {null} \
+                     ELSE {TALLY}({BELOW_FAMILY}, {e}) END"
+                ));
+                params.extend([start.clone(), floor.clone()]);
+            }
+            None if family == "0" => {
+                terms.push(format!("COALESCE({e} > ?, {null})"));
+                params.push(start.clone());
+            }
+            None => {
+                terms.push(format!("CASE WHEN {e} > ? THEN 1 WHEN {e} IS NULL THEN {null} ELSE {family} END"));
+                params.push(start.clone());
+            }
+        };
         match (&checks.previous, low) {
             (Some((_, end)), Some(low)) if end != low => return None,
             (Some(_), None) => return None,
             (Some((Some(start), _)), Some(low)) => {
-                terms.push(format!("COALESCE({e} > ?, {null})"));
+                older(start, "0");
                 terms.push(format!("({e} > ? OR {previous})"));
-                params.extend([start.clone(), low.clone()]);
-            }
-            (Some((None, _)), Some(low)) => {
-                terms.push(format!("CASE WHEN {e} > ? THEN 1 WHEN {e} IS NULL THEN {null} ELSE {previous} END"));
                 params.push(low.clone());
             }
-            (None, Some(low)) => {
-                terms.push(format!("COALESCE({e} > ?, {null})"));
-                params.push(low.clone());
-            }
+            (Some((None, _)), Some(low)) => older(low, &previous),
+            (None, Some(low)) => older(low, "0"),
             (None, None) => terms.push(format!("({e} IS NOT NULL OR {null})")),
         }
         terms.push(format!("({e} <= ? OR {TALLY}({ABOVE_BOUND}, {e}))"));
@@ -566,9 +662,10 @@ impl Found {
             NULL_STAMP => self.null_rows += 1,
             PREVIOUS_WINDOW => self.previous_window += 1,
             _ => {
-                // Past the bound: another class or unit sorts there (text above numbers,
-                // milliseconds above seconds), and so does a stamp of a guessed unit that is
-                // wrong; stamps of the family are there only while the lag runs.
+                // Past the bound another class or unit sorts (text above numbers, milliseconds
+                // above seconds), and so does a stamp of a guessed unit that is wrong; stamps of
+                // the family are there only while the lag runs. Below the family's floor
+                // another sorts too (numbers below text, seconds below milliseconds).
                 let Some(layout) = layout else { return };
                 if !Layout::of(stamp).is_ok_and(|l| l.same_family(layout)) {
                     if self.other.is_none() {

@@ -118,15 +118,25 @@ impl Layout {
     /// `same_family` decide then.
     pub fn looks_like(&self, v: ValueRef<'_>) -> bool {
         match (self, v) {
-            (Layout::Date, ValueRef::Text(t)) => t.len() == 10 && t[4] == b'-',
+            // The digits and separators where the layout has them; not the calendar (a
+            // `2026-02-30` is let through: it sorts where its text says, in a window like any).
+            (Layout::Date, ValueRef::Text(t)) => t.len() == 10 && date_shape(t),
             (Layout::DateTime { sep, seconds, suffix, .. }, ValueRef::Text(t)) => {
-                if t.len() < 16 || t[4] != b'-' || t[10] != *sep as u8 || (t.get(16) == Some(&b':')) != *seconds {
+                let time = |at: usize| t.get(at..at + 2).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+                if t.len() < 16 || !date_shape(t) || t[10] != *sep as u8 || !time(11) || t[13] != b':' || !time(14) {
                     return false;
                 }
-                // Past the time (and its fraction) must come exactly the suffix.
+                if (t.get(16) == Some(&b':')) != *seconds || (*seconds && !time(17)) {
+                    return false;
+                }
+                // Past the time (and its fraction of 1 to 9 digits) must come exactly the suffix.
                 let mut at = if *seconds { 19 } else { 16 };
                 if *seconds && t.get(19) == Some(&b'.') {
-                    at = 20 + t[20..].iter().take_while(|b| b.is_ascii_digit()).count();
+                    let digits = t[20..].iter().take_while(|b| b.is_ascii_digit()).count();
+                    if !(1..=9).contains(&digits) {
+                        return false;
+                    }
+                    at = 20 + digits;
                 }
                 let rest = t.get(at..);
                 match suffix {
@@ -137,7 +147,12 @@ impl Layout {
             }
             (Layout::EpochText { unit, .. }, ValueRef::Text(t)) => {
                 let whole = t.iter().position(|b| *b == b'.').unwrap_or(t.len());
-                whole > 0 && t[..whole].iter().all(u8::is_ascii_digit) && EpochUnit::of_digits(whole) == *unit
+                let fraction = t.get(whole + 1..).unwrap_or(b"");
+                whole > 0
+                    && t[..whole].iter().all(u8::is_ascii_digit)
+                    && EpochUnit::of_digits(whole) == *unit
+                    && (whole == t.len()
+                        || ((1..=9).contains(&fraction.len()) && fraction.iter().all(u8::is_ascii_digit)))
             }
             (Layout::EpochInt(unit), ValueRef::Integer(i)) => EpochUnit::of_magnitude(i.unsigned_abs()) == *unit,
             (Layout::EpochReal, ValueRef::Integer(i)) => {
@@ -146,6 +161,19 @@ impl Layout {
             (Layout::EpochInt(EpochUnit::Seconds) | Layout::EpochReal, ValueRef::Real(f)) => f.abs() >= 1e7,
             (Layout::JulianDay, ValueRef::Real(f)) => f.abs() < 1e7,
             _ => false,
+        }
+    }
+
+    /// The smallest value of this layout's family, as SQLite orders values: a stamp below it
+    /// is of another class or unit (an integer among text stamps, seconds among milliseconds,
+    /// a Julian day among epoch seconds), and sorts below every window.
+    pub fn floor(&self) -> Watermark {
+        match self {
+            Layout::Date | Layout::DateTime { .. } | Layout::EpochText { .. } => Watermark::Text(String::new()),
+            Layout::EpochInt(EpochUnit::Seconds) | Layout::EpochReal => Watermark::Int(10_000_000),
+            Layout::EpochInt(EpochUnit::Millis) => Watermark::Int(100_000_000_000),
+            Layout::EpochInt(EpochUnit::Micros) => Watermark::Int(100_000_000_000_000),
+            Layout::JulianDay => Watermark::Int(-10_000_000),
         }
     }
 
@@ -292,6 +320,12 @@ impl Layout {
     }
 }
 
+/// `YYYY-MM-DD` at the start of `t`, by its digits and dashes.
+fn date_shape(t: &[u8]) -> bool {
+    t.len() >= 10
+        && t[..10].iter().enumerate().all(|(i, b)| if i == 4 || i == 7 { *b == b'-' } else { b.is_ascii_digit() })
+}
+
 /// `now` floored to a multiple of `unit` nanoseconds since the epoch.
 fn floor_to(now: DateTime<Utc>, unit: i64) -> DateTime<Utc> {
     let nanos = i128::from(now.timestamp()) * 1_000_000_000 + i128::from(now.timestamp_subsec_nanos());
@@ -412,8 +446,8 @@ mod tests {
         Layout::of(ValueRef::Text(s.as_bytes())).unwrap()
     }
 
-    /// The quick test never lets in a stamp of another family (nor one `Layout::of` refuses),
-    /// and knows the usual members of each.
+    /// The quick test never lets in a stamp of another family (nor one `Layout::of` refuses,
+    /// but for a day the calendar lacks), and knows the usual members of each.
     #[test]
     fn looks_like_admits_only_the_family() {
         let texts = [
@@ -432,6 +466,13 @@ mod tests {
             "N/A",
             "",
             "2026-01-01 10:00:05 ",
+            "0000-00-00 00:00:00",
+            "2026-01-01 10:00:05.",
+            "2026-01-01 10:00:05.1234567890",
+            "1767261600.x",
+            "2026-01-01 1x:00:05",
+            "2026-0x-01",
+            "2026-01-01T10:00:05+02:00Z",
         ];
         let mut values: Vec<rusqlite::types::Value> =
             texts.iter().map(|t| rusqlite::types::Value::Text(t.to_string())).collect();
@@ -449,7 +490,13 @@ mod tests {
                 let v = ValueRef::from(v);
                 if layout.looks_like(v) {
                     admitted += 1;
-                    assert!(Layout::of(v).is_ok_and(|l| l.same_family(layout)), "{layout:?} let in {v:?}");
+                    // A day the calendar lacks has the shape: it sorts as its text says.
+                    let no_such_day = matches!(v, ValueRef::Text(t) if date_shape(t)
+                        && NaiveDate::parse_from_str(std::str::from_utf8(&t[..10]).unwrap(), "%Y-%m-%d").is_err());
+                    assert!(
+                        no_such_day || Layout::of(v).is_ok_and(|l| l.same_family(layout)),
+                        "{layout:?} let in {v:?}"
+                    );
                 }
             }
             assert!(admitted > 0, "{layout:?} knows none of its own");

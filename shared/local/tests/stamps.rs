@@ -350,3 +350,95 @@ async fn a_stamp_of_another_layout_between_the_ends_is_refused_by_the_next_run()
     assert!(error.contains("more than one layout") && error.contains("2026-01-02T12:00:00"), "{error}");
     assert_eq!(history.watermark("events", "events").await.unwrap().unwrap().watermark, cursor);
 }
+
+/// Numbers sort below every text stamp, seconds below every millisecond: such a stamp written
+/// below the cursor, by an insert or an update, and not by the last row written, is in no
+/// window. Every run's pass compares each older stamp with the family's floor as it skips it
+/// (one comparison), and the next run refuses, naming it.
+#[tokio::test]
+async fn a_stamp_below_the_family_is_refused_wherever_it_was_written() {
+    let text = |s: &str| Value::Text(s.into());
+    let cases: Vec<(Vec<Value>, bool, Value)> = vec![
+        (vec![text("2026-01-01 10:00:00"), text("2026-01-02 10:00:00")], false, Value::Integer(1_767_261_600)),
+        (vec![text("2026-01-01 10:00:00"), text("2026-01-02 10:00:00")], true, Value::Integer(1_767_261_600)),
+        (
+            vec![Value::Integer(1_767_261_600_000), Value::Integer(1_767_348_000_000)],
+            false,
+            Value::Integer(1_767_261_600),
+        ),
+    ];
+    for (rows, by_update, foreign) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), "");
+        let db = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
+        db.execute_batch("CREATE TABLE events (id INTEGER PRIMARY KEY, v TEXT, updated_at)").unwrap();
+        for (i, stamp) in rows.iter().enumerate() {
+            db.execute("INSERT INTO events VALUES (?1, 'x', ?2)", rusqlite::params![i as i64 + 1, stamp]).unwrap();
+        }
+        let source = SqliteSource::new(dir.path().join("source.db"));
+        let store = DirectoryStore::new(dir.path().join("out"));
+        let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
+        let events = JsonlEventLog::new(dir.path().join("events.jsonl"));
+        let ports = Ports { source: &source, store: &store, history: &history, events: &events };
+        let runner = Runner::new(ports, &Quiet);
+        let first = runner.run(&config.exports[0], &sluice_testkit::run_options()).await.unwrap();
+        assert!(first.succeeded, "{:?}", first.error);
+        use sluice_core::ports::HistoryStore;
+        let cursor = history.watermark("events", "events").await.unwrap().unwrap().watermark;
+        // The foreign stamp, then a row of the family after it (the row written last).
+        match by_update {
+            true => db.execute("UPDATE events SET updated_at = ?1 WHERE id = 1", [&foreign]).unwrap(),
+            false => db.execute("INSERT INTO events VALUES (10, 'x', ?1)", [&foreign]).unwrap(),
+        };
+        db.execute("INSERT INTO events VALUES (11, 'x', ?1)", [&rows[1]]).unwrap();
+        let second = runner.run(&config.exports[0], &sluice_testkit::run_options()).await.unwrap();
+        let error =
+            second.tables[0].error.clone().unwrap_or_else(|| panic!("{foreign:?} among {rows:?} was not refused"));
+        assert!(error.contains("more than one layout"), "{error}");
+        assert_eq!(history.watermark("events", "events").await.unwrap().unwrap().watermark, cursor);
+    }
+}
+
+/// `upper_bound = "max"` without an index finds the bound in one pass of its own; it must be
+/// the value SQL's `MAX(e) … WHERE e < (SELECT MAX(e) …)` gives, whatever the stamps hold:
+/// ties, numbers of both kinds, text that is not UTF-8, a collation other than the bytes'.
+#[tokio::test]
+async fn the_max_bound_is_the_one_sql_gives() {
+    use sluice_core::ports::{Source, WatermarkExpr};
+    use sluice_core::spec::{TableName, UpperBound};
+    let blob_text = "CAST(x'62e9' AS TEXT)";
+    let cases: Vec<(&str, Vec<&str>)> = vec![
+        ("", vec!["'a'", "'c1'", "'c2'", "'c2'", "'b'"]),
+        ("", vec!["3", "1.5", "2", "3.0", "2.5"]),
+        ("", vec![blob_text, "'a'", "'c1'", "'c2'"]),
+        ("COLLATE NOCASE", vec!["'a'", "'B'", "'b'"]),
+        ("", vec!["7"]),
+        ("", vec!["NULL", "5", "NULL", "9", "9"]),
+    ];
+    for (collation, values) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("source.db");
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch(&format!("CREATE TABLE events (id INTEGER PRIMARY KEY, updated_at {collation})")).unwrap();
+        for v in &values {
+            db.execute_batch(&format!("INSERT INTO events (updated_at) VALUES ({v})")).unwrap();
+        }
+        let sql: Option<rusqlite::types::Value> = db
+            .query_row(
+                "SELECT MAX(updated_at) FROM events WHERE updated_at < (SELECT MAX(updated_at) FROM events)",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        let source = SqliteSource::new(&path);
+        let expr = WatermarkExpr { column: "updated_at".into(), fallback: None };
+        let bound = source.upper_bound(&TableName::parse("events").unwrap(), &expr, UpperBound::Max).await.unwrap();
+        let expected = sql.map(|v| match v {
+            rusqlite::types::Value::Integer(i) => sluice_core::value::Watermark::Int(i),
+            rusqlite::types::Value::Real(f) => sluice_core::value::Watermark::Float(f),
+            rusqlite::types::Value::Text(t) => sluice_core::value::Watermark::Text(t),
+            other => panic!("{other:?}"),
+        });
+        assert_eq!(bound, expected, "{collation} {values:?}");
+    }
+}

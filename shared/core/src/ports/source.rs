@@ -183,6 +183,13 @@ pub trait Source: Send + Sync {
         Ok((stream, std::sync::Arc::new(std::sync::OnceLock::from(counted))))
     }
 
+    /// Whether `read_counting` counts in the read's own pass: then a run whose window is empty
+    /// still reads (a window that holds no row) to count, rather than count by statements of
+    /// their own.
+    fn counts_in_read(&self) -> bool {
+        false
+    }
+
     /// The source's server-side unload, if it has one (a warehouse's own `COPY INTO`); most
     /// sources have none and stream every row through Sluice.
     fn unloader(&self) -> Option<&dyn Unloader> {

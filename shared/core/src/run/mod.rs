@@ -422,15 +422,15 @@ impl<'a> Runner<'a> {
                 let mut parts =
                     PartWriter::new(store, RunFolder::at(&record.prefix), &export.format, plan.columns.clone());
                 // An empty window has nothing to read, but its checks still look at the table:
-                // read a window that holds no row, so a source that counts and checks in a
-                // read's pass does so here too, in one pass.
+                // where the source counts and checks in a read's pass, read a window that holds
+                // no row (from the cursor to a bound at or below it), in one pass.
                 let nothing = match (query, &plan.checks, &plan.window.high) {
-                    (None, Some(checks), Some(high)) => Some(Query {
+                    (None, Some(checks), Some(high)) if self.ports.source.counts_in_read() => Some(Query {
                         table: checks.table.clone(),
                         columns: plan.columns.iter().map(|c| c.name.clone()).collect(),
                         filter: Filter::Window {
                             expr: checks.expr.clone(),
-                            low: Some(high.clone()),
+                            low: Some(plan.window.low.clone().unwrap_or_else(|| high.clone())),
                             high: high.clone(),
                         },
                         order_by: vec![],
