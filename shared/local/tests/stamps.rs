@@ -248,24 +248,56 @@ async fn without_a_lag_writers_that_stamp_at_commit_lose_nothing() {
     every_row_exactly_once(Writers::StampAtCommit).await;
 }
 
-/// A table whose stamps are `rows`, run once at the defaults: the run's error, if it failed.
-async fn run_over(rows: &[Value]) -> (Option<String>, bool) {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), "");
-    let db = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
-    db.execute_batch("CREATE TABLE events (id INTEGER PRIMARY KEY, v TEXT, updated_at)").unwrap();
-    for (i, stamp) in rows.iter().enumerate() {
-        db.execute("INSERT INTO events VALUES (?1, 'x', ?2)", rusqlite::params![i as i64 + 1, stamp]).unwrap();
+/// A table of `events` holding the stamps `rows` (ids from 1), the simplest config over it, and
+/// the embedded parts a run needs; the source reads the machine's clock.
+struct Table {
+    _dir: tempfile::TempDir,
+    config: Config,
+    db: rusqlite::Connection,
+    source: SqliteSource,
+    store: DirectoryStore,
+    history: SqliteHistory,
+    events: JsonlEventLog,
+}
+
+impl Table {
+    fn new(rows: &[Value]) -> Table {
+        let dir = tempfile::tempdir().unwrap();
+        let config = config(dir.path(), "");
+        let db = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
+        db.execute_batch("CREATE TABLE events (id INTEGER PRIMARY KEY, v TEXT, updated_at)").unwrap();
+        for (i, stamp) in rows.iter().enumerate() {
+            db.execute("INSERT INTO events VALUES (?1, 'x', ?2)", rusqlite::params![i as i64 + 1, stamp]).unwrap();
+        }
+        Table {
+            config,
+            db,
+            source: SqliteSource::new(dir.path().join("source.db")),
+            store: DirectoryStore::new(dir.path().join("out")),
+            history: SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap(),
+            events: JsonlEventLog::new(dir.path().join("events.jsonl")),
+            _dir: dir,
+        }
     }
-    let source = SqliteSource::new(dir.path().join("source.db"));
-    let store = DirectoryStore::new(dir.path().join("out"));
-    let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
-    let events = JsonlEventLog::new(dir.path().join("events.jsonl"));
-    let ports = Ports { source: &source, store: &store, history: &history, events: &events };
-    let s = Runner::new(ports, &Quiet).run(&config.exports[0], &sluice_testkit::run_options()).await.unwrap();
-    use sluice_core::ports::HistoryStore;
-    let moved = history.watermark("events", "events").await.unwrap().is_some();
-    (s.tables[0].error.clone(), moved)
+
+    async fn run(&self) -> sluice_core::run::ExportRunSummary {
+        let ports = Ports { source: &self.source, store: &self.store, history: &self.history, events: &self.events };
+        Runner::new(ports, &Quiet).run(&self.config.exports[0], &sluice_testkit::run_options()).await.unwrap()
+    }
+
+    /// The committed watermark.
+    async fn cursor(&self) -> Option<sluice_core::value::Watermark> {
+        use sluice_core::ports::HistoryStore;
+        self.history.watermark("events", "events").await.unwrap().map(|w| w.watermark)
+    }
+}
+
+/// A table whose stamps are `rows`, run once at the defaults: the run's error, if it failed,
+/// and whether the watermark moved.
+async fn run_over(rows: &[Value]) -> (Option<String>, bool) {
+    let table = Table::new(rows);
+    let s = table.run().await;
+    (s.tables[0].error.clone(), table.cursor().await.is_some())
 }
 
 #[tokio::test]
@@ -326,29 +358,17 @@ async fn a_stamp_sluice_cannot_read_as_time_is_refused() {
 /// shows this one: the next run refuses, naming both layouts, where the ends would not.
 #[tokio::test]
 async fn a_stamp_of_another_layout_between_the_ends_is_refused_by_the_next_run() {
-    let dir = tempfile::tempdir().unwrap();
-    let config = config(dir.path(), "");
-    let db = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
-    db.execute_batch("CREATE TABLE events (id INTEGER PRIMARY KEY, v TEXT, updated_at)").unwrap();
-    for (id, at) in [(1, "2026-01-01 10:00:00"), (2, "2026-01-02 10:00:00"), (3, "2026-01-03 10:00:00")] {
-        db.execute("INSERT INTO events VALUES (?1, 'x', ?2)", rusqlite::params![id, at]).unwrap();
-    }
-    let source = SqliteSource::new(dir.path().join("source.db"));
-    let store = DirectoryStore::new(dir.path().join("out"));
-    let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
-    let events = JsonlEventLog::new(dir.path().join("events.jsonl"));
-    let ports = Ports { source: &source, store: &store, history: &history, events: &events };
-    let runner = Runner::new(ports, &Quiet);
-    let first = runner.run(&config.exports[0], &sluice_testkit::run_options()).await.unwrap();
+    let text = |s: &str| Value::Text(s.into());
+    let table = Table::new(&[text("2026-01-01 10:00:00"), text("2026-01-02 10:00:00"), text("2026-01-03 10:00:00")]);
+    let first = table.run().await;
     assert!(first.succeeded, "{:?}", first.error);
-    use sluice_core::ports::HistoryStore;
-    let cursor = history.watermark("events", "events").await.unwrap().unwrap().watermark;
+    let cursor = table.cursor().await;
 
-    db.execute("INSERT INTO events VALUES (4, 'x', '2026-01-02T12:00:00')", []).unwrap();
-    let second = runner.run(&config.exports[0], &sluice_testkit::run_options()).await.unwrap();
+    table.db.execute("INSERT INTO events VALUES (4, 'x', '2026-01-02T12:00:00')", []).unwrap();
+    let second = table.run().await;
     let error = second.tables[0].error.clone().expect("the second layout was not refused");
     assert!(error.contains("more than one layout") && error.contains("2026-01-02T12:00:00"), "{error}");
-    assert_eq!(history.watermark("events", "events").await.unwrap().unwrap().watermark, cursor);
+    assert_eq!(table.cursor().await, cursor);
 }
 
 /// Numbers sort below every text stamp, seconds below every millisecond: such a stamp written
@@ -368,34 +388,21 @@ async fn a_stamp_below_the_family_is_refused_wherever_it_was_written() {
         ),
     ];
     for (rows, by_update, foreign) in cases {
-        let dir = tempfile::tempdir().unwrap();
-        let config = config(dir.path(), "");
-        let db = rusqlite::Connection::open(dir.path().join("source.db")).unwrap();
-        db.execute_batch("CREATE TABLE events (id INTEGER PRIMARY KEY, v TEXT, updated_at)").unwrap();
-        for (i, stamp) in rows.iter().enumerate() {
-            db.execute("INSERT INTO events VALUES (?1, 'x', ?2)", rusqlite::params![i as i64 + 1, stamp]).unwrap();
-        }
-        let source = SqliteSource::new(dir.path().join("source.db"));
-        let store = DirectoryStore::new(dir.path().join("out"));
-        let history = SqliteHistory::open(&dir.path().join("history.db"), "test-host").unwrap();
-        let events = JsonlEventLog::new(dir.path().join("events.jsonl"));
-        let ports = Ports { source: &source, store: &store, history: &history, events: &events };
-        let runner = Runner::new(ports, &Quiet);
-        let first = runner.run(&config.exports[0], &sluice_testkit::run_options()).await.unwrap();
+        let table = Table::new(&rows);
+        let first = table.run().await;
         assert!(first.succeeded, "{:?}", first.error);
-        use sluice_core::ports::HistoryStore;
-        let cursor = history.watermark("events", "events").await.unwrap().unwrap().watermark;
+        let cursor = table.cursor().await;
         // The foreign stamp, then a row of the family after it (the row written last).
         match by_update {
-            true => db.execute("UPDATE events SET updated_at = ?1 WHERE id = 1", [&foreign]).unwrap(),
-            false => db.execute("INSERT INTO events VALUES (10, 'x', ?1)", [&foreign]).unwrap(),
+            true => table.db.execute("UPDATE events SET updated_at = ?1 WHERE id = 1", [&foreign]).unwrap(),
+            false => table.db.execute("INSERT INTO events VALUES (10, 'x', ?1)", [&foreign]).unwrap(),
         };
-        db.execute("INSERT INTO events VALUES (11, 'x', ?1)", [&rows[1]]).unwrap();
-        let second = runner.run(&config.exports[0], &sluice_testkit::run_options()).await.unwrap();
+        table.db.execute("INSERT INTO events VALUES (11, 'x', ?1)", [&rows[1]]).unwrap();
+        let second = table.run().await;
         let error =
             second.tables[0].error.clone().unwrap_or_else(|| panic!("{foreign:?} among {rows:?} was not refused"));
         assert!(error.contains("more than one layout"), "{error}");
-        assert_eq!(history.watermark("events", "events").await.unwrap().unwrap().watermark, cursor);
+        assert_eq!(table.cursor().await, cursor);
     }
 }
 
