@@ -377,7 +377,7 @@ impl Source for SqliteSource {
         };
         let pass = match &query.filter {
             Filter::Window { low, high, .. } if one_pass => {
-                OnePass::new(query, checks, &t, &e, low.as_ref(), high, layout.as_ref().map(|(l, _)| l.floor()))
+                OnePass::new(query, checks, &t, &e, low.as_ref(), high, layout.as_ref().map(|(l, _)| l.floor_sql()))
             }
             _ => None,
         };
@@ -597,7 +597,7 @@ impl OnePass {
         e: &str,
         low: Option<&Watermark>,
         high: &Watermark,
-        floor: Option<Watermark>,
+        floor: Option<&'static str>,
     ) -> Option<OnePass> {
         let cols = query.columns.iter().map(|c| sql::quote_ident(c)).collect::<Vec<_>>().join(", ");
         let (mut terms, mut params) = (Vec::new(), Vec::new());
@@ -607,10 +607,10 @@ impl OnePass {
         let mut older = |start: &Watermark, family: &str| match &floor {
             Some(floor) => {
                 terms.push(format!(
-                    "CASE WHEN {e} > ? THEN 1 WHEN {e} >= ? THEN {family} WHEN {e} IS NULL THEN {null} \
+                    "CASE WHEN {e} > ? THEN 1 WHEN {e} >= {floor} THEN {family} WHEN {e} IS NULL THEN {null} \
                      ELSE {TALLY}({BELOW_FAMILY}, {e}) END"
                 ));
-                params.extend([start.clone(), floor.clone()]);
+                params.push(start.clone());
             }
             None if family == "0" => {
                 terms.push(format!("COALESCE({e} > ?, {null})"));
