@@ -318,7 +318,8 @@ impl<'a> Runner<'a> {
             rows: 0,
             bytes: 0,
             parts: 0,
-            null_rows: plan.null_rows,
+            // Counted with the read (`checked`).
+            null_rows: 0,
             manifest_key: folder.manifest(),
             prefix: folder.prefix().to_string(),
             started_at: Utc::now(),

@@ -34,7 +34,6 @@ impl TableStrategy for Full {
             columns: exported,
             window: Window::default(),
             base_watermark: committed.map(|c| c.stored()),
-            null_rows: 0,
             check: None,
             stamp: None,
             checks: None,

@@ -23,10 +23,6 @@ pub struct TablePlan {
     /// `None` when the window is empty and nothing needs reading.
     #[serde(skip)]
     pub query: Option<Query>,
-    /// Rows whose incremental column (and fallback) is NULL: in no window, reported each run.
-    /// Counted with the window's read (`checks`), so a plan made before it holds 0; `sluice
-    /// plan` counts them itself.
-    pub null_rows: u64,
     /// For the `check` strategy: how rows are compared with the last run's state.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<CheckPlan>,

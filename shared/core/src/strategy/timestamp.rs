@@ -69,7 +69,6 @@ impl TableStrategy for Timestamp {
             window,
             base_watermark: committed.map(|c| c.stored()),
             query,
-            null_rows: 0,
             check: None,
             stamp: Some(expr),
             checks: None,

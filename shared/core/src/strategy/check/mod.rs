@@ -77,7 +77,6 @@ impl TableStrategy for Check {
                 filter: Filter::All,
                 order_by: key.iter().map(|&i| column_names[i].clone()).collect(),
             }),
-            null_rows: 0,
             check: Some(CheckPlan {
                 key_columns: key.iter().map(|&i| column_names[i].clone()).collect(),
                 checked_columns: checked.iter().map(|&i| column_names[i].clone()).collect(),
